@@ -1,0 +1,140 @@
+// Command hello is Ballast's example and test application.
+//
+// It serves HTTP on $PORT (default 8080):
+//
+//	/          "hello from <$POD_NAME or hostname>\n"
+//	/healthz   200 "ok"
+//	/env       the environment, one VAR=value a line
+//	/exit?code=N  exits with code N (after answering)
+//
+// It logs one startup line to stdout and one to stderr, and each request to
+// stdout. Behaviour from the environment:
+//
+//	EXIT_AFTER=<duration>          exit with $EXIT_CODE (default 0) after that long
+//	IGNORE_SIGTERM_FOR=<duration>  on SIGTERM log "got SIGTERM", keep running that long, exit 0
+//	LOG_LINES=<n>                  print n numbered lines ("line 1" ... "line n") at start
+//	WRITE_FILE=<path>=<content>    write a file at start
+//
+// Otherwise SIGTERM (and SIGINT) make it log "got SIGTERM" and exit 0.
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	name := os.Getenv("POD_NAME")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+
+	fmt.Fprintf(os.Stdout, "hello: starting as %s on port %s\n", name, port)
+	fmt.Fprintf(os.Stderr, "hello: stderr startup line (pid %d)\n", os.Getpid())
+
+	if n, err := strconv.Atoi(os.Getenv("LOG_LINES")); err == nil {
+		for i := 1; i <= n; i++ {
+			fmt.Fprintf(os.Stdout, "line %d\n", i)
+		}
+	}
+	if wf := os.Getenv("WRITE_FILE"); wf != "" {
+		path, content, _ := strings.Cut(wf, "=")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			err = os.WriteFile(path, []byte(content), 0o644)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "hello: WRITE_FILE %s: %v\n", path, err)
+			} else {
+				fmt.Fprintf(os.Stdout, "hello: wrote %s\n", path)
+			}
+		} else {
+			fmt.Fprintf(os.Stderr, "hello: WRITE_FILE %s: %v\n", path, err)
+		}
+	}
+
+	exitCode := 0
+	if c, err := strconv.Atoi(os.Getenv("EXIT_CODE")); err == nil {
+		exitCode = c
+	}
+	if d, err := time.ParseDuration(os.Getenv("EXIT_AFTER")); err == nil {
+		time.AfterFunc(d, func() {
+			fmt.Fprintf(os.Stdout, "hello: EXIT_AFTER %s elapsed, exiting %d\n", d, exitCode)
+			os.Exit(exitCode)
+		})
+	}
+
+	ignore, _ := time.ParseDuration(os.Getenv("IGNORE_SIGTERM_FOR"))
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		terminating := false
+		for s := range sigs {
+			if s == syscall.SIGTERM {
+				fmt.Fprintln(os.Stdout, "got SIGTERM")
+			} else {
+				fmt.Fprintln(os.Stdout, "got SIGINT")
+			}
+			if ignore > 0 && s == syscall.SIGTERM {
+				if !terminating {
+					terminating = true
+					time.AfterFunc(ignore, func() {
+						fmt.Fprintf(os.Stdout, "hello: ignored SIGTERM for %s, exiting 0\n", ignore)
+						os.Exit(0)
+					})
+				}
+				continue
+			}
+			os.Exit(0)
+		}
+	}()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, "hello from %s\n", name)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		env := os.Environ()
+		sort.Strings(env)
+		for _, e := range env {
+			fmt.Fprintln(w, e)
+		}
+	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		fmt.Fprintf(w, "exiting %d\n", code)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			fmt.Fprintf(os.Stdout, "hello: /exit requested, exiting %d\n", code)
+			os.Exit(code)
+		}()
+	})
+	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(os.Stdout, "hello: %s %s from %s\n", r.Method, r.URL.RequestURI(), r.RemoteAddr)
+		mux.ServeHTTP(w, r)
+	})
+	if err := http.ListenAndServe(":"+port, logged); err != nil {
+		fmt.Fprintf(os.Stderr, "hello: %v\n", err)
+		os.Exit(1)
+	}
+}

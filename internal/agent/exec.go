@@ -1,0 +1,318 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/ballast-dev/ballast/internal/cri"
+	"github.com/ballast-dev/ballast/internal/engine"
+	"github.com/ballast-dev/ballast/internal/logs"
+)
+
+// job is one pod's plan, handed to a worker.
+type job struct {
+	pod     *podState // only the loop may touch it
+	uid     string
+	desired *corev1.Pod
+	rt      *cri.PodRuntime
+	plan    engine.Plan
+}
+
+// executor carries out plans with CRI calls. It holds no pod state.
+type executor struct {
+	a     *Agent
+	pulls singleflight.Group
+}
+
+func (e *executor) worker(ctx context.Context, jobs <-chan job, done chan<- execResult) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-jobs:
+			r := e.run(ctx, j)
+			select {
+			case done <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func (e *executor) run(ctx context.Context, j job) execResult {
+	a := e.a
+	if j.rt == nil {
+		j.rt = &cri.PodRuntime{UID: j.uid}
+		if j.desired != nil {
+			j.rt.Name, j.rt.Namespace = j.desired.Name, j.desired.Namespace
+		}
+	}
+	log := a.log.With("pod", j.rt.Namespace+"/"+j.rt.Name, "uid", j.uid)
+	if j.desired != nil {
+		log = a.log.With("pod", j.desired.Namespace+"/"+j.desired.Name, "uid", j.uid)
+	}
+	res := execResult{uid: j.uid}
+	var errs []error
+	p := j.plan
+	rs := a.opts.Runtime.RS
+
+	if p.KillPod {
+		if err := e.killPod(ctx, j); err != nil {
+			errs = append(errs, err)
+		} else {
+			log.Info("pod stopped")
+		}
+	}
+	if p.RemovePod && len(errs) == 0 {
+		for _, sb := range j.rt.Sandboxes {
+			if _, err := rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.ID}); err != nil && !cri.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("removing sandbox %s: %w", sb.ID, err))
+			}
+		}
+		for _, c := range j.rt.Containers {
+			if _, err := rs.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.ID}); err != nil && !cri.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID, err))
+			}
+		}
+		if len(errs) == 0 {
+			_ = logs.RemovePodLogs(a.opts.DataDir, j.rt.Namespace, j.rt.Name, j.uid)
+			_ = os.RemoveAll(a.podDir(j.uid))
+		}
+	}
+
+	var sandboxID string
+	var sandboxCfg *runtimeapi.PodSandboxConfig
+	if j.desired != nil && len(errs) == 0 && (p.CreateSandbox || len(p.Start) > 0) {
+		attempt := uint32(0)
+		if sb := j.rt.LatestSandbox(); sb != nil {
+			attempt = sb.Attempt
+			if p.CreateSandbox {
+				attempt++
+			} else {
+				sandboxID = sb.ID
+			}
+		}
+		cfg, err := a.sandboxConfig(j.desired, attempt)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		sandboxCfg = cfg
+		if err == nil && p.CreateSandbox {
+			if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
+				errs = append(errs, err)
+			} else {
+				t0 := time.Now()
+				r, err := rs.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+				if err != nil {
+					errs = append(errs, fmt.Errorf("creating pod sandbox: %s", cri.Message(err)))
+					res.execWaiting = map[string]engine.Waiting{}
+					for _, s := range p.Start {
+						res.execWaiting[s.Name] = engine.Waiting{Reason: "ContainerCreating", Message: "creating the pod sandbox failed: " + cri.Message(err)}
+					}
+				} else {
+					sandboxID = r.PodSandboxId
+					log.Info("pod sandbox started", "sandbox", short(sandboxID), "took", time.Since(t0).Round(time.Millisecond))
+				}
+			}
+		}
+	}
+	if sandboxID != "" && len(errs) == 0 {
+		for _, s := range p.Start {
+			ctr := container(j.desired, s.Name)
+			if ctr == nil {
+				continue
+			}
+			ref, pf, err := e.ensureImage(ctx, ctr, sandboxCfg)
+			if pf != nil {
+				if res.pulls == nil {
+					res.pulls = map[string]*engine.PullFailure{}
+				}
+				res.pulls[ctr.Image] = pf
+				continue
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.pullsOK = append(res.pullsOK, ctr.Image)
+			if w, err := e.startContainer(ctx, j.desired, ctr, s, ref, sandboxID, sandboxCfg); err != nil {
+				if res.execWaiting == nil {
+					res.execWaiting = map[string]engine.Waiting{}
+				}
+				res.execWaiting[ctr.Name] = w
+				errs = append(errs, err)
+			} else {
+				log.Info("container started", "container", ctr.Name, "restartCount", s.RestartCount)
+			}
+		}
+	}
+	if p.StopSandbox {
+		for _, sb := range j.rt.Sandboxes {
+			if sb.Ready {
+				if _, err := rs.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.ID}); err != nil && !cri.IsNotFound(err) {
+					errs = append(errs, fmt.Errorf("stopping sandbox of finished pod: %w", err))
+				} else {
+					log.Info("pod finished; sandbox stopped")
+				}
+			}
+		}
+	}
+	for _, id := range p.RemoveContainers {
+		if _, err := rs.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil && !cri.IsNotFound(err) {
+			log.Warn("removing old container", "container", short(id), "err", err)
+		}
+		a.obs.Forget(id)
+	}
+	for _, id := range p.RemoveSandboxes {
+		if _, err := rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil && !cri.IsNotFound(err) {
+			log.Warn("removing old sandbox", "sandbox", short(id), "err", err)
+		}
+	}
+
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pods, err := a.obs.List(lctx, j.uid)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		res.rt = pods[j.uid]
+		if res.rt == nil {
+			res.rt = &cri.PodRuntime{UID: j.uid, Name: j.rt.Name, Namespace: j.rt.Namespace}
+			if j.desired != nil {
+				res.rt.Name, res.rt.Namespace = j.desired.Name, j.desired.Namespace
+			}
+		}
+	}
+	res.err = errors.Join(errs...)
+	return res
+}
+
+// killPod stops every running container, each with the pod's grace period, at
+// once, then the sandboxes.
+func (e *executor) killPod(ctx context.Context, j job) error {
+	rs := e.a.opts.Runtime.RS
+	grace := int64(30)
+	pod := j.desired
+	if pod == nil {
+		pod = j.rt.Pod()
+	}
+	if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, c := range j.rt.Containers {
+		if c.State != cri.StateRunning {
+			continue
+		}
+		wg.Add(1)
+		go func(c cri.Container) {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+30*time.Second)
+			defer cancel()
+			if _, err := rs.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: c.ID, Timeout: grace}); err != nil && !cri.IsNotFound(err) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("stopping container %s (%s): %w", c.Name, short(c.ID), err))
+				mu.Unlock()
+			}
+		}(c)
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, sb := range j.rt.Sandboxes {
+		if !sb.Ready {
+			continue
+		}
+		if _, err := rs.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.ID}); err != nil && !cri.IsNotFound(err) {
+			return fmt.Errorf("stopping sandbox %s: %w", short(sb.ID), err)
+		}
+	}
+	return nil
+}
+
+// ensureImage makes the container's image present as its pull policy says. A
+// pull failure comes back as a PullFailure (for back-off), other errors as err.
+func (e *executor) ensureImage(ctx context.Context, ctr *corev1.Container, sb *runtimeapi.PodSandboxConfig) (string, *engine.PullFailure, error) {
+	is := e.a.opts.Runtime.IS
+	now := e.a.opts.Now()
+	st, err := is.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ctr.Image}})
+	if err != nil {
+		return "", nil, fmt.Errorf("image %q status: %w", ctr.Image, err)
+	}
+	present := st.Image != nil
+	switch ctr.ImagePullPolicy {
+	case corev1.PullNever:
+		if !present {
+			return "", &engine.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImageNeverPull",
+				Err: fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image)}, nil
+		}
+		return st.Image.Id, nil, nil
+	case corev1.PullIfNotPresent:
+		if present {
+			return st.Image.Id, nil, nil
+		}
+	}
+	v, err, _ := e.pulls.Do(ctr.Image, func() (any, error) {
+		e.a.log.Info("pulling image", "image", ctr.Image)
+		t0 := time.Now()
+		r, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ctr.Image}, SandboxConfig: sb})
+		if err != nil {
+			return "", err
+		}
+		e.a.log.Info("image pulled", "image", ctr.Image, "ref", r.ImageRef, "took", time.Since(t0).Round(time.Millisecond))
+		return r.ImageRef, nil
+	})
+	if err != nil {
+		if cri.IsUnavailable(err) {
+			return "", nil, fmt.Errorf("pulling image %q: %w", ctr.Image, err)
+		}
+		return "", &engine.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImagePull",
+			Err: fmt.Sprintf("failed to pull image %q: %s", ctr.Image, cri.Message(err))}, nil
+	}
+	return v.(string), nil, nil
+}
+
+func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig) (engine.Waiting, error) {
+	rs := e.a.opts.Runtime.RS
+	cfg, err := e.a.containerConfig(pod, ctr, s, imageRef)
+	if err != nil {
+		return engine.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
+	}
+	cr, err := rs.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbCfg})
+	if err != nil {
+		return engine.Waiting{Reason: "CreateContainerError", Message: cri.Message(err)}, fmt.Errorf("creating container %q: %s", ctr.Name, cri.Message(err))
+	}
+	if _, err := rs.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+		return engine.Waiting{Reason: "RunContainerError", Message: cri.Message(err)}, fmt.Errorf("starting container %q: %s", ctr.Name, cri.Message(err))
+	}
+	return engine.Waiting{}, nil
+}
+
+func container(pod *corev1.Pod, name string) *corev1.Container {
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ballast-dev/ballast/internal/source"
+)
+
+// View is an immutable picture of what the agent runs, published after every
+// change for readers on other goroutines (the local API).
+type View struct {
+	Pods     []corev1.Pod
+	Problems []source.Problem
+	// Logs maps namespace/pod/container to its log files.
+	Logs map[string]LogRef
+}
+
+// LogRef locates a container's current and previous log files.
+type LogRef struct {
+	Current, Previous string
+	CurrentID         string
+	Running           bool
+}
+
+// View returns the latest published view.
+func (a *Agent) View() *View { return a.view.Load() }
+
+// Pods returns the pods the agent runs, with status.
+func (a *Agent) Pods() []corev1.Pod { return a.View().Pods }
+
+// LogFile finds the log file of a container, for the local API.
+func (a *Agent) LogFile(namespace, pod, container string, previous bool) (string, func() bool, error) {
+	v := a.View()
+	var found *corev1.Pod
+	for i := range v.Pods {
+		if v.Pods[i].Namespace == namespace && v.Pods[i].Name == pod {
+			found = &v.Pods[i]
+		}
+	}
+	if found == nil {
+		return "", nil, fmt.Errorf("pod %s/%s not found on this node", namespace, pod)
+	}
+	if container == "" {
+		if len(found.Spec.Containers) != 1 {
+			var names []string
+			for _, c := range found.Spec.Containers {
+				names = append(names, c.Name)
+			}
+			return "", nil, fmt.Errorf("pod %s/%s has several containers: choose one of [%s]", namespace, pod, strings.Join(names, " "))
+		}
+		container = found.Spec.Containers[0].Name
+	}
+	ref, ok := v.Logs[namespace+"/"+pod+"/"+container]
+	if !ok {
+		var names []string
+		for k := range v.Logs {
+			if strings.HasPrefix(k, namespace+"/"+pod+"/") {
+				names = append(names, strings.TrimPrefix(k, namespace+"/"+pod+"/"))
+			}
+		}
+		sort.Strings(names)
+		return "", nil, fmt.Errorf("container %q is not in pod %s/%s: choose one of [%s]", container, namespace, pod, strings.Join(names, " "))
+	}
+	if previous {
+		if ref.Previous == "" {
+			return "", nil, fmt.Errorf("previous terminated container %q in pod %s/%s not found", container, namespace, pod)
+		}
+		return ref.Previous, func() bool { return false }, nil
+	}
+	if ref.Current == "" {
+		return "", nil, fmt.Errorf("container %q in pod %s/%s has not started yet", container, namespace, pod)
+	}
+	id := ref.CurrentID
+	running := func() bool {
+		cur := a.View().Logs[namespace+"/"+pod+"/"+container]
+		return cur.CurrentID == id && cur.Running
+	}
+	return ref.Current, running, nil
+}

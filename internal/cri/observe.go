@@ -1,0 +1,249 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Sandbox is what the runtime reports of one pod sandbox.
+type Sandbox struct {
+	ID        string
+	Attempt   uint32
+	Ready     bool
+	CreatedAt time.Time
+	IP        string
+	// Pod is the desired pod this sandbox was created for, from its annotation.
+	Pod *corev1.Pod
+}
+
+// ContainerState is the runtime state of one container.
+type ContainerState int
+
+const (
+	StateUnknown ContainerState = iota
+	StateCreated
+	StateRunning
+	StateExited
+)
+
+func (s ContainerState) String() string {
+	return [...]string{"unknown", "created", "running", "exited"}[s]
+}
+
+// Container is what the runtime reports of one container instance.
+type Container struct {
+	ID           string
+	SandboxID    string
+	Name         string
+	State        ContainerState
+	CreatedAt    time.Time
+	StartedAt    time.Time
+	FinishedAt   time.Time
+	ExitCode     int32
+	Reason       string
+	Message      string
+	Image        string
+	ImageRef     string
+	LogPath      string
+	RestartCount int
+	// Backoff and BackoffSince are the crash back-off entry in force when this
+	// instance was created (see engine.Backoff).
+	Backoff      time.Duration
+	BackoffSince time.Time
+}
+
+// PodRuntime is everything the runtime holds for one pod UID.
+type PodRuntime struct {
+	UID       string
+	Name      string
+	Namespace string
+	Sandboxes []Sandbox   // newest first
+	Containers []Container // newest first
+}
+
+// LatestSandbox returns the newest sandbox, or nil.
+func (p *PodRuntime) LatestSandbox() *Sandbox {
+	if p == nil || len(p.Sandboxes) == 0 {
+		return nil
+	}
+	return &p.Sandboxes[0]
+}
+
+// ContainersNamed returns the instances of one container, newest first.
+func (p *PodRuntime) ContainersNamed(name string) []Container {
+	if p == nil {
+		return nil
+	}
+	var out []Container
+	for _, c := range p.Containers {
+		if c.Name == name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Pod returns the desired pod recorded on the newest sandbox that has one.
+func (p *PodRuntime) Pod() *corev1.Pod {
+	if p == nil {
+		return nil
+	}
+	for _, s := range p.Sandboxes {
+		if s.Pod != nil {
+			return s.Pod
+		}
+	}
+	return nil
+}
+
+// Observer reads the runtime's state of the pods of one node. It keeps the
+// status of exited containers it has seen, so a relist asks the runtime only
+// about containers that are new or changed.
+type Observer struct {
+	rt   *Runtime
+	node string
+	// exited caches the final status of exited containers by ID.
+	exited map[string]Container
+}
+
+// NewObserver returns an observer of node's pods on rt.
+func NewObserver(rt *Runtime, node string) *Observer {
+	return &Observer{rt: rt, node: node, exited: map[string]Container{}}
+}
+
+// List returns every pod of the node, by UID. With uid set, only that pod.
+func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime, error) {
+	sel := map[string]string{LabelNode: o.node}
+	if uid != "" {
+		sel[LabelPodUID] = uid
+	}
+	sbs, err := o.rt.RS.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	if err != nil {
+		return nil, fmt.Errorf("listing pod sandboxes: %w", err)
+	}
+	cs, err := o.rt.RS.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	pods := map[string]*PodRuntime{}
+	get := func(uid, name, ns string) *PodRuntime {
+		p := pods[uid]
+		if p == nil {
+			p = &PodRuntime{UID: uid, Name: name, Namespace: ns}
+			pods[uid] = p
+		}
+		return p
+	}
+	for _, s := range sbs.Items {
+		md := s.GetMetadata()
+		p := get(md.GetUid(), md.GetName(), md.GetNamespace())
+		sb := Sandbox{ID: s.Id, Attempt: md.GetAttempt(), Ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: time.Unix(0, s.CreatedAt)}
+		if raw := s.Annotations[AnnotationPod]; raw != "" {
+			var pod corev1.Pod
+			if json.Unmarshal([]byte(raw), &pod) == nil {
+				sb.Pod = &pod
+			}
+		}
+		if sb.Ready {
+			st, err := o.rt.RS.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.Id})
+			if err == nil && st.Status.GetNetwork() != nil {
+				sb.IP = st.Status.Network.Ip
+			}
+		}
+		p.Sandboxes = append(p.Sandboxes, sb)
+	}
+	seen := map[string]bool{}
+	for _, c := range cs.Containers {
+		seen[c.Id] = true
+		uid := c.Labels[LabelPodUID]
+		p := get(uid, c.Labels[LabelPodName], c.Labels[LabelPodNamespace])
+		if cached, ok := o.exited[c.Id]; ok {
+			p.Containers = append(p.Containers, cached)
+			continue
+		}
+		ctr, err := o.status(ctx, c.Id)
+		if err != nil {
+			if IsNotFound(err) {
+				continue // removed between list and status
+			}
+			return nil, err
+		}
+		ctr.SandboxID = c.PodSandboxId
+		if ctr.State == StateExited {
+			o.exited[c.Id] = ctr
+		}
+		p.Containers = append(p.Containers, ctr)
+	}
+	if uid == "" {
+		for id := range o.exited {
+			if !seen[id] {
+				delete(o.exited, id)
+			}
+		}
+	}
+	for _, p := range pods {
+		sort.Slice(p.Sandboxes, func(i, j int) bool { return p.Sandboxes[i].CreatedAt.After(p.Sandboxes[j].CreatedAt) })
+		sort.Slice(p.Containers, func(i, j int) bool {
+			a, b := p.Containers[i], p.Containers[j]
+			if a.RestartCount != b.RestartCount {
+				return a.RestartCount > b.RestartCount
+			}
+			return a.CreatedAt.After(b.CreatedAt)
+		})
+	}
+	return pods, nil
+}
+
+// Forget drops the cached status of a removed container.
+func (o *Observer) Forget(id string) { delete(o.exited, id) }
+
+func (o *Observer) status(ctx context.Context, id string) (Container, error) {
+	r, err := o.rt.RS.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		return Container{}, fmt.Errorf("container %s status: %w", id, err)
+	}
+	s := r.Status
+	c := Container{
+		ID:         s.Id,
+		Name:       s.GetMetadata().GetName(),
+		CreatedAt:  unixNano(s.CreatedAt),
+		StartedAt:  unixNano(s.StartedAt),
+		FinishedAt: unixNano(s.FinishedAt),
+		ExitCode:   s.ExitCode,
+		Reason:     s.Reason,
+		Message:    s.Message,
+		Image:      s.GetImage().GetImage(),
+		ImageRef:   s.ImageRef,
+		LogPath:    s.LogPath,
+	}
+	switch s.State {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		c.State = StateCreated
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		c.State = StateRunning
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		c.State = StateExited
+	}
+	c.RestartCount, _ = strconv.Atoi(s.Annotations[AnnotationRestartCount])
+	if d, err := time.ParseDuration(s.Annotations[AnnotationBackoff]); err == nil {
+		c.Backoff = d
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s.Annotations[AnnotationBackoffSince]); err == nil {
+		c.BackoffSince = t
+	}
+	return c, nil
+}
+
+func unixNano(n int64) time.Time {
+	if n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}

@@ -1,0 +1,286 @@
+// Package engine owns the decision at the heart of the node agent: given one
+// pod's desired spec, what the runtime holds for it and the back-off state of
+// its pulls, which runtime actions must happen next. It does no I/O and reads
+// no clock (time comes in), so every rule of restart policy, crash back-off,
+// image-pull back-off and garbage collection is tested with plain tables.
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ballast-dev/ballast/internal/cri"
+)
+
+// Config holds the back-off parameters. The zero value is not useful: use Defaults.
+type Config struct {
+	// Crash back-off: Initial doubling up to Max; an entry older than 2*Max
+	// (a container that ran that long) starts again from Initial, as the kubelet's.
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	// Image pull back-off, likewise.
+	PullBackoffInitial time.Duration
+	PullBackoffMax     time.Duration
+	// ErrImagePullShown is how long a fresh pull failure shows as ErrImagePull
+	// before the status turns to ImagePullBackOff.
+	ErrImagePullShown time.Duration
+}
+
+// Defaults are the kubelet's values.
+func Defaults() Config {
+	return Config{
+		BackoffInitial:     10 * time.Second,
+		BackoffMax:         5 * time.Minute,
+		PullBackoffInitial: 10 * time.Second,
+		PullBackoffMax:     5 * time.Minute,
+		ErrImagePullShown:  2 * time.Second,
+	}
+}
+
+// PullFailure is the last failed pull of an image and its back-off.
+type PullFailure struct {
+	Image   string
+	Err     string
+	At      time.Time
+	Backoff time.Duration
+	// Reason is ErrImagePull, ErrImageNeverPull or InvalidImageName.
+	Reason string
+}
+
+// NextPullBackoff returns the back-off after another failed pull.
+func (c Config) NextPullBackoff(prev *PullFailure) time.Duration {
+	if prev == nil || prev.Backoff == 0 {
+		return c.PullBackoffInitial
+	}
+	return min(prev.Backoff*2, c.PullBackoffMax)
+}
+
+// Input is everything the decision for one pod depends on.
+type Input struct {
+	// Desired is the pod its file defines; nil when the pod must go.
+	Desired *corev1.Pod
+	// Runtime is what the runtime holds for the pod's UID; nil for nothing.
+	Runtime *cri.PodRuntime
+	// Pulls are the image pull failures still in force, by image.
+	Pulls map[string]*PullFailure
+	Now   time.Time
+}
+
+// Start is one container to pull (as its policy says), create and start.
+type Start struct {
+	Name         string
+	RestartCount int
+	// The crash back-off entry to record on the new instance.
+	Backoff      time.Duration
+	BackoffSince time.Time
+}
+
+// Waiting is why a container is not running now.
+type Waiting struct {
+	Reason  string
+	Message string
+}
+
+// Plan is what must happen to one pod now. The executor does it in this order:
+// kill, remove, create sandbox, start containers, then garbage collection.
+type Plan struct {
+	// KillPod stops every running container (with the pod's grace period) and the sandbox.
+	KillPod bool
+	// RemovePod removes the pod's sandboxes, containers and files: it is no longer desired.
+	RemovePod bool
+	// CreateSandbox makes a new sandbox; every container then starts in it.
+	CreateSandbox bool
+	Start         []Start
+	// StopSandbox stops a sandbox whose pod has finished for good (its phase is terminal).
+	StopSandbox bool
+	// RemoveContainers are exited instances no longer needed for status or logs.
+	RemoveContainers []string
+	// RemoveSandboxes are old sandboxes with nothing left worth keeping.
+	RemoveSandboxes []string
+	// Waiting says why each container that is not running waits.
+	Waiting map[string]Waiting
+	// WakeAt is when the pod must be decided again (a back-off ends); zero for never.
+	WakeAt time.Time
+}
+
+// Empty reports whether the plan asks for no runtime action.
+func (p Plan) Empty() bool {
+	return !p.KillPod && !p.RemovePod && !p.CreateSandbox && len(p.Start) == 0 && !p.StopSandbox &&
+		len(p.RemoveContainers) == 0 && len(p.RemoveSandboxes) == 0
+}
+
+func (p *Plan) wake(t time.Time) {
+	if p.WakeAt.IsZero() || t.Before(p.WakeAt) {
+		p.WakeAt = t
+	}
+}
+
+func (p *Plan) wait(name, reason, msg string) {
+	if p.Waiting == nil {
+		p.Waiting = map[string]Waiting{}
+	}
+	p.Waiting[name] = Waiting{Reason: reason, Message: msg}
+}
+
+// Decide returns the plan for one pod.
+func (c Config) Decide(in Input) Plan {
+	var p Plan
+	rt := in.Runtime
+	if in.Desired == nil {
+		if rt != nil && (len(rt.Sandboxes) > 0 || len(rt.Containers) > 0) {
+			p.KillPod, p.RemovePod = true, true
+		}
+		return p
+	}
+	pod := in.Desired
+	sb := rt.LatestSandbox()
+
+	if Finished(pod, rt) {
+		if sb != nil && sb.Ready {
+			p.StopSandbox = true
+		}
+		c.gc(&p, rt)
+		return p
+	}
+
+	fresh := sb == nil || !sb.Ready
+	if fresh {
+		if anyRunning(rt) || (sb != nil && sb.Ready) {
+			p.KillPod = true
+		}
+		p.CreateSandbox = true
+	}
+	for _, ctr := range pod.Spec.Containers {
+		insts := rt.ContainersNamed(ctr.Name)
+		var latest *cri.Container
+		if len(insts) > 0 {
+			latest = &insts[0]
+		}
+		if !fresh && latest != nil && latest.SandboxID == sb.ID && latest.State == cri.StateRunning {
+			continue
+		}
+		if latest != nil && latest.State == cri.StateRunning && fresh {
+			// Runs in a dead sandbox: killed with the pod, then started again.
+		} else if latest != nil && latest.State == cri.StateExited && !shouldRestart(pod.Spec.RestartPolicy, latest.ExitCode) {
+			continue
+		}
+		s := Start{Name: ctr.Name}
+		if latest != nil {
+			s.RestartCount = latest.RestartCount + 1
+			finished := latest.FinishedAt
+			if finished.IsZero() {
+				finished = latest.CreatedAt
+			}
+			expired := latest.Backoff == 0 || finished.Sub(latest.BackoffSince) > 2*c.BackoffMax
+			if latest.State == cri.StateExited && !expired && in.Now.Sub(finished) < latest.Backoff {
+				p.wait(ctr.Name, "CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+					latest.Backoff, ctr.Name, pod.Name, pod.Namespace, pod.UID))
+				p.wake(finished.Add(latest.Backoff))
+				continue
+			}
+			if latest.State == cri.StateExited {
+				if expired {
+					s.Backoff = c.BackoffInitial
+				} else {
+					s.Backoff = min(latest.Backoff*2, c.BackoffMax)
+				}
+				s.BackoffSince = in.Now
+			} else {
+				s.Backoff, s.BackoffSince = latest.Backoff, latest.BackoffSince
+			}
+		}
+		if f := in.Pulls[ctr.Image]; f != nil && in.Now.Before(f.At.Add(f.Backoff)) {
+			reason := "ImagePullBackOff"
+			msg := fmt.Sprintf("Back-off pulling image %q: %s", ctr.Image, f.Err)
+			if f.Reason != "ErrImagePull" {
+				reason, msg = f.Reason, f.Err
+			} else if in.Now.Before(f.At.Add(c.ErrImagePullShown)) {
+				reason, msg = "ErrImagePull", f.Err
+				p.wake(f.At.Add(c.ErrImagePullShown))
+			}
+			p.wait(ctr.Name, reason, msg)
+			p.wake(f.At.Add(f.Backoff))
+			if p.CreateSandbox && len(p.Start) == 0 {
+				// Keep the sandbox plan: it is cheap and lets the pod get its IP.
+			}
+			continue
+		}
+		p.Start = append(p.Start, s)
+	}
+	if !fresh {
+		c.gc(&p, rt)
+	}
+	return p
+}
+
+// shouldRestart applies the restart policy to an exited container.
+func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	default:
+		return true
+	}
+}
+
+func anyRunning(rt *cri.PodRuntime) bool {
+	if rt == nil {
+		return false
+	}
+	for _, c := range rt.Containers {
+		if c.State == cri.StateRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// Finished reports whether the pod has reached a terminal phase for good: with
+// restartPolicy Never every container has run and exited; with OnFailure every
+// container has exited 0. Pods with restartPolicy Always never finish.
+func Finished(pod *corev1.Pod, rt *cri.PodRuntime) bool {
+	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways || pod.Spec.RestartPolicy == "" {
+		return false
+	}
+	for _, ctr := range pod.Spec.Containers {
+		insts := rt.ContainersNamed(ctr.Name)
+		if len(insts) == 0 || insts[0].State != cri.StateExited {
+			return false
+		}
+		if pod.Spec.RestartPolicy == corev1.RestartPolicyOnFailure && insts[0].ExitCode != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// gc keeps, per container name, the newest instance and the one before it
+// (for lastState and `logs --previous`), and removes older exited ones, and
+// sandboxes that are neither the newest nor hold a kept container.
+func (c Config) gc(p *Plan, rt *cri.PodRuntime) {
+	if rt == nil {
+		return
+	}
+	kept := map[string]int{}
+	keepSandbox := map[string]bool{}
+	if sb := rt.LatestSandbox(); sb != nil {
+		keepSandbox[sb.ID] = true
+	}
+	for _, ctr := range rt.Containers {
+		kept[ctr.Name]++
+		if kept[ctr.Name] <= 2 || ctr.State != cri.StateExited {
+			keepSandbox[ctr.SandboxID] = true
+			continue
+		}
+		p.RemoveContainers = append(p.RemoveContainers, ctr.ID)
+	}
+	for _, sb := range rt.Sandboxes {
+		if !keepSandbox[sb.ID] && !sb.Ready {
+			p.RemoveSandboxes = append(p.RemoveSandboxes, sb.ID)
+		}
+	}
+}

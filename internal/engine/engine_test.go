@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/cri"
+)
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func pod(policy corev1.RestartPolicy, names ...string) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-node1", Namespace: "default", UID: "u1"}}
+	p.Spec.RestartPolicy = policy
+	for _, n := range names {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: n, Image: "img:" + n})
+	}
+	return p
+}
+
+func sandbox(ready bool) cri.Sandbox {
+	return cri.Sandbox{ID: "sb1", Ready: ready, CreatedAt: t0}
+}
+
+func running(name string, restarts int) cri.Container {
+	return cri.Container{ID: name + "-" + string(rune('0'+restarts)), SandboxID: "sb1", Name: name, State: cri.StateRunning, RestartCount: restarts, CreatedAt: t0}
+}
+
+func exited(name string, restarts int, code int32, finished time.Time, backoff time.Duration, since time.Time) cri.Container {
+	c := running(name, restarts)
+	c.State, c.ExitCode, c.FinishedAt, c.Backoff, c.BackoffSince = cri.StateExited, code, finished, backoff, since
+	return c
+}
+
+func rt(sbs []cri.Sandbox, cs ...cri.Container) *cri.PodRuntime {
+	return &cri.PodRuntime{UID: "u1", Name: "web-node1", Namespace: "default", Sandboxes: sbs, Containers: cs}
+}
+
+func TestDecide(t *testing.T) {
+	c := Defaults()
+	ready := []cri.Sandbox{sandbox(true)}
+	tests := []struct {
+		name       string
+		in         Input
+		create     bool
+		kill       bool
+		remove     bool
+		stopSB     bool
+		starts     []Start
+		waiting    map[string]string
+		wake       time.Time
+		removeCtrs int
+	}{
+		{name: "new pod gets a sandbox and all containers", in: Input{Desired: pod("Always", "a", "b"), Now: t0},
+			create: true, starts: []Start{{Name: "a"}, {Name: "b"}}},
+		{name: "running pod needs nothing", in: Input{Desired: pod("Always", "a"), Runtime: rt(ready, running("a", 0)), Now: t0}},
+		{name: "removed pod is killed and removed", in: Input{Runtime: rt(ready, running("a", 0)), Now: t0}, kill: true, remove: true},
+		{name: "removed pod with nothing left needs nothing", in: Input{Runtime: rt(nil), Now: t0}},
+		{name: "first crash restarts at once with initial back-off recorded",
+			in:     Input{Desired: pod("Always", "a"), Runtime: rt(ready, exited("a", 0, 1, t0, 0, time.Time{})), Now: t0.Add(time.Second)},
+			starts: []Start{{Name: "a", RestartCount: 1, Backoff: 10 * time.Second, BackoffSince: t0.Add(time.Second)}}},
+		{name: "second crash waits for the back-off",
+			in:      Input{Desired: pod("Always", "a"), Runtime: rt(ready, exited("a", 1, 1, t0, 10*time.Second, t0.Add(-time.Second))), Now: t0.Add(3 * time.Second)},
+			waiting: map[string]string{"a": "CrashLoopBackOff"}, wake: t0.Add(10 * time.Second)},
+		{name: "after the back-off it restarts with the delay doubled",
+			in:     Input{Desired: pod("Always", "a"), Runtime: rt(ready, exited("a", 1, 1, t0, 10*time.Second, t0.Add(-time.Second))), Now: t0.Add(10 * time.Second)},
+			starts: []Start{{Name: "a", RestartCount: 2, Backoff: 20 * time.Second, BackoffSince: t0.Add(10 * time.Second)}}},
+		{name: "back-off is capped",
+			in:     Input{Desired: pod("Always", "a"), Runtime: rt(ready, exited("a", 9, 1, t0, 5*time.Minute, t0.Add(-time.Second))), Now: t0.Add(5 * time.Minute)},
+			starts: []Start{{Name: "a", RestartCount: 10, Backoff: 5 * time.Minute, BackoffSince: t0.Add(5 * time.Minute)}}},
+		{name: "a container that ran over 10 minutes starts again from the initial back-off",
+			in:     Input{Desired: pod("Always", "a"), Runtime: rt(ready, exited("a", 5, 1, t0, 5*time.Minute, t0.Add(-11*time.Minute))), Now: t0},
+			starts: []Start{{Name: "a", RestartCount: 6, Backoff: 10 * time.Second, BackoffSince: t0}}},
+		{name: "OnFailure does not restart a success", in: Input{Desired: pod("OnFailure", "a", "b"), Runtime: rt(ready, exited("a", 0, 0, t0, 0, time.Time{}), running("b", 0)), Now: t0}},
+		{name: "OnFailure restarts a failure",
+			in:     Input{Desired: pod("OnFailure", "a"), Runtime: rt(ready, exited("a", 0, 2, t0, 0, time.Time{})), Now: t0},
+			starts: []Start{{Name: "a", RestartCount: 1, Backoff: 10 * time.Second, BackoffSince: t0}}},
+		{name: "Never: finished pod stops its sandbox", in: Input{Desired: pod("Never", "a"), Runtime: rt(ready, exited("a", 0, 3, t0, 0, time.Time{})), Now: t0}, stopSB: true},
+		{name: "Never: finished pod with stopped sandbox needs nothing", in: Input{Desired: pod("Never", "a"), Runtime: rt([]cri.Sandbox{sandbox(false)}, exited("a", 0, 3, t0, 0, time.Time{})), Now: t0}},
+		{name: "OnFailure: all succeeded is finished", in: Input{Desired: pod("OnFailure", "a"), Runtime: rt(ready, exited("a", 0, 0, t0, 0, time.Time{})), Now: t0}, stopSB: true},
+		{name: "dead sandbox: kill what runs, new sandbox, restart all",
+			in:     Input{Desired: pod("Always", "a"), Runtime: rt([]cri.Sandbox{sandbox(false)}, running("a", 0)), Now: t0},
+			kill:   true, create: true, starts: []Start{{Name: "a", RestartCount: 1}}},
+		{name: "image pull back-off", in: Input{Desired: pod("Always", "a"), Runtime: rt(ready), Now: t0.Add(5 * time.Second),
+			Pulls: map[string]*PullFailure{"img:a": {Image: "img:a", Err: "not found", At: t0, Backoff: 10 * time.Second, Reason: "ErrImagePull"}}},
+			waiting: map[string]string{"a": "ImagePullBackOff"}, wake: t0.Add(10 * time.Second)},
+		{name: "fresh pull failure shows ErrImagePull", in: Input{Desired: pod("Always", "a"), Runtime: rt(ready), Now: t0.Add(time.Second),
+			Pulls: map[string]*PullFailure{"img:a": {Image: "img:a", Err: "not found", At: t0, Backoff: 10 * time.Second, Reason: "ErrImagePull"}}},
+			waiting: map[string]string{"a": "ErrImagePull"}, wake: t0.Add(2 * time.Second)},
+		{name: "pull back-off over: try again", in: Input{Desired: pod("Always", "a"), Runtime: rt(ready), Now: t0.Add(10 * time.Second),
+			Pulls: map[string]*PullFailure{"img:a": {Image: "img:a", Err: "not found", At: t0, Backoff: 10 * time.Second, Reason: "ErrImagePull"}}},
+			starts: []Start{{Name: "a"}}},
+		{name: "old exited instances are collected, two kept",
+			in: Input{Desired: pod("Always", "a"), Runtime: rt(ready, running("a", 3), exited("a", 2, 1, t0, 0, time.Time{}), exited("a", 1, 1, t0, 0, time.Time{}), exited("a", 0, 1, t0, 0, time.Time{})), Now: t0},
+			removeCtrs: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := c.Decide(tt.in)
+			if p.CreateSandbox != tt.create || p.KillPod != tt.kill || p.RemovePod != tt.remove || p.StopSandbox != tt.stopSB {
+				t.Errorf("create/kill/remove/stopSandbox = %v/%v/%v/%v, want %v/%v/%v/%v", p.CreateSandbox, p.KillPod, p.RemovePod, p.StopSandbox, tt.create, tt.kill, tt.remove, tt.stopSB)
+			}
+			if len(p.Start) != len(tt.starts) {
+				t.Fatalf("starts = %+v, want %+v", p.Start, tt.starts)
+			}
+			for i := range p.Start {
+				if p.Start[i] != tt.starts[i] {
+					t.Errorf("start[%d] = %+v, want %+v", i, p.Start[i], tt.starts[i])
+				}
+			}
+			for name, reason := range tt.waiting {
+				if p.Waiting[name].Reason != reason {
+					t.Errorf("waiting[%s] = %q, want %q", name, p.Waiting[name].Reason, reason)
+				}
+			}
+			if len(p.Waiting) != len(tt.waiting) {
+				t.Errorf("waiting = %v, want %v", p.Waiting, tt.waiting)
+			}
+			if !p.WakeAt.Equal(tt.wake) {
+				t.Errorf("wake = %v, want %v", p.WakeAt, tt.wake)
+			}
+			if len(p.RemoveContainers) != tt.removeCtrs {
+				t.Errorf("removeContainers = %v, want %d", p.RemoveContainers, tt.removeCtrs)
+			}
+		})
+	}
+}
+
+func TestCrashLoopMessageNamesPod(t *testing.T) {
+	p := Defaults().Decide(Input{Desired: pod("Always", "a"), Runtime: rt([]cri.Sandbox{sandbox(true)}, exited("a", 1, 1, t0, 10*time.Second, t0)), Now: t0.Add(time.Second)})
+	want := "back-off 10s restarting failed container=a pod=web-node1_default(u1)"
+	if got := p.Waiting["a"].Message; got != want {
+		t.Errorf("message = %q, want %q", got, want)
+	}
+}

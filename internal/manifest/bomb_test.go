@@ -1,0 +1,35 @@
+package manifest
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAliasBomb(t *testing.T) {
+	data := `a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+`
+	start := time.Now()
+	_, err := Parse("/m/bomb.yaml", []byte(data), node)
+	if err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("got %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+	deep := strings.Repeat("[", 5000) + strings.Repeat("]", 5000)
+	if _, err := Parse("/m/deep.json", []byte(deep), node); err == nil {
+		t.Errorf("deep: no error")
+	}
+	if _, err := Parse("/m/deep.yaml", []byte("a: "+deep), node); err == nil {
+		t.Errorf("deep yaml: no error")
+	}
+}

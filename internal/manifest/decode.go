@@ -1,0 +1,480 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// The generic form of a manifest is what encoding/json would give with
+// numbers kept exact: map[string]any, []any, string, int64, float64, bool.
+// Null values are dropped while decoding (a null field is an unset field).
+// lines maps each field path present in the file to its 1-based line.
+
+const (
+	maxDepth = 64      // deeper nesting is never a valid pod
+	maxNodes = 100_000 // bounds YAML alias expansion ("billion laughs")
+)
+
+var errNoPod = "file holds no pod: it is empty or only comments; write a Pod manifest in it (apiVersion: v1, kind: Pod) or remove the file"
+
+// decode turns the file's content into its generic form. It picks JSON when
+// the content starts with '{' and parses as JSON, YAML otherwise.
+func decode(path string, data []byte, el *errList) (map[string]any, bool) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		el.add("", errNoPod)
+		return nil, false
+	}
+	if trimmed[0] == '{' {
+		jd := &jsonDecoder{data: data, lines: el.lines}
+		v, err := jd.decode()
+		if err == nil {
+			return v, true
+		}
+		if strings.HasSuffix(strings.ToLower(path), ".json") || !isSyntaxError(err) {
+			el.errs = append(el.errs, jd.toError(el.file, err))
+			return nil, false
+		}
+		// Maybe a YAML flow mapping: try YAML below.
+		for k := range el.lines {
+			delete(el.lines, k)
+		}
+	}
+	return decodeYAML(data, el)
+}
+
+// ---- YAML ----
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func decodeYAML(data []byte, el *errList) (map[string]any, bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []*yaml.Node
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			msg := err.Error()
+			line := 0
+			if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+				line, _ = strconv.Atoi(m[1])
+				msg = m[2]
+			} else {
+				msg = strings.TrimPrefix(msg, "yaml: ")
+			}
+			el.errs = append(el.errs, &Error{File: el.file, Line: line, Msg: "invalid YAML: " + msg + "; fix the syntax"})
+			return nil, false
+		}
+		if isEmptyDoc(&n) {
+			continue
+		}
+		docs = append(docs, &n)
+	}
+	if len(docs) == 0 {
+		el.add("", errNoPod)
+		return nil, false
+	}
+	if len(docs) > 1 {
+		el.errs = append(el.errs, &Error{File: el.file, Line: docs[1].Line,
+			Msg: "file holds more than one YAML document; put each pod in a file of its own, or list them in one document of kind: List"})
+		return nil, false
+	}
+	root := docs[0]
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	y := &yamlWalker{el: el}
+	v, ok := y.value(root, "", 0)
+	if !ok {
+		return nil, false
+	}
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		el.errs = append(el.errs, &Error{File: el.file, Line: root.Line, Msg: "the file must hold a mapping (apiVersion: v1, kind: Pod, ...), not " + describe(v)})
+		return nil, false
+	}
+	return m, true
+}
+
+func isEmptyDoc(n *yaml.Node) bool {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return true
+		}
+		c := n.Content[0]
+		return c.Kind == yaml.ScalarNode && c.ShortTag() == "!!null"
+	}
+	return false
+}
+
+type yamlWalker struct {
+	el    *errList
+	nodes int
+}
+
+func (y *yamlWalker) fail(n *yaml.Node, field, msg string) {
+	y.el.errs = append(y.el.errs, &Error{File: y.el.file, Line: n.Line, Field: field, Msg: msg})
+}
+
+func (y *yamlWalker) value(n *yaml.Node, path string, depth int) (any, bool) {
+	y.nodes++
+	if y.nodes > maxNodes {
+		y.fail(n, path, "the document is too large (too many YAML aliases or nodes)")
+		return nil, false
+	}
+	if depth > maxDepth {
+		y.fail(n, path, "nesting too deep")
+		return nil, false
+	}
+	if path != "" {
+		if _, seen := y.el.lines[path]; !seen {
+			y.el.lines[path] = n.Line
+		}
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		if n.Alias == nil {
+			y.fail(n, path, "invalid YAML alias")
+			return nil, false
+		}
+		return y.value(n.Alias, path, depth+1)
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, true
+		}
+		return y.value(n.Content[0], path, depth+1)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for i, c := range n.Content {
+			v, ok := y.value(c, fmt.Sprintf("%s[%d]", path, i), depth+1)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, v)
+		}
+		return out, true
+	case yaml.MappingNode:
+		out := map[string]any{}
+		keyLine := map[string]int{}
+		ok := y.mapping(n, path, depth, out, keyLine, false)
+		return out, ok
+	case yaml.ScalarNode:
+		return y.scalar(n, path)
+	}
+	y.fail(n, path, "unexpected YAML node")
+	return nil, false
+}
+
+// mapping fills out from a mapping node. Merge keys ("<<") are supported:
+// merged keys never override keys set in the mapping itself.
+func (y *yamlWalker) mapping(n *yaml.Node, path string, depth int, out map[string]any, keyLine map[string]int, merged bool) bool {
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, vn := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merges = append(merges, vn)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			y.fail(k, path, "a mapping key must be a plain string")
+			return false
+		}
+		key := k.Value
+		field := joinField(path, key)
+		if prev, dup := keyLine[key]; dup {
+			if merged {
+				continue
+			}
+			y.fail(k, field, fmt.Sprintf("Duplicate value: %q is set twice (first at line %d); keep only one", key, prev))
+			return false
+		}
+		keyLine[key] = k.Line
+		if !merged {
+			y.el.lines[field] = k.Line
+		}
+		v, ok := y.value(vn, field, depth+1)
+		if !ok {
+			return false
+		}
+		if !merged {
+			y.el.lines[field] = k.Line
+		}
+		if v != nil {
+			out[key] = v
+		}
+	}
+	for _, m := range merges {
+		for m.Kind == yaml.AliasNode && m.Alias != nil {
+			m = m.Alias
+		}
+		var srcs []*yaml.Node
+		switch m.Kind {
+		case yaml.MappingNode:
+			srcs = []*yaml.Node{m}
+		case yaml.SequenceNode:
+			for _, c := range m.Content {
+				for c.Kind == yaml.AliasNode && c.Alias != nil {
+					c = c.Alias
+				}
+				srcs = append(srcs, c)
+			}
+		}
+		for _, s := range srcs {
+			if s.Kind != yaml.MappingNode {
+				y.fail(m, path, "a YAML merge key (<<) must refer to a mapping")
+				return false
+			}
+			y.nodes += len(s.Content)
+			if y.nodes > maxNodes || depth > maxDepth {
+				y.fail(m, path, "the document is too large (too many YAML aliases or nodes)")
+				return false
+			}
+			if !y.mapping(s, path, depth+1, out, keyLine, true) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (y *yamlWalker) scalar(n *yaml.Node, path string) (any, bool) {
+	switch n.ShortTag() {
+	case "!!null":
+		return nil, true
+	case "!!str", "!!timestamp", "!!binary":
+		return n.Value, true
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			y.fail(n, path, "invalid boolean "+strconv.Quote(n.Value))
+			return nil, false
+		}
+		return b, true
+	case "!!int":
+		var i int64
+		if err := n.Decode(&i); err == nil {
+			return i, true
+		}
+		var f float64
+		if err := n.Decode(&f); err == nil {
+			return f, true
+		}
+		y.fail(n, path, "invalid number "+strconv.Quote(n.Value))
+		return nil, false
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			y.fail(n, path, "invalid number "+strconv.Quote(n.Value))
+			return nil, false
+		}
+		if f == math.Trunc(f) && math.Abs(f) < 1<<53 && !strings.ContainsAny(n.Value, ".eE") {
+			return int64(f), true
+		}
+		return f, true
+	}
+	y.fail(n, path, fmt.Sprintf("unsupported YAML tag %s; remove the tag", n.Tag))
+	return nil, false
+}
+
+// ---- JSON ----
+
+type jsonDecoder struct {
+	data  []byte
+	dec   *json.Decoder
+	lines map[string]int
+	nl    []int // offsets of newlines
+	path  string
+}
+
+type jsonError struct {
+	off  int64
+	path string
+	msg  string
+}
+
+func (e *jsonError) Error() string { return e.msg }
+
+func isSyntaxError(err error) bool {
+	var je *jsonError
+	return errors.As(err, &je) && strings.HasPrefix(je.msg, "invalid JSON")
+}
+
+func (d *jsonDecoder) line(off int64) int {
+	return sort.SearchInts(d.nl, int(off)) + 1
+}
+
+func (d *jsonDecoder) toError(file string, err error) *Error {
+	var je *jsonError
+	if errors.As(err, &je) {
+		return &Error{File: file, Line: d.line(je.off), Field: je.path, Msg: je.msg}
+	}
+	return &Error{File: file, Msg: "invalid JSON: " + err.Error()}
+}
+
+func (d *jsonDecoder) decode() (map[string]any, error) {
+	for i, c := range d.data {
+		if c == '\n' {
+			d.nl = append(d.nl, i)
+		}
+	}
+	d.dec = json.NewDecoder(bytes.NewReader(d.data))
+	d.dec.UseNumber()
+	v, err := d.value("", 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.dec.Token(); err != io.EOF {
+		return nil, &jsonError{off: d.dec.InputOffset(), msg: "invalid JSON: unexpected data after the end of the object; a file holds one object"}
+	}
+	m, _ := v.(map[string]any)
+	return m, nil
+}
+
+func (d *jsonDecoder) token() (json.Token, error) {
+	off := d.dec.InputOffset()
+	t, err := d.dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			off = se.Offset
+		}
+		return nil, &jsonError{off: off, msg: "invalid JSON: " + err.Error() + "; fix the syntax"}
+	}
+	return t, nil
+}
+
+func (d *jsonDecoder) value(path string, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, &jsonError{off: d.dec.InputOffset(), path: path, msg: "nesting too deep"}
+	}
+	start := d.dec.InputOffset()
+	t, err := d.token()
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		if _, ok := d.lines[path]; !ok {
+			d.lines[path] = d.line(start + int64(countSpace(d.data[start:])))
+		}
+	}
+	switch t := t.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			out := map[string]any{}
+			keyOff := map[string]int64{}
+			for d.dec.More() {
+				off := d.dec.InputOffset()
+				kt, err := d.token()
+				if err != nil {
+					return nil, err
+				}
+				key, ok := kt.(string)
+				if !ok {
+					return nil, &jsonError{off: off, path: path, msg: "invalid JSON: object key must be a string"}
+				}
+				off += int64(countSpace(d.data[off:]))
+				field := joinField(path, key)
+				if prev, dup := keyOff[key]; dup {
+					return nil, &jsonError{off: off, path: field,
+						msg: fmt.Sprintf("Duplicate value: %q is set twice (first at line %d); keep only one", key, d.line(prev))}
+				}
+				keyOff[key] = off
+				d.lines[field] = d.line(off)
+				v, err := d.value(field, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				d.lines[field] = d.line(off)
+				if v != nil {
+					out[key] = v
+				}
+			}
+			if _, err := d.token(); err != nil { // '}'
+				return nil, err
+			}
+			return out, nil
+		case '[':
+			out := []any{}
+			for i := 0; d.dec.More(); i++ {
+				v, err := d.value(fmt.Sprintf("%s[%d]", path, i), depth+1)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, v)
+			}
+			if _, err := d.token(); err != nil { // ']'
+				return nil, err
+			}
+			return out, nil
+		}
+		return nil, &jsonError{off: start, path: path, msg: "invalid JSON: unexpected " + t.String()}
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i, nil
+		}
+		f, err := t.Float64()
+		if err != nil {
+			return nil, &jsonError{off: start, path: path, msg: "invalid number " + t.String()}
+		}
+		return f, nil
+	case string, bool, nil:
+		return t, nil
+	}
+	return nil, &jsonError{off: start, path: path, msg: "invalid JSON"}
+}
+
+func countSpace(b []byte) int {
+	n := 0
+	for n < len(b) && (b[n] == ' ' || b[n] == '\t' || b[n] == '\n' || b[n] == '\r' || b[n] == ',' || b[n] == ':') {
+		n++
+	}
+	return n
+}
+
+// joinField appends a key to a field path. Keys that are not plain
+// identifiers (map keys such as label names) are written in brackets.
+func joinField(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// describe names the JSON type of a generic value for messages.
+func describe(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string (" + strconv.Quote(v) + ")"
+	case int64:
+		return "a number (" + strconv.FormatInt(v, 10) + ")"
+	case float64:
+		return "a number (" + strconv.FormatFloat(v, 'g', -1, 64) + ")"
+	case bool:
+		return "a boolean (" + strconv.FormatBool(v) + ")"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%T", v)
+}

@@ -1,0 +1,444 @@
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// ---- The fields this version of Ballast supports ----
+//
+// A manifest is checked by walking its generic form (as decoded from the
+// file) against this table, in step with the Go type of the Kubernetes API
+// object (which gives each field's JSON type and tells a field Kubernetes
+// knows from a typo). A field is accepted only if the table allows it:
+//
+//   - allow: the field and everything under it that Kubernetes knows.
+//   - object: the field, but under it only the fields the table lists.
+//     (A path that has rules below it is an object implicitly.)
+//   - only: the field, with one of the listed values.
+//   - refuse: never accepted; msg says why and what to do instead.
+//   - drop: accepted and ignored, as the kubelet ignores it.
+//
+// Anything else set in a file is refused by name: a field Kubernetes knows is
+// "not supported by this version of Ballast yet", another is an unknown field.
+// To support a field, add a line here (and honour it where pods are run).
+// Patterns name list elements "[]" and map values "{}".
+
+type mode int
+
+const (
+	allow mode = iota
+	object
+	only
+	refuse
+	drop
+)
+
+type rule struct {
+	path string
+	mode mode
+	only []any // values accepted, for mode only
+	msg  string
+}
+
+const (
+	msgAPIObjects = "static pods cannot reference API objects (ConfigMaps, Secrets, the downward API): there may be no API server; put the values in the manifest file"
+	msgSA         = "static pods cannot use service accounts: there may be no API server to issue tokens; remove it"
+)
+
+var rules = []rule{
+	{path: "apiVersion", mode: allow},
+	{path: "kind", mode: allow},
+
+	{path: "metadata", mode: object},
+	{path: "metadata.name", mode: allow},
+	{path: "metadata.namespace", mode: allow},
+	{path: "metadata.labels", mode: allow},
+	{path: "metadata.annotations", mode: allow},
+	{path: "metadata.uid", mode: drop},
+	{path: "metadata.resourceVersion", mode: drop},
+	{path: "metadata.creationTimestamp", mode: drop},
+	{path: "metadata.generateName", mode: refuse, msg: "a static pod needs a fixed name; set metadata.name instead"},
+	{path: "metadata.ownerReferences", mode: refuse, msg: "a static pod is owned by its manifest file, not by an API object; remove it"},
+	{path: "metadata.finalizers", mode: refuse, msg: "a static pod is removed by removing its file, finalizers would never run; remove it"},
+
+	{path: "spec", mode: object},
+	{path: "spec.containers", mode: object},
+	{path: "spec.containers[].name", mode: allow},
+	{path: "spec.containers[].image", mode: allow},
+	{path: "spec.containers[].imagePullPolicy", mode: allow},
+	{path: "spec.containers[].command", mode: allow},
+	{path: "spec.containers[].args", mode: allow},
+	{path: "spec.containers[].workingDir", mode: allow},
+	{path: "spec.containers[].env[].name", mode: allow},
+	{path: "spec.containers[].env[].value", mode: allow},
+	{path: "spec.containers[].env[].valueFrom", mode: refuse, msg: msgAPIObjects},
+	{path: "spec.containers[].envFrom", mode: refuse, msg: msgAPIObjects},
+	{path: "spec.containers[].ports[].name", mode: allow},
+	{path: "spec.containers[].ports[].containerPort", mode: allow},
+	{path: "spec.containers[].ports[].protocol", mode: allow},
+	{path: "spec.containers[].ports[].hostPort", mode: refuse, msg: "not supported by this version of Ballast yet; remove it (with hostNetwork: true the container port is the host port)"},
+	{path: "spec.containers[].ports[].hostIP", mode: refuse, msg: "not supported by this version of Ballast yet; remove it"},
+	{path: "spec.containers[].volumeMounts[].name", mode: allow},
+	{path: "spec.containers[].volumeMounts[].mountPath", mode: allow},
+	{path: "spec.containers[].volumeMounts[].readOnly", mode: allow},
+	{path: "spec.containers[].terminationMessagePath", mode: allow},
+	{path: "spec.containers[].terminationMessagePolicy", mode: only, only: []any{"File"}},
+	{path: "spec.containers[].stdin", mode: only, only: []any{false}},
+	{path: "spec.containers[].tty", mode: only, only: []any{false}},
+
+	{path: "spec.volumes[].name", mode: allow},
+	{path: "spec.volumes[].hostPath.path", mode: allow},
+	{path: "spec.volumes[].hostPath.type", mode: only, only: []any{""}},
+	{path: "spec.volumes[].emptyDir", mode: object},
+	{path: "spec.volumes[].emptyDir.medium", mode: only, only: []any{""}},
+	{path: "spec.volumes[].emptyDir.sizeLimit", mode: refuse, msg: "not supported by this version of Ballast yet; remove it"},
+	{path: "spec.volumes[].configMap", mode: refuse, msg: msgAPIObjects + ", or a hostPath volume for files on the node"},
+	{path: "spec.volumes[].secret", mode: refuse, msg: msgAPIObjects + ", or a hostPath volume for files on the node"},
+	{path: "spec.volumes[].downwardAPI", mode: refuse, msg: msgAPIObjects + ", or a hostPath volume for files on the node"},
+	{path: "spec.volumes[].projected", mode: refuse, msg: msgAPIObjects + ", or a hostPath volume for files on the node"},
+	{path: "spec.volumes[].persistentVolumeClaim", mode: refuse, msg: "static pods cannot use PersistentVolumeClaims: there may be no API server; use a hostPath volume"},
+
+	{path: "spec.restartPolicy", mode: allow},
+	{path: "spec.terminationGracePeriodSeconds", mode: allow},
+	{path: "spec.hostNetwork", mode: allow},
+	{path: "spec.nodeName", mode: allow},
+	{path: "spec.dnsPolicy", mode: allow},
+	{path: "spec.dnsConfig", mode: allow},
+	{path: "spec.priorityClassName", mode: allow},
+	{path: "spec.priority", mode: allow},
+	{path: "spec.tolerations", mode: allow},
+	{path: "spec.schedulerName", mode: allow},
+	{path: "spec.enableServiceLinks", mode: allow},
+	{path: "spec.securityContext", mode: object},
+	{path: "spec.serviceAccountName", mode: refuse, msg: msgSA},
+	{path: "spec.serviceAccount", mode: refuse, msg: msgSA},
+	{path: "spec.automountServiceAccountToken", mode: only, only: []any{false}, msg: msgSA},
+	{path: "spec.imagePullSecrets", mode: refuse, msg: "static pods cannot read Secrets: there may be no API server; put registry credentials in the node's docker config file (/var/lib/kubelet/config.json or ~/.docker/config.json) or in the container runtime's configuration"},
+	{path: "status", mode: refuse, msg: "the status of a static pod is reported by Ballast, not read from the file; remove it"},
+}
+
+const msgNotYet = "not supported by this version of Ballast yet; remove it from the manifest (Ballast refuses what it cannot honour rather than ignore it)"
+
+type ruleIndex struct {
+	byPath   map[string]*rule
+	interior map[string]bool // paths with rules below them
+}
+
+var table = func() ruleIndex {
+	ix := ruleIndex{byPath: map[string]*rule{}, interior: map[string]bool{}}
+	for i := range rules {
+		r := &rules[i]
+		if _, dup := ix.byPath[r.path]; dup {
+			panic("manifest: duplicate rule " + r.path)
+		}
+		ix.byPath[r.path] = r
+		for p := parentPattern(r.path); p != ""; p = parentPattern(p) {
+			ix.interior[p] = true
+		}
+	}
+	return ix
+}()
+
+func parentPattern(p string) string {
+	p = strings.TrimSuffix(strings.TrimSuffix(p, "[]"), "{}")
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return strings.TrimSuffix(strings.TrimSuffix(p[:i], "[]"), "{}")
+	}
+	return ""
+}
+
+// ---- The walk ----
+
+type checker struct {
+	el *errList
+}
+
+var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// checkPod checks a pod's generic form in place (dropping ignored fields).
+// prefix is "" for a Pod file, "items[i]" for a List item.
+func (c *checker) checkPod(obj map[string]any, prefix string) {
+	c.object(obj, reflect.TypeFor[corev1.Pod](), prefix, prefix, "", false)
+}
+
+// object checks the fields of a mapping against struct type t.
+// path is the field path shown to users, raw the path used while decoding
+// (they differ under maps), pat the table pattern.
+func (c *checker) object(obj map[string]any, t reflect.Type, path, raw, pat string, inAllowed bool) {
+	fields := jsonFields(t)
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		v := obj[key]
+		p, rp, pt := joinField(path, key), joinField(raw, key), joinField(pat, key)
+		c.aliasLine(p, rp)
+		ft, known := fields[key]
+		r := table.byPath[pt]
+		switch {
+		case r != nil && r.mode == refuse:
+			c.el.add(p, "Forbidden: "+r.msg)
+		case r != nil && r.mode == drop:
+			delete(obj, key)
+		case !known:
+			c.el.add(p, "Unknown field: "+unknownMsg(key, fields))
+		case r != nil && r.mode == only:
+			if !c.value(v, ft, p, rp, pt, true) {
+				continue
+			}
+			ok := false
+			for _, o := range r.only {
+				if v == o {
+					ok = true
+				}
+			}
+			if !ok {
+				msg := r.msg
+				if msg == "" {
+					msg = "not supported by this version of Ballast yet; only " + listValues(r.only) + " is accepted (or leave the field out)"
+				}
+				c.el.addf(p, "Unsupported value: %s: %s", jsonText(v), msg)
+			}
+		case r != nil && r.mode == allow:
+			c.value(v, ft, p, rp, pt, true)
+		case r != nil && r.mode == object, table.interior[pt]:
+			c.value(v, ft, p, rp, pt, false)
+		case inAllowed:
+			c.value(v, ft, p, rp, pt, true)
+		default:
+			c.el.add(p, "Forbidden: "+msgNotYet)
+		}
+	}
+}
+
+func (c *checker) aliasLine(path, raw string) {
+	if path == raw {
+		return
+	}
+	if n, ok := c.el.lines[raw]; ok {
+		c.el.lines[path] = n
+	}
+}
+
+// value checks that v has the JSON type of t and recurses into it.
+func (c *checker) value(v any, t reflect.Type, path, raw, pat string, inAllowed bool) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
+		// Quantity, Time, IntOrString...: scalars checked when decoded.
+		switch v.(type) {
+		case string, int64, float64:
+			return true
+		}
+		return c.typeErr(path, "a string or a number", v)
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return c.typeErr(path, "a mapping", v)
+		}
+		c.object(m, t, path, raw, pat, inAllowed)
+		return true
+	case reflect.Slice:
+		l, ok := v.([]any)
+		if !ok {
+			return c.typeErr(path, "a list", v)
+		}
+		for i, e := range l {
+			p, rp := fmt.Sprintf("%s[%d]", path, i), fmt.Sprintf("%s[%d]", raw, i)
+			c.aliasLine(p, rp)
+			if e == nil {
+				c.el.add(p, "Invalid value: null: a list item cannot be null; remove it")
+				continue
+			}
+			c.value(e, t.Elem(), p, rp, pat+"[]", inAllowed)
+		}
+		return true
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return c.typeErr(path, "a mapping", v)
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p, rp := path+"["+k+"]", joinField(raw, k)
+			c.aliasLine(p, rp)
+			c.value(m[k], t.Elem(), p, rp, pat+"{}", inAllowed)
+		}
+		return true
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			hint := ""
+			switch v.(type) {
+			case int64, float64, bool:
+				hint = "; put it in quotes"
+			}
+			return c.typeErr(path, "a string", v, hint)
+		}
+		return true
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			hint := ""
+			if s, isStr := v.(string); isStr {
+				if _, err := strconv.ParseBool(s); err == nil || s == "yes" || s == "no" {
+					hint = "; write true or false, without quotes"
+				}
+			}
+			return c.typeErr(path, "a boolean (true or false)", v, hint)
+		}
+		return true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		i, ok := v.(int64)
+		if !ok {
+			hint := ""
+			if s, isStr := v.(string); isStr {
+				if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+					hint = "; remove the quotes"
+				}
+			}
+			return c.typeErr(path, "a whole number", v, hint)
+		}
+		bits := t.Bits()
+		if bits < 64 && (i < -1<<(bits-1) || i > 1<<(bits-1)-1) {
+			c.el.addf(path, "Invalid value: %d: out of range for a %d-bit number", i, bits)
+			return false
+		}
+		return true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		i, ok := v.(int64)
+		if !ok || i < 0 {
+			return c.typeErr(path, "a whole number, not negative", v)
+		}
+		if t.Bits() < 64 && uint64(i) > math.MaxUint64>>(64-t.Bits()) {
+			c.el.addf(path, "Invalid value: %d: out of range", i)
+			return false
+		}
+		return true
+	case reflect.Float32, reflect.Float64:
+		switch v.(type) {
+		case int64, float64:
+			return true
+		}
+		return c.typeErr(path, "a number", v)
+	case reflect.Interface:
+		return true
+	}
+	c.el.addf(path, "Invalid type: cannot be checked (%s)", t)
+	return false
+}
+
+func (c *checker) typeErr(path, want string, v any, hint ...string) bool {
+	c.el.addf(path, "Invalid type: must be %s, not %s%s", want, describe(v), strings.Join(hint, ""))
+	return false
+}
+
+func unknownMsg(key string, fields map[string]reflect.Type) string {
+	msg := fmt.Sprintf("%q is not a field Kubernetes knows here", key)
+	best, bestD := "", 4
+	for f := range fields {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(f)); d < bestD || (d == bestD && f < best) {
+			best, bestD = f, d
+		}
+	}
+	if best != "" && bestD <= max(1, len(key)/3) {
+		return msg + fmt.Sprintf("; did you mean %q?", best)
+	}
+	return msg + "; check its spelling and indentation, or remove it"
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func listValues(vs []any) string {
+	var s []string
+	for _, v := range vs {
+		s = append(s, jsonText(v))
+	}
+	return strings.Join(s, " or ")
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+// jsonFields returns the JSON field names of a struct type, following inline
+// (embedded) structs, with their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if cached, ok := fieldCache.Load(t); ok {
+		return cached.(map[string]reflect.Type)
+	}
+	out := map[string]reflect.Type{}
+	var add func(t reflect.Type)
+	add = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "-" {
+				continue
+			}
+			if f.Anonymous && (name == "" || strings.Contains(opts, "inline")) {
+				ft := f.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if ft.Kind() == reflect.Struct {
+					add(ft)
+					continue
+				}
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			out[name] = f.Type
+		}
+	}
+	if t.Kind() == reflect.Struct {
+		add(t)
+	}
+	fieldCache.Store(t, out)
+	return out
+}
