@@ -61,10 +61,10 @@ type Container struct {
 
 // PodRuntime is everything the runtime holds for one pod UID.
 type PodRuntime struct {
-	UID       string
-	Name      string
-	Namespace string
-	Sandboxes []Sandbox   // newest first
+	UID        string
+	Name       string
+	Namespace  string
+	Sandboxes  []Sandbox   // newest first
 	Containers []Container // newest first
 }
 

@@ -82,8 +82,8 @@ func TestDecide(t *testing.T) {
 		{name: "Never: finished pod with stopped sandbox needs nothing", in: Input{Desired: pod("Never", "a"), Runtime: rt([]cri.Sandbox{sandbox(false)}, exited("a", 0, 3, t0, 0, time.Time{})), Now: t0}},
 		{name: "OnFailure: all succeeded is finished", in: Input{Desired: pod("OnFailure", "a"), Runtime: rt(ready, exited("a", 0, 0, t0, 0, time.Time{})), Now: t0}, stopSB: true},
 		{name: "dead sandbox: kill what runs, new sandbox, restart all",
-			in:     Input{Desired: pod("Always", "a"), Runtime: rt([]cri.Sandbox{sandbox(false)}, running("a", 0)), Now: t0},
-			kill:   true, create: true, starts: []Start{{Name: "a", RestartCount: 1}}},
+			in:   Input{Desired: pod("Always", "a"), Runtime: rt([]cri.Sandbox{sandbox(false)}, running("a", 0)), Now: t0},
+			kill: true, create: true, starts: []Start{{Name: "a", RestartCount: 1}}},
 		{name: "image pull back-off", in: Input{Desired: pod("Always", "a"), Runtime: rt(ready), Now: t0.Add(5 * time.Second),
 			Pulls: map[string]*PullFailure{"img:a": {Image: "img:a", Err: "not found", At: t0, Backoff: 10 * time.Second, Reason: "ErrImagePull"}}},
 			waiting: map[string]string{"a": "ImagePullBackOff"}, wake: t0.Add(10 * time.Second)},
@@ -94,7 +94,7 @@ func TestDecide(t *testing.T) {
 			Pulls: map[string]*PullFailure{"img:a": {Image: "img:a", Err: "not found", At: t0, Backoff: 10 * time.Second, Reason: "ErrImagePull"}}},
 			starts: []Start{{Name: "a"}}},
 		{name: "old exited instances are collected, two kept",
-			in: Input{Desired: pod("Always", "a"), Runtime: rt(ready, running("a", 3), exited("a", 2, 1, t0, 0, time.Time{}), exited("a", 1, 1, t0, 0, time.Time{}), exited("a", 0, 1, t0, 0, time.Time{})), Now: t0},
+			in:         Input{Desired: pod("Always", "a"), Runtime: rt(ready, running("a", 3), exited("a", 2, 1, t0, 0, time.Time{}), exited("a", 1, 1, t0, 0, time.Time{}), exited("a", 0, 1, t0, 0, time.Time{})), Now: t0},
 			removeCtrs: 2},
 	}
 	for _, tt := range tests {

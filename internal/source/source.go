@@ -195,15 +195,15 @@ type pendingOp struct {
 }
 
 type fileState struct {
-	path    string
-	key     string // stat of what was last read, to skip unchanged files on rescan
-	sum     [32]byte
-	hasSum  bool
-	pods    []*corev1.Pod // from the last good content
-	err     error         // current problem, nil if the content is good
-	logged  string        // text of the last problem logged
-	links   []string      // directories the symlink chain goes through (watched)
-	isLink  bool
+	path   string
+	key    string // stat of what was last read, to skip unchanged files on rescan
+	sum    [32]byte
+	hasSum bool
+	pods   []*corev1.Pod // from the last good content
+	err    error         // current problem, nil if the content is good
+	logged string        // text of the last problem logged
+	links  []string      // directories the symlink chain goes through (watched)
+	isLink bool
 }
 
 type watcher struct {

@@ -399,8 +399,7 @@ func (r *Runtime) Containers() []Container {
 // Exit makes the process of a running container end with code, as if it had
 // exited by itself, and reports a /tasks/exit event. Given a ready sandbox's
 // ID, the sandbox's own process ends and the sandbox becomes NOTREADY; its
-// containers keep running. IDs may
-// be abbreviated to a unique prefix.
+// containers keep running. IDs may be abbreviated to a unique prefix.
 func (r *Runtime) Exit(id string, code int32) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
