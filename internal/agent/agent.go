@@ -202,7 +202,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if uid, ok := byContainer[ex.ID]; ok {
 				if p := a.pods[uid]; p != nil {
 					a.log.Debug("container exited", "pod", podName(p), "id", ex.ID, "exitCode", ex.ExitCode)
-					a.refresh(ctx, p, done)
+					a.refresh(ctx, p, ex.ID, done)
 				}
 			}
 		case <-reconnected:
@@ -275,7 +275,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // refresh re-reads one pod from the runtime (after an exit event) through the
 // worker pool's result path, so the loop never blocks on the runtime.
-func (a *Agent) refresh(ctx context.Context, p *podState, done chan<- execResult) {
+//
+// containerd's CRI plugin handles the same exit event as Ballast, so for a
+// moment after the event it may still report the container running: the
+// refresh reads again, briefly, until the exit shows.
+func (a *Agent) refresh(ctx context.Context, p *podState, exitedID string, done chan<- execResult) {
 	if p.inflight {
 		p.dirty = true
 		return
@@ -285,16 +289,41 @@ func (a *Agent) refresh(ctx context.Context, p *podState, done chan<- execResult
 	go func() {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		pods, err := a.obs.List(cctx, uid)
-		r := execResult{uid: uid, err: err}
-		if err == nil {
+		var r execResult
+		for delay := 5 * time.Millisecond; ; delay *= 2 {
+			pods, err := a.obs.List(cctx, uid)
+			r = execResult{uid: uid, err: err}
+			if err != nil {
+				break
+			}
 			r.rt = pods[uid]
 			if r.rt == nil {
 				r.rt = &cri.PodRuntime{UID: uid}
 			}
+			if !stillRunning(r.rt, exitedID) || delay > time.Second {
+				break
+			}
+			select {
+			case <-cctx.Done():
+			case <-time.After(delay):
+			}
 		}
 		done <- r
 	}()
+}
+
+func stillRunning(rt *cri.PodRuntime, id string) bool {
+	for _, c := range rt.Containers {
+		if c.ID == id {
+			return c.State == cri.StateRunning
+		}
+	}
+	for _, s := range rt.Sandboxes {
+		if s.ID == id {
+			return s.Ready
+		}
+	}
+	return false
 }
 
 func (a *Agent) index() map[string]string {

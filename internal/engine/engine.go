@@ -24,7 +24,7 @@ type Config struct {
 	PullBackoffInitial time.Duration
 	PullBackoffMax     time.Duration
 	// ErrImagePullShown is how long a fresh pull failure shows as ErrImagePull
-	// before the status turns to ImagePullBackOff.
+	// before the status turns to ImagePullBackOff (at most half the back-off).
 	ErrImagePullShown time.Duration
 }
 
@@ -196,15 +196,12 @@ func (c Config) Decide(in Input) Plan {
 			msg := fmt.Sprintf("Back-off pulling image %q: %s", ctr.Image, f.Err)
 			if f.Reason != "ErrImagePull" {
 				reason, msg = f.Reason, f.Err
-			} else if in.Now.Before(f.At.Add(c.ErrImagePullShown)) {
+			} else if shown := min(c.ErrImagePullShown, f.Backoff/2); in.Now.Before(f.At.Add(shown)) {
 				reason, msg = "ErrImagePull", f.Err
-				p.wake(f.At.Add(c.ErrImagePullShown))
+				p.wake(f.At.Add(shown))
 			}
 			p.wait(ctr.Name, reason, msg)
 			p.wake(f.At.Add(f.Backoff))
-			if p.CreateSandbox && len(p.Start) == 0 {
-				// Keep the sandbox plan: it is cheap and lets the pod get its IP.
-			}
 			continue
 		}
 		p.Start = append(p.Start, s)
