@@ -43,6 +43,8 @@ func main() {
 
 	fmt.Fprintf(os.Stdout, "hello: starting as %s on port %s\n", name, port)
 	fmt.Fprintf(os.Stderr, "hello: stderr startup line (pid %d)\n", os.Getpid())
+	cwd, _ := os.Getwd()
+	fmt.Fprintf(os.Stdout, "hello: args=%q cwd=%s uid=%d\n", os.Args[1:], cwd, os.Getuid())
 
 	if n, err := strconv.Atoi(os.Getenv("LOG_LINES")); err == nil {
 		for i := 1; i <= n; i++ {
@@ -116,6 +118,14 @@ func main() {
 		for _, e := range env {
 			fmt.Fprintln(w, e)
 		}
+	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
