@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -31,6 +32,25 @@ func (a *Agent) View() *View { return a.view.Load() }
 
 // Pods returns the pods the agent runs, with status.
 func (a *Agent) Pods() []corev1.Pod { return a.View().Pods }
+
+// ManifestProblems returns the manifest files the agent cannot use.
+func (a *Agent) ManifestProblems() []localapi.ManifestProblem {
+	v := a.View()
+	var out []localapi.ManifestProblem
+	for _, p := range v.Problems {
+		mp := localapi.ManifestProblem{File: p.File, Error: p.Err.Error(), Pods: p.Pods}
+		if len(mp.Pods) == 0 {
+			// Pods kept from the runtime's record after an agent restart.
+			for _, pod := range v.Pods {
+				if pod.Annotations["ballast.dev/manifest"] == p.File && pod.Annotations[AnnotationManifestError] != "" {
+					mp.Pods = append(mp.Pods, pod.Name)
+				}
+			}
+		}
+		out = append(out, mp)
+	}
+	return out
+}
 
 // LogFile finds the log file of a container, for the local API.
 func (a *Agent) LogFile(namespace, pod, container string, previous bool) (string, func() bool, error) {

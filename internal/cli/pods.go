@@ -21,13 +21,27 @@ func newPodsCmd() *cobra.Command {
 		Short: "List the pods the running node agent runs, with their status",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			list, err := localapi.NewClient(socketPath(dataDir)).Pods(cmd.Context())
+			c := localapi.NewClient(socketPath(dataDir))
+			list, err := c.Pods(cmd.Context())
 			if err != nil {
 				return err
 			}
 			switch output {
 			case "", "wide":
-				return printers.PrintPods(os.Stdout, list.Items, output == "wide", time.Now(), nil)
+				if err := printers.PrintPods(os.Stdout, list.Items, output == "wide", time.Now(), nil); err != nil {
+					return err
+				}
+				problems, err := c.ManifestProblems(cmd.Context())
+				if err != nil {
+					return err
+				}
+				var lines []string
+				for _, p := range problems {
+					if len(p.Pods) == 0 {
+						lines = append(lines, p.Error)
+					}
+				}
+				return printers.PrintProblems(os.Stdout, lines)
 			case "json", "yaml":
 				return printers.PrintPodList(os.Stdout, list, output)
 			default:

@@ -47,7 +47,8 @@ type Provider interface {
 	LogFile(namespace, pod, container string, previous bool) (path string, running func() bool, err error)
 }
 
-// Handler serves /healthz, /pods and /containerLogs/{namespace}/{pod}/{container}.
+// Handler serves /healthz, /pods, /containerLogs/{namespace}/{pod}/{container}
+// and /manifests/problems.
 func Handler(p Provider, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -61,6 +62,7 @@ func Handler(p Provider, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /pods", h.pods)
 	mux.HandleFunc("GET /pods/{$}", h.pods)
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", h.containerLogs)
+	mux.HandleFunc("GET /manifests/problems", h.problems)
 	return mux
 }
 

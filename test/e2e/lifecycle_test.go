@@ -264,10 +264,26 @@ func TestEditorFilesIgnored(t *testing.T) {
 		}
 	}
 	n.write("real.yaml", manifest{Name: "real", Image: env.HelloImage()}.yaml())
+	// The same pod in a second file: the first in lexical order wins.
+	n.write("zz-real-again.yaml", manifest{Name: "real", Image: env.HelloImage(), Env: map[string]string{"X": "y"}}.yaml())
+	// A brand-new invalid file: no pod, but reported.
+	n.write("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: broken\nspec:\n  containers: []\n")
 	n.waitPod("real", "running", running)
 	if ps := n.pods(); len(ps) != 1 {
 		t.Errorf("pods: %d, want only real", len(ps))
 	}
+	n.eventually("problems reported by ballast pods", 30*time.Second, func() error {
+		out, err := n.run("pods")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"broken.yaml", "spec.containers", "zz-real-again.yaml", "real.yaml"} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("%q missing from:\n%s", want, out)
+			}
+		}
+		return nil
+	})
 }
 
 func noSandboxes(env *harness.Env) error {
