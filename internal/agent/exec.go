@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,6 +115,11 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 				t0 := time.Now()
 				r, err := rs.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 				if err != nil {
+					msg := cri.Message(err)
+					if strings.Contains(msg, "sandbox image") {
+						msg += "; the runtime's sandbox (pause) image is missing: put its image tarball in the images directory, or configure a sandbox image the runtime can pull (--pod-infra-image for Ballast's own containerd)"
+					}
+					err = errors.New(msg)
 					errs = append(errs, fmt.Errorf("creating pod sandbox: %s", cri.Message(err)))
 					res.execWaiting = map[string]engine.Waiting{}
 					for _, s := range p.Start {

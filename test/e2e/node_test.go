@@ -111,14 +111,39 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.n.log.Write(p)
 }
 
+// newManagedNode is a node that starts its own containerd.
+func newManagedNode(t *testing.T, m *harness.Managed) *node {
+	n := &node{
+		t: t, bin: ballastBinary(t), name: "managed",
+		dataDir:   m.Dir,
+		manifests: filepath.Join(m.Dir, "manifests"),
+		imagesDir: m.ImagesDir,
+		extra:     []string{"--cni-bridge", m.BridgeName, "--pod-cidr", m.Subnet, "--pod-infra-image", harness.SandboxImage},
+	}
+	if err := os.MkdirAll(n.manifests, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.stop()
+		if t.Failed() {
+			t.Logf("ballast node log:\n%s", n.logText())
+		}
+	})
+	return n
+}
+
 func (n *node) start() {
 	n.t.Helper()
-	args := append([]string{"node", "--node-name", n.name, "--data-dir", n.dataDir,
-		"--pod-manifest-path", n.manifests, "--images-dir", n.imagesDir,
-		"--container-runtime-endpoint", n.env.Endpoint,
+	args := []string{"node", "--node-name", n.name, "--data-dir", n.dataDir,
+		"--pod-manifest-path", n.manifests, "--images-dir", n.imagesDir}
+	if n.env != nil {
+		args = append(args, "--container-runtime-endpoint", n.env.Endpoint)
+	}
+	args = append(args,
 		"--crash-backoff-initial", "1s", "--crash-backoff-max", "4s",
 		"--image-pull-backoff-initial", "1s", "--image-pull-backoff-max", "2s",
-		"--log-level", "debug"}, n.extra...)
+		"--log-level", "debug")
+	args = append(args, n.extra...)
 	n.cmd = exec.Command(n.bin, args...)
 	n.cmd.Stdout = lockedWriter{n}
 	n.cmd.Stderr = lockedWriter{n}

@@ -224,7 +224,7 @@ func Start(t testing.TB) *Env {
 		BridgeName: fmt.Sprintf("bt%08x", rand.Uint32()),
 		Subnet:     subnet,
 		LogDir:     filepath.Join(dir, "logs"),
-		log:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		log:        slogFor(t),
 	}
 	e.Endpoint = "unix://" + e.Socket
 	t.Cleanup(func() { e.cleanup(t) })
@@ -272,6 +272,10 @@ func Start(t testing.TB) *Env {
 }
 
 type testWriter struct{ t testing.TB }
+
+func slogFor(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
