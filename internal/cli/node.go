@@ -108,14 +108,15 @@ func (f *nodeFlags) applyConfig(cmd *cobra.Command, log *slog.Logger) error {
 	return nil
 }
 
-func newNodeCmd() *cobra.Command {
-	var f nodeFlags
+func newNodeCmd() *cobra.Command { return nodeCmd(&nodeFlags{}) }
+
+func nodeCmd(f *nodeFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run the node agent: keep the static pods of a manifest directory running",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runNode(cmd.Context(), cmd, &f)
+			return runNode(cmd.Context(), cmd, f)
 		},
 	}
 	f.register(cmd)
