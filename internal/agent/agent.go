@@ -414,6 +414,7 @@ func (a *Agent) applySnapshot(snap source.Snapshot) {
 	}
 	for uid, p := range a.pods {
 		if _, ok := want[uid]; ok {
+			p.kept = false // its file defines it again
 			continue
 		}
 		if pod := p.rt.Pod(); pod != nil && broken[pod.Annotations["ballast.dev/manifest"]] {

@@ -102,7 +102,7 @@ type harness struct {
 
 func (h *harness) setDown(down bool) {
 	h.down = down
-	h.setDown(down)
+	h.fake.SetDown(down)
 }
 
 func newHarness(t *testing.T) *harness {
@@ -751,6 +751,9 @@ func runThenStop(t *testing.T, h *harness, ds ...source.Desired) fakecri.Contain
 	}
 	waitPod(t, a, name, "restarted", runningWith(1))
 	a.stop()
+	eventually(t, "the stopped agent's event subscription ends", func() (bool, string) {
+		return h.fake.Subscribers() == 0, fmt.Sprintf("%d subscribers", h.fake.Subscribers())
+	})
 	cs := runningContainers(h.fake, string(ds[0].Pod.UID))
 	if len(cs) != 1 {
 		t.Fatalf("running containers after the first agent stopped: %+v", cs)
@@ -936,5 +939,27 @@ func TestLogFile(t *testing.T) {
 	prev, stillRunning, err := a.LogFile("kube-system", "web-node-a", "app", true)
 	if err != nil || prev != filepath.Join(podDir, "app", "0.log") || stillRunning() {
 		t.Errorf("previous log = %q, %v", prev, err)
+	}
+}
+
+// TestNeverPodSandboxDies: the kubelet kills a pod whose sandbox died and, with
+// restartPolicy Never, does not start it again (computePodActions returns with
+// CreateSandbox false once a container has run): the pod ends Failed.
+func TestNeverPodSandboxDies(t *testing.T) {
+	h := newHarness(t)
+	a := h.start(nodeA, nil)
+	job := desired(t, "job.yaml", podYAML("job", "Never", image), nodeA)
+	a.send(snap(job))
+	waitPod(t, a, "job-node-a", "running", runningWith(0))
+	sb := sandboxesOf(h.fake, string(job.Pod.UID))[0]
+	if err := h.fake.Exit(sb.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, a, "job-node-a", "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if n := h.fake.Calls()["RunPodSandbox"]; n != 1 {
+		t.Errorf("%d sandboxes created, want 1", n)
+	}
+	if n := h.fake.Calls()["CreateContainer"]; n != 1 {
+		t.Errorf("%d containers created, want 1", n)
 	}
 }

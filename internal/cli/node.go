@@ -40,6 +40,7 @@ type nodeFlags struct {
 	backoff       engine.Config
 	logMaxSize    int64
 	logMaxFiles   int
+	logCheck      time.Duration
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
@@ -63,7 +64,8 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.DurationVar(&f.backoff.PullBackoffMax, "image-pull-backoff-max", d.PullBackoffMax, "longest ImagePullBackOff delay")
 	fs.Int64Var(&f.logMaxSize, "container-log-max-size", 10<<20, "rotate a container log file when it grows past this many bytes")
 	fs.IntVar(&f.logMaxFiles, "container-log-max-files", 5, "log files kept per container, the current one included")
-	for _, n := range []string{"crash-backoff-initial", "crash-backoff-max", "image-pull-backoff-initial", "image-pull-backoff-max"} {
+	fs.DurationVar(&f.logCheck, "container-log-check-interval", 10*time.Second, "how often container log sizes are checked for rotation")
+	for _, n := range []string{"container-log-check-interval", "crash-backoff-initial", "crash-backoff-max", "image-pull-backoff-initial", "image-pull-backoff-max"} {
 		_ = fs.MarkHidden(n)
 	}
 	f.backoff.ErrImagePullShown = d.ErrImagePullShown
@@ -212,7 +214,7 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags) error {
 	go func() {
 		errc <- localapi.Serve(ctx, sock, localapi.Handler(a, log.With("component", "localapi")))
 	}()
-	go rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: f.logMaxSize, MaxFiles: f.logMaxFiles}, log)
+	go rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: f.logMaxSize, MaxFiles: f.logMaxFiles}, f.logCheck, log)
 	log.Info("node agent running", "socket", sock)
 
 	go func() { errc <- a.Run(ctx) }()
@@ -231,9 +233,9 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags) error {
 	}
 }
 
-// rotateLogs checks container log sizes every 10 seconds.
-func rotateLogs(ctx context.Context, a *agent.Agent, rt *cri.Runtime, r *logs.Rotator, log *slog.Logger) {
-	t := time.NewTicker(10 * time.Second)
+// rotateLogs checks container log sizes every interval.
+func rotateLogs(ctx context.Context, a *agent.Agent, rt *cri.Runtime, r *logs.Rotator, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {

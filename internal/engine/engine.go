@@ -146,6 +146,12 @@ func (c Config) Decide(in Input) Plan {
 	}
 
 	fresh := sb == nil || !sb.Ready
+	if fresh && sb != nil && pod.Spec.RestartPolicy == corev1.RestartPolicyNever && len(rt.Containers) > 0 {
+		// As the kubelet: a Never pod whose sandbox died is not run again;
+		// what still runs is killed and the pod ends Failed (or Succeeded).
+		p.KillPod = anyRunning(rt)
+		return p
+	}
 	if fresh {
 		if anyRunning(rt) || (sb != nil && sb.Ready) {
 			p.KillPod = true

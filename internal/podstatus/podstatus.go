@@ -84,6 +84,10 @@ func Compute(in Input) corev1.PodStatus {
 		cond(corev1.PodReady, allReady, notReadyReason(st.Phase)),
 		cond(corev1.PodScheduled, true, ""),
 	}
+	if st.Phase == corev1.PodSucceeded {
+		// The kubelet marks a pod that has completed as initialized for that reason.
+		st.Conditions[1].Reason = "PodCompleted"
+	}
 	if !allReady {
 		var names []string
 		for _, cs := range st.ContainerStatuses {
@@ -101,8 +105,11 @@ func Compute(in Input) corev1.PodStatus {
 }
 
 func notReadyReason(p corev1.PodPhase) string {
-	if p == corev1.PodSucceeded || p == corev1.PodFailed {
+	switch p {
+	case corev1.PodSucceeded:
 		return "PodCompleted"
+	case corev1.PodFailed:
+		return "PodFailed"
 	}
 	return "ContainersNotReady"
 }

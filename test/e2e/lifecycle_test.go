@@ -298,3 +298,39 @@ func noSandboxes(env *harness.Env) error {
 	}
 	return nil
 }
+
+// Container logs are rotated by size; the runtime writes on into a new file
+// and `ballast logs` still reads them.
+func TestLogRotation(t *testing.T) {
+	env := harness.Start(t)
+	n := newNode(t, env, "--container-log-max-size", "2000", "--container-log-max-files", "3", "--container-log-check-interval", "500ms")
+	n.start()
+	n.write("chatty.yaml", manifest{Name: "chatty", Image: env.HelloImage(), Env: map[string]string{"LOG_LINES": "300"}}.yaml())
+	p := n.waitPod("chatty", "running", running)
+	dir := filepath.Join(n.dataDir, "pods", fmt.Sprintf("default_%s_%s", p.Name, p.UID), "app")
+	n.eventually("a rotated log file", 30*time.Second, func() error {
+		m, _ := filepath.Glob(filepath.Join(dir, "0.log.*"))
+		if len(m) == 0 {
+			return fmt.Errorf("no rotated file in %s", dir)
+		}
+		return nil
+	})
+	// The runtime reopened the log: new output lands in the current file.
+	if _, err := get(fmt.Sprintf("http://%s:%d/after-rotation", p.Status.PodIP, harness.HelloPort)); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually("new lines after rotation", 30*time.Second, func() error {
+		b, err := os.ReadFile(filepath.Join(dir, "0.log"))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "/after-rotation") {
+			return fmt.Errorf("current file:\n%s", b)
+		}
+		return nil
+	})
+	out, err := n.run("logs", "chatty", "--tail", "1")
+	if err != nil || !strings.Contains(out, "/after-rotation") {
+		t.Errorf("ballast logs --tail 1: %q %v", out, err)
+	}
+}
