@@ -6,6 +6,7 @@
 //	/healthz   200 "ok"
 //	/env       the environment, one VAR=value a line
 //	/exit?code=N  exits with code N (after answering)
+//	/write?path=P&content=C  writes a file; answers "ok" or the error
 //
 // It logs one startup line to stdout and one to stderr, and each request to
 // stdout. Behaviour from the environment:
@@ -14,6 +15,7 @@
 //	IGNORE_SIGTERM_FOR=<duration>  on SIGTERM log "got SIGTERM", keep running that long, exit 0
 //	LOG_LINES=<n>                  print n numbered lines ("line 1" ... "line n") at start
 //	WRITE_FILE=<path>=<content>    write a file at start
+//	ALLOC_MB=<n>                   allocate and touch n MiB at start
 //
 // Otherwise SIGTERM (and SIGINT) make it log "got SIGTERM" and exit 0.
 package main
@@ -27,11 +29,47 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
+// tool runs the small commands exec probes and hooks use (the image has no
+// shell): "check FILE" exits 0 if FILE exists, "touch FILE" creates it,
+// "rm FILE" removes it, "sleep SECONDS" sleeps. It reports whether it ran one.
+func tool(args []string) bool {
+	if len(args) < 3 {
+		return false
+	}
+	switch args[1] {
+	case "check":
+		if _, err := os.Stat(args[2]); err != nil {
+			fmt.Println("missing", args[2])
+			os.Exit(1)
+		}
+	case "touch":
+		if err := os.WriteFile(args[2], []byte(time.Now().Format(time.RFC3339Nano)), 0o644); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stdout, "hello: touched %s\n", args[2])
+	case "rm":
+		os.Remove(args[2])
+	case "sleep":
+		d, _ := strconv.Atoi(args[2])
+		time.Sleep(time.Duration(d) * time.Second)
+	default:
+		return false
+	}
+	os.Exit(0)
+	return true
+}
+
+// held keeps ALLOC_MB's memory alive.
+var held [][]byte
+
 func main() {
+	tool(os.Args)
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
@@ -63,6 +101,19 @@ func main() {
 		} else {
 			fmt.Fprintf(os.Stderr, "hello: WRITE_FILE %s: %v\n", path, err)
 		}
+	}
+
+	if mb, err := strconv.Atoi(os.Getenv("ALLOC_MB")); err == nil && mb > 0 {
+		// ALLOC_MB=<n>: allocate and touch n MiB at start (memory limit tests).
+		fmt.Fprintf(os.Stdout, "hello: allocating %d MiB\n", mb)
+		for i := 0; i < mb; i++ {
+			b := make([]byte, 1<<20)
+			for j := 0; j < len(b); j += 4096 {
+				b[j] = 1
+			}
+			held = append(held, b)
+		}
+		fmt.Fprintf(os.Stdout, "hello: allocated %d MiB\n", mb)
 	}
 
 	exitCode := 0
@@ -109,8 +160,29 @@ func main() {
 		}
 		fmt.Fprintf(w, "hello from %s\n", name)
 	})
+	// /healthz fails once /sick was called (until /well), and while the
+	// file $UNHEALTHY_IF exists.
+	var sick atomic.Bool
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if f := os.Getenv("UNHEALTHY_IF"); f != "" {
+			if _, err := os.Stat(f); err == nil {
+				http.Error(w, "unhealthy: "+f+" exists", http.StatusInternalServerError)
+				return
+			}
+		}
+		if sick.Load() {
+			http.Error(w, "sick on request", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/sick", func(w http.ResponseWriter, r *http.Request) {
+		sick.Store(true)
+		fmt.Fprintln(w, "now sick")
+	})
+	mux.HandleFunc("/well", func(w http.ResponseWriter, r *http.Request) {
+		sick.Store(false)
+		fmt.Fprintln(w, "now well")
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		env := os.Environ()
@@ -126,6 +198,14 @@ func main() {
 			return
 		}
 		w.Write(b)
+	})
+	// /write?path=P&content=C writes a file and answers "ok" or the error.
+	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		if err := os.WriteFile(r.URL.Query().Get("path"), []byte(r.URL.Query().Get("content")), 0o644); err != nil {
+			fmt.Fprintln(w, err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))

@@ -7,6 +7,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync/atomic"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/engine"
+	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/podstatus"
+	"github.com/ballast-dev/ballast/internal/prober"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -35,7 +38,7 @@ type Options struct {
 	// RuntimeName prefixes container IDs in status ("containerd").
 	RuntimeName string
 	Engine      engine.Config
-	// Workers bounds the runtime calls made at once (default 16).
+	// Workers bounds the pods being worked on at once (default 64).
 	Workers int
 	// Relist is how often the whole runtime state is read as a safety net
 	// (default 10s); container exits arrive as events in between.
@@ -59,6 +62,10 @@ type Agent struct {
 	snapshots chan source.Snapshot
 	imagesIn  chan struct{}
 	view      atomic.Pointer[View]
+	events    *events.Recorder
+	changed   broadcast
+	prober    *prober.Prober
+	probeOut  chan prober.Result
 
 	// Everything below is owned by the loop goroutine.
 	pods      map[string]*podState // by UID
@@ -68,6 +75,7 @@ type Agent struct {
 	snap      source.Snapshot
 	relisting bool
 	queue     []*podState
+	probeKeys []prober.Key
 }
 
 type podState struct {
@@ -88,12 +96,18 @@ type podState struct {
 	retry       time.Duration
 	status      corev1.PodStatus
 	startTime   time.Time
+	// probes holds the latest probe results, by container name.
+	probes map[string]engine.ProbeState
+	// deadlineExceeded: activeDeadlineSeconds passed; the pod was killed for good.
+	deadlineExceeded bool
 }
 
 // New returns an agent; Run starts it.
 func New(opts Options) *Agent {
 	if opts.Workers <= 0 {
-		opts.Workers = 16
+		// Enough that a burst of new pods (a node's whole directory at boot)
+		// reaches the runtime at once rather than in waves.
+		opts.Workers = 64
 	}
 	if opts.Relist <= 0 {
 		opts.Relist = 10 * time.Second
@@ -123,6 +137,9 @@ func New(opts Options) *Agent {
 		pulls:     map[string]*engine.PullFailure{},
 	}
 	a.exec = &executor{a: a}
+	a.events = events.New(opts.NodeName, 1000, opts.Log.With("component", "events"))
+	a.probeOut = make(chan prober.Result, 64)
+	a.prober = prober.New(criExec{opts.Runtime}, a.probeOut, opts.Log.With("component", "prober"))
 	a.view.Store(&View{})
 	return a
 }
@@ -157,6 +174,7 @@ type execResult struct {
 func (a *Agent) Run(ctx context.Context) error {
 	exits := make(chan cri.Exit, 64)
 	reconnected := make(chan struct{}, 1)
+	go a.prober.Run(ctx)
 	go a.opts.Runtime.WatchExits(ctx, exits, func() {
 		select {
 		case reconnected <- struct{}{}:
@@ -234,8 +252,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		case r := <-done:
 			a.applyResult(r)
 			byContainer = a.index()
+		case r := <-a.probeOut:
+			a.applyProbe(r)
 		case <-a.imagesIn:
 			a.pulls = map[string]*engine.PullFailure{}
+			a.exec.forgetImages()
 			for _, p := range a.pods {
 				a.markDirty(p)
 			}
@@ -270,6 +291,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		a.resetTimer(timer)
 		a.publish()
+		a.updateProbes()
 	}
 }
 
@@ -388,7 +410,26 @@ func (a *Agent) settle() {
 // prepare decides the plan of a queued pod and records its waiting reasons.
 func (a *Agent) prepare(p *podState) job {
 	now := a.opts.Now()
-	plan := a.opts.Engine.Decide(engine.Input{Desired: p.desired, Runtime: p.rt, Pulls: a.pulls, Now: now})
+	if p.desired != nil && p.startTime.IsZero() {
+		a.computeStatus(p)
+	}
+	plan := a.opts.Engine.Decide(engine.Input{Desired: p.desired, Runtime: p.rt, Pulls: a.pulls, Probes: p.currentProbes(), StartTime: p.startTime, Now: now})
+	if plan.DeadlineExceeded && !p.deadlineExceeded {
+		p.deadlineExceeded = true
+		a.events.Event(events.PodRef(p.desired, ""), corev1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+	}
+	if p.desired != nil {
+		for name, w := range plan.Waiting {
+			if w.Reason == "CrashLoopBackOff" && p.waiting[name].Reason != "CrashLoopBackOff" {
+				a.events.Event(events.PodRef(p.desired, name), corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+name+" in pod "+p.desired.Name+"_"+p.desired.Namespace+"("+p.uid+")")
+			}
+			if w.Reason == "ImagePullBackOff" && p.waiting[name].Reason != "ImagePullBackOff" {
+				if c := findContainer(p.desired, name); c != nil {
+					a.events.Event(events.PodRef(p.desired, name), corev1.EventTypeNormal, "BackOff", fmt.Sprintf("Back-off pulling image %q", c.Image))
+				}
+			}
+		}
+	}
 	p.waiting = plan.Waiting
 	if !plan.WakeAt.IsZero() && (p.wakeAt.IsZero() || plan.WakeAt.Before(p.wakeAt)) {
 		p.wakeAt = plan.WakeAt
@@ -591,6 +632,7 @@ func (a *Agent) computeStatus(p *podState) {
 	p.status = podstatus.Compute(podstatus.Input{
 		Pod: p.desired, Runtime: p.rt, Waiting: waiting, HostIP: a.opts.HostIP,
 		StartTime: p.startTime, Now: a.opts.Now(), Previous: &prev, RuntimeName: a.opts.RuntimeName,
+		Probes: p.currentProbes(), DeadlineExceeded: p.deadlineExceeded,
 	})
 }
 
@@ -655,4 +697,5 @@ func (a *Agent) publish() {
 		return v.Pods[i].Name < v.Pods[j].Name
 	})
 	a.view.Store(v)
+	a.changed.fire()
 }

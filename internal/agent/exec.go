@@ -16,6 +16,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/engine"
+	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/logs"
 )
 
@@ -32,6 +33,40 @@ type job struct {
 type executor struct {
 	a     *Agent
 	pulls singleflight.Group
+
+	mu sync.Mutex
+	// present caches image references known to be in the runtime (image ->
+	// image ID), so a container start under IfNotPresent asks nothing. An
+	// entry is dropped when creating a container from it fails.
+	present map[string]string
+}
+
+func (e *executor) knownImage(image string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id, ok := e.present[image]
+	return id, ok
+}
+
+// forgetImages drops what is known of images (new ones were imported: a
+// tag may now name another image).
+func (e *executor) forgetImages() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.present = nil
+}
+
+func (e *executor) setImage(image, id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.present == nil {
+		e.present = map[string]string{}
+	}
+	if id == "" {
+		delete(e.present, image)
+		return
+	}
+	e.present[image] = id
 }
 
 func (e *executor) worker(ctx context.Context, jobs <-chan job, done chan<- execResult) {
@@ -67,6 +102,15 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 	p := j.plan
 	rs := a.opts.Runtime.RS
 
+	for _, k := range p.KillContainers {
+		pod := j.desired
+		if pod != nil {
+			a.events.Event(events.PodRef(pod, k.Name), corev1.EventTypeNormal, "Killing", k.Message)
+		}
+		if err := e.stopContainer(ctx, pod, k.Name, k.ID, k.GraceSeconds, sandboxIP(j.rt)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if p.KillPod {
 		if err := e.killPod(ctx, j); err != nil {
 			errs = append(errs, err)
@@ -87,7 +131,7 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 		}
 		if len(errs) == 0 {
 			_ = logs.RemovePodLogs(a.opts.DataDir, j.rt.Namespace, j.rt.Name, j.uid)
-			_ = os.RemoveAll(a.podDir(j.uid))
+			_ = a.removePodDir(j.uid)
 		}
 	}
 
@@ -134,11 +178,11 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 	}
 	if sandboxID != "" && len(errs) == 0 {
 		for _, s := range p.Start {
-			ctr := container(j.desired, s.Name)
+			ctr := findContainer(j.desired, s.Name)
 			if ctr == nil {
 				continue
 			}
-			ref, pf, err := e.ensureImage(ctx, ctr, sandboxCfg)
+			ref, pf, err := e.ensureImage(ctx, j.desired, ctr, sandboxCfg)
 			if pf != nil {
 				if res.pulls == nil {
 					res.pulls = map[string]*engine.PullFailure{}
@@ -151,7 +195,7 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 				continue
 			}
 			res.pullsOK = append(res.pullsOK, ctr.Image)
-			if w, err := e.startContainer(ctx, j.desired, ctr, s, ref, sandboxID, sandboxCfg); err != nil {
+			if w, err := e.startContainer(ctx, j.desired, ctr, s, ref, sandboxID, sandboxCfg, sandboxIP(j.rt)); err != nil {
 				if res.execWaiting == nil {
 					res.execWaiting = map[string]engine.Waiting{}
 				}
@@ -203,18 +247,19 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 	return res
 }
 
-// killPod stops every running container, each with the pod's grace period, at
-// once, then the sandboxes.
+// killPod stops every running container at once, each after its preStop
+// hook and within the pod's grace period, then the sandboxes.
 func (e *executor) killPod(ctx context.Context, j job) error {
 	rs := e.a.opts.Runtime.RS
-	grace := int64(30)
 	pod := j.desired
 	if pod == nil {
 		pod = j.rt.Pod()
 	}
+	grace := int64(30)
 	if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil {
 		grace = *pod.Spec.TerminationGracePeriodSeconds
 	}
+	ip := sandboxIP(j.rt)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
@@ -225,11 +270,12 @@ func (e *executor) killPod(ctx context.Context, j job) error {
 		wg.Add(1)
 		go func(c cri.Container) {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+30*time.Second)
-			defer cancel()
-			if _, err := rs.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: c.ID, Timeout: grace}); err != nil && !cri.IsNotFound(err) {
+			if pod != nil {
+				e.a.events.Event(events.PodRef(pod, c.Name), corev1.EventTypeNormal, "Killing", "Stopping container "+c.Name)
+			}
+			if err := e.stopContainer(ctx, pod, c.Name, c.ID, grace, ip); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("stopping container %s (%s): %w", c.Name, short(c.ID), err))
+				errs = append(errs, err)
 				mu.Unlock()
 			}
 		}(c)
@@ -249,32 +295,71 @@ func (e *executor) killPod(ctx context.Context, j job) error {
 	return nil
 }
 
+// stopContainer runs the container's preStop hook, then stops it with what
+// is left of the grace period (SIGTERM, then SIGKILL), as the kubelet.
+func (e *executor) stopContainer(ctx context.Context, pod *corev1.Pod, name, id string, grace int64, podIP string) error {
+	start := time.Now()
+	if ctr := findContainer(pod, name); ctr != nil && ctr.Lifecycle != nil && ctr.Lifecycle.PreStop != nil && grace > 0 {
+		hctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second)
+		if err := e.a.runHook(hctx, ctr.Lifecycle.PreStop, ctr, id, e.a.podHost(pod, podIP)); err != nil {
+			e.a.events.Event(events.PodRef(pod, name), corev1.EventTypeWarning, "FailedPreStopHook", err.Error())
+		}
+		cancel()
+		grace = max(grace-int64(time.Since(start)/time.Second), 2) // the kubelet leaves at least 2 s
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+30*time.Second)
+	defer cancel()
+	if _, err := e.a.opts.Runtime.RS.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace}); err != nil && !cri.IsNotFound(err) {
+		return fmt.Errorf("stopping container %s (%s): %w", name, short(id), err)
+	}
+	return nil
+}
+
+func sandboxIP(rt *cri.PodRuntime) string {
+	if sb := rt.LatestSandbox(); sb != nil {
+		return sb.IP
+	}
+	return ""
+}
+
 // ensureImage makes the container's image present as its pull policy says. A
 // pull failure comes back as a PullFailure (for back-off), other errors as err.
-func (e *executor) ensureImage(ctx context.Context, ctr *corev1.Container, sb *runtimeapi.PodSandboxConfig) (string, *engine.PullFailure, error) {
+func (e *executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, sb *runtimeapi.PodSandboxConfig) (string, *engine.PullFailure, error) {
+	ref := events.PodRef(pod, ctr.Name)
 	is := e.a.opts.Runtime.IS
 	now := e.a.opts.Now()
+	if id, ok := e.knownImage(ctr.Image); ok && ctr.ImagePullPolicy != corev1.PullAlways {
+		e.a.events.Event(ref, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", ctr.Image))
+		return id, nil, nil
+	}
 	st, err := is.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ctr.Image}})
 	if err != nil {
 		return "", nil, fmt.Errorf("image %q status: %w", ctr.Image, err)
 	}
 	present := st.Image != nil
+	if present {
+		e.setImage(ctr.Image, st.Image.Id)
+	}
 	switch ctr.ImagePullPolicy {
 	case corev1.PullNever:
 		if !present {
+			e.a.events.Event(ref, corev1.EventTypeWarning, "ErrImageNeverPull", fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image))
 			return "", &engine.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImageNeverPull",
 				Err: fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image)}, nil
 		}
 		return st.Image.Id, nil, nil
 	case corev1.PullIfNotPresent:
 		if present {
+			e.a.events.Event(ref, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", ctr.Image))
 			return st.Image.Id, nil, nil
 		}
 	}
+	e.a.events.Event(ref, corev1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", ctr.Image))
+	t0 := time.Now()
 	v, err, _ := e.pulls.Do(ctr.Image, func() (any, error) {
 		e.a.log.Info("pulling image", "image", ctr.Image)
 		t0 := time.Now()
-		r, err := is.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ctr.Image}, SandboxConfig: sb})
+		r, err := e.pullImage(ctx, ctr.Image, sb)
 		if err != nil {
 			return "", err
 		}
@@ -285,36 +370,51 @@ func (e *executor) ensureImage(ctx context.Context, ctr *corev1.Container, sb *r
 		if cri.IsUnavailable(err) {
 			return "", nil, fmt.Errorf("pulling image %q: %w", ctr.Image, err)
 		}
-		return "", &engine.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImagePull",
-			Err: fmt.Sprintf("failed to pull image %q: %s", ctr.Image, cri.Message(err))}, nil
+		msg := fmt.Sprintf("failed to pull image %q: %s", ctr.Image, cri.Message(err))
+		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Failed to pull image "+strconl(ctr.Image)+": "+cri.Message(err))
+		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
+		return "", &engine.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImagePull", Err: msg}, nil
 	}
+	e.a.events.Event(ref, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in %s", ctr.Image, time.Since(t0).Round(time.Millisecond)))
+	e.setImage(ctr.Image, v.(string))
 	return v.(string), nil, nil
 }
 
-func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig) (engine.Waiting, error) {
+func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) (engine.Waiting, error) {
+	ref := events.PodRef(pod, ctr.Name)
 	rs := e.a.opts.Runtime.RS
-	cfg, err := e.a.containerConfig(pod, ctr, s, imageRef)
+	cfg, err := e.a.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID)
 	if err != nil {
 		return engine.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
 	cr, err := rs.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbCfg})
 	if err != nil {
+		e.setImage(ctr.Image, "") // perhaps the image went away: look again next time
+		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: "+cri.Message(err))
 		return engine.Waiting{Reason: "CreateContainerError", Message: cri.Message(err)}, fmt.Errorf("creating container %q: %s", ctr.Name, cri.Message(err))
 	}
+	e.a.events.Event(ref, corev1.EventTypeNormal, "Created", "Created container "+ctr.Name)
 	if _, err := rs.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: "+cri.Message(err))
 		return engine.Waiting{Reason: "RunContainerError", Message: cri.Message(err)}, fmt.Errorf("starting container %q: %s", ctr.Name, cri.Message(err))
+	}
+	e.a.events.Event(ref, corev1.EventTypeNormal, "Started", "Started container "+ctr.Name)
+	if ctr.Lifecycle != nil && ctr.Lifecycle.PostStart != nil {
+		// As the kubelet: the container counts as started only after its
+		// postStart hook; a failed hook kills it (and the restart policy applies).
+		if err := e.a.runHook(ctx, ctr.Lifecycle.PostStart, ctr, cr.ContainerId, e.a.podHost(pod, podIP)); err != nil {
+			msg := err.Error()
+			e.a.events.Event(ref, corev1.EventTypeWarning, "FailedPostStartHook", msg)
+			if kerr := e.stopContainer(ctx, pod, ctr.Name, cr.ContainerId, graceSeconds(pod, nil), podIP); kerr != nil {
+				return engine.Waiting{Reason: "PostStartHookError", Message: msg}, kerr
+			}
+			return engine.Waiting{}, nil
+		}
 	}
 	return engine.Waiting{}, nil
 }
 
-func container(pod *corev1.Pod, name string) *corev1.Container {
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
-		}
-	}
-	return nil
-}
+func strconl(s string) string { return fmt.Sprintf("%q", s) }
 
 func short(id string) string {
 	if len(id) > 12 {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/logs"
+	"github.com/ballast-dev/ballast/internal/podstatus"
 )
 
 // sandboxConfig builds the CRI sandbox config of a pod, as the kubelet would.
@@ -38,9 +40,8 @@ func (a *Agent) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.PodS
 	}
 	annotations[cri.AnnotationPod] = string(raw)
 
-	nsMode := runtimeapi.NamespaceMode_POD
-	if pod.Spec.HostNetwork {
-		nsMode = runtimeapi.NamespaceMode_NODE
+	if reason, msg := podstatus.Admit(pod); reason != "" {
+		return nil, fmt.Errorf("%s: %s (nodeSelector %v, node labels %v)", reason, msg, pod.Spec.NodeSelector, podstatus.NodeLabels(a.opts.NodeName))
 	}
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
@@ -49,17 +50,14 @@ func (a *Agent) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.PodS
 		Labels:       labels,
 		Annotations:  annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: nsMode, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
-			},
+			SecurityContext: a.sandboxSecurityContext(pod),
+			Sysctls:         podSysctls(pod),
 		},
+		DnsConfig:    a.podDNS(pod),
+		PortMappings: portMappings(pod),
 	}
 	if pod.Spec.HostNetwork {
 		cfg.Hostname = ""
-	} else if pod.Spec.DNSPolicy != corev1.DNSNone {
-		// No cluster DNS exists for static pods: ClusterFirst falls back to the
-		// node's resolver, as the kubelet does when it has no cluster DNS.
-		cfg.DnsConfig = hostDNS(a.opts.ResolvConf)
 	}
 	return cfg, nil
 }
@@ -104,12 +102,23 @@ func hostDNS(path string) *runtimeapi.DNSConfig {
 	return cfg
 }
 
-// containerConfig builds the CRI config of one container of a pod.
-func (a *Agent) containerConfig(pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef string) (*runtimeapi.ContainerConfig, error) {
+// containerConfig builds the CRI config of one container of a pod, in the
+// pod's sandbox sandboxID. Errors are the container's CreateContainerConfigError.
+func (a *Agent) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
+	if err := a.verifyRunAsNonRoot(ctx, pod, ctr, imageRef); err != nil {
+		return nil, err
+	}
+	podIPs := a.podIPs(ctx, pod, sandboxID)
 	env := map[string]string{}
 	var envs []*runtimeapi.KeyValue
 	for _, e := range ctr.Env {
 		v := expand(e.Value, env)
+		if e.ValueFrom != nil {
+			var err error
+			if v, err = a.envValueFrom(pod, ctr, e.ValueFrom, podIPs); err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+		}
 		env[e.Name] = v
 		envs = append(envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(v)})
 	}
@@ -120,13 +129,9 @@ func (a *Agent) containerConfig(pod *corev1.Pod, ctr *corev1.Container, s engine
 	for _, c := range ctr.Args {
 		args = append(args, expand(c, env))
 	}
-	mounts, err := a.mounts(pod, ctr, s.RestartCount)
+	mounts, err := a.mounts(pod, ctr, s.RestartCount, env, podIPs)
 	if err != nil {
 		return nil, err
-	}
-	nsMode := runtimeapi.NamespaceMode_POD
-	if pod.Spec.HostNetwork {
-		nsMode = runtimeapi.NamespaceMode_NODE
 	}
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata:   &runtimeapi.ContainerMetadata{Name: ctr.Name, Attempt: uint32(s.RestartCount)},
@@ -148,14 +153,13 @@ func (a *Agent) containerConfig(pod *corev1.Pod, ctr *corev1.Container, s engine
 			cri.LabelNode:          a.opts.NodeName,
 		},
 		Annotations: map[string]string{
-			cri.AnnotationRestartCount: strconv.Itoa(s.RestartCount),
-			cri.AnnotationTermMsgPath:  ctr.TerminationMessagePath,
+			cri.AnnotationRestartCount:  strconv.Itoa(s.RestartCount),
+			cri.AnnotationTermMsgPath:   ctr.TerminationMessagePath,
+			cri.AnnotationTermMsgPolicy: string(ctr.TerminationMessagePolicy),
 		},
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources: &runtimeapi.LinuxContainerResources{},
-			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: nsMode, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
-			},
+			Resources:       a.containerResources(pod, ctr),
+			SecurityContext: a.containerSecurityContext(pod, ctr),
 		},
 	}
 	if s.Backoff > 0 {
@@ -170,34 +174,55 @@ func (a *Agent) podDir(uid string) string {
 	return filepath.Join(a.opts.DataDir, "volumes", uid)
 }
 
-func (a *Agent) mounts(pod *corev1.Pod, ctr *corev1.Container, restart int) ([]*runtimeapi.Mount, error) {
-	vols := map[string]*corev1.Volume{}
-	for i := range pod.Spec.Volumes {
-		vols[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
+func (a *Agent) mounts(pod *corev1.Pod, ctr *corev1.Container, restart int, env map[string]string, podIPs []string) ([]*runtimeapi.Mount, error) {
+	hostDirs, err := a.setUpVolumes(pod)
+	if err != nil {
+		return nil, err
 	}
+	privileged := ctr.SecurityContext != nil && ctr.SecurityContext.Privileged != nil && *ctr.SecurityContext.Privileged
 	var out []*runtimeapi.Mount
+	mountsEtcHosts := false
 	for _, vm := range ctr.VolumeMounts {
-		v := vols[vm.Name]
-		if v == nil {
+		vd, ok := hostDirs[vm.Name]
+		if !ok {
 			return nil, fmt.Errorf("container %q mounts volume %q, which the pod does not define", ctr.Name, vm.Name)
 		}
-		var host string
-		switch {
-		case v.HostPath != nil:
-			host = v.HostPath.Path
-		case v.EmptyDir != nil:
-			host = filepath.Join(a.podDir(string(pod.UID)), "empty-dir", v.Name)
-			if err := os.MkdirAll(host, 0o755); err != nil {
-				return nil, fmt.Errorf("volume %q: %w", v.Name, err)
+		host := vd.path
+		sub := vm.SubPath
+		if vm.SubPathExpr != "" {
+			sub = expand(vm.SubPathExpr, env)
+			if filepath.IsAbs(sub) || hasDotDot(sub) {
+				return nil, fmt.Errorf("volume mount %s: subPathExpr %q expands to %q, which must be a relative path without '..'", vm.MountPath, vm.SubPathExpr, sub)
 			}
-			// emptyDir is world-writable, as the kubelet makes it.
-			if err := os.Chmod(host, 0o777); err != nil {
-				return nil, fmt.Errorf("volume %q: %w", v.Name, err)
-			}
-		default:
-			return nil, fmt.Errorf("volume %q: type not supported", v.Name)
 		}
-		out = append(out, &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly})
+		if sub != "" {
+			if host, err = subPath(vd.path, sub); err != nil {
+				return nil, fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q: %w", vm.Name, ctr.Name, err)
+			}
+		}
+		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly || vd.readOnly}
+		if vm.MountPropagation != nil {
+			switch *vm.MountPropagation {
+			case corev1.MountPropagationHostToContainer:
+				m.Propagation = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+			case corev1.MountPropagationBidirectional:
+				if !privileged {
+					return nil, fmt.Errorf("volume mount %s: Bidirectional mount propagation is available only to privileged containers", vm.MountPath)
+				}
+				m.Propagation = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+			}
+		}
+		if filepath.Clean(vm.MountPath) == "/etc/hosts" {
+			mountsEtcHosts = true
+		}
+		out = append(out, m)
+	}
+	if !mountsEtcHosts {
+		hosts, err := a.writeHostsFile(pod, podIPs)
+		if err != nil {
+			return nil, fmt.Errorf("writing the pod's /etc/hosts: %w", err)
+		}
+		out = append(out, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: hosts})
 	}
 	if p := ctr.TerminationMessagePath; p != "" {
 		dir := filepath.Join(a.podDir(string(pod.UID)), "containers", ctr.Name)

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/source"
 )
@@ -32,6 +34,12 @@ func (a *Agent) View() *View { return a.view.Load() }
 
 // Pods returns the pods the agent runs, with status.
 func (a *Agent) Pods() []corev1.Pod { return a.View().Pods }
+
+// Events returns the events the agent recorded, oldest first.
+func (a *Agent) Events() []corev1.Event { return a.events.List() }
+
+// Recorder is the agent's event recorder (for publishing events to an API).
+func (a *Agent) Recorder() *events.Recorder { return a.events }
 
 // ManifestProblems returns the manifest files the agent cannot use.
 func (a *Agent) ManifestProblems() []localapi.ManifestProblem {
@@ -101,3 +109,33 @@ func (a *Agent) LogFile(namespace, pod, container string, previous bool) (string
 	}
 	return ref.Current, running, nil
 }
+
+// broadcast wakes every waiter at once: a channel closed and replaced on fire.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) fire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+	}
+	b.ch = make(chan struct{})
+}
+
+// Changed returns a channel closed at the next published change.
+func (a *Agent) Changed() <-chan struct{} { return a.changed.wait() }
+
+// EventsChanged returns a channel closed at the next recorded event.
+func (a *Agent) EventsChanged() <-chan struct{} { return a.events.Changed() }

@@ -41,6 +41,8 @@ type nodeFlags struct {
 	logMaxSize    int64
 	logMaxFiles   int
 	logCheck      time.Duration
+	imageCreds    string
+	pullTimeout   time.Duration
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
@@ -64,6 +66,8 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.DurationVar(&f.backoff.PullBackoffMax, "image-pull-backoff-max", d.PullBackoffMax, "longest ImagePullBackOff delay")
 	fs.Int64Var(&f.logMaxSize, "container-log-max-size", 10<<20, "rotate a container log file when it grows past this many bytes")
 	fs.IntVar(&f.logMaxFiles, "container-log-max-files", 5, "log files kept per container, the current one included")
+	fs.StringVar(&f.imageCreds, "image-credential-file", "", "docker config.json with registry credentials for image pulls (default: the first of <data-dir>/config.json, /var/lib/kubelet/config.json, ~/.docker/config.json that exists)")
+	fs.DurationVar(&f.pullTimeout, "image-pull-timeout", agent.DefaultPullTimeout, "give up an image pull after this long (ErrImagePull, then back-off)")
 	fs.DurationVar(&f.logCheck, "container-log-check-interval", 10*time.Second, "how often container log sizes are checked for rotation")
 	for _, n := range []string{"container-log-check-interval", "crash-backoff-initial", "crash-backoff-max", "image-pull-backoff-initial", "image-pull-backoff-max"} {
 		_ = fs.MarkHidden(n)
@@ -118,7 +122,7 @@ func nodeCmd(f *nodeFlags) *cobra.Command {
 		Short: "Run the node agent: keep the static pods of a manifest directory running",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runNode(cmd.Context(), cmd, f)
+			return runNode(cmd.Context(), cmd, f, nil)
 		},
 	}
 	f.register(cmd)
@@ -134,7 +138,16 @@ func defaultNodeName() (string, error) {
 	return strings.ToLower(strings.TrimSpace(h)), nil
 }
 
-func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags) error {
+// runningNode is what a running node agent tells whoever started it.
+type runningNode struct {
+	Agent          *agent.Agent
+	Name, HostIP   string
+	RuntimeVersion string
+}
+
+// runNode runs the node agent until ctx ends; ready, if set, is called once
+// it runs.
+func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(runningNode)) error {
 	log := newLogger(f.logLevel)
 	if err := f.applyConfig(cmd, log); err != nil {
 		return err
@@ -187,10 +200,12 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags) error {
 	}
 	defer rt.Close()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	runtimeVersion := ""
 	if v, err := rt.WaitReady(wctx); err != nil {
 		log.Warn("container runtime not answering yet; pods start once it does", "endpoint", endpoint, "err", err)
 	} else {
 		log.Info("container runtime", "name", v.RuntimeName, "version", v.RuntimeVersion, "cri", v.RuntimeApiVersion)
+		runtimeVersion = v.RuntimeName + "://" + v.RuntimeVersion
 	}
 	cancel()
 
@@ -198,6 +213,7 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags) error {
 		NodeName: f.nodeName, DataDir: f.dataDir, HostIP: f.nodeIP, Runtime: rt,
 		RuntimeName: "containerd", Engine: f.backoff, Log: log,
 	})
+	a.SetImagePulls(agent.PullConfig{CredentialFile: f.imageCreds, Timeout: f.pullTimeout})
 
 	errc := make(chan error, 4)
 	go func() {
@@ -216,6 +232,9 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags) error {
 	}()
 	go rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: f.logMaxSize, MaxFiles: f.logMaxFiles}, f.logCheck, log)
 	log.Info("node agent running", "socket", sock)
+	if ready != nil {
+		ready(runningNode{Agent: a, Name: f.nodeName, HostIP: f.nodeIP, RuntimeVersion: runtimeVersion})
+	}
 
 	go func() { errc <- a.Run(ctx) }()
 	select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -103,19 +104,51 @@ func (p *PodRuntime) Pod() *corev1.Pod {
 	return nil
 }
 
-// Observer reads the runtime's state of the pods of one node. It keeps the
-// status of exited containers it has seen, so a relist asks the runtime only
-// about containers that are new or changed.
+// Observer reads the runtime's state of the pods of one node. It caches the
+// status of every container by ID and state, and every ready sandbox's IP,
+// so a relist is two list calls plus one status call per container that is
+// new or changed state: idle, it asks nothing else. Safe for concurrent use.
 type Observer struct {
 	rt   *Runtime
 	node string
-	// exited caches the final status of exited containers by ID.
-	exited map[string]Container
+
+	mu sync.Mutex
+	// containers caches container statuses by ID; valid while the state
+	// ListContainers reports is the cached one.
+	containers map[string]Container
+	// ips caches ready sandboxes' IPs by ID (a sandbox's IP never changes).
+	ips map[string]string
 }
 
 // NewObserver returns an observer of node's pods on rt.
 func NewObserver(rt *Runtime, node string) *Observer {
-	return &Observer{rt: rt, node: node, exited: map[string]Container{}}
+	return &Observer{rt: rt, node: node, containers: map[string]Container{}, ips: map[string]string{}}
+}
+
+func listState(s runtimeapi.ContainerState) ContainerState {
+	switch s {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return StateCreated
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return StateRunning
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return StateExited
+	}
+	return StateUnknown
+}
+
+func (o *Observer) cached(id string, state ContainerState) (Container, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c, ok := o.containers[id]
+	return c, ok && c.State == state
+}
+
+func (o *Observer) cachedIP(id string) (string, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ip, ok := o.ips[id]
+	return ip, ok
 }
 
 // List returns every pod of the node, by UID. With uid set, only that pod.
@@ -152,9 +185,13 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 			}
 		}
 		if sb.Ready {
-			st, err := o.rt.RS.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.Id})
-			if err == nil && st.Status.GetNetwork() != nil {
-				sb.IP = st.Status.Network.Ip
+			if ip, ok := o.cachedIP(s.Id); ok {
+				sb.IP = ip
+			} else if st, err := o.rt.RS.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.Id}); err == nil {
+				sb.IP = st.Status.GetNetwork().GetIp()
+				o.mu.Lock()
+				o.ips[s.Id] = sb.IP
+				o.mu.Unlock()
 			}
 		}
 		p.Sandboxes = append(p.Sandboxes, sb)
@@ -164,7 +201,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		seen[c.Id] = true
 		uid := c.Labels[LabelPodUID]
 		p := get(uid, c.Labels[LabelPodName], c.Labels[LabelPodNamespace])
-		if cached, ok := o.exited[c.Id]; ok {
+		if cached, ok := o.cached(c.Id, listState(c.State)); ok {
 			p.Containers = append(p.Containers, cached)
 			continue
 		}
@@ -176,17 +213,30 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 			return nil, err
 		}
 		ctr.SandboxID = c.PodSandboxId
-		if ctr.State == StateExited {
-			o.exited[c.Id] = ctr
-		}
+		o.mu.Lock()
+		o.containers[c.Id] = ctr
+		o.mu.Unlock()
 		p.Containers = append(p.Containers, ctr)
 	}
 	if uid == "" {
-		for id := range o.exited {
-			if !seen[id] {
-				delete(o.exited, id)
+		sbSeen := map[string]bool{}
+		for _, s := range sbs.Items {
+			if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+				sbSeen[s.Id] = true
 			}
 		}
+		o.mu.Lock()
+		for id := range o.containers {
+			if !seen[id] {
+				delete(o.containers, id)
+			}
+		}
+		for id := range o.ips {
+			if !sbSeen[id] {
+				delete(o.ips, id)
+			}
+		}
+		o.mu.Unlock()
 	}
 	for _, p := range pods {
 		sort.Slice(p.Sandboxes, func(i, j int) bool { return p.Sandboxes[i].CreatedAt.After(p.Sandboxes[j].CreatedAt) })
@@ -202,7 +252,11 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 }
 
 // Forget drops the cached status of a removed container.
-func (o *Observer) Forget(id string) { delete(o.exited, id) }
+func (o *Observer) Forget(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.containers, id)
+}
 
 func (o *Observer) status(ctx context.Context, id string) (Container, error) {
 	r, err := o.rt.RS.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
@@ -230,6 +284,14 @@ func (o *Observer) status(ctx context.Context, id string) (Container, error) {
 		c.State = StateRunning
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		c.State = StateExited
+	}
+	if c.State == StateExited {
+		if tm := terminationMessage(s); tm != "" {
+			if c.Message != "" {
+				c.Message += ": "
+			}
+			c.Message += tm
+		}
 	}
 	c.RestartCount, _ = strconv.Atoi(s.Annotations[AnnotationRestartCount])
 	if d, err := time.ParseDuration(s.Annotations[AnnotationBackoff]); err == nil {

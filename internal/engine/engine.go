@@ -65,7 +65,33 @@ type Input struct {
 	Runtime *cri.PodRuntime
 	// Pulls are the image pull failures still in force, by image.
 	Pulls map[string]*PullFailure
-	Now   time.Time
+	// Probes are the probe results of each container's current instance, by name.
+	Probes map[string]ProbeState
+	// StartTime is when the pod first started on this node (for activeDeadlineSeconds).
+	StartTime time.Time
+	Now       time.Time
+}
+
+// ProbeState is what the probes say of one container instance.
+type ProbeState struct {
+	ContainerID string
+	// Started: the startup probe succeeded (or there is none and it runs).
+	Started bool
+	// Ready: the readiness probe succeeds (or there is none and it runs).
+	Ready bool
+	// LivenessFailed and StartupFailed: the probe failed failureThreshold
+	// times; the container must be killed.
+	LivenessFailed, StartupFailed bool
+	Message                       string
+	// GraceSeconds is the kill's grace period (the probe's own, or the pod's).
+	GraceSeconds int64
+}
+
+// KillContainer is one running container to stop.
+type KillContainer struct {
+	ID, Name        string
+	Reason, Message string
+	GraceSeconds    int64
 }
 
 // Start is one container to pull (as its policy says), create and start.
@@ -90,6 +116,10 @@ type Plan struct {
 	KillPod bool
 	// RemovePod removes the pod's sandboxes, containers and files: it is no longer desired.
 	RemovePod bool
+	// KillContainers stops single containers (a failed liveness or startup probe).
+	KillContainers []KillContainer
+	// DeadlineExceeded: activeDeadlineSeconds has passed; the pod is killed for good.
+	DeadlineExceeded bool
 	// CreateSandbox makes a new sandbox; every container then starts in it.
 	CreateSandbox bool
 	Start         []Start
@@ -107,7 +137,7 @@ type Plan struct {
 
 // Empty reports whether the plan asks for no runtime action.
 func (p Plan) Empty() bool {
-	return !p.KillPod && !p.RemovePod && !p.CreateSandbox && len(p.Start) == 0 && !p.StopSandbox &&
+	return !p.KillPod && !p.RemovePod && !p.CreateSandbox && len(p.Start) == 0 && !p.StopSandbox && len(p.KillContainers) == 0 &&
 		len(p.RemoveContainers) == 0 && len(p.RemoveSandboxes) == 0
 }
 
@@ -137,6 +167,17 @@ func (c Config) Decide(in Input) Plan {
 	pod := in.Desired
 	sb := rt.LatestSandbox()
 
+	if d := pod.Spec.ActiveDeadlineSeconds; d != nil && !in.StartTime.IsZero() {
+		deadline := in.StartTime.Add(time.Duration(*d) * time.Second)
+		if !in.Now.Before(deadline) {
+			// As the kubelet: the pod is killed for good and ends Failed.
+			p.DeadlineExceeded = true
+			p.KillPod = anyRunning(rt) || (sb != nil && sb.Ready)
+			return p
+		}
+		p.wake(deadline)
+	}
+
 	if Finished(pod, rt) {
 		if sb != nil && sb.Ready {
 			p.StopSandbox = true
@@ -158,64 +199,145 @@ func (c Config) Decide(in Input) Plan {
 		}
 		p.CreateSandbox = true
 	}
+	// current returns the newest instance of a container in the live sandbox.
+	current := func(name string) *cri.Container {
+		if fresh {
+			return nil
+		}
+		for _, ctr := range rt.ContainersNamed(name) {
+			if ctr.SandboxID == sb.ID {
+				return &ctr
+			}
+			return nil
+		}
+		return nil
+	}
+
+	// Init containers run one at a time, in order; sidecars (restartPolicy
+	// Always) keep running and the next one starts once they have started.
+	initialized := true
+	for _, ctr := range pod.Spec.InitContainers {
+		cur := current(ctr.Name)
+		if isSidecar(ctr) {
+			if cur != nil && cur.State == cri.StateRunning {
+				c.probeKill(&p, in, ctr.Name, cur)
+				if in.Probes[ctr.Name].Started || ctr.StartupProbe == nil {
+					continue
+				}
+				initialized = false
+				break
+			}
+			c.startOrBackOff(&p, in, pod, ctr, corev1.RestartPolicyAlways)
+			initialized = false
+			break
+		}
+		if cur != nil && cur.State == cri.StateExited && cur.ExitCode == 0 {
+			continue
+		}
+		initialized = false
+		if cur != nil && cur.State == cri.StateRunning {
+			c.probeKill(&p, in, ctr.Name, cur)
+			break
+		}
+		policy := pod.Spec.RestartPolicy
+		if policy == corev1.RestartPolicyAlways {
+			policy = corev1.RestartPolicyOnFailure // a failed init container is retried; a succeeded one is done
+		}
+		c.startOrBackOff(&p, in, pod, ctr, policy)
+		break
+	}
+	if !initialized {
+		for _, ctr := range pod.Spec.Containers {
+			p.wait(ctr.Name, "PodInitializing", "")
+		}
+		if !fresh {
+			c.gc(&p, rt)
+		}
+		return p
+	}
+
 	for _, ctr := range pod.Spec.Containers {
 		insts := rt.ContainersNamed(ctr.Name)
-		var latest *cri.Container
-		if len(insts) > 0 {
-			latest = &insts[0]
-		}
-		if !fresh && latest != nil && latest.SandboxID == sb.ID && latest.State == cri.StateRunning {
+		if len(insts) > 0 && !fresh && insts[0].SandboxID == sb.ID && insts[0].State == cri.StateRunning {
+			c.probeKill(&p, in, ctr.Name, &insts[0])
 			continue
 		}
-		if latest != nil && latest.State == cri.StateRunning && fresh {
-			// Runs in a dead sandbox: killed with the pod, then started again.
-		} else if latest != nil && latest.State == cri.StateExited && !shouldRestart(pod.Spec.RestartPolicy, latest.ExitCode) {
-			continue
-		}
-		s := Start{Name: ctr.Name}
-		if latest != nil {
-			s.RestartCount = latest.RestartCount + 1
-			finished := latest.FinishedAt
-			if finished.IsZero() {
-				finished = latest.CreatedAt
-			}
-			expired := latest.Backoff == 0 || finished.Sub(latest.BackoffSince) > 2*c.BackoffMax
-			if latest.State == cri.StateExited && !expired && in.Now.Sub(finished) < latest.Backoff {
-				p.wait(ctr.Name, "CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
-					latest.Backoff, ctr.Name, pod.Name, pod.Namespace, pod.UID))
-				p.wake(finished.Add(latest.Backoff))
-				continue
-			}
-			if latest.State == cri.StateExited {
-				if expired {
-					s.Backoff = c.BackoffInitial
-				} else {
-					s.Backoff = min(latest.Backoff*2, c.BackoffMax)
-				}
-				s.BackoffSince = in.Now
-			} else {
-				s.Backoff, s.BackoffSince = latest.Backoff, latest.BackoffSince
-			}
-		}
-		if f := in.Pulls[ctr.Image]; f != nil && in.Now.Before(f.At.Add(f.Backoff)) {
-			reason := "ImagePullBackOff"
-			msg := fmt.Sprintf("Back-off pulling image %q: %s", ctr.Image, f.Err)
-			if f.Reason != "ErrImagePull" {
-				reason, msg = f.Reason, f.Err
-			} else if shown := min(c.ErrImagePullShown, f.Backoff/2); in.Now.Before(f.At.Add(shown)) {
-				reason, msg = "ErrImagePull", f.Err
-				p.wake(f.At.Add(shown))
-			}
-			p.wait(ctr.Name, reason, msg)
-			p.wake(f.At.Add(f.Backoff))
-			continue
-		}
-		p.Start = append(p.Start, s)
+		c.startOrBackOff(&p, in, pod, ctr, pod.Spec.RestartPolicy)
 	}
 	if !fresh {
 		c.gc(&p, rt)
 	}
 	return p
+}
+
+func isSidecar(ctr corev1.Container) bool {
+	return ctr.RestartPolicy != nil && *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// probeKill kills a running container whose liveness or startup probe failed.
+func (c Config) probeKill(p *Plan, in Input, name string, cur *cri.Container) {
+	ps, ok := in.Probes[name]
+	if !ok || ps.ContainerID != cur.ID || (!ps.LivenessFailed && !ps.StartupFailed) {
+		return
+	}
+	p.KillContainers = append(p.KillContainers, KillContainer{ID: cur.ID, Name: name, Reason: "Unhealthy", Message: ps.Message, GraceSeconds: ps.GraceSeconds})
+}
+
+// startOrBackOff plans the start of a container that is not running, unless
+// its restart policy says no or a back-off holds it.
+func (c Config) startOrBackOff(p *Plan, in Input, pod *corev1.Pod, ctr corev1.Container, policy corev1.RestartPolicy) {
+	insts := in.Runtime.ContainersNamed(ctr.Name)
+	var latest *cri.Container
+	if len(insts) > 0 {
+		latest = &insts[0]
+	}
+	fresh := p.CreateSandbox
+	if latest != nil && latest.State == cri.StateRunning && fresh {
+		// Runs in a dead sandbox: killed with the pod, then started again.
+	} else if latest != nil && latest.State == cri.StateRunning {
+		return // started, not yet seen exiting (a sidecar or init container in flight)
+	} else if latest != nil && latest.State == cri.StateExited && !shouldRestart(policy, latest.ExitCode) {
+		return
+	}
+	s := Start{Name: ctr.Name}
+	if latest != nil {
+		s.RestartCount = latest.RestartCount + 1
+		finished := latest.FinishedAt
+		if finished.IsZero() {
+			finished = latest.CreatedAt
+		}
+		expired := latest.Backoff == 0 || finished.Sub(latest.BackoffSince) > 2*c.BackoffMax
+		if latest.State == cri.StateExited && !expired && in.Now.Sub(finished) < latest.Backoff {
+			p.wait(ctr.Name, "CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+				latest.Backoff, ctr.Name, pod.Name, pod.Namespace, pod.UID))
+			p.wake(finished.Add(latest.Backoff))
+			return
+		}
+		if latest.State == cri.StateExited {
+			if expired {
+				s.Backoff = c.BackoffInitial
+			} else {
+				s.Backoff = min(latest.Backoff*2, c.BackoffMax)
+			}
+			s.BackoffSince = in.Now
+		} else {
+			s.Backoff, s.BackoffSince = latest.Backoff, latest.BackoffSince
+		}
+	}
+	if f := in.Pulls[ctr.Image]; f != nil && in.Now.Before(f.At.Add(f.Backoff)) {
+		reason := "ImagePullBackOff"
+		msg := fmt.Sprintf("Back-off pulling image %q: %s", ctr.Image, f.Err)
+		if f.Reason != "ErrImagePull" {
+			reason, msg = f.Reason, f.Err
+		} else if shown := min(c.ErrImagePullShown, f.Backoff/2); in.Now.Before(f.At.Add(shown)) {
+			reason, msg = "ErrImagePull", f.Err
+			p.wake(f.At.Add(shown))
+		}
+		p.wait(ctr.Name, reason, msg)
+		p.wake(f.At.Add(f.Backoff))
+		return
+	}
+	p.Start = append(p.Start, s)
 }
 
 // shouldRestart applies the restart policy to an exited container.
@@ -248,6 +370,13 @@ func anyRunning(rt *cri.PodRuntime) bool {
 func Finished(pod *corev1.Pod, rt *cri.PodRuntime) bool {
 	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways || pod.Spec.RestartPolicy == "" {
 		return false
+	}
+	if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+		for _, ctr := range pod.Spec.InitContainers {
+			if insts := rt.ContainersNamed(ctr.Name); !isSidecar(ctr) && len(insts) > 0 && insts[0].State == cri.StateExited && insts[0].ExitCode != 0 {
+				return true // a failed init container fails a Never pod
+			}
+		}
 	}
 	for _, ctr := range pod.Spec.Containers {
 		insts := rt.ContainersNamed(ctr.Name)

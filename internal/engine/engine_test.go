@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +138,87 @@ func TestCrashLoopMessageNamesPod(t *testing.T) {
 	want := "back-off 10s restarting failed container=a pod=web-node1_default(u1)"
 	if got := p.Waiting["a"].Message; got != want {
 		t.Errorf("message = %q, want %q", got, want)
+	}
+}
+
+func withInit(p *corev1.Pod, names ...string) *corev1.Pod {
+	for _, n := range names {
+		c := corev1.Container{Name: n, Image: "img:" + n}
+		if strings.HasPrefix(n, "side") {
+			always := corev1.ContainerRestartPolicyAlways
+			c.RestartPolicy = &always
+		}
+		p.Spec.InitContainers = append(p.Spec.InitContainers, c)
+	}
+	return p
+}
+
+func TestDecideInitContainers(t *testing.T) {
+	c := Defaults()
+	ready := []cri.Sandbox{sandbox(true)}
+	names := func(p Plan) string {
+		var s []string
+		for _, st := range p.Start {
+			s = append(s, st.Name)
+		}
+		return strings.Join(s, ",")
+	}
+	tests := []struct {
+		name    string
+		in      Input
+		starts  string
+		waiting string // reason of container "a"
+		stopSB  bool
+	}{
+		{name: "first init container starts first", in: Input{Desired: withInit(pod("Always", "a"), "i1", "i2"), Runtime: rt(ready), Now: t0}, starts: "i1", waiting: "PodInitializing"},
+		{name: "running init container: wait", in: Input{Desired: withInit(pod("Always", "a"), "i1", "i2"), Runtime: rt(ready, running("i1", 0)), Now: t0}, waiting: "PodInitializing"},
+		{name: "done init container: next", in: Input{Desired: withInit(pod("Always", "a"), "i1", "i2"), Runtime: rt(ready, exited("i1", 0, 0, t0, 0, time.Time{})), Now: t0}, starts: "i2", waiting: "PodInitializing"},
+		{name: "all init done: app containers", in: Input{Desired: withInit(pod("Always", "a"), "i1"), Runtime: rt(ready, exited("i1", 0, 0, t0, 0, time.Time{})), Now: t0}, starts: "a"},
+		{name: "failed init container retried (Always pod)", in: Input{Desired: withInit(pod("Always", "a"), "i1"), Runtime: rt(ready, exited("i1", 0, 1, t0, 0, time.Time{})), Now: t0}, starts: "i1", waiting: "PodInitializing"},
+		{name: "failed init container fails a Never pod", in: Input{Desired: withInit(pod("Never", "a"), "i1"), Runtime: rt(ready, exited("i1", 0, 1, t0, 0, time.Time{})), Now: t0}, stopSB: true},
+		{name: "sidecar started without startup probe: next init runs", in: Input{Desired: withInit(pod("Always", "a"), "side", "i1"), Runtime: rt(ready, running("side", 0)), Now: t0}, starts: "i1", waiting: "PodInitializing"},
+		{name: "exited sidecar is restarted, even after init", in: Input{Desired: withInit(pod("Always", "a"), "side"), Runtime: rt(ready, exited("side", 0, 0, t0, 0, time.Time{}), running("a", 0)), Now: t0}, starts: "side", waiting: "PodInitializing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := c.Decide(tt.in)
+			if got := names(p); got != tt.starts {
+				t.Errorf("starts %q, want %q", got, tt.starts)
+			}
+			if got := p.Waiting["a"].Reason; got != tt.waiting {
+				t.Errorf("waiting[a] %q, want %q", got, tt.waiting)
+			}
+			if p.StopSandbox != tt.stopSB {
+				t.Errorf("stopSandbox %v", p.StopSandbox)
+			}
+		})
+	}
+}
+
+func TestDecideProbesAndDeadline(t *testing.T) {
+	c := Defaults()
+	ready := []cri.Sandbox{sandbox(true)}
+	a := running("a", 0)
+	p := c.Decide(Input{Desired: pod("Always", "a"), Runtime: rt(ready, a), Now: t0,
+		Probes: map[string]ProbeState{"a": {ContainerID: a.ID, LivenessFailed: true, Message: "HTTP probe failed with statuscode: 500", GraceSeconds: 7}}})
+	if len(p.KillContainers) != 1 || p.KillContainers[0].ID != a.ID || p.KillContainers[0].GraceSeconds != 7 {
+		t.Errorf("liveness failure: kill %+v", p.KillContainers)
+	}
+	// A result about an older instance does not kill the new one.
+	p = c.Decide(Input{Desired: pod("Always", "a"), Runtime: rt(ready, a), Now: t0,
+		Probes: map[string]ProbeState{"a": {ContainerID: "old", LivenessFailed: true}}})
+	if len(p.KillContainers) != 0 {
+		t.Errorf("stale probe result killed: %+v", p.KillContainers)
+	}
+	d := int64(60)
+	dp := pod("Always", "a")
+	dp.Spec.ActiveDeadlineSeconds = &d
+	p = c.Decide(Input{Desired: dp, Runtime: rt(ready, a), StartTime: t0, Now: t0.Add(30 * time.Second)})
+	if p.DeadlineExceeded || !p.WakeAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("before the deadline: %+v", p)
+	}
+	p = c.Decide(Input{Desired: dp, Runtime: rt(ready, a), StartTime: t0, Now: t0.Add(time.Minute)})
+	if !p.DeadlineExceeded || !p.KillPod || len(p.Start) != 0 {
+		t.Errorf("after the deadline: %+v", p)
 	}
 }

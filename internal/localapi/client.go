@@ -27,6 +27,12 @@ type Client struct {
 
 // NewClient returns a client of the agent listening on socketPath.
 func NewClient(socketPath string) *Client {
+	return &Client{socketPath: socketPath, http: HTTPClient(socketPath)}
+}
+
+// HTTPClient is an HTTP client whose every request goes to the agent's
+// socket, whatever the URL's host.
+func HTTPClient(socketPath string) *http.Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -35,7 +41,7 @@ func NewClient(socketPath string) *Client {
 		MaxIdleConns:    2,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{socketPath: socketPath, http: &http.Client{Transport: tr}}
+	return &http.Client{Transport: tr}
 }
 
 // APIError is an answer of the agent other than 200.

@@ -63,6 +63,7 @@ func Handler(p Provider, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /pods/{$}", h.pods)
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", h.containerLogs)
 	mux.HandleFunc("GET /manifests/problems", h.problems)
+	mux.HandleFunc("GET /events", h.events)
 	return mux
 }
 

@@ -47,6 +47,8 @@ func SetDefaults(pod *corev1.Pod) {
 			v.HostPath.Type = &t
 		}
 	}
+	setPodSpecDefaults(pod)
+	setLifecycleDefaults(pod)
 	for i := range s.Containers {
 		c := &s.Containers[i]
 		if c.ImagePullPolicy == "" {

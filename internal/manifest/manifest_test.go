@@ -140,10 +140,10 @@ func TestParseJSON(t *testing.T) {
 		t.Errorf("imagePullPolicy not kept")
 	}
 	// Errors in JSON carry lines too.
-	bad := strings.Replace(data, `"image": "nginx", `, `"image": "nginx", "livenessProbe": {}, `, 1)
+	bad := strings.Replace(data, `"image": "nginx", `, `"image": "nginx", "resizePolicy": [], `, 1)
 	_, err := Parse("/m/web.json", []byte(bad), node)
 	es := Errors(err)
-	if len(es) != 1 || es[0].Line != 7 || es[0].Field != "spec.containers[0].livenessProbe" {
+	if len(es) != 1 || es[0].Line != 7 || es[0].Field != "spec.containers[0].resizePolicy" {
 		t.Errorf("got %#v", es)
 	}
 	// Duplicate keys in JSON.
@@ -259,24 +259,24 @@ func TestRefused(t *testing.T) {
 	tests := []struct {
 		name, replace, with, want string
 	}{
-		{"livenessProbe", "    image: nginx:1.27\n", "    image: nginx:1.27\n    livenessProbe:\n      exec: {command: [true]}\n",
-			"web.yaml:11: spec.containers[0].livenessProbe: Forbidden: not supported by this version of Ballast yet; remove it from the manifest (Ballast refuses what it cannot honour rather than ignore it)"},
-		{"resources", "    image: nginx:1.27\n", "    image: nginx:1.27\n    resources: {}\n", "spec.containers[0].resources: Forbidden: not supported by this version of Ballast yet"},
-		{"initContainers", "spec:\n", "spec:\n  initContainers: []\n", "web.yaml:8: spec.initContainers: Forbidden: not supported by this version of Ballast yet"},
-		{"container securityContext", "    image: nginx:1.27\n", "    image: nginx:1.27\n    securityContext: {privileged: true}\n", "spec.containers[0].securityContext: Forbidden: not supported"},
-		{"pod securityContext field", "spec:\n", "spec:\n  securityContext: {runAsUser: 0}\n", "spec.securityContext.runAsUser: Forbidden: not supported"},
-		{"valueFrom", "    ports:\n", "    env:\n    - name: A\n      valueFrom: {configMapKeyRef: {name: x, key: y}}\n    ports:\n",
-			"web.yaml:13: spec.containers[0].env[0].valueFrom: Forbidden: static pods cannot reference API objects (ConfigMaps, Secrets, the downward API): there may be no API server; put the values in the manifest file"},
+		{"resizePolicy", "    image: nginx:1.27\n", "    image: nginx:1.27\n    resizePolicy:\n    - {resourceName: cpu, restartPolicy: NotRequired}\n",
+			"web.yaml:11: spec.containers[0].resizePolicy: Forbidden: not supported by this version of Ballast yet; remove it from the manifest (Ballast refuses what it cannot honour rather than ignore it)"},
+		{"ephemeralContainers", "spec:\n", "spec:\n  ephemeralContainers: []\n", "web.yaml:8: spec.ephemeralContainers: Forbidden: not supported by this version of Ballast yet"},
+		{"tcpSocket hook", "    image: nginx:1.27\n", "    image: nginx:1.27\n    lifecycle:\n      preStop:\n        tcpSocket: {port: 80}\n",
+			"spec.containers[0].lifecycle.preStop.tcpSocket: Forbidden: tcpSocket lifecycle handlers are deprecated and never run"},
+		{"probe in a plain init container", "spec:\n", "spec:\n  initContainers:\n  - name: init\n    image: busybox:1\n    livenessProbe: {exec: {command: [\"true\"]}}\n",
+			"spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always"},
+		{"probe with two handlers", "    image: nginx:1.27\n", "    image: nginx:1.27\n    readinessProbe:\n      exec: {command: [\"true\"]}\n      tcpSocket: {port: 80}\n",
+			"spec.containers[0].readinessProbe: Forbidden: may not specify more than 1 handler type"},
+		{"liveness successThreshold", "    image: nginx:1.27\n", "    image: nginx:1.27\n    livenessProbe:\n      httpGet: {port: http}\n      successThreshold: 2\n",
+			"spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"},
+		{"probe port name unknown", "    image: nginx:1.27\n", "    image: nginx:1.27\n    livenessProbe:\n      httpGet: {port: metrics}\n",
+			`spec.containers[0].livenessProbe.httpGet.port: Invalid value: "metrics": must be a port number or the name of one of the container's ports`},
+		{"init restartPolicy", "spec:\n", "spec:\n  initContainers:\n  - name: init\n    image: busybox:1\n    restartPolicy: OnFailure\n",
+			"spec.initContainers[0].restartPolicy"},
 		{"envFrom", "    ports:\n", "    envFrom: [{secretRef: {name: x}}]\n    ports:\n", "spec.containers[0].envFrom: Forbidden: static pods cannot reference API objects"},
-		{"hostPort", "      name: http\n", "      name: http\n      hostPort: 8080\n", "ports[0].hostPort: Forbidden: not supported by this version of Ballast yet"},
-		{"hostIP", "      name: http\n", "      name: http\n      hostIP: 1.2.3.4\n", "ports[0].hostIP: Forbidden"},
-		{"terminationMessagePolicy", "    image: nginx:1.27\n", "    image: nginx:1.27\n    terminationMessagePolicy: FallbackToLogsOnError\n",
-			`spec.containers[0].terminationMessagePolicy: Unsupported value: "FallbackToLogsOnError": not supported by this version of Ballast yet; only "File" is accepted (or leave the field out)`},
 		{"tty", "    image: nginx:1.27\n", "    image: nginx:1.27\n    tty: true\n", `spec.containers[0].tty: Unsupported value: true: not supported by this version of Ballast yet; only false is accepted`},
 		{"stdin", "    image: nginx:1.27\n", "    image: nginx:1.27\n    stdin: true\n", `spec.containers[0].stdin: Unsupported value: true`},
-		{"hostPath type", "      path: /srv/www\n", "      path: /srv/www\n      type: Directory\n", `spec.volumes[0].hostPath.type: Unsupported value: "Directory": not supported by this version of Ballast yet; only "" is accepted`},
-		{"emptyDir medium", "    hostPath:\n      path: /srv/www\n", "    emptyDir: {medium: Memory}\n", `spec.volumes[0].emptyDir.medium: Unsupported value: "Memory"`},
-		{"emptyDir sizeLimit", "    hostPath:\n      path: /srv/www\n", "    emptyDir: {sizeLimit: 1Gi}\n", `spec.volumes[0].emptyDir.sizeLimit: Forbidden: not supported`},
 		{"configMap volume", "    hostPath:\n      path: /srv/www\n", "    configMap: {name: x}\n", `spec.volumes[0].configMap: Forbidden: static pods cannot reference API objects`},
 		{"secret volume", "    hostPath:\n      path: /srv/www\n", "    secret: {secretName: x}\n", `spec.volumes[0].secret: Forbidden: static pods cannot reference API objects`},
 		{"pvc", "    hostPath:\n      path: /srv/www\n", "    persistentVolumeClaim: {claimName: x}\n", `spec.volumes[0].persistentVolumeClaim: Forbidden: static pods cannot use PersistentVolumeClaims`},
@@ -291,7 +291,6 @@ func TestRefused(t *testing.T) {
 		{"deletionTimestamp", "  name: web\n", "  name: web\n  deletionGracePeriodSeconds: 3\n", "metadata.deletionGracePeriodSeconds: Forbidden: not supported"},
 		{"status", "spec:\n", "status: {phase: Running}\nspec:\n", "web.yaml:7: status: Forbidden: the status of a static pod is reported by Ballast"},
 		{"affinity", "spec:\n", "spec:\n  affinity: {}\n", "spec.affinity: Forbidden: not supported"},
-		{"hostPID", "spec:\n", "spec:\n  hostPID: true\n", "spec.hostPID: Forbidden: not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -363,7 +362,7 @@ func TestAccepted(t *testing.T) {
 }
 
 func TestSeveralErrors(t *testing.T) {
-	data := strings.Replace(webYAML, "    image: nginx:1.27\n", "    livenessProbe: {}\n", 1)
+	data := strings.Replace(webYAML, "    image: nginx:1.27\n", "    resizePolicy: []\n", 1)
 	data = strings.Replace(data, "spec:\n", "spec:\n  serviceAccountName: x\n", 1)
 	err, _ := parseErr(t, data)
 	es := Errors(err)

@@ -52,6 +52,7 @@ type rule struct {
 const (
 	msgAPIObjects = "static pods cannot reference API objects (ConfigMaps, Secrets, the downward API): there may be no API server; put the values in the manifest file"
 	msgSA         = "static pods cannot use service accounts: there may be no API server to issue tokens; remove it"
+	msgEnvRef     = "static pods cannot reference API objects (ConfigMaps, Secrets): there may be no API server; put the values in the manifest (env[].value), or in a file on the node mounted with a hostPath volume"
 )
 
 var rules = []rule{
@@ -80,31 +81,57 @@ var rules = []rule{
 	{path: "spec.containers[].workingDir", mode: allow},
 	{path: "spec.containers[].env[].name", mode: allow},
 	{path: "spec.containers[].env[].value", mode: allow},
-	{path: "spec.containers[].env[].valueFrom", mode: refuse, msg: msgAPIObjects},
-	{path: "spec.containers[].envFrom", mode: refuse, msg: msgAPIObjects},
+	{path: "spec.containers[].env[].valueFrom", mode: object},
+	{path: "spec.containers[].env[].valueFrom.fieldRef", mode: allow},
+	{path: "spec.containers[].env[].valueFrom.resourceFieldRef", mode: allow},
+	{path: "spec.containers[].env[].valueFrom.configMapKeyRef", mode: refuse, msg: msgEnvRef},
+	{path: "spec.containers[].env[].valueFrom.secretKeyRef", mode: refuse, msg: msgEnvRef},
+	{path: "spec.containers[].envFrom", mode: refuse, msg: msgEnvRef},
 	{path: "spec.containers[].ports[].name", mode: allow},
 	{path: "spec.containers[].ports[].containerPort", mode: allow},
 	{path: "spec.containers[].ports[].protocol", mode: allow},
-	{path: "spec.containers[].ports[].hostPort", mode: refuse, msg: "not supported by this version of Ballast yet; remove it (with hostNetwork: true the container port is the host port)"},
-	{path: "spec.containers[].ports[].hostIP", mode: refuse, msg: "not supported by this version of Ballast yet; remove it"},
+	{path: "spec.containers[].ports[].hostPort", mode: allow},
+	{path: "spec.containers[].ports[].hostIP", mode: allow},
 	{path: "spec.containers[].volumeMounts[].name", mode: allow},
 	{path: "spec.containers[].volumeMounts[].mountPath", mode: allow},
 	{path: "spec.containers[].volumeMounts[].readOnly", mode: allow},
+	{path: "spec.containers[].volumeMounts[].subPath", mode: allow},
+	{path: "spec.containers[].volumeMounts[].subPathExpr", mode: allow},
+	{path: "spec.containers[].volumeMounts[].mountPropagation", mode: allow},
 	{path: "spec.containers[].terminationMessagePath", mode: allow},
-	{path: "spec.containers[].terminationMessagePolicy", mode: only, only: []any{"File"}},
+	{path: "spec.containers[].terminationMessagePolicy", mode: allow},
+	{path: "spec.containers[].resources", mode: object},
+	{path: "spec.containers[].resources.limits", mode: allow},
+	{path: "spec.containers[].resources.requests", mode: allow},
+	{path: "spec.containers[].resources.claims", mode: refuse, msg: "static pods cannot use ResourceClaims: there may be no API server; remove it"},
+	{path: "spec.containers[].securityContext", mode: object},
+	{path: "spec.containers[].securityContext.runAsUser", mode: allow},
+	{path: "spec.containers[].securityContext.runAsGroup", mode: allow},
+	{path: "spec.containers[].securityContext.runAsNonRoot", mode: allow},
+	{path: "spec.containers[].securityContext.privileged", mode: allow},
+	{path: "spec.containers[].securityContext.capabilities", mode: allow},
+	{path: "spec.containers[].securityContext.allowPrivilegeEscalation", mode: allow},
+	{path: "spec.containers[].securityContext.readOnlyRootFilesystem", mode: allow},
+	{path: "spec.containers[].securityContext.seccompProfile", mode: allow},
+	{path: "spec.containers[].securityContext.procMount", mode: allow},
 	{path: "spec.containers[].stdin", mode: only, only: []any{false}},
 	{path: "spec.containers[].tty", mode: only, only: []any{false}},
 
 	{path: "spec.volumes[].name", mode: allow},
 	{path: "spec.volumes[].hostPath.path", mode: allow},
-	{path: "spec.volumes[].hostPath.type", mode: only, only: []any{""}},
+	{path: "spec.volumes[].hostPath.type", mode: allow},
 	{path: "spec.volumes[].emptyDir", mode: object},
-	{path: "spec.volumes[].emptyDir.medium", mode: only, only: []any{""}},
-	{path: "spec.volumes[].emptyDir.sizeLimit", mode: refuse, msg: "not supported by this version of Ballast yet; remove it"},
-	{path: "spec.volumes[].configMap", mode: refuse, msg: msgAPIObjects + ", or a hostPath volume for files on the node"},
-	{path: "spec.volumes[].secret", mode: refuse, msg: msgAPIObjects + ", or a hostPath volume for files on the node"},
-	{path: "spec.volumes[].downwardAPI", mode: refuse, msg: msgAPIObjects + ", or a hostPath volume for files on the node"},
-	{path: "spec.volumes[].projected", mode: refuse, msg: msgAPIObjects + ", or a hostPath volume for files on the node"},
+	{path: "spec.volumes[].emptyDir.medium", mode: allow},
+	{path: "spec.volumes[].emptyDir.sizeLimit", mode: allow},
+	{path: "spec.volumes[].configMap", mode: refuse, msg: msgEnvRef},
+	{path: "spec.volumes[].secret", mode: refuse, msg: msgEnvRef},
+	{path: "spec.volumes[].downwardAPI", mode: object},
+	{path: "spec.volumes[].downwardAPI.defaultMode", mode: allow},
+	{path: "spec.volumes[].downwardAPI.items[].path", mode: allow},
+	{path: "spec.volumes[].downwardAPI.items[].fieldRef", mode: allow},
+	{path: "spec.volumes[].downwardAPI.items[].resourceFieldRef", mode: allow},
+	{path: "spec.volumes[].downwardAPI.items[].mode", mode: allow},
+	{path: "spec.volumes[].projected", mode: refuse, msg: "static pods cannot use projected volumes: there may be no API server (ConfigMaps, Secrets, service account tokens); use a downwardAPI volume for pod metadata, or a hostPath volume for files on the node"},
 	{path: "spec.volumes[].persistentVolumeClaim", mode: refuse, msg: "static pods cannot use PersistentVolumeClaims: there may be no API server; use a hostPath volume"},
 
 	{path: "spec.restartPolicy", mode: allow},
@@ -119,6 +146,21 @@ var rules = []rule{
 	{path: "spec.schedulerName", mode: allow},
 	{path: "spec.enableServiceLinks", mode: allow},
 	{path: "spec.securityContext", mode: object},
+	{path: "spec.securityContext.runAsUser", mode: allow},
+	{path: "spec.securityContext.runAsGroup", mode: allow},
+	{path: "spec.securityContext.runAsNonRoot", mode: allow},
+	{path: "spec.securityContext.supplementalGroups", mode: allow},
+	{path: "spec.securityContext.fsGroup", mode: allow},
+	{path: "spec.securityContext.fsGroupChangePolicy", mode: allow},
+	{path: "spec.securityContext.seccompProfile", mode: allow},
+	{path: "spec.securityContext.sysctls", mode: allow},
+	{path: "spec.hostPID", mode: allow},
+	{path: "spec.hostIPC", mode: allow},
+	{path: "spec.shareProcessNamespace", mode: allow},
+	{path: "spec.hostname", mode: allow},
+	{path: "spec.subdomain", mode: allow},
+	{path: "spec.hostAliases", mode: allow},
+	{path: "spec.nodeSelector", mode: allow},
 	{path: "spec.serviceAccountName", mode: refuse, msg: msgSA},
 	{path: "spec.serviceAccount", mode: refuse, msg: msgSA},
 	{path: "spec.automountServiceAccountToken", mode: only, only: []any{false}, msg: msgSA},
@@ -135,8 +177,9 @@ type ruleIndex struct {
 
 var table = func() ruleIndex {
 	ix := ruleIndex{byPath: map[string]*rule{}, interior: map[string]bool{}}
-	for i := range rules {
-		r := &rules[i]
+	all := withInitContainers(append(append([]rule(nil), rules...), lifecycleRules...))
+	for i := range all {
+		r := &all[i]
 		if _, dup := ix.byPath[r.path]; dup {
 			panic("manifest: duplicate rule " + r.path)
 		}

@@ -68,8 +68,8 @@ func validatePod(pod *corev1.Pod, prefix, nodeName string, el *errList) {
 			invalid(p+".name", v.Name, validation.IsDNS1123Label(v.Name), "")
 		}
 		volumes[v.Name] = true
-		if v.HostPath != nil && v.EmptyDir != nil {
-			el.add(f(p), "Forbidden: may not specify more than 1 volume type; keep hostPath or emptyDir")
+		if volumeTypes(&v) > 1 {
+			el.add(f(p), "Forbidden: may not specify more than 1 volume type; keep one of hostPath, emptyDir or downwardAPI")
 		}
 		if v.HostPath != nil {
 			hp := v.HostPath.Path
@@ -136,6 +136,8 @@ func validatePod(pod *corev1.Pod, prefix, nodeName string, el *errList) {
 	for i, t := range spec.Tolerations {
 		validateToleration(t, f(fmt.Sprintf("spec.tolerations[%d]", i)), el)
 	}
+	validatePodSpec(pod, f, el)
+	validateLifecycle(pod, f, el)
 }
 
 func validateContainer(c *corev1.Container, p string, names, volumes map[string]bool, el *errList) {

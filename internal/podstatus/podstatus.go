@@ -27,6 +27,10 @@ type Input struct {
 	Now time.Time
 	// Previous is the status last computed, for transition times.
 	Previous *corev1.PodStatus
+	// Probes are the probe results of the containers' current instances.
+	Probes map[string]engine.ProbeState
+	// DeadlineExceeded: activeDeadlineSeconds passed and the pod was killed.
+	DeadlineExceeded bool
 	// RuntimeName prefixes container IDs ("containerd").
 	RuntimeName string
 }
@@ -34,7 +38,7 @@ type Input struct {
 // Compute returns the pod's status.
 func Compute(in Input) corev1.PodStatus {
 	pod, rt := in.Pod, in.Runtime
-	st := corev1.PodStatus{QOSClass: corev1.PodQOSBestEffort}
+	st := corev1.PodStatus{QOSClass: QOSClass(pod)}
 	if !in.StartTime.IsZero() {
 		t := metav1.NewTime(in.StartTime.Truncate(time.Second))
 		st.StartTime = &t
@@ -59,13 +63,54 @@ func Compute(in Input) corev1.PodStatus {
 	allReady := true
 	for _, ctr := range pod.Spec.Containers {
 		cs := containerStatus(ctr, rt, sb, in.Waiting[ctr.Name], prefix)
+		applyProbes(&cs, ctr, in.Probes[ctr.Name])
 		if !cs.Ready {
 			allReady = false
 		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	initialized, initFailed := true, false
+	var pendingInit []string
+	for _, ctr := range pod.Spec.InitContainers {
+		cs := containerStatus(ctr, rt, sb, in.Waiting[ctr.Name], prefix)
+		sidecar := ctr.RestartPolicy != nil && *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		if sidecar {
+			applyProbes(&cs, ctr, in.Probes[ctr.Name])
+			if !cs.Ready {
+				allReady = false
+			}
+			if cs.Started == nil || !*cs.Started {
+				initialized = false
+				pendingInit = append(pendingInit, ctr.Name)
+			}
+		} else {
+			// An init container is never "ready" while it runs; it is when it succeeded.
+			done := cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+			cs.Ready = done
+			if !done {
+				initialized = false
+				pendingInit = append(pendingInit, ctr.Name)
+				if t := cs.State.Terminated; t != nil && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+					initFailed = true
+				}
+			}
+		}
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+	}
 	st.Phase = phase(pod, st.ContainerStatuses)
-	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+	if reason, msg := Admit(pod); reason != "" {
+		// Rejected by admission: never started, failed for good.
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, reason, msg
+	}
+	switch {
+	case in.DeadlineExceeded:
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+	case initFailed:
+		st.Phase = corev1.PodFailed
+	case !initialized && st.Phase != corev1.PodFailed:
+		st.Phase = corev1.PodPending
+	}
+	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed || !initialized {
 		allReady = false
 	}
 	sandboxReady := sb != nil && sb.Ready
@@ -79,14 +124,17 @@ func Compute(in Input) corev1.PodStatus {
 	}
 	st.Conditions = []corev1.PodCondition{
 		cond(corev1.PodReadyToStartContainers, sandboxReady, ""),
-		cond(corev1.PodInitialized, true, ""),
+		cond(corev1.PodInitialized, initialized, "ContainersNotInitialized"),
 		cond(corev1.ContainersReady, allReady, notReadyReason(st.Phase)),
 		cond(corev1.PodReady, allReady, notReadyReason(st.Phase)),
 		cond(corev1.PodScheduled, true, ""),
 	}
-	if st.Phase == corev1.PodSucceeded {
+	if st.Phase == corev1.PodSucceeded && initialized {
 		// The kubelet marks a pod that has completed as initialized for that reason.
 		st.Conditions[1].Reason = "PodCompleted"
+	}
+	if !initialized {
+		st.Conditions[1].Message = "containers with incomplete status: [" + strings.Join(pendingInit, " ") + "]"
 	}
 	if !allReady {
 		var names []string
@@ -232,4 +280,16 @@ func phase(pod *corev1.Pod, statuses []corev1.ContainerStatus) corev1.PodPhase {
 		}
 	}
 	return corev1.PodPending
+}
+
+// applyProbes sets a running container's started and ready flags from its
+// probes: with a startup probe it has started once that succeeded; with a
+// readiness probe it is ready while that succeeds (and only after start).
+func applyProbes(cs *corev1.ContainerStatus, ctr corev1.Container, ps engine.ProbeState) {
+	if cs.State.Running == nil {
+		return
+	}
+	started := ctr.StartupProbe == nil || ps.Started
+	cs.Started = &started
+	cs.Ready = started && (ctr.ReadinessProbe == nil || ps.Ready)
 }

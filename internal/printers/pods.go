@@ -301,6 +301,11 @@ func PrintPodList(w io.Writer, list *corev1.PodList, format string) error {
 	for i := range out.Items {
 		out.Items[i].APIVersion, out.Items[i].Kind = "v1", "Pod"
 	}
+	return PrintAny(w, out, format)
+}
+
+// PrintAny prints any API object as "json" or "yaml".
+func PrintAny(w io.Writer, out any, format string) error {
 	switch format {
 	case "json":
 		b, err := json.MarshalIndent(out, "", "    ")

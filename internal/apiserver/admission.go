@@ -1,0 +1,228 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/auth"
+)
+
+// Annotations of mirror pods.
+const (
+	// AnnotationMirror marks a mirror pod (its value is the static pod's hash).
+	AnnotationMirror = "kubernetes.io/config.mirror"
+	// configAnnotationPrefix: annotations only the node may change on a mirror pod.
+	configAnnotationPrefix = "kubernetes.io/config."
+	// AnnotationManifest names the manifest file of a static pod on its node.
+	AnnotationManifest = "ballast.dev/manifest"
+	// DefaultManifestDir is where nodes read static pod manifests by default.
+	DefaultManifestDir = "/etc/kubernetes/manifests"
+)
+
+// admit runs admission for a write: old is nil for a create, next nil for
+// a delete.
+func (s *Server) admit(ctx context.Context, rq *request, old, next object) error {
+	if rq.kind.info.Group != "" || rq.kind.info.Resource != "pods" {
+		return nil
+	}
+	var oldPod, newPod *corev1.Pod
+	if old != nil {
+		oldPod = old.(*corev1.Pod)
+	}
+	if next != nil {
+		newPod = next.(*corev1.Pod)
+	}
+	return admitPod(rq.user, rq.verb, rq.subresource, oldPod, newPod)
+}
+
+// admitPod is mirror-pod admission, a pure function of the caller and the
+// objects: old is nil on create, next nil on delete.
+func admitPod(u auth.User, verb, sub string, old, next *corev1.Pod) error {
+	gr := corev1.Resource("pods")
+	for _, p := range []*corev1.Pod{old, next} {
+		if p == nil {
+			continue
+		}
+		if d := auth.AdmitNodePod(u, verb, p.Namespace, p.Name, p.Spec.NodeName); !d.Allowed {
+			return forbidden(gr, p.Name, d.Reason)
+		}
+	}
+	switch {
+	case old == nil && next != nil:
+		return admitPodCreate(u, next)
+	case old != nil && next != nil:
+		return admitPodUpdate(u, sub, old, next)
+	}
+	return nil // delete: allowed (the node brings a mirror pod back)
+}
+
+func admitPodCreate(u auth.User, pod *corev1.Pod) error {
+	gr := corev1.Resource("pods")
+	name := pod.Name
+	if name == "" {
+		name = pod.GenerateName
+	}
+	node := u.NodeName()
+	if node == "" {
+		base := strings.TrimSuffix(name, "-")
+		return forbidden(gr, name, fmt.Sprintf(
+			"Ballast runs static pods only, so pods cannot be created through the API. "+
+				"To run %q, write its manifest into the pod manifest directory of the node that should run it "+
+				"(ballast node --pod-manifest-path, by default %s), e.g. %s/%s.yaml; "+
+				"the node starts it and publishes it here as the mirror pod \"%s-<node name>\"",
+			base, DefaultManifestDir, DefaultManifestDir, base, base))
+	}
+	var problems []string
+	if pod.Spec.NodeName != node {
+		problems = append(problems, fmt.Sprintf("spec.nodeName must be %q (the node creating it)", node))
+	}
+	if _, ok := pod.Annotations[AnnotationMirror]; !ok {
+		problems = append(problems, fmt.Sprintf("a mirror pod must carry the annotation %s", AnnotationMirror))
+	}
+	owned := false
+	for _, ref := range pod.OwnerReferences {
+		if ref.APIVersion == "v1" && ref.Kind == "Node" && ref.Name == node {
+			owned = true
+		}
+	}
+	if !owned || len(pod.OwnerReferences) != 1 {
+		problems = append(problems, fmt.Sprintf("a mirror pod must have exactly one ownerReference, to its Node (apiVersion v1, kind Node, name %q)", node))
+	}
+	problems = append(problems, forbiddenReferences(&pod.Spec)...)
+	if len(problems) > 0 {
+		return forbidden(gr, name, fmt.Sprintf("node %q cannot create this mirror pod: %s", node, strings.Join(problems, "; ")))
+	}
+	return nil
+}
+
+// forbiddenReferences lists what a mirror pod may not use: static pods run
+// without the API, so Secrets, ConfigMaps and service accounts cannot be
+// resolved.
+func forbiddenReferences(spec *corev1.PodSpec) []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if spec.ServiceAccountName != "" {
+		add("spec.serviceAccountName %q: mirror pods may not use service accounts", spec.ServiceAccountName)
+	}
+	if spec.DeprecatedServiceAccount != "" && spec.DeprecatedServiceAccount != spec.ServiceAccountName {
+		add("spec.serviceAccount %q: mirror pods may not use service accounts", spec.DeprecatedServiceAccount)
+	}
+	for _, s := range spec.ImagePullSecrets {
+		add("spec.imagePullSecrets %q: mirror pods may not reference Secrets", s.Name)
+	}
+	for _, v := range spec.Volumes {
+		p := fmt.Sprintf("spec.volumes[%q]", v.Name)
+		switch {
+		case v.Secret != nil:
+			add("%s: mirror pods may not use secret volumes", p)
+		case v.ConfigMap != nil:
+			add("%s: mirror pods may not use configMap volumes", p)
+		case v.Projected != nil:
+			add("%s: mirror pods may not use projected volumes (secrets, configMaps, service account tokens)", p)
+		case v.PersistentVolumeClaim != nil:
+			add("%s: mirror pods may not use persistentVolumeClaim volumes", p)
+		case v.Ephemeral != nil:
+			add("%s: mirror pods may not use ephemeral volumes", p)
+		case v.CSI != nil && v.CSI.NodePublishSecretRef != nil,
+			v.FlexVolume != nil && v.FlexVolume.SecretRef != nil,
+			v.ISCSI != nil && v.ISCSI.SecretRef != nil,
+			v.RBD != nil && v.RBD.SecretRef != nil,
+			v.CephFS != nil && v.CephFS.SecretRef != nil,
+			v.Cinder != nil && v.Cinder.SecretRef != nil,
+			v.ScaleIO != nil && v.ScaleIO.SecretRef != nil,
+			v.StorageOS != nil && v.StorageOS.SecretRef != nil,
+			v.AzureFile != nil:
+			add("%s: mirror pods may not reference Secrets", p)
+		}
+	}
+	check := func(kind string, cs []corev1.Container) {
+		for _, c := range cs {
+			for _, e := range c.Env {
+				if e.ValueFrom == nil {
+					continue
+				}
+				if e.ValueFrom.SecretKeyRef != nil {
+					add("%s %q env %s: mirror pods may not reference Secrets", kind, c.Name, e.Name)
+				}
+				if e.ValueFrom.ConfigMapKeyRef != nil {
+					add("%s %q env %s: mirror pods may not reference ConfigMaps", kind, c.Name, e.Name)
+				}
+			}
+			for _, ef := range c.EnvFrom {
+				if ef.SecretRef != nil {
+					add("%s %q envFrom: mirror pods may not reference Secrets", kind, c.Name)
+				}
+				if ef.ConfigMapRef != nil {
+					add("%s %q envFrom: mirror pods may not reference ConfigMaps", kind, c.Name)
+				}
+			}
+		}
+	}
+	check("container", spec.Containers)
+	check("init container", spec.InitContainers)
+	for _, ec := range spec.EphemeralContainers {
+		check("ephemeral container", []corev1.Container{corev1.Container(ec.EphemeralContainerCommon)})
+	}
+	return out
+}
+
+// IsMirrorPod tells whether a pod is the mirror of a static pod.
+func IsMirrorPod(p *corev1.Pod) bool {
+	_, ok := p.Annotations[AnnotationMirror]
+	return ok
+}
+
+func admitPodUpdate(u auth.User, sub string, old, next *corev1.Pod) error {
+	if !IsMirrorPod(old) || sub == "status" {
+		return nil
+	}
+	if u.NodeName() != "" && u.NodeName() == old.Spec.NodeName {
+		return nil // the node owns its mirror pods
+	}
+	if !jsonEqual(old.Spec, next.Spec) {
+		return mirrorRefusal(old, "its spec cannot be changed through the API")
+	}
+	for k := range unionKeys(old.Annotations, next.Annotations) {
+		if strings.HasPrefix(k, configAnnotationPrefix) && old.Annotations[k] != next.Annotations[k] {
+			return mirrorRefusal(old, fmt.Sprintf("its annotation %s is set by the node and cannot be changed", k))
+		}
+	}
+	if !jsonEqual(old.OwnerReferences, next.OwnerReferences) {
+		return mirrorRefusal(old, "its ownerReferences are set by the node and cannot be changed")
+	}
+	return nil
+}
+
+func mirrorRefusal(p *corev1.Pod, what string) error {
+	where := fmt.Sprintf("edit its manifest in the pod manifest directory on node %s (by default %s) instead", p.Spec.NodeName, DefaultManifestDir)
+	if f := p.Annotations[AnnotationManifest]; f != "" {
+		where = fmt.Sprintf("edit %s on node %s instead", f, p.Spec.NodeName)
+	}
+	msg := fmt.Sprintf("pod %q is a mirror of a static pod on node %q: %s; %s", p.Name, p.Spec.NodeName, what, where)
+	st := newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+	st.s.Details = &metav1.StatusDetails{Name: p.Name, Kind: "pods"}
+	return st
+}
+
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+func unionKeys(a, b map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package apiserver
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/auth"
+)
+
+var (
+	adminUser = auth.User{Name: "ballast-admin", Groups: []string{auth.GroupMasters, auth.GroupAuthenticated}}
+)
+
+func nodeUser(name string) auth.User {
+	return auth.User{Name: auth.NodeUserPrefix + name, Groups: []string{auth.GroupNodes, auth.GroupAuthenticated}}
+}
+
+func mirrorPod(name, node string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name + "-" + node, Namespace: "default",
+			Annotations: map[string]string{
+				AnnotationMirror:              "abc",
+				"kubernetes.io/config.source": "file",
+				"ballast.dev/manifest":        "/etc/kubernetes/manifests/" + name + ".yaml",
+			},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: "u1"}},
+		},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: name, Image: "img:1"}}},
+	}
+}
+
+func TestAdmitPodCreate(t *testing.T) {
+	tests := []struct {
+		name   string
+		user   auth.User
+		mutate func(p *corev1.Pod)
+		want   string // substring of the error; "" for allowed
+	}{
+		{"node creates its mirror pod", nodeUser("n1"), nil, ""},
+		{"admin kubectl run", adminUser, nil, "Ballast runs static pods only"},
+		{"other node", nodeUser("n2"), nil, `bound to node "n1"`},
+		{"no mirror annotation", nodeUser("n1"), func(p *corev1.Pod) { delete(p.Annotations, AnnotationMirror) }, "kubernetes.io/config.mirror"},
+		{"no owner", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences = nil }, "ownerReference"},
+		{"owner is another node", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences[0].Name = "n2" }, "ownerReference"},
+		{"service account", nodeUser("n1"), func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" }, "service accounts"},
+		{"secret volume", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "x"}}}}
+		}, "secret volumes"},
+		{"configmap volume", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}}}
+		}, "configMap volumes"},
+		{"projected token", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "t", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}}}
+		}, "projected"},
+		{"env from secret", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "P", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}
+		}, "env P: mirror pods may not reference Secrets"},
+		{"envFrom configmap in init container", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "x", EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{}}}}}
+		}, `init container "i" envFrom`},
+		{"hostPath and emptyDir are fine", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{
+				{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/x"}}},
+				{Name: "e", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			}
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mirrorPod("web", "n1")
+			if tt.mutate != nil {
+				tt.mutate(p)
+			}
+			err := admitPod(tt.user, "create", "", nil, p)
+			check(t, err, tt.want)
+		})
+	}
+}
+
+func check(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("refused: %v", err)
+	case want != "" && err == nil:
+		t.Fatalf("allowed, want an error containing %q", want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Fatalf("error %q does not contain %q", err, want)
+	}
+	if err != nil {
+		if st := toStatus(err); st.Code != 403 {
+			t.Fatalf("code %d, want 403", st.Code)
+		}
+	}
+}
+
+func TestAdmitPodUpdate(t *testing.T) {
+	tests := []struct {
+		name   string
+		user   auth.User
+		sub    string
+		mutate func(p *corev1.Pod)
+		want   string
+	}{
+		{"admin changes image", adminUser, "", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "img:2" },
+			`pod "web-n1" is a mirror of a static pod on node "n1": its spec cannot be changed through the API; edit /etc/kubernetes/manifests/web.yaml on node n1 instead`},
+		{"admin adds label", adminUser, "", func(p *corev1.Pod) { p.Labels = map[string]string{"a": "b"} }, ""},
+		{"admin adds annotation", adminUser, "", func(p *corev1.Pod) { p.Annotations["note"] = "x" }, ""},
+		{"admin changes config annotation", adminUser, "", func(p *corev1.Pod) { p.Annotations["kubernetes.io/config.source"] = "api" }, "kubernetes.io/config.source is set by the node"},
+		{"admin removes mirror annotation", adminUser, "", func(p *corev1.Pod) { delete(p.Annotations, AnnotationMirror) }, "kubernetes.io/config.mirror is set by the node"},
+		{"node changes its own spec", nodeUser("n1"), "", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "img:2" }, ""},
+		{"other node", nodeUser("n2"), "status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, `bound to node "n1"`},
+		{"admin status", adminUser, "status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := mirrorPod("web", "n1")
+			next := old.DeepCopy()
+			tt.mutate(next)
+			check(t, admitPod(tt.user, "update", tt.sub, old, next), tt.want)
+		})
+	}
+	t.Run("no manifest annotation", func(t *testing.T) {
+		old := mirrorPod("web", "n1")
+		delete(old.Annotations, "ballast.dev/manifest")
+		next := old.DeepCopy()
+		next.Spec.Containers[0].Image = "x"
+		check(t, admitPod(adminUser, "patch", "", old, next), "pod manifest directory on node n1")
+	})
+	t.Run("admin deletes a mirror pod", func(t *testing.T) {
+		check(t, admitPod(adminUser, "delete", "", mirrorPod("web", "n1"), nil), "")
+	})
+}

@@ -1,0 +1,214 @@
+// Package apiserver is the REST core of `ballast server`: a small
+// Kubernetes-compatible API (namespaces, nodes, pods, events, leases,
+// selfsubjectaccessreviews) on a storage.Store, that real kubectl and
+// client-go use unchanged. It owns request routing, the verbs (get, list,
+// watch, create, update, patch, delete, deletecollection) with
+// kube-apiserver's resourceVersion semantics, metav1.Status errors,
+// authentication and authorization through Config, mirror-pod admission, and
+// node lifecycle (a node whose Lease is not renewed turns Unknown and its
+// pods not Ready). Discovery, OpenAPI and Table printing live in sub-packages.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
+	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
+	"github.com/ballast-dev/ballast/internal/apiserver/resource"
+	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/storage"
+)
+
+// Config is what the API server needs from its caller.
+type Config struct {
+	Store storage.Store
+	// Authenticate finds the caller: (user, true, nil) when authenticated,
+	// (_, false, nil) for an anonymous request, an error for credentials
+	// that do not verify (answered 401).
+	Authenticate func(*http.Request) (auth.User, bool, error)
+	// Authorize decides every request.
+	Authorize func(auth.Attributes) auth.Decision
+	// NodeLogs tells how to reach a node's kubelet API for pods/log; nil
+	// answers pods/log with 503.
+	NodeLogs func(ctx context.Context, nodeName string) (*http.Client, *url.URL, error)
+	Log      *slog.Logger
+	// Now is the clock; nil for time.Now.
+	Now func() time.Time
+}
+
+// Server is the API server's REST core.
+type Server struct {
+	cfg       Config
+	store     storage.Store
+	log       *slog.Logger
+	now       func() time.Time
+	kinds     map[schema.GroupVersionResource]*kind
+	byGV      map[string]bool // served group/versions ("v1", "coordination.k8s.io/v1")
+	discovery http.Handler
+	discPaths map[string]bool
+	extra     []route // other non-resource handlers (OpenAPI)
+	lifecycle lifecycle
+}
+
+// route is a non-resource path prefix served by another handler.
+type route struct {
+	prefix string
+	h      http.Handler
+}
+
+// SystemNamespaces exist from the start and cannot be deleted.
+var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
+
+// New checks cfg, makes sure the system namespaces exist, and returns the server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("apiserver: Config.Store is required")
+	}
+	if cfg.Authenticate == nil || cfg.Authorize == nil {
+		return nil, errors.New("apiserver: Config.Authenticate and Config.Authorize are required (use an allow-all pair explicitly in tests)")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
+		kinds: map[schema.GroupVersionResource]*kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{}}
+	served := resource.Served()
+	for _, k := range kinds() {
+		info, ok := resource.Lookup(served, k.info.Group, k.info.Version, k.info.Resource)
+		if !ok {
+			return nil, fmt.Errorf("apiserver: %s is implemented but not in resource.Served()", k.info.GVR())
+		}
+		k.info = info
+		s.kinds[info.GVR()] = k
+		s.byGV[info.GroupVersion()] = true
+	}
+	for _, in := range served {
+		if s.kinds[in.GVR()] == nil {
+			return nil, fmt.Errorf("apiserver: resource.Served() lists %s, which the REST core does not implement", in.GVR())
+		}
+	}
+	s.discovery = discovery.Handler(served)
+	for _, p := range discovery.Paths(served) {
+		s.discPaths[p] = true
+	}
+	oa, err := openapi.Handler(served)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: generating OpenAPI: %w", err)
+	}
+	s.extra = []route{{prefix: "/openapi", h: oa}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.ensureNamespaces(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) ensureNamespaces(ctx context.Context) error {
+	k := s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}]
+	for _, name := range SystemNamespaces {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if _, err := s.createObject(ctx, k, ns, false); err != nil {
+			var se *statusError
+			if errors.As(err, &se) && se.s.Reason == metav1.StatusReasonAlreadyExists {
+				continue
+			}
+			return fmt.Errorf("apiserver: creating namespace %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Handler serves the whole API.
+func (s *Server) Handler() http.Handler { return s }
+
+// Run does the background work (node lifecycle) until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	return s.runLifecycle(ctx)
+}
+
+// ServeHTTP authenticates, routes and authorizes one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	user, ok, err := s.cfg.Authenticate(r)
+	if err != nil {
+		writeStatus(w, newStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
+			fmt.Sprintf("Unauthorized: %v; check the credentials in your kubeconfig", err)).s)
+		return
+	}
+	if !ok {
+		user = auth.Anonymous
+	}
+	path := r.URL.Path
+	if len(path) > 1 {
+		path = strings.TrimSuffix(path, "/")
+	}
+	if rq, isResource := s.parse(r, path); isResource {
+		rq.user = user
+		s.serveResource(w, r, rq)
+		return
+	}
+	// Non-resource paths.
+	attrs := auth.Attributes{User: user, Verb: strings.ToLower(r.Method), Path: path}
+	if d := s.cfg.Authorize(attrs); !d.Allowed {
+		s.deny(w, user, d, fmt.Sprintf("forbidden: %s", d.Reason))
+		return
+	}
+	switch {
+	case s.discPaths[path]:
+		s.discovery.ServeHTTP(w, r)
+		return
+	case path == "/healthz" || path == "/livez" || path == "/readyz" ||
+		strings.HasPrefix(path, "/healthz/") || strings.HasPrefix(path, "/livez/") || strings.HasPrefix(path, "/readyz/"):
+		s.serveHealth(w, r, path)
+		return
+	}
+	for _, rt := range s.extra {
+		if path == rt.prefix || strings.HasPrefix(path, rt.prefix+"/") {
+			rt.h.ServeHTTP(w, r)
+			return
+		}
+	}
+	writeStatus(w, newStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
+		fmt.Sprintf("the server could not find the requested resource (%s %s); `kubectl api-resources` lists what Ballast serves", r.Method, r.URL.Path)).s)
+}
+
+// deny answers a refused request: 401 for anonymous callers, else 403.
+func (s *Server) deny(w http.ResponseWriter, user auth.User, d auth.Decision, msg string) {
+	if user.Name == auth.AnonymousUser {
+		writeStatus(w, newStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
+			"Unauthorized: "+d.Reason).s)
+		return
+	}
+	writeStatus(w, newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg).s)
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, path string) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if strings.HasPrefix(path, "/livez") || strings.HasSuffix(path, "/ping") {
+		_, _ = w.Write([]byte("ok"))
+		return
+	}
+	if _, err := s.store.Revision(ctx); err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, "[-]etcd failed: %v\nhealthz check failed\n", err)
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}

@@ -1,0 +1,223 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/storage"
+)
+
+const (
+	// NodeGracePeriod is how long a node's Lease may go unrenewed before
+	// the node is Unknown and its pods not Ready.
+	NodeGracePeriod = 40 * time.Second
+	// lifecyclePeriod is how often the lifecycle loop looks at nodes.
+	lifecyclePeriod = 5 * time.Second
+	// NodeLostReason is the pod status reason of a pod whose node stopped reporting.
+	NodeLostReason = "NodeLost"
+)
+
+// lifecycle is the node lifecycle loop's memory: when each node was last
+// seen renewing, by this server's clock (so clock skew between node and
+// server does not matter; a restarted server waits a full grace period).
+type lifecycle struct {
+	seen map[string]renewal
+}
+
+type renewal struct {
+	marker string // the Lease's resourceVersion, or the Ready heartbeat
+	at     time.Time
+}
+
+func (s *Server) runLifecycle(ctx context.Context) error {
+	t := time.NewTicker(lifecyclePeriod)
+	defer t.Stop()
+	for {
+		if err := s.checkNodes(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("node lifecycle: checking nodes", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// checkNodes marks the nodes whose Lease has not been renewed within
+// NodeGracePeriod as Unknown, and their pods as not Ready.
+func (s *Server) checkNodes(ctx context.Context) error {
+	now := s.now()
+	if s.lifecycle.seen == nil {
+		s.lifecycle.seen = map[string]renewal{}
+	}
+	nodes, err := s.store.List(ctx, "/nodes/", storage.ListOptions{})
+	if err != nil {
+		return err
+	}
+	leases, err := s.store.List(ctx, "/leases/"+corev1.NamespaceNodeLease+"/", storage.ListOptions{})
+	if err != nil {
+		return err
+	}
+	leaseRV := map[string]string{}
+	for _, so := range leases.Objects {
+		var l coordinationv1.Lease
+		if json.Unmarshal(so.Value, &l) == nil {
+			leaseRV[l.Name] = fmt.Sprint(so.Revision)
+		}
+	}
+	present := map[string]bool{}
+	var errs []error
+	for _, so := range nodes.Objects {
+		var n corev1.Node
+		if err := json.Unmarshal(so.Value, &n); err != nil {
+			continue
+		}
+		present[n.Name] = true
+		marker, ok := leaseRV[n.Name]
+		if !ok {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady {
+					marker = "heartbeat:" + c.LastHeartbeatTime.UTC().String()
+				}
+			}
+		}
+		r, ok := s.lifecycle.seen[n.Name]
+		if !ok || r.marker != marker {
+			s.lifecycle.seen[n.Name] = renewal{marker: marker, at: now}
+			continue
+		}
+		if now.Sub(r.at) < NodeGracePeriod {
+			continue
+		}
+		if err := s.markNodeLost(ctx, n.Name, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for name := range s.lifecycle.seen {
+		if !present[name] {
+			delete(s.lifecycle.seen, name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var nodeConditionsToUnknown = []corev1.NodeConditionType{corev1.NodeReady, corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure}
+
+// markNodeLost sets the node's conditions Unknown and its pods not Ready.
+func (s *Server) markNodeLost(ctx context.Context, name string, now time.Time) error {
+	_, err := s.store.Update(ctx, "/nodes/"+name, 0, func(cur storage.Object) ([]byte, error) {
+		var n corev1.Node
+		if err := json.Unmarshal(cur.Value, &n); err != nil {
+			return nil, err
+		}
+		if !nodeLostConditions(&n, now) {
+			return cur.Value, nil
+		}
+		return json.Marshal(&n)
+	})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("node %s: %w", name, err)
+	}
+	pods, err := s.store.List(ctx, "/pods/", storage.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, so := range pods.Objects {
+		var p corev1.Pod
+		if json.Unmarshal(so.Value, &p) != nil || p.Spec.NodeName != name {
+			continue
+		}
+		_, err := s.store.Update(ctx, so.Key, 0, func(cur storage.Object) ([]byte, error) {
+			var p corev1.Pod
+			if err := json.Unmarshal(cur.Value, &p); err != nil {
+				return nil, err
+			}
+			if !podLost(&p, now) {
+				return cur.Value, nil
+			}
+			return json.Marshal(&p)
+		})
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("pod %s: %w", so.Key, err))
+		}
+	}
+	if len(errs) == 0 {
+		s.log.Info("node lifecycle: node stopped renewing its lease", "node", name, "grace", NodeGracePeriod)
+	}
+	return errors.Join(errs...)
+}
+
+// nodeLostConditions sets a node's conditions Unknown; it reports whether
+// anything changed.
+func nodeLostConditions(n *corev1.Node, now time.Time) bool {
+	changed := false
+	t := metav1.NewTime(now)
+	hasReady := false
+	for i := range n.Status.Conditions {
+		c := &n.Status.Conditions[i]
+		if c.Type == corev1.NodeReady {
+			hasReady = true
+		}
+		if !containsCond(nodeConditionsToUnknown, c.Type) || c.Status == corev1.ConditionUnknown {
+			continue
+		}
+		c.Status, c.Reason, c.Message = corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status."
+		c.LastTransitionTime = t
+		changed = true
+	}
+	if !hasReady {
+		n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{
+			Type: corev1.NodeReady, Status: corev1.ConditionUnknown, Reason: "NodeStatusUnknown",
+			Message: "Kubelet never posted node status.", LastHeartbeatTime: t, LastTransitionTime: t})
+		changed = true
+	}
+	return changed
+}
+
+func containsCond(s []corev1.NodeConditionType, c corev1.NodeConditionType) bool {
+	for _, x := range s {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// podLost marks a pod of a lost node not ready; it reports whether anything changed.
+func podLost(p *corev1.Pod, now time.Time) bool {
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return false
+	}
+	changed := false
+	t := metav1.NewTime(now)
+	for i := range p.Status.Conditions {
+		c := &p.Status.Conditions[i]
+		if (c.Type == corev1.PodReady || c.Type == corev1.ContainersReady) && c.Status != corev1.ConditionFalse {
+			c.Status, c.Reason = corev1.ConditionFalse, "NodeNotReady"
+			c.Message = fmt.Sprintf("node %s stopped renewing its lease: the pod's state is unknown", p.Spec.NodeName)
+			c.LastTransitionTime = t
+			changed = true
+		}
+	}
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Ready {
+			p.Status.ContainerStatuses[i].Ready = false
+			changed = true
+		}
+	}
+	if p.Status.Reason != NodeLostReason {
+		p.Status.Reason = NodeLostReason
+		p.Status.Message = fmt.Sprintf("Node %s which was running pod %s is unresponsive", p.Spec.NodeName, p.Name)
+		changed = true
+	}
+	return changed
+}

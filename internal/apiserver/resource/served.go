@@ -1,0 +1,101 @@
+package resource
+
+import (
+	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+)
+
+// Verb sets as kube-apiserver lists them in discovery.
+var (
+	// crudVerbs is what a plain stored resource supports.
+	crudVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+	// namespaceVerbs: kube-apiserver does not offer deletecollection on namespaces.
+	namespaceVerbs = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
+)
+
+// Served lists the resources Ballast's API server serves, in discovery
+// order. Each call returns fresh slices, so callers may modify the result.
+func Served() []Info {
+	return []Info{
+		{
+			Group: "", Version: "v1", Kind: "Namespace", ListKind: "NamespaceList",
+			Resource: "namespaces", Singular: "namespace", ShortNames: []string{"ns"},
+			Namespaced: false, Verbs: clone(namespaceVerbs),
+			New: func() any { return &corev1.Namespace{} },
+		},
+		{
+			Group: "", Version: "v1", Kind: "Node", ListKind: "NodeList",
+			Resource: "nodes", Singular: "node", ShortNames: []string{"no"},
+			Namespaced: false, Verbs: clone(crudVerbs), Subresources: []string{"status"},
+			New: func() any { return &corev1.Node{} },
+		},
+		{
+			Group: "", Version: "v1", Kind: "Pod", ListKind: "PodList",
+			Resource: "pods", Singular: "pod", ShortNames: []string{"po"},
+			Namespaced: true, Verbs: clone(crudVerbs), Subresources: []string{"status", "log"},
+			Categories: []string{"all"},
+			New:        func() any { return &corev1.Pod{} },
+		},
+		{
+			Group: "", Version: "v1", Kind: "Event", ListKind: "EventList",
+			Resource: "events", Singular: "event", ShortNames: []string{"ev"},
+			Namespaced: true, Verbs: clone(crudVerbs),
+			New: func() any { return &corev1.Event{} },
+		},
+		{
+			Group: "events.k8s.io", Version: "v1", Kind: "Event", ListKind: "EventList",
+			Resource: "events", Singular: "event", ShortNames: []string{"ev"},
+			Namespaced: true, Verbs: clone(crudVerbs),
+			New: func() any { return &eventsv1.Event{} },
+		},
+		{
+			Group: "coordination.k8s.io", Version: "v1", Kind: "Lease", ListKind: "LeaseList",
+			Resource: "leases", Singular: "lease",
+			Namespaced: true, Verbs: clone(crudVerbs),
+			New: func() any { return &coordinationv1.Lease{} },
+		},
+		{
+			// Only so `kubectl auth can-i` works: created, never stored.
+			Group: "authorization.k8s.io", Version: "v1", Kind: "SelfSubjectAccessReview",
+			Resource: "selfsubjectaccessreviews", Singular: "selfsubjectaccessreview",
+			Namespaced: false, Verbs: []string{"create"},
+			New: func() any { return &authorizationv1.SelfSubjectAccessReview{} },
+		},
+	}
+}
+
+// SubresourceVerbs are the verbs kube-apiserver offers on a subresource:
+// status is read and written like the object, log is only read.
+func SubresourceVerbs(sub string) []string {
+	switch sub {
+	case "status":
+		return []string{"get", "patch", "update"}
+	case "log":
+		return []string{"get"}
+	}
+	return []string{"get"}
+}
+
+// Lookup finds the served resource of a group, version and resource.
+func Lookup(infos []Info, group, version, resource string) (Info, bool) {
+	for _, in := range infos {
+		if in.Group == group && in.Version == version && in.Resource == resource {
+			return in, true
+		}
+	}
+	return Info{}, false
+}
+
+// HasVerb reports whether the resource supports verb.
+func (i Info) HasVerb(verb string) bool {
+	for _, v := range i.Verbs {
+		if v == verb {
+			return true
+		}
+	}
+	return false
+}
+
+func clone(s []string) []string { return append([]string(nil), s...) }

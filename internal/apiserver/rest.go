@@ -1,0 +1,690 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/storage"
+)
+
+// serveResource serves one request on a served resource.
+func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *request) {
+	if rq.kind == nil {
+		if rq.verb == "" {
+			rq.verb = strings.ToLower(r.Method)
+		}
+		// Do not tell an unauthorized caller what exists.
+		if d := s.cfg.Authorize(rq.attributes()); !d.Allowed && rq.user.Name == auth.AnonymousUser {
+			s.deny(w, rq.user, d, d.Reason)
+			return
+		}
+		writeStatus(w, newStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
+			fmt.Sprintf("the server could not find the requested resource (%s %s): %s", r.Method, r.URL.Path, rq.notFound)).s)
+		return
+	}
+	if err := s.checkVerb(rq); err != nil {
+		writeError(w, err)
+		return
+	}
+	// Creates are authorized once the object's name is known (nodes and
+	// leases are authorized by name).
+	if rq.verb != "create" {
+		if !s.authorize(w, rq) {
+			return
+		}
+	}
+	var err error
+	switch {
+	case rq.subresource == "log":
+		err = s.serveLog(w, r, rq)
+	case rq.verb == "get":
+		err = s.serveGet(w, r, rq)
+	case rq.verb == "list":
+		err = s.serveList(w, r, rq)
+	case rq.verb == "watch":
+		err = s.serveWatch(w, r, rq)
+	case rq.verb == "create":
+		err = s.serveCreate(w, r, rq)
+	case rq.verb == "update":
+		err = s.serveUpdate(w, r, rq)
+	case rq.verb == "patch":
+		err = s.servePatch(w, r, rq)
+	case rq.verb == "delete":
+		err = s.serveDelete(w, r, rq)
+	case rq.verb == "deletecollection":
+		err = s.serveDeleteCollection(w, r, rq)
+	}
+	if err != nil {
+		if se := toStatus(err); se.Code >= 500 {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "user", rq.user.Name, "err", err)
+		}
+		writeError(w, err)
+	}
+}
+
+func (s *Server) authorize(w http.ResponseWriter, rq *request) bool {
+	d := s.cfg.Authorize(rq.attributes())
+	if d.Allowed {
+		return true
+	}
+	msg := fmt.Sprintf("%s is forbidden: %s", s.objectString(rq), d.Reason)
+	if rq.user.Name == auth.AnonymousUser {
+		s.deny(w, rq.user, d, msg)
+		return false
+	}
+	st := newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+	st.s.Details = &metav1.StatusDetails{Name: rq.name, Group: rq.group, Kind: rq.resource}
+	writeStatus(w, st.s)
+	return false
+}
+
+func (s *Server) objectString(rq *request) string {
+	res := rq.resource
+	if rq.group != "" {
+		res += "." + rq.group
+	}
+	if rq.name != "" {
+		return fmt.Sprintf("%s %q", res, rq.name)
+	}
+	return res
+}
+
+func (s *Server) checkVerb(rq *request) error {
+	ok := false
+	switch rq.subresource {
+	case "":
+		ok = contains(rq.kind.info.Verbs, rq.verb)
+	case "status":
+		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
+	case "log":
+		ok = rq.verb == "get"
+	}
+	if !ok {
+		what := rq.resource
+		if rq.subresource != "" {
+			what += "/" + rq.subresource
+		}
+		return methodNotAllowed(fmt.Sprintf("%s is not supported on %s (supported: %s)", rq.verb, what, s.verbList(rq)))
+	}
+	if rq.kind.createOnly {
+		return nil
+	}
+	if rq.verb == "create" && rq.name != "" {
+		return methodNotAllowed(fmt.Sprintf("create (POST) goes to the collection, not to %s %q", rq.resource, rq.name))
+	}
+	return nil
+}
+
+func (s *Server) verbList(rq *request) string {
+	switch rq.subresource {
+	case "status":
+		return "get, update, patch"
+	case "log":
+		return "get"
+	}
+	return strings.Join(rq.kind.info.Verbs, ", ")
+}
+
+// getObject reads one object as served.
+func (s *Server) getObject(ctx context.Context, k *kind, ns, name string) (object, error) {
+	so, err := s.store.Get(ctx, k.key(ns, name))
+	if err != nil {
+		return nil, storageError(err, gr(k), name)
+	}
+	return k.decodeStored(so.Value, so.Revision)
+}
+
+func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, rq *request) error {
+	o, err := s.getObject(r.Context(), rq.kind, rq.namespace, rq.name)
+	if err != nil {
+		return err
+	}
+	return s.writeObject(w, r, rq, http.StatusOK, o)
+}
+
+// ---- create
+
+func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request) error {
+	body, _, fv, dry, err := writeRequest(r, rq)
+	if err != nil {
+		return err
+	}
+	o, warnings, err := rq.kind.decodeBody(body, fv == "Strict")
+	if err != nil {
+		return err
+	}
+	if err := checkGVK(rq.kind, o); err != nil {
+		return err
+	}
+	if rq.kind.info.Namespaced {
+		switch o.GetNamespace() {
+		case "":
+			o.SetNamespace(rq.namespace)
+		case rq.namespace:
+		default:
+			return badRequest("the namespace of the provided object (%s) does not match the namespace sent on the request (%s)", o.GetNamespace(), rq.namespace)
+		}
+		if rq.namespace == "" {
+			return newStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
+				fmt.Sprintf("%s are namespaced: POST to /%s/namespaces/NAMESPACE/%s", rq.resource, apiRoot(rq), rq.resource))
+		}
+	} else {
+		o.SetNamespace("")
+	}
+	rq.name = o.GetName()
+	if rq.kind.createOnly {
+		if !s.authorize(w, rq) {
+			return nil
+		}
+		return s.serveReview(w, r, rq, o)
+	}
+	if !s.authorize(w, rq) {
+		return nil
+	}
+	if err := s.admit(r.Context(), rq, nil, o); err != nil {
+		return err
+	}
+	created, err := s.createObject(r.Context(), rq.kind, o, dry)
+	if err != nil {
+		return err
+	}
+	if fv == "Warn" {
+		addWarnings(w, warnings)
+	}
+	return s.writeObject(w, r, rq, http.StatusCreated, created)
+}
+
+func apiRoot(rq *request) string {
+	if rq.group == "" {
+		return "api/" + rq.version
+	}
+	return "apis/" + rq.group + "/" + rq.version
+}
+
+func checkFieldManager(rq *request) error {
+	if fm := rq.query.Get("fieldManager"); len(fm) > 128 {
+		return badRequest("fieldManager %q is longer than 128 characters", fm)
+	}
+	return nil
+}
+
+func checkGVK(k *kind, o object) error {
+	gvk := o.GetObjectKind().GroupVersionKind()
+	if gvk.Empty() {
+		return nil
+	}
+	want := k.info.GVK()
+	if gvk.GroupVersion() != want.GroupVersion() {
+		return badRequest("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion())
+	}
+	if gvk.Kind != "" && gvk.Kind != want.Kind {
+		return badRequest("the kind in the data (%s) does not match the expected kind (%s)", gvk.Kind, want.Kind)
+	}
+	return nil
+}
+
+// createObject stores a new object, setting what the server owns.
+func (s *Server) createObject(ctx context.Context, k *kind, o object, dry bool) (object, error) {
+	o.SetUID(uuid.NewUUID())
+	o.SetCreationTimestamp(metav1.NewTime(s.now().Truncate(1e9)))
+	o.SetResourceVersion("")
+	o.SetDeletionTimestamp(nil)
+	o.SetDeletionGracePeriodSeconds(nil)
+	o.SetManagedFields(nil)
+	o.SetGeneration(0)
+	o.SetSelfLink("")
+	prepareCreate(o)
+	k.setTypeMeta(o)
+	generated := o.GetName() == "" && o.GetGenerateName() != ""
+	for attempt := 0; ; attempt++ {
+		if generated {
+			o.SetName(o.GetGenerateName() + rand.String(5))
+		}
+		if err := validateObject(k, o); err != nil {
+			return nil, err
+		}
+		if k.info.Namespaced {
+			if err := s.namespaceExists(ctx, o.GetNamespace()); err != nil {
+				return nil, err
+			}
+		}
+		if dry {
+			return o, nil
+		}
+		value, err := k.encodeStored(o)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		rev, err := s.store.Create(ctx, k.key(o.GetNamespace(), o.GetName()), value, k.ttl)
+		if errors.Is(err, storage.ErrAlreadyExists) && generated && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, storage.ErrAlreadyExists) && generated {
+				return nil, fromAPIErr(apierrors.NewServerTimeoutForKind(k.info.GVK().GroupKind(), "POST", 1))
+			}
+			return nil, storageError(err, gr(k), o.GetName())
+		}
+		o.SetResourceVersion(strconv.FormatInt(rev, 10))
+		return o, nil
+	}
+}
+
+func (s *Server) namespaceExists(ctx context.Context, ns string) error {
+	_, err := s.store.Get(ctx, "/namespaces/"+ns)
+	if errors.Is(err, storage.ErrNotFound) {
+		st := notFound(corev1.Resource("namespaces"), ns)
+		st.s.Message += "; create it first with `kubectl create namespace " + ns + "`"
+		return st
+	}
+	if err != nil {
+		return storageError(err, corev1.Resource("namespaces"), ns)
+	}
+	return nil
+}
+
+func validateObject(k *kind, o object) error {
+	nameFn := apivalidation.NameIsDNSSubdomain
+	if k.info.Resource == "namespaces" {
+		nameFn = apivalidation.ValidateNamespaceName
+	}
+	meta, ok := o.(metav1.ObjectMetaAccessor)
+	if !ok {
+		return internalError(fmt.Errorf("%T has no ObjectMeta", o))
+	}
+	errs := apivalidation.ValidateObjectMetaAccessor(meta.GetObjectMeta(), k.info.Namespaced, nameFn, field.NewPath("metadata"))
+	if p, ok := o.(*corev1.Pod); ok {
+		errs = append(errs, validatePodSpec(&p.Spec)...)
+	}
+	if len(errs) > 0 {
+		return fromAPIErr(apierrors.NewInvalid(k.info.GVK().GroupKind(), o.GetName(), errs))
+	}
+	return nil
+}
+
+func validatePodSpec(spec *corev1.PodSpec) field.ErrorList {
+	var errs field.ErrorList
+	p := field.NewPath("spec", "containers")
+	if len(spec.Containers) == 0 {
+		errs = append(errs, field.Required(p, "a pod needs at least one container"))
+	}
+	seen := map[string]bool{}
+	for i, c := range spec.Containers {
+		if c.Name == "" {
+			errs = append(errs, field.Required(p.Index(i).Child("name"), ""))
+		} else if seen[c.Name] {
+			errs = append(errs, field.Duplicate(p.Index(i).Child("name"), c.Name))
+		}
+		seen[c.Name] = true
+		if c.Image == "" {
+			errs = append(errs, field.Required(p.Index(i).Child("image"), ""))
+		}
+	}
+	return errs
+}
+
+// ---- update and patch
+
+// errNoop aborts a storage update that would not change the object.
+var errNoop = errors.New("no change")
+
+func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rq *request) error {
+	body, _, fv, dry, err := writeRequest(r, rq)
+	if err != nil {
+		return err
+	}
+	in, warnings, err := rq.kind.decodeBody(body, fv == "Strict")
+	if err != nil {
+		return err
+	}
+	if err := checkGVK(rq.kind, in); err != nil {
+		return err
+	}
+	if in.GetName() != rq.name {
+		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", in.GetName(), rq.name)
+	}
+	if rq.kind.info.Namespaced && in.GetNamespace() != "" && in.GetNamespace() != rq.namespace {
+		return badRequest("the namespace of the object (%s) does not match the namespace on the request (%s)", in.GetNamespace(), rq.namespace)
+	}
+	var expect int64
+	if rv := in.GetResourceVersion(); rv != "" {
+		expect, err = strconv.ParseInt(rv, 10, 64)
+		if err != nil || expect <= 0 {
+			return fromAPIErr(apierrors.NewInvalid(rq.kind.info.GVK().GroupKind(), rq.name, field.ErrorList{
+				field.Invalid(field.NewPath("metadata", "resourceVersion"), rv, "must be a resourceVersion returned by the server")}))
+		}
+	}
+	out, err := s.updateObject(r.Context(), rq, expect, dry, func(cur object) (object, error) {
+		return copyObject(rq.kind, in), nil
+	})
+	if err != nil {
+		return err
+	}
+	if fv == "Warn" {
+		addWarnings(w, warnings)
+	}
+	return s.writeObject(w, r, rq, http.StatusOK, out)
+}
+
+func copyObject(k *kind, o object) object {
+	out := k.newObj()
+	raw, _ := json.Marshal(o)
+	_ = json.Unmarshal(raw, out)
+	return out
+}
+
+// updateObject runs a read-modify-write of rq's object: mutate returns the
+// object the client asks for (from the current one), then server-owned
+// fields are kept, admission runs and the result is stored.
+func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dry bool, mutate func(cur object) (object, error)) (object, error) {
+	k := rq.kind
+	var result object
+	apply := func(cur storage.Object) ([]byte, error) {
+		old, err := k.decodeStored(cur.Value, cur.Revision)
+		if err != nil {
+			return nil, err
+		}
+		in, err := mutate(old)
+		if err != nil {
+			return nil, err
+		}
+		if rv := in.GetResourceVersion(); rv != "" && rv != old.GetResourceVersion() {
+			return nil, conflict(gr(k), rq.name, modifiedMsg)
+		}
+		next := prepareUpdate(k, rq.subresource, old, in)
+		if err := validateObject(k, next); err != nil {
+			return nil, err
+		}
+		if err := s.admit(ctx, rq, old, next); err != nil {
+			return nil, err
+		}
+		value, err := k.encodeStored(next)
+		if err != nil {
+			return nil, err
+		}
+		result = next
+		oldValue, _ := k.encodeStored(old)
+		if dry || string(oldValue) == string(value) {
+			result = old
+			if dry {
+				result = next
+			}
+			return nil, errNoop
+		}
+		return value, nil
+	}
+	so, err := s.store.Update(ctx, k.key(rq.namespace, rq.name), expect, apply)
+	if errors.Is(err, errNoop) {
+		return result, nil
+	}
+	if err != nil {
+		return nil, storageError(err, gr(k), rq.name)
+	}
+	out, err := k.decodeStored(so.Value, so.Revision)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return out, nil
+}
+
+// prepareUpdate builds the object to store from the old one and the one the
+// client sent, keeping what clients may not change.
+func prepareUpdate(k *kind, sub string, old, in object) object {
+	if sub == "status" {
+		next := onlyStatus(k, old, in)
+		k.setTypeMeta(next)
+		return next
+	}
+	next := copyObject(k, in)
+	next.SetUID(old.GetUID())
+	next.SetName(old.GetName())
+	next.SetNamespace(old.GetNamespace())
+	next.SetCreationTimestamp(old.GetCreationTimestamp())
+	next.SetDeletionTimestamp(old.GetDeletionTimestamp())
+	next.SetDeletionGracePeriodSeconds(old.GetDeletionGracePeriodSeconds())
+	next.SetGeneration(old.GetGeneration())
+	next.SetManagedFields(nil)
+	next.SetSelfLink("")
+	next.SetResourceVersion(old.GetResourceVersion())
+	if k.status {
+		keepStatus(next, old)
+	}
+	bumpGeneration(old, next)
+	k.setTypeMeta(next)
+	return next
+}
+
+// ---- delete
+
+func (s *Server) deleteOptions(r *http.Request, rq *request) (*metav1.DeleteOptions, error) {
+	opts := &metav1.DeleteOptions{}
+	body, _, err := readBody(r, rq.kind)
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, opts); err != nil {
+			return nil, badRequest("the request body is not valid DeleteOptions: %v", err)
+		}
+	}
+	q := rq.query
+	if v := q.Get("gracePeriodSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, badRequest("gracePeriodSeconds %q is not an integer", v)
+		}
+		opts.GracePeriodSeconds = &n
+	}
+	if v := q.Get("propagationPolicy"); v != "" {
+		p := metav1.DeletionPropagation(v)
+		opts.PropagationPolicy = &p
+	}
+	if v, ok := q["dryRun"]; ok {
+		opts.DryRun = v
+	}
+	if opts.PropagationPolicy != nil {
+		switch *opts.PropagationPolicy {
+		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
+		default:
+			return nil, badRequest("propagationPolicy %q is not one of Orphan, Background, Foreground", *opts.PropagationPolicy)
+		}
+	}
+	return opts, nil
+}
+
+func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request) error {
+	opts, err := s.deleteOptions(r, rq)
+	if err != nil {
+		return err
+	}
+	dry, err := dryRun(opts.DryRun)
+	if err != nil {
+		return err
+	}
+	k := rq.kind
+	if k.info.Resource == "namespaces" {
+		for _, n := range SystemNamespaces {
+			if n == rq.name {
+				return forbidden(gr(k), rq.name, "this namespace may not be deleted")
+			}
+		}
+	}
+	deleted, err := s.deleteObject(r.Context(), rq, rq.name, opts.Preconditions, dry)
+	if err != nil {
+		return err
+	}
+	if k.returnDeleted {
+		return s.writeObject(w, r, rq, http.StatusOK, deleted)
+	}
+	st := metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusOK, Details: &metav1.StatusDetails{
+		Name: rq.name, Group: rq.group, Kind: rq.resource, UID: deleted.GetUID()}}
+	writeStatus(w, st)
+	return nil
+}
+
+// deleteObject deletes one object after checking preconditions and admission.
+func (s *Server) deleteObject(ctx context.Context, rq *request, name string, pre *metav1.Preconditions, dry bool) (object, error) {
+	k := rq.kind
+	key := k.key(rq.namespace, name)
+	for attempt := 0; ; attempt++ {
+		cur, err := s.store.Get(ctx, key)
+		if err != nil {
+			return nil, storageError(err, gr(k), name)
+		}
+		o, err := k.decodeStored(cur.Value, cur.Revision)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		if pre != nil && pre.UID != nil && *pre.UID != o.GetUID() {
+			return nil, conflict(gr(k), name, fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, o.GetUID()))
+		}
+		if pre != nil && pre.ResourceVersion != nil && *pre.ResourceVersion != o.GetResourceVersion() {
+			return nil, conflict(gr(k), name, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, o.GetResourceVersion()))
+		}
+		if err := s.admit(ctx, &request{kind: k, group: rq.group, resource: rq.resource, namespace: rq.namespace,
+			name: name, verb: "delete", user: rq.user}, o, nil); err != nil {
+			return nil, err
+		}
+		if dry {
+			return o, nil
+		}
+		if k.info.Resource == "namespaces" {
+			if err := s.deleteNamespaceContents(ctx, name); err != nil {
+				return nil, err
+			}
+		}
+		_, err = s.store.Delete(ctx, key, cur.Revision)
+		if errors.Is(err, storage.ErrConflict) && attempt < 10 {
+			continue // changed between Get and Delete: check again
+		}
+		if err != nil {
+			return nil, storageError(err, gr(k), name)
+		}
+		return o, nil
+	}
+}
+
+// deleteNamespaceContents removes every object in a namespace being deleted.
+func (s *Server) deleteNamespaceContents(ctx context.Context, ns string) error {
+	seen := map[string]bool{}
+	for _, k := range s.kinds {
+		if !k.info.Namespaced || k.createOnly || seen[k.prefix] {
+			continue
+		}
+		seen[k.prefix] = true
+		cont := ""
+		for {
+			res, err := s.store.List(ctx, k.listPrefix(ns), storage.ListOptions{Limit: 500, Continue: cont})
+			if err != nil {
+				return storageError(err, gr(k), "")
+			}
+			for _, o := range res.Objects {
+				if _, err := s.store.Delete(ctx, o.Key, 0); err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return storageError(err, gr(k), o.Key)
+				}
+			}
+			if res.Continue == "" {
+				break
+			}
+			cont = res.Continue
+		}
+	}
+	return nil
+}
+
+func (s *Server) serveDeleteCollection(w http.ResponseWriter, r *http.Request, rq *request) error {
+	opts, err := s.deleteOptions(r, rq)
+	if err != nil {
+		return err
+	}
+	dry, err := dryRun(opts.DryRun)
+	if err != nil {
+		return err
+	}
+	sel, err := parseSelectors(rq.kind, rq.query)
+	if err != nil {
+		return err
+	}
+	k := rq.kind
+	var items []object
+	cont := ""
+	var rev int64
+	for {
+		res, err := s.store.List(r.Context(), k.listPrefix(rq.namespace), storage.ListOptions{Limit: 500, Continue: cont, Revision: rev})
+		if err != nil {
+			return storageError(err, gr(k), "")
+		}
+		rev = res.Revision
+		for _, so := range res.Objects {
+			o, err := k.decodeStored(so.Value, so.Revision)
+			if err != nil {
+				return internalError(err)
+			}
+			if !sel.matches(k, o) {
+				continue
+			}
+			sub := *rq
+			sub.namespace = o.GetNamespace()
+			d, err := s.deleteObject(r.Context(), &sub, o.GetName(), opts.Preconditions, dry)
+			if err != nil {
+				var se *statusError
+				if errors.As(err, &se) && se.s.Reason == metav1.StatusReasonNotFound {
+					continue
+				}
+				return err
+			}
+			items = append(items, d)
+		}
+		if res.Continue == "" {
+			break
+		}
+		cont = res.Continue
+	}
+	cur, err := s.store.Revision(r.Context())
+	if err != nil {
+		return storageError(err, gr(k), "")
+	}
+	return s.writeList(w, r, rq, metav1.ListMeta{ResourceVersion: strconv.FormatInt(cur, 10)}, items)
+}
+
+func gr(k *kind) schema.GroupResource {
+	return schema.GroupResource{Group: k.info.Group, Resource: k.info.Resource}
+}
+
+// writeRequest reads what every write (create, update, patch) needs: the
+// body and its media type, the field validation (Strict, Warn or Ignore),
+// and dryRun.
+func writeRequest(r *http.Request, rq *request) (body []byte, mediaType, fv string, dry bool, err error) {
+	body, mediaType, err = readBody(r, rq.kind)
+	if err != nil {
+		return nil, "", "", false, err
+	}
+	fv, err = fieldValidation(rq.query)
+	if err != nil {
+		return nil, "", "", false, err
+	}
+	dry, err = dryRun(rq.query["dryRun"])
+	if err != nil {
+		return nil, "", "", false, err
+	}
+	if err := checkFieldManager(rq); err != nil {
+		return nil, "", "", false, err
+	}
+	return body, mediaType, fv, dry, nil
+}

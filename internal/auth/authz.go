@@ -1,0 +1,226 @@
+package auth
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// NodeLeaseNamespace is where nodes keep their Leases.
+const NodeLeaseNamespace = "kube-node-lease"
+
+// Non-resource paths anyone may read (and their subpaths, e.g. /livez/ping).
+var publicPaths = []string{"/healthz", "/livez", "/readyz", "/version"}
+
+// Non-resource paths any authenticated user may read: discovery and OpenAPI.
+var discoveryPaths = []string{"/api", "/apis", "/openapi"}
+
+// Authorize decides one request, by these rules (there are no roles to
+// configure):
+//
+//   - system:masters (authenticated): everything.
+//   - anyone, anonymous too: get (or head) /healthz, /livez, /readyz,
+//     /version and their subpaths. Nothing else is open to anonymous.
+//   - any authenticated user: get /api, /apis, /openapi and their subpaths
+//     (discovery, OpenAPI); create selfsubjectaccessreviews and
+//     selfsubjectrulesreviews (authorization.k8s.io, for `kubectl auth
+//     can-i`) and selfsubjectreviews (authentication.k8s.io, `kubectl auth
+//     whoami`).
+//   - a node (User.NodeName() != ""):
+//     get/list/watch pods, nodes, namespaces, events (core and
+//     events.k8s.io), leases, and their status;
+//     create/update/patch/delete its own Node and get/update/patch its
+//     nodes/status (Name must be the node's);
+//     create/update/patch/get its own Lease in kube-node-lease;
+//     create/update/patch events in any namespace;
+//     create/update/patch/delete pods and pods/status — at verb level only:
+//     whether the pod is the node's own is known from the object, so the API
+//     server must check it (spec.nodeName) in admission, with AdmitNodePod;
+//     create tokenreviews and subjectaccessreviews, so the node's HTTPS API
+//     (issue 5) can check bearer tokens and permissions against the server,
+//     as the kubelet does with its system:node role.
+//   - everything else is denied, with a reason naming user, verb and resource.
+//
+// For create, the request URL has no name: the server must set Name to the
+// new object's metadata.name before authorizing creates of nodes and leases
+// (an empty Name is not the node's own, so it is denied).
+//
+// Non-resource requests have Resource == "" and Path set; the path must be
+// clean (no "..", ".", "//"). Verbs are lower case; for non-resource
+// requests they are the HTTP method (get, head, post, ...).
+func Authorize(a Attributes) Decision {
+	u := a.User
+	verb := strings.ToLower(a.Verb)
+	if u.IsAdmin() && u.IsAuthenticated() {
+		return allow()
+	}
+	if a.Resource == "" {
+		return authorizePath(u, verb, a.Path)
+	}
+	if !u.IsAuthenticated() {
+		return deny(a, "anonymous requests may only read /healthz, /livez, /readyz and /version; use a client certificate or bearer token (the admin kubeconfig is in the server's data dir)")
+	}
+	if verb == "create" && a.Subresource == "" &&
+		((a.Group == "authorization.k8s.io" && (a.Resource == "selfsubjectaccessreviews" || a.Resource == "selfsubjectrulesreviews")) ||
+			(a.Group == "authentication.k8s.io" && a.Resource == "selfsubjectreviews")) {
+		return allow()
+	}
+	if node := u.NodeName(); node != "" {
+		return authorizeNode(a, verb, node)
+	}
+	return deny(a, "only members of system:masters may use this API beyond discovery")
+}
+
+func authorizePath(u User, verb, p string) Decision {
+	reason := func(why string) Decision {
+		return Decision{Reason: fmt.Sprintf("User %q cannot %s path %q: %s", u.Name, verb, p, why)}
+	}
+	if !cleanPath(p) {
+		return reason("the path is not clean")
+	}
+	read := verb == "get" || verb == "head"
+	if read && underAny(p, publicPaths) {
+		return allow()
+	}
+	if !u.IsAuthenticated() {
+		return reason("anonymous requests may only read /healthz, /livez, /readyz and /version; use a client certificate or bearer token (the admin kubeconfig is in the server's data dir)")
+	}
+	if read && underAny(p, discoveryPaths) {
+		return allow()
+	}
+	if u.IsAdmin() {
+		return allow()
+	}
+	return reason("only members of system:masters may use this path")
+}
+
+// cleanPath accepts an absolute path with no ".", ".." or empty segments (a
+// trailing slash is allowed).
+func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	trimmed := p
+	if len(p) > 1 {
+		trimmed = strings.TrimSuffix(p, "/")
+	}
+	return path.Clean(trimmed) == trimmed
+}
+
+func underAny(p string, roots []string) bool {
+	for _, r := range roots {
+		if p == r || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func authorizeNode(a Attributes, verb, node string) Decision {
+	res := a.Resource
+	sub := a.Subresource
+	isEvents := res == "events" && (a.Group == "" || a.Group == "events.k8s.io")
+	isCore := a.Group == ""
+	readable := (isCore && (res == "pods" || res == "nodes" || res == "namespaces")) || isEvents ||
+		(a.Group == "coordination.k8s.io" && res == "leases")
+
+	switch verb {
+	case "get", "list", "watch":
+		if readable && (sub == "" || sub == "status") {
+			return allow()
+		}
+	}
+
+	switch {
+	case isCore && res == "nodes" && (sub == "" || sub == "status"):
+		var ok bool
+		if sub == "" {
+			ok = verb == "create" || verb == "update" || verb == "patch" || verb == "delete"
+		} else {
+			ok = verb == "update" || verb == "patch"
+		}
+		if !ok {
+			break
+		}
+		if a.Name != node {
+			return deny(a, "a node may only change its own Node")
+		}
+		return allow()
+
+	case a.Group == "coordination.k8s.io" && res == "leases" && sub == "":
+		if verb != "create" && verb != "update" && verb != "patch" && verb != "get" {
+			break
+		}
+		if a.Namespace != NodeLeaseNamespace || a.Name != node {
+			return deny(a, fmt.Sprintf("a node may only write its own Lease (%q in namespace %q)", node, NodeLeaseNamespace))
+		}
+		return allow()
+
+	case isEvents && sub == "":
+		if verb == "create" || verb == "update" || verb == "patch" {
+			return allow()
+		}
+
+	case isCore && res == "pods" && (sub == "" || sub == "status"):
+		// The object decides whether the pod is the node's: see AdmitNodePod.
+		if verb == "create" || verb == "update" || verb == "patch" || verb == "delete" {
+			return allow()
+		}
+
+	case verb == "create" && sub == "" &&
+		((a.Group == "authentication.k8s.io" && res == "tokenreviews") ||
+			(a.Group == "authorization.k8s.io" && res == "subjectaccessreviews")):
+		return allow()
+	}
+	return deny(a, "a node may only read pods, nodes, namespaces, events and leases, and write its own Node, Lease, mirror pods and events")
+}
+
+// AdmitNodePod is the object-level half of a node's pod permissions, for the
+// API server's admission of create, update, patch and delete of pods and
+// pods/status: a node may only touch pods bound to it (podNodeName is the
+// pod's spec.nodeName; for update and patch check both the old and the new
+// object). Users that are not nodes are not restricted here.
+func AdmitNodePod(u User, verb, namespace, name, podNodeName string) Decision {
+	node := u.NodeName()
+	if node == "" || podNodeName == node {
+		return allow()
+	}
+	what := fmt.Sprintf("%q", name)
+	if namespace != "" {
+		what = fmt.Sprintf("%q in namespace %q", name, namespace)
+	}
+	bound := "is not bound to any node"
+	if podNodeName != "" {
+		bound = fmt.Sprintf("is bound to node %q", podNodeName)
+	}
+	return Decision{Reason: fmt.Sprintf("User %q cannot %s pod %s: the pod %s; a node may only change its own mirror pods (spec.nodeName %q)",
+		u.Name, strings.ToLower(verb), what, bound, node)}
+}
+
+func allow() Decision { return Decision{Allowed: true} }
+
+// deny builds kube-apiserver-like wording:
+// User "system:node:a" cannot delete resource "nodes" "b": <why>
+func deny(a Attributes, why string) Decision {
+	var b strings.Builder
+	fmt.Fprintf(&b, "User %q cannot %s resource %q", a.User.Name, strings.ToLower(a.Verb), resourceString(a))
+	if a.Name != "" {
+		fmt.Fprintf(&b, " %q", a.Name)
+	}
+	if a.Group != "" {
+		fmt.Fprintf(&b, " in API group %q", a.Group)
+	}
+	if a.Namespace != "" {
+		fmt.Fprintf(&b, " in namespace %q", a.Namespace)
+	}
+	b.WriteString(": ")
+	b.WriteString(why)
+	return Decision{Reason: b.String()}
+}
+
+func resourceString(a Attributes) string {
+	if a.Subresource != "" {
+		return a.Resource + "/" + a.Subresource
+	}
+	return a.Resource
+}

@@ -1,0 +1,173 @@
+package auth
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestAuthorize(t *testing.T) {
+	admin := User{Name: AdminUser, Groups: []string{GroupMasters, GroupAuthenticated}}
+	nodeA := User{Name: "system:node:a", Groups: []string{GroupNodes, GroupAuthenticated}}
+	// Named like a node but not in system:nodes: an ordinary user.
+	fakeNode := User{Name: "system:node:a", Groups: []string{GroupAuthenticated}}
+	alice := User{Name: "alice", Groups: []string{GroupAuthenticated}}
+	anon := Anonymous
+	// system:masters without system:authenticated was not made by the
+	// Authenticator: not trusted.
+	unauthMaster := User{Name: "x", Groups: []string{GroupMasters}}
+
+	res := func(u User, verb, group, resource, sub, ns, name string) Attributes {
+		return Attributes{User: u, Verb: verb, Group: group, Resource: resource, Subresource: sub, Namespace: ns, Name: name}
+	}
+	path := func(u User, verb, p string) Attributes { return Attributes{User: u, Verb: verb, Path: p} }
+	const coord = "coordination.k8s.io"
+
+	tests := []struct {
+		name  string
+		attrs Attributes
+		allow bool
+		// substrings the denial reason must contain
+		reason []string
+	}{
+		// admin
+		{"admin deletes a node", res(admin, "delete", "", "nodes", "", "", "b"), true, nil},
+		{"admin deletecollection pods", res(admin, "deletecollection", "", "pods", "", "default", ""), true, nil},
+		{"admin posts to a path", path(admin, "post", "/anything"), true, nil},
+		{"unauthenticated masters", res(unauthMaster, "get", "", "pods", "", "default", "p"), false, []string{"anonymous"}},
+
+		// anonymous
+		{"anon healthz", path(anon, "get", "/healthz"), true, nil},
+		{"anon healthz subpath", path(anon, "get", "/healthz/etcd"), true, nil},
+		{"anon livez", path(anon, "get", "/livez"), true, nil},
+		{"anon readyz head", path(anon, "head", "/readyz"), true, nil},
+		{"anon version", path(anon, "get", "/version"), true, nil},
+		{"anon version slash", path(anon, "get", "/version/"), true, nil},
+		{"anon healthzx", path(anon, "get", "/healthzx"), false, nil},
+		{"anon post healthz", path(anon, "post", "/healthz"), false, nil},
+		{"anon dotdot", path(anon, "get", "/healthz/../api/v1/pods"), false, []string{"not clean"}},
+		{"anon double slash", path(anon, "get", "/healthz//x"), false, []string{"not clean"}},
+		{"anon api", path(anon, "get", "/api"), false, []string{`User "system:anonymous" cannot get path "/api"`, "anonymous"}},
+		{"anon openapi", path(anon, "get", "/openapi/v2"), false, nil},
+		{"anon pods", res(anon, "list", "", "pods", "", "", ""), false, []string{`User "system:anonymous" cannot list resource "pods"`}},
+		{"anon ssar", res(anon, "create", "authorization.k8s.io", "selfsubjectaccessreviews", "", "", ""), false, nil},
+		{"empty attrs", Attributes{}, false, nil},
+
+		// any authenticated user
+		{"alice api", path(alice, "get", "/api"), true, nil},
+		{"alice api v1", path(alice, "get", "/api/v1"), true, nil},
+		{"alice apis group", path(alice, "get", "/apis/coordination.k8s.io/v1"), true, nil},
+		{"alice openapi v3 group", path(alice, "get", "/openapi/v3/api/v1"), true, nil},
+		{"alice version", path(alice, "get", "/version"), true, nil},
+		{"alice post api", path(alice, "post", "/api"), false, []string{"system:masters"}},
+		{"alice metrics", path(alice, "get", "/metrics"), false, nil},
+		{"alice ssar", res(alice, "create", "authorization.k8s.io", "selfsubjectaccessreviews", "", "", ""), true, nil},
+		{"alice ssrr", res(alice, "create", "authorization.k8s.io", "selfsubjectrulesreviews", "", "", ""), true, nil},
+		{"alice whoami", res(alice, "create", "authentication.k8s.io", "selfsubjectreviews", "", "", ""), true, nil},
+		{"alice sar", res(alice, "create", "authorization.k8s.io", "subjectaccessreviews", "", "", ""), false, nil},
+		{"alice pods", res(alice, "get", "", "pods", "", "default", "p"), false, []string{`User "alice" cannot get resource "pods" "p" in namespace "default"`}},
+		{"fake node gets pods", res(fakeNode, "get", "", "pods", "", "default", "p"), false, nil},
+
+		// node reads
+		{"node list pods", res(nodeA, "list", "", "pods", "", "", ""), true, nil},
+		{"node watch pods", res(nodeA, "watch", "", "pods", "", "", ""), true, nil},
+		{"node get other node", res(nodeA, "get", "", "nodes", "", "", "b"), true, nil},
+		{"node get node status", res(nodeA, "get", "", "nodes", "status", "", "a"), true, nil},
+		{"node list namespaces", res(nodeA, "list", "", "namespaces", "", "", ""), true, nil},
+		{"node list events", res(nodeA, "list", "", "events", "", "", ""), true, nil},
+		{"node list events.k8s.io", res(nodeA, "watch", "events.k8s.io", "events", "", "", ""), true, nil},
+		{"node list leases", res(nodeA, "list", coord, "leases", "", "", ""), true, nil},
+		{"node pods log", res(nodeA, "get", "", "pods", "log", "default", "p"), false, nil},
+		{"node secrets", res(nodeA, "get", "", "secrets", "", "default", "s"), false, []string{`User "system:node:a" cannot get resource "secrets" "s"`}},
+		{"node leases in other group", res(nodeA, "list", "other.io", "leases", "", "", ""), false, nil},
+
+		// node's own Node
+		{"node creates itself", res(nodeA, "create", "", "nodes", "", "", "a"), true, nil},
+		{"node updates itself", res(nodeA, "update", "", "nodes", "", "", "a"), true, nil},
+		{"node patches itself", res(nodeA, "patch", "", "nodes", "", "", "a"), true, nil},
+		{"node deletes itself", res(nodeA, "delete", "", "nodes", "", "", "a"), true, nil},
+		{"node patches its status", res(nodeA, "patch", "", "nodes", "status", "", "a"), true, nil},
+		{"node updates its status", res(nodeA, "update", "", "nodes", "status", "", "a"), true, nil},
+		{"node deletes other node", res(nodeA, "delete", "", "nodes", "", "", "b"), false,
+			[]string{`User "system:node:a" cannot delete resource "nodes" "b": a node may only change its own Node`}},
+		{"node patches other status", res(nodeA, "patch", "", "nodes", "status", "", "b"), false, []string{`resource "nodes/status" "b"`, "its own Node"}},
+		{"node creates unnamed node", res(nodeA, "create", "", "nodes", "", "", ""), false, []string{"its own Node"}},
+		{"node deletecollection nodes", res(nodeA, "deletecollection", "", "nodes", "", "", ""), false, nil},
+		{"node deletes its status", res(nodeA, "delete", "", "nodes", "status", "", "a"), false, nil},
+		{"node proxies to itself", res(nodeA, "get", "", "nodes", "proxy", "", "a"), false, nil},
+
+		// node's own Lease
+		{"node creates its lease", res(nodeA, "create", coord, "leases", "", NodeLeaseNamespace, "a"), true, nil},
+		{"node updates its lease", res(nodeA, "update", coord, "leases", "", NodeLeaseNamespace, "a"), true, nil},
+		{"node patches its lease", res(nodeA, "patch", coord, "leases", "", NodeLeaseNamespace, "a"), true, nil},
+		{"node gets its lease", res(nodeA, "get", coord, "leases", "", NodeLeaseNamespace, "a"), true, nil},
+		{"node updates other lease", res(nodeA, "update", coord, "leases", "", NodeLeaseNamespace, "b"), false, []string{"its own Lease"}},
+		{"node lease other ns", res(nodeA, "create", coord, "leases", "", "default", "a"), false,
+			[]string{`in API group "coordination.k8s.io" in namespace "default"`, "kube-node-lease"}},
+		{"node deletes its lease", res(nodeA, "delete", coord, "leases", "", NodeLeaseNamespace, "a"), false, nil},
+
+		// events
+		{"node creates event", res(nodeA, "create", "", "events", "", "default", ""), true, nil},
+		{"node patches event", res(nodeA, "patch", "", "events", "", "kube-system", "e"), true, nil},
+		{"node updates events.k8s.io", res(nodeA, "update", "events.k8s.io", "events", "", "default", "e"), true, nil},
+		{"node deletes event", res(nodeA, "delete", "", "events", "", "default", "e"), false, nil},
+
+		// pods: verb level only
+		{"node creates pod", res(nodeA, "create", "", "pods", "", "default", "p-a"), true, nil},
+		{"node deletes pod", res(nodeA, "delete", "", "pods", "", "default", "p-a"), true, nil},
+		{"node patches pod status", res(nodeA, "patch", "", "pods", "status", "default", "p-a"), true, nil},
+		{"node updates pod status", res(nodeA, "update", "", "pods", "status", "default", "p-a"), true, nil},
+		{"node deletecollection pods", res(nodeA, "deletecollection", "", "pods", "", "default", ""), false, nil},
+		{"node evicts pod", res(nodeA, "create", "", "pods", "eviction", "default", "p"), false, nil},
+		{"node exec", res(nodeA, "create", "", "pods", "exec", "default", "p"), false, nil},
+
+		// namespaces
+		{"node creates namespace", res(nodeA, "create", "", "namespaces", "", "", "x"), false, nil},
+
+		// reviews for the node's HTTPS API
+		{"node tokenreview", res(nodeA, "create", "authentication.k8s.io", "tokenreviews", "", "", ""), true, nil},
+		{"node sar", res(nodeA, "create", "authorization.k8s.io", "subjectaccessreviews", "", "", ""), true, nil},
+		{"node ssar", res(nodeA, "create", "authorization.k8s.io", "selfsubjectaccessreviews", "", "", ""), true, nil},
+
+		// node non-resource
+		{"node discovery", path(nodeA, "get", "/apis"), true, nil},
+		{"node post path", path(nodeA, "post", "/apis"), false, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Authorize(tc.attrs)
+			if d.Allowed != tc.allow {
+				t.Fatalf("Allowed = %v, want %v (reason %q)", d.Allowed, tc.allow, d.Reason)
+			}
+			if !d.Allowed && d.Reason == "" {
+				t.Error("denied without a reason")
+			}
+			for _, want := range tc.reason {
+				if !strings.Contains(d.Reason, want) {
+					t.Errorf("reason %q lacks %q", d.Reason, want)
+				}
+			}
+		})
+	}
+}
+
+func TestAdmitNodePod(t *testing.T) {
+	nodeA := User{Name: "system:node:a", Groups: []string{GroupNodes, GroupAuthenticated}}
+	admin := User{Name: AdminUser, Groups: []string{GroupMasters, GroupAuthenticated}}
+	tests := []struct {
+		u        User
+		nodeName string
+		allow    bool
+		reason   string
+	}{
+		{nodeA, "a", true, ""},
+		{nodeA, "b", false, `User "system:node:a" cannot delete pod "p" in namespace "default": the pod is bound to node "b"`},
+		{nodeA, "", false, "is not bound to any node"},
+		{admin, "b", true, ""},
+	}
+	for _, tc := range tests {
+		d := AdmitNodePod(tc.u, "delete", "default", "p", tc.nodeName)
+		if d.Allowed != tc.allow || !strings.Contains(d.Reason, tc.reason) {
+			t.Errorf("AdmitNodePod(%s, %q) = %+v", tc.u.Name, tc.nodeName, d)
+		}
+	}
+}

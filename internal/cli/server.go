@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/localapi"
+	"github.com/ballast-dev/ballast/internal/mirror"
+	"github.com/ballast-dev/ballast/internal/server"
+)
+
+type serverFlags struct {
+	dataDir     string
+	listen      string
+	etcdServers string
+	etcdCA      string
+	etcdCert    string
+	etcdKey     string
+	hosts       string
+	logLevel    string
+}
+
+func (f *serverFlags) register(cmd *cobra.Command, dataDirDefault bool) {
+	fs := cmd.Flags()
+	if dataDirDefault {
+		fs.StringVar(&f.dataDir, "data-dir", "/var/lib/ballast", "where the server keeps etcd's data, its PKI, tokens and the admin kubeconfig")
+	}
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:6443", "host:port to serve the Kubernetes API on (HTTPS)")
+	fs.StringVar(&f.etcdServers, "etcd-servers", "", "comma-separated client URLs of an external etcd cluster (default: an embedded etcd in the data dir)")
+	fs.StringVar(&f.etcdCA, "etcd-cafile", "", "CA of the external etcd cluster's certificates")
+	fs.StringVar(&f.etcdCert, "etcd-certfile", "", "client certificate for the external etcd cluster")
+	fs.StringVar(&f.etcdKey, "etcd-keyfile", "", "client key for the external etcd cluster")
+	fs.StringVar(&f.hosts, "tls-san", "", "comma-separated extra host names and IPs for the serving certificate")
+}
+
+func (f *serverFlags) options(dataDir string) server.Options {
+	o := server.Options{DataDir: dataDir, Listen: f.listen, EtcdCAFile: f.etcdCA, EtcdCertFile: f.etcdCert, EtcdKeyFile: f.etcdKey}
+	if f.etcdServers != "" {
+		o.EtcdServers = strings.Split(f.etcdServers, ",")
+	}
+	if f.hosts != "" {
+		o.Hosts = strings.Split(f.hosts, ",")
+	}
+	return o
+}
+
+func newServerCmd() *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Kubernetes-compatible API server on etcd, where static pods appear as mirror pods",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(f.logLevel)
+			o := f.options(f.dataDir)
+			o.Log = log
+			s, err := server.Start(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("ballast server ready at %s\nadmin kubeconfig: %s\n  export KUBECONFIG=%s\n", s.URL, s.Kubeconfig, s.Kubeconfig)
+			return s.Wait()
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.AddCommand(newTokenCmd())
+	return cmd
+}
+
+func newTokenCmd() *cobra.Command {
+	token := &cobra.Command{Use: "token", Short: "Manage node join tokens"}
+	var dataDir, node string
+	create := &cobra.Command{
+		Use:   "create --node NAME",
+		Short: "Create a token a node agent uses to join (as user system:node:NAME)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if node == "" {
+				return fmt.Errorf("--node is required: the name of the node this token is for")
+			}
+			path := server.TokensPath(dataDir)
+			if _, err := os.Stat(filepath.Dir(path)); err != nil {
+				return fmt.Errorf("no server data in %s (%v): run `ballast server --data-dir %s` once first, or pass the right --data-dir", dataDir, err, dataDir)
+			}
+			ts, err := auth.OpenTokens(path)
+			if err != nil {
+				return err
+			}
+			t, err := ts.CreateNodeToken(node)
+			if err != nil {
+				return err
+			}
+			fmt.Println(t)
+			fmt.Fprintf(os.Stderr, "token for node %q (user system:node:%s); it is shown only now. CA: %s\n", node, node, filepath.Join(dataDir, "pki", "ca.crt"))
+			return nil
+		},
+	}
+	create.Flags().StringVar(&dataDir, "data-dir", "/var/lib/ballast", "the server's data directory")
+	create.Flags().StringVar(&node, "node", "", "the node's name")
+	token.AddCommand(create)
+	return token
+}
+
+func newUpCmd() *cobra.Command {
+	var nf nodeFlags
+	var sf serverFlags
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the API server and the node agent in one process, for one machine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(nf.logLevel)
+			o := sf.options(nf.dataDir)
+			o.Log = log
+			// In one process the API reaches the local agent's socket for logs.
+			sock := socketPath(nf.dataDir)
+			o.NodeLogs = func(ctx context.Context, node string) (*http.Client, *url.URL, error) {
+				if node != nf.nodeName {
+					return nil, nil, fmt.Errorf("node %q is not this machine (%q); only the local node's logs are served by ballast up", node, nf.nodeName)
+				}
+				return localapi.HTTPClient(sock), &url.URL{Scheme: "http", Host: "ballast"}, nil
+			}
+			s, err := server.Start(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			errc := make(chan error, 2)
+			go func() { errc <- s.Wait() }()
+			go func() {
+				errc <- runNode(cmd.Context(), cmd, &nf, func(n runningNode) {
+					client, err := nodeClient(s, n.Name)
+					if err != nil {
+						errc <- err
+						return
+					}
+					go func() {
+						_ = mirror.Run(cmd.Context(), mirror.Options{
+							Client: client, NodeName: n.Name, HostIP: n.HostIP, RuntimeVersion: n.RuntimeVersion,
+							Source: n.Agent, Recorder: n.Agent.Recorder(), Log: log.With("component", "mirror"),
+						})
+					}()
+					fmt.Printf("ready: API at %s\n  export KUBECONFIG=%s\n", s.URL, s.Kubeconfig)
+				})
+			}()
+			return <-errc
+		},
+	}
+	nf.register(cmd)
+	sf.register(cmd, false)
+	return cmd
+}
+
+// nodeClient is a client acting as the node (system:node:NAME), with a
+// client certificate from the server's CA: in one process, no token needed.
+func nodeClient(s *server.Server, node string) (kubernetes.Interface, error) {
+	u, err := auth.NodeUser(node)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := s.PKI.IssueClientCert(u)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(&rest.Config{
+		Host:            s.URL,
+		TLSClientConfig: rest.TLSClientConfig{CAData: s.PKI.CAPEM(), CertData: certPEM, KeyData: keyPEM},
+		UserAgent:       "ballast-node/" + Version,
+		ContentConfig:   rest.ContentConfig{ContentType: "application/json"},
+		QPS:             50,
+		Burst:           100,
+	})
+}

@@ -1,0 +1,371 @@
+// Package mirror owns the node agent's side of an API server: registering
+// the Node and keeping its status, renewing its Lease, keeping one mirror
+// pod per static pod (created, status patched on change, recreated at once
+// when deleted, replaced when outdated, removed with its file), and
+// publishing the agent's events. The API is never on the path of a pod: when
+// it is unreachable the agent runs on, and this package catches up when it
+// returns.
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+)
+
+// Annotations of mirror pods.
+const (
+	AnnotationMirror = "kubernetes.io/config.mirror"
+	AnnotationHash   = "kubernetes.io/config.hash"
+)
+
+// Source is what the agent offers: the pods it runs (with status), a signal
+// when they change, and its events.
+type Source interface {
+	Pods() []corev1.Pod
+	Changed() <-chan struct{}
+	Events() []corev1.Event
+	EventsChanged() <-chan struct{}
+}
+
+// Recorder records an event.
+type Recorder interface {
+	Event(ref corev1.ObjectReference, eventType, reason, message string)
+}
+
+// Options configure the sync.
+type Options struct {
+	Client   kubernetes.Interface
+	NodeName string
+	HostIP   string
+	// RuntimeVersion is reported in the Node's nodeInfo ("containerd://1.6.20").
+	RuntimeVersion string
+	Source         Source
+	// Recorder records events about mirror pods (for example a reverted edit).
+	Recorder Recorder
+	Log      *slog.Logger
+	// LeaseDuration is the Lease's duration (40 s); it is renewed every quarter of it.
+	LeaseDuration time.Duration
+}
+
+// Run keeps the API in step with the node until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	if o.LeaseDuration == 0 {
+		o.LeaseDuration = 40 * time.Second
+	}
+	s := &syncer{o: o, log: o.Log, specs: map[types.UID]corev1.PodSpec{}}
+	return s.run(ctx)
+}
+
+type syncer struct {
+	o       Options
+	log     *slog.Logger
+	nodeUID types.UID
+	// posted maps an agent event's name to the count last posted.
+	posted map[string]int32
+	// specs remembers, by mirror pod UID, the spec the API stored when the
+	// pod was created (defaults included), to notice edits by others.
+	specs map[types.UID]corev1.PodSpec
+}
+
+func (s *syncer) run(ctx context.Context) error {
+	// Register the node first (retrying while the API is away).
+	for {
+		err := s.ensureNode(ctx)
+		if err == nil {
+			break
+		}
+		s.log.Warn("cannot register the node with the API server; retrying (pods are not affected)", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.o.NodeName).String()
+	}))
+	podInformer := factory.Core().V1().Pods()
+	lister := podInformer.Lister()
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	_, _ = podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		UpdateFunc: func(any, any) { poke() },
+		DeleteFunc: func(any) { poke() },
+	})
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+
+	lease := time.NewTicker(s.o.LeaseDuration / 4)
+	defer lease.Stop()
+	nodeStatus := time.NewTicker(5 * time.Minute)
+	defer nodeStatus.Stop()
+	s.renewLease(ctx)
+	for {
+		changed := s.o.Source.Changed()
+		evChanged := s.o.Source.EventsChanged()
+		pods, err := lister.List(labels.Everything())
+		if err == nil {
+			s.syncPods(ctx, pods)
+		}
+		s.publishEvents(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-evChanged:
+		case <-kick:
+		case <-lease.C:
+			s.renewLease(ctx)
+		case <-nodeStatus.C:
+			if err := s.ensureNode(ctx); err != nil {
+				s.log.Warn("updating node status", "err", err)
+			}
+		}
+	}
+}
+
+// syncPods makes the API's mirror pods match the static pods.
+func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
+	byName := map[string]*corev1.Pod{}
+	for _, p := range existing {
+		if _, ok := p.Annotations[AnnotationMirror]; ok {
+			byName[p.Namespace+"/"+p.Name] = p
+		}
+	}
+	want := map[string]bool{}
+	for _, sp := range s.o.Source.Pods() {
+		key := sp.Namespace + "/" + sp.Name
+		want[key] = true
+		cur := byName[key]
+		hash := sp.Annotations[AnnotationHash]
+		if cur != nil && cur.Annotations[AnnotationMirror] != hash {
+			// Outdated: the file changed. Replace it.
+			s.deletePod(ctx, cur)
+			cur = nil
+		}
+		if cur != nil && cur.DeletionTimestamp != nil {
+			continue
+		}
+		if cur == nil {
+			s.createMirror(ctx, &sp)
+			continue
+		}
+		if known, ok := s.specs[cur.UID]; !ok {
+			s.specs[cur.UID] = cur.Spec // adopted after a restart
+		} else if !reflect.DeepEqual(cur.Spec, known) {
+			// Changed by someone else (a real kube-apiserver allows it): put it back.
+			s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: sp.Namespace, Name: sp.Name, UID: sp.UID},
+				corev1.EventTypeWarning, "MirrorPodReverted",
+				fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations["ballast.dev/manifest"], s.o.NodeName))
+			s.deletePod(ctx, cur)
+			s.createMirror(ctx, &sp)
+			continue
+		}
+		if !statusEqual(cur.Status, sp.Status) {
+			upd := cur.DeepCopy()
+			upd.Status = sp.Status
+			if _, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				s.log.Warn("updating mirror pod status", "pod", key, "err", err)
+			}
+		}
+	}
+	for key, p := range byName {
+		if !want[key] && p.DeletionTimestamp == nil {
+			s.deletePod(ctx, p)
+		}
+	}
+	live := map[types.UID]bool{}
+	for _, p := range existing {
+		live[p.UID] = true
+	}
+	for uid := range s.specs {
+		if !live[uid] {
+			delete(s.specs, uid)
+		}
+	}
+}
+
+func statusEqual(a, b corev1.PodStatus) bool {
+	// Compare as the API stores them (times at second precision).
+	return reflect.DeepEqual(normalize(a), normalize(b))
+}
+
+func normalize(st corev1.PodStatus) corev1.PodStatus {
+	st = *st.DeepCopy()
+	for i := range st.Conditions {
+		st.Conditions[i].LastProbeTime = metav1.Time{}
+	}
+	return st
+}
+
+func (s *syncer) mirrorSpec(sp *corev1.Pod) corev1.PodSpec {
+	return sp.Spec
+}
+
+func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) {
+	m := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: sp.Name, Namespace: sp.Namespace, Labels: sp.Labels, Annotations: map[string]string{},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: s.o.NodeName, UID: s.nodeUID, Controller: ptr.To(true)}},
+		},
+		Spec: s.mirrorSpec(sp),
+	}
+	for k, v := range sp.Annotations {
+		m.Annotations[k] = v
+	}
+	m.Annotations[AnnotationMirror] = sp.Annotations[AnnotationHash]
+	created, err := s.o.Client.CoreV1().Pods(sp.Namespace).Create(ctx, m, metav1.CreateOptions{})
+	if err == nil {
+		s.specs[created.UID] = created.Spec
+	}
+	if err != nil {
+		if !apierrors.IsAlreadyExists(err) {
+			s.log.Warn("creating mirror pod", "pod", sp.Namespace+"/"+sp.Name, "err", err)
+		}
+		return
+	}
+	created.Status = sp.Status
+	if _, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		s.log.Warn("setting mirror pod status", "pod", sp.Namespace+"/"+sp.Name, "err", err)
+	}
+	s.log.Info("mirror pod created", "pod", sp.Namespace+"/"+sp.Name)
+}
+
+func (s *syncer) deletePod(ctx context.Context, p *corev1.Pod) {
+	err := s.o.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To(int64(0)),
+		Preconditions:      &metav1.Preconditions{UID: &p.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		s.log.Warn("deleting mirror pod", "pod", p.Namespace+"/"+p.Name, "err", err)
+	}
+}
+
+// ensureNode creates the Node or updates its status.
+func (s *syncer) ensureNode(ctx context.Context) error {
+	nodes := s.o.Client.CoreV1().Nodes()
+	n, err := nodes.Get(ctx, s.o.NodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		n, err = nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.o.NodeName, Labels: map[string]string{
+			"kubernetes.io/hostname": s.o.NodeName, "kubernetes.io/os": runtime.GOOS, "kubernetes.io/arch": runtime.GOARCH,
+		}}}, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return err
+	}
+	s.nodeUID = n.UID
+	now := metav1.Now()
+	n.Status = s.nodeStatus(now)
+	_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	return err
+}
+
+func (s *syncer) nodeStatus(now metav1.Time) corev1.NodeStatus {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(110, resource.DecimalSI),
+	}
+	return corev1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: capacity,
+		Addresses:   []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: s.o.HostIP}, {Type: corev1.NodeHostName, Address: s.o.NodeName}},
+		Conditions: []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "ballast node agent is posting ready status",
+			LastHeartbeatTime: now, LastTransitionTime: now,
+		}},
+		NodeInfo: nodeInfo(s.o.RuntimeVersion),
+	}
+}
+
+func (s *syncer) renewLease(ctx context.Context) {
+	leases := s.o.Client.CoordinationV1().Leases("kube-node-lease")
+	now := metav1.NewMicroTime(time.Now())
+	l, err := leases.Get(ctx, s.o.NodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = leases.Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: s.o.NodeName, Namespace: "kube-node-lease",
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: s.o.NodeName, UID: s.nodeUID}}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(s.o.NodeName), LeaseDurationSeconds: ptr.To(int32(s.o.LeaseDuration / time.Second)), RenewTime: &now},
+		}, metav1.CreateOptions{})
+	} else if err == nil {
+		l.Spec.RenewTime = &now
+		l.Spec.HolderIdentity = ptr.To(s.o.NodeName)
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		s.log.Warn("renewing the node lease", "err", err)
+	}
+}
+
+// publishEvents posts the agent's new events and count changes.
+func (s *syncer) publishEvents(ctx context.Context) {
+	if s.posted == nil {
+		s.posted = map[string]int32{}
+	}
+	for _, ev := range s.o.Source.Events() {
+		if c, ok := s.posted[ev.Name]; ok && c == ev.Count {
+			continue
+		}
+		ev := ev
+		if ev.InvolvedObject.Kind == "Node" {
+			ev.InvolvedObject.UID = s.nodeUID
+		}
+		ev.ResourceVersion = ""
+		evs := s.o.Client.CoreV1().Events(ev.Namespace)
+		var err error
+		if _, ok := s.posted[ev.Name]; ok {
+			var cur *corev1.Event
+			cur, err = evs.Get(ctx, ev.Name, metav1.GetOptions{})
+			if err == nil {
+				cur.Count, cur.LastTimestamp = ev.Count, ev.LastTimestamp
+				_, err = evs.Update(ctx, cur, metav1.UpdateOptions{})
+			}
+		} else {
+			_, err = evs.Create(ctx, &ev, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				err = nil
+			}
+		}
+		if err != nil {
+			s.log.Debug("publishing event", "event", ev.Name, "err", err)
+			continue
+		}
+		s.posted[ev.Name] = ev.Count
+	}
+}
+
+func nodeInfo(runtimeVersion string) corev1.NodeSystemInfo {
+	return corev1.NodeSystemInfo{
+		OperatingSystem:         runtime.GOOS,
+		Architecture:            runtime.GOARCH,
+		KernelVersion:           kernelVersion(),
+		OSImage:                 osImage(),
+		ContainerRuntimeVersion: runtimeVersion,
+		KubeletVersion:          "v1.32.0+ballast",
+		KubeProxyVersion:        "",
+	}
+}
