@@ -6,8 +6,7 @@
 package events
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -29,6 +28,8 @@ type Recorder struct {
 	byKey map[string]*corev1.Event
 	// changed is closed and replaced whenever an event is recorded.
 	changed chan struct{}
+	// lastName is the last name time given out.
+	lastName int64
 }
 
 // New returns a recorder for node keeping at most max events.
@@ -81,7 +82,7 @@ func (r *Recorder) Event(ref corev1.ObjectReference, eventType, reason, message 
 	}
 	ev := &corev1.Event{
 		TypeMeta:            metav1.TypeMeta{APIVersion: "v1", Kind: "Event"},
-		ObjectMeta:          metav1.ObjectMeta{Name: ref.Name + "." + suffix(), Namespace: ns, CreationTimestamp: now},
+		ObjectMeta:          metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", ref.Name, r.nameTime()), Namespace: ns, CreationTimestamp: now},
 		InvolvedObject:      ref,
 		Reason:              reason,
 		Message:             message,
@@ -130,8 +131,14 @@ func (r *Recorder) Changed() <-chan struct{} {
 	return r.changed
 }
 
-func suffix() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// nameTime is a strictly increasing UnixNano for event names: as the
+// kubelet's, names sort in the order events happened (kubectl describe
+// orders same-second events by name).
+func (r *Recorder) nameTime() int64 {
+	t := r.now().UnixNano()
+	if t <= r.lastName {
+		t = r.lastName + 1
+	}
+	r.lastName = t
+	return t
 }
