@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/images"
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/logs"
+	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -229,6 +230,16 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(r
 	sock := filepath.Join(f.dataDir, "ballast.sock")
 	go func() {
 		errc <- localapi.Serve(ctx, sock, localapi.Handler(a, log.With("component", "localapi")))
+	}()
+	go func() {
+		// Start-up is done by then: give back the pages of the executable
+		// that only initialization touched (see internal/memtrim).
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			n, err := memtrim.Executable()
+			log.Debug("trimmed start-up pages", "advisedBytes", n, "err", err)
+		}
 	}()
 	go rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: f.logMaxSize, MaxFiles: f.logMaxFiles}, f.logCheck, log)
 	log.Info("node agent running", "socket", sock)

@@ -47,6 +47,9 @@ type rule struct {
 	mode mode
 	only []any // values accepted, for mode only
 	msg  string
+	// emptyOK: with mode refuse, an empty value ({} or null) is dropped
+	// instead (kubeadm writes "status: {}" into its manifests).
+	emptyOK bool
 }
 
 const (
@@ -165,7 +168,7 @@ var rules = []rule{
 	{path: "spec.serviceAccount", mode: refuse, msg: msgSA},
 	{path: "spec.automountServiceAccountToken", mode: only, only: []any{false}, msg: msgSA},
 	{path: "spec.imagePullSecrets", mode: refuse, msg: "static pods cannot read Secrets: there may be no API server; put registry credentials in the node's docker config file (/var/lib/kubelet/config.json or ~/.docker/config.json) or in the container runtime's configuration"},
-	{path: "status", mode: refuse, msg: "the status of a static pod is reported by Ballast, not read from the file; remove it"},
+	{path: "status", mode: refuse, emptyOK: true, msg: "the status of a static pod is reported by Ballast, not read from the file; remove it"},
 }
 
 const msgNotYet = "not supported by this version of Ballast yet; remove it from the manifest (Ballast refuses what it cannot honour rather than ignore it)"
@@ -230,6 +233,8 @@ func (c *checker) object(obj map[string]any, t reflect.Type, path, raw, pat stri
 		ft, known := fields[key]
 		r := table.byPath[pt]
 		switch {
+		case r != nil && r.mode == refuse && r.emptyOK && isEmpty(v):
+			delete(obj, key)
 		case r != nil && r.mode == refuse:
 			c.el.add(p, "Forbidden: "+r.msg)
 		case r != nil && r.mode == drop:
@@ -484,4 +489,14 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	}
 	fieldCache.Store(t, out)
 	return out
+}
+
+func isEmpty(v any) bool {
+	switch t := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		return len(t) == 0
+	}
+	return false
 }
