@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -337,9 +338,15 @@ func (n *node) remove(file string) {
 	}
 }
 
+// get fetches url. A container that runs may not listen yet: a refused
+// connection is tried again for a while.
 func get(url string) (string, error) {
 	c := http.Client{Timeout: 3 * time.Second}
 	r, err := c.Get(url)
+	for deadline := time.Now().Add(20 * time.Second); err != nil && errors.Is(err, syscall.ECONNREFUSED) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		r, err = c.Get(url)
+	}
 	if err != nil {
 		return "", err
 	}
