@@ -166,7 +166,8 @@ spec:
 // in Init:...; a sidecar keeps running beside the app.
 func TestInitContainers(t *testing.T) {
 	env := harness.Start(t)
-	n := newNode(t, env)
+	// Back-off windows long enough to be seen by polling on a loaded machine.
+	n := newNode(t, env, "--crash-backoff-initial", "5s", "--crash-backoff-max", "20s")
 	n.start()
 	n.write("inited.yaml", fmt.Sprintf(`apiVersion: v1
 kind: Pod
