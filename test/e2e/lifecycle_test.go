@@ -79,7 +79,8 @@ func TestPodStartsServesAndLogs(t *testing.T) {
 // A crashing container restarts with back-off; lastState keeps the exit.
 func TestCrashLoopBackOff(t *testing.T) {
 	env := harness.Start(t)
-	n := newNode(t, env)
+	// Back-off windows long enough to be seen by polling on a loaded machine.
+	n := newNode(t, env, "--crash-backoff-initial", "3s", "--crash-backoff-max", "6s")
 	n.start()
 	n.write("crash.yaml", manifest{Name: "crash", Image: env.HelloImage(), Env: map[string]string{"EXIT_AFTER": "200ms", "EXIT_CODE": "3"}}.yaml())
 	sawBackOff := false
