@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -119,6 +120,13 @@ func kinds() []*kind {
 				Resource: "selfsubjectaccessreviews", Singular: "selfsubjectaccessreview", Verbs: []string{"create"},
 				New: func() any { return &authorizationv1.SelfSubjectAccessReview{} }},
 			prefix: "selfsubjectaccessreviews", newObj: func() object { return &authorizationv1.SelfSubjectAccessReview{} },
+			createOnly: true, fields: nsFields,
+		},
+		{
+			info: resource.Info{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenReview",
+				Resource: "tokenreviews", Singular: "tokenreview", Verbs: []string{"create"},
+				New: func() any { return &authenticationv1.TokenReview{} }},
+			prefix: "tokenreviews", newObj: func() object { return &authenticationv1.TokenReview{} },
 			createOnly: true, fields: nsFields,
 		},
 	}

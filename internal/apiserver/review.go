@@ -3,6 +3,7 @@ package apiserver
 import (
 	"net/http"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 
 	"github.com/ballast-dev/ballast/internal/auth"
@@ -10,6 +11,9 @@ import (
 
 // serveReview answers a SelfSubjectAccessReview from Authorize for the caller.
 func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request, o object) error {
+	if tr, ok := o.(*authenticationv1.TokenReview); ok {
+		return s.serveTokenReview(w, r, rq, tr)
+	}
 	rev := o.(*authorizationv1.SelfSubjectAccessReview)
 	a := auth.Attributes{User: rq.user}
 	switch {
@@ -29,5 +33,34 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request
 	}
 	rq.kind.setTypeMeta(rev)
 	writeJSON(w, http.StatusCreated, "application/json", rev)
+	return nil
+}
+
+// serveTokenReview answers a TokenReview (authentication.k8s.io/v1) with
+// the server's own authentication of spec.token, as a bearer token: how a
+// node's kubelet API authenticates the tokens it is given.
+func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request, rq *request, tr *authenticationv1.TokenReview) error {
+	if tr.Spec.Token == "" {
+		return invalid("TokenReview", "", "spec.token", "required")
+	}
+	fake, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/", nil)
+	if err != nil {
+		return internalError(err)
+	}
+	fake.Header.Set("Authorization", "Bearer "+tr.Spec.Token)
+	u, ok, aerr := s.cfg.Authenticate(fake)
+	tr.Status = authenticationv1.TokenReviewStatus{}
+	switch {
+	case aerr != nil:
+		tr.Status.Error = aerr.Error()
+	case ok:
+		tr.Status.Authenticated = true
+		tr.Status.User = authenticationv1.UserInfo{Username: u.Name, Groups: u.Groups}
+		tr.Status.Audiences = tr.Spec.Audiences
+	default:
+		tr.Status.Error = "no such token"
+	}
+	rq.kind.setTypeMeta(tr)
+	writeJSON(w, http.StatusCreated, "application/json", tr)
 	return nil
 }

@@ -2,16 +2,22 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ballast-dev/ballast/internal/agent"
@@ -19,9 +25,11 @@ import (
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/images"
+	"github.com/ballast-dev/ballast/internal/kubeletapi"
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/logs"
 	"github.com/ballast-dev/ballast/internal/memtrim"
+	"github.com/ballast-dev/ballast/internal/mirror"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -44,6 +52,123 @@ type nodeFlags struct {
 	logCheck      time.Duration
 	imageCreds    string
 	pullTimeout   time.Duration
+	api           nodeAPIFlags
+}
+
+// nodeAPIFlags connect `ballast node` to an API server and serve the
+// kubelet's HTTPS API (only on `ballast node`: `ballast up` wires its own).
+type nodeAPIFlags struct {
+	kubeconfig   string
+	server       string
+	token        string
+	caFile       string
+	port         int
+	address      string
+	clientCAFile string
+	tlsCert      string
+	tlsKey       string
+}
+
+func (f *nodeAPIFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the API server to register with (the node keeps running its pods without it)")
+	fs.StringVar(&f.server, "server", "", "URL of the API server (with --token and --certificate-authority, instead of --kubeconfig)")
+	fs.StringVar(&f.token, "token", "", "bearer token for --server (from `ballast server token create --node NAME`)")
+	fs.StringVar(&f.caFile, "certificate-authority", "", "CA certificate of --server")
+	fs.IntVar(&f.port, "port", 10250, "port of the kubelet HTTPS API (/healthz, /pods, /containerLogs), served when an API server or --client-ca-file is configured; 0 disables it")
+	fs.StringVar(&f.address, "address", "0.0.0.0", "IP address the kubelet HTTPS API listens on")
+	fs.StringVar(&f.clientCAFile, "client-ca-file", "", "CA certificates whose client certificates may use the kubelet HTTPS API (for example the API server's CA)")
+	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "serving certificate of the kubelet HTTPS API (default: a self-signed one in <data-dir>/kubelet-pki)")
+	fs.StringVar(&f.tlsKey, "tls-private-key-file", "", "private key of --tls-cert-file")
+}
+
+func (f *nodeAPIFlags) configured() bool { return f.kubeconfig != "" || f.server != "" }
+
+// restConfig is the client configuration of the API server.
+func (f *nodeAPIFlags) restConfig() (*rest.Config, error) {
+	var cfg *rest.Config
+	switch {
+	case f.kubeconfig != "" && f.server == "":
+		c, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", f.kubeconfig, err)
+		}
+		cfg = c
+	case f.kubeconfig != "":
+		return nil, errors.New("give either --kubeconfig or --server (with --token and --certificate-authority), not both")
+	default:
+		if f.token == "" {
+			return nil, errors.New("--server needs --token (from `ballast server token create --node NAME`)")
+		}
+		cfg = &rest.Config{Host: f.server, BearerToken: f.token, TLSClientConfig: rest.TLSClientConfig{CAFile: f.caFile}}
+	}
+	cfg.ContentConfig = rest.ContentConfig{ContentType: "application/json"}
+	cfg.UserAgent = "ballast-node/" + Version
+	cfg.QPS, cfg.Burst = 50, 100
+	cfg.Timeout = 0
+	return cfg, nil
+}
+
+// connectAPI runs the mirror sync against the configured API server and
+// serves the kubelet HTTPS API. Neither is ever on the path of a pod:
+// failures are logged, the agent runs on.
+func connectAPI(ctx context.Context, f *nodeFlags, a *agent.Agent, handler http.Handler, runtimeVersion string, log *slog.Logger) error {
+	var client kubernetes.Interface
+	if f.api.configured() {
+		cfg, err := f.api.restConfig()
+		if err != nil {
+			return err
+		}
+		c, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("API client: %w", err)
+		}
+		client = c
+	}
+	annotations := map[string]string{}
+	port := 0
+	if f.api.port > 0 && (client != nil || f.api.clientCAFile != "") {
+		var pool *x509.CertPool
+		if f.api.clientCAFile != "" {
+			pem, err := os.ReadFile(f.api.clientCAFile)
+			if err != nil {
+				return fmt.Errorf("--client-ca-file: %w", err)
+			}
+			pool = x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("--client-ca-file %s: no PEM certificate in it", f.api.clientCAFile)
+			}
+		}
+		cert, err := kubeletapi.LoadOrCreateServingCert(f.api.tlsCert, f.api.tlsKey, filepath.Join(f.dataDir, "kubelet-pki"), f.nodeName, []string{f.nodeIP, "127.0.0.1"})
+		if err != nil {
+			return err
+		}
+		annotations[kubeletapi.AnnotationServingCertSHA256] = kubeletapi.CertSHA256(cert.Certificate[0])
+		addr := net.JoinHostPort(f.api.address, fmt.Sprint(f.api.port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			log.Error("cannot serve the kubelet HTTPS API; pods are not affected, but the API server cannot reach this node for logs", "addr", addr, "err", err)
+		} else {
+			port = f.api.port
+			log.Info("kubelet HTTPS API listening", "addr", ln.Addr().String(), "clientCA", f.api.clientCAFile, "tokenReview", client != nil)
+			go func() {
+				err := kubeletapi.Serve(ctx, ln, kubeletapi.Options{Handler: handler, ClientCAs: pool, Client: client, NodeName: f.nodeName, Cert: cert, Log: log.With("component", "kubeletapi")})
+				if err != nil {
+					log.Error("kubelet HTTPS API stopped", "err", err)
+				}
+			}()
+		}
+	}
+	if client != nil {
+		go func() {
+			_ = mirror.Run(ctx, mirror.Options{
+				Client: client, NodeName: f.nodeName, HostIP: f.nodeIP, RuntimeVersion: runtimeVersion,
+				Source: a, Recorder: a.Recorder(), Log: log.With("component", "mirror"),
+				KubeletPort: int32(port), NodeAnnotations: annotations,
+			})
+		}()
+	}
+	return nil
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
@@ -127,6 +252,7 @@ func nodeCmd(f *nodeFlags) *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	f.api.register(cmd)
 	return cmd
 }
 
@@ -228,15 +354,22 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(r
 		}
 	}()
 	sock := filepath.Join(f.dataDir, "ballast.sock")
+	handler := localapi.Handler(a, log.With("component", "localapi"))
 	go func() {
-		errc <- localapi.Serve(ctx, sock, localapi.Handler(a, log.With("component", "localapi")))
+		errc <- localapi.Serve(ctx, sock, handler)
 	}()
+	if err := connectAPI(ctx, f, a, handler, runtimeVersion, log); err != nil {
+		return err
+	}
 	go func() {
 		// Start-up is done by then: give back the pages of the executable
 		// that only initialization touched (see internal/memtrim).
 		select {
 		case <-ctx.Done():
 		case <-time.After(10 * time.Second):
+			// An always-on agent with little garbage: a tighter heap goal
+			// costs nothing measurable and keeps its memory small.
+			debug.SetGCPercent(50)
 			n, err := memtrim.Executable()
 			log.Debug("trimmed start-up pages", "advisedBytes", n, "err", err)
 		}

@@ -118,11 +118,34 @@ type Observer struct {
 	containers map[string]Container
 	// ips caches ready sandboxes' IPs by ID (a sandbox's IP never changes).
 	ips map[string]string
+	// pods caches the pod recorded on each sandbox, by sandbox ID (it never
+	// changes either), so a relist decodes nothing it decoded before.
+	pods map[string]*corev1.Pod
+}
+
+func (o *Observer) sandboxPod(id, raw string) *corev1.Pod {
+	if raw == "" {
+		return nil
+	}
+	o.mu.Lock()
+	p, ok := o.pods[id]
+	o.mu.Unlock()
+	if ok {
+		return p
+	}
+	var pod corev1.Pod
+	if json.Unmarshal([]byte(raw), &pod) != nil {
+		return nil
+	}
+	o.mu.Lock()
+	o.pods[id] = &pod
+	o.mu.Unlock()
+	return &pod
 }
 
 // NewObserver returns an observer of node's pods on rt.
 func NewObserver(rt *Runtime, node string) *Observer {
-	return &Observer{rt: rt, node: node, containers: map[string]Container{}, ips: map[string]string{}}
+	return &Observer{rt: rt, node: node, containers: map[string]Container{}, ips: map[string]string{}, pods: map[string]*corev1.Pod{}}
 }
 
 func listState(s runtimeapi.ContainerState) ContainerState {
@@ -178,12 +201,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		md := s.GetMetadata()
 		p := get(md.GetUid(), md.GetName(), md.GetNamespace())
 		sb := Sandbox{ID: s.Id, Attempt: md.GetAttempt(), Ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: time.Unix(0, s.CreatedAt)}
-		if raw := s.Annotations[AnnotationPod]; raw != "" {
-			var pod corev1.Pod
-			if json.Unmarshal([]byte(raw), &pod) == nil {
-				sb.Pod = &pod
-			}
-		}
+		sb.Pod = o.sandboxPod(s.Id, s.Annotations[AnnotationPod])
 		if sb.Ready {
 			if ip, ok := o.cachedIP(s.Id); ok {
 				sb.IP = ip
@@ -220,7 +238,9 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 	}
 	if uid == "" {
 		sbSeen := map[string]bool{}
+		sbAny := map[string]bool{}
 		for _, s := range sbs.Items {
+			sbAny[s.Id] = true
 			if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 				sbSeen[s.Id] = true
 			}
@@ -234,6 +254,11 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		for id := range o.ips {
 			if !sbSeen[id] {
 				delete(o.ips, id)
+			}
+		}
+		for id := range o.pods {
+			if !sbAny[id] {
+				delete(o.pods, id)
 			}
 		}
 		o.mu.Unlock()

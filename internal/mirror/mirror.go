@@ -22,11 +22,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+
+	"github.com/ballast-dev/ballast/internal/localapi"
 )
 
 // Annotations of mirror pods.
@@ -42,6 +46,12 @@ type Source interface {
 	Changed() <-chan struct{}
 	Events() []corev1.Event
 	EventsChanged() <-chan struct{}
+}
+
+// ProblemSource is implemented by a Source that knows the manifest files it
+// cannot use (the agent); each is then reported as a Warning event.
+type ProblemSource interface {
+	ManifestProblems() []localapi.ManifestProblem
 }
 
 // Recorder records an event.
@@ -62,6 +72,12 @@ type Options struct {
 	Log      *slog.Logger
 	// LeaseDuration is the Lease's duration (40 s); it is renewed every quarter of it.
 	LeaseDuration time.Duration
+	// KubeletPort is the node's HTTPS API port, reported in the Node's
+	// status.daemonEndpoints (0: none).
+	KubeletPort int32
+	// NodeAnnotations are set on the Node (for example the pinned serving
+	// certificate of the kubelet API).
+	NodeAnnotations map[string]string
 }
 
 // Run keeps the API in step with the node until ctx ends.
@@ -82,6 +98,8 @@ type syncer struct {
 	// specs remembers, by mirror pod UID, the spec the API stored when the
 	// pod was created (defaults included), to notice edits by others.
 	specs map[types.UID]corev1.PodSpec
+	// reported maps a manifest file to the error last reported as an event.
+	reported map[string]string
 }
 
 func (s *syncer) run(ctx context.Context) error {
@@ -92,17 +110,13 @@ func (s *syncer) run(ctx context.Context) error {
 			break
 		}
 		s.log.Warn("cannot register the node with the API server; retrying (pods are not affected)", "err", err)
+		s.reportProblems() // recorded now, published once the API answers
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(2 * time.Second):
+		case <-time.After(time.Second):
 		}
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.o.NodeName).String()
-	}))
-	podInformer := factory.Core().V1().Pods()
-	lister := podInformer.Lister()
 	kick := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -110,39 +124,197 @@ func (s *syncer) run(ctx context.Context) error {
 		default:
 		}
 	}
-	_, _ = podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { poke() },
-		UpdateFunc: func(any, any) { poke() },
-		DeleteFunc: func(any) { poke() },
-	})
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	// lost is signalled when the pod watch fails (the API went away): the
+	// loop then probes /healthz often and, once it answers, starts a fresh
+	// informer (relist) and re-registers, instead of waiting out the
+	// reflector's back-off (up to 30 s).
+	lost := make(chan struct{}, 1)
+	w := s.startWatch(ctx, poke, lost, 0)
 
 	lease := time.NewTicker(s.o.LeaseDuration / 4)
 	defer lease.Stop()
 	nodeStatus := time.NewTicker(5 * time.Minute)
 	defer nodeStatus.Stop()
+	probe := time.NewTicker(250 * time.Millisecond)
+	probe.Stop()
+	defer probe.Stop()
+	down := false
 	s.renewLease(ctx)
 	for {
 		changed := s.o.Source.Changed()
 		evChanged := s.o.Source.EventsChanged()
-		pods, err := lister.List(labels.Everything())
-		if err == nil {
-			s.syncPods(ctx, pods)
+		s.reportProblems()
+		if !down && w != nil {
+			pods, err := w.lister.List(labels.Everything())
+			if err == nil {
+				s.syncPods(ctx, pods)
+			}
+			s.publishEvents(ctx)
 		}
-		s.publishEvents(ctx)
 		select {
 		case <-ctx.Done():
+			w.stop()
 			return nil
 		case <-changed:
 		case <-evChanged:
 		case <-kick:
-		case <-lease.C:
+		case <-lost:
+			if !down {
+				s.log.Warn("lost the API server; pods are not affected, catching up when it returns")
+				down = true
+				probe.Reset(250 * time.Millisecond)
+			}
+		case <-probe.C:
+			if !s.healthy(ctx) {
+				continue
+			}
+			if err := s.ensureNode(ctx); err != nil {
+				s.log.Debug("re-registering the node", "err", err)
+				continue
+			}
+			w.stop()
+			w = s.startWatch(ctx, poke, lost, 5*time.Second)
+			if w == nil {
+				continue // still down: keep probing
+			}
 			s.renewLease(ctx)
+			down = false
+			probe.Stop()
+			s.log.Info("API server back; node and mirror pods resynced")
+		case <-lease.C:
+			if !down { // renewed at once when the API is back
+				s.renewLease(ctx)
+			}
 		case <-nodeStatus.C:
+			if down {
+				continue
+			}
 			if err := s.ensureNode(ctx); err != nil {
 				s.log.Warn("updating node status", "err", err)
 			}
+		}
+	}
+}
+
+// podWatch is one informer on the node's pods.
+type podWatch struct {
+	cancel context.CancelFunc
+	lister corelisters.PodLister
+}
+
+func (w *podWatch) stop() {
+	if w != nil {
+		w.cancel()
+	}
+}
+
+// startWatch starts an informer on the pods bound to this node. With wait >
+// 0 it waits that long for the first list and returns nil if it fails; with
+// 0 it waits until the first list succeeds (or ctx ends). A list or watch
+// that fails for want of a connection signals lost (the reflector alone
+// would retry with a back-off of up to 30 s).
+func (s *syncer) startWatch(ctx context.Context, poke func(), lost chan struct{}, wait time.Duration) *podWatch {
+	wctx, cancel := context.WithCancel(ctx)
+	signal := func(err error) {
+		if err == nil || wctx.Err() != nil {
+			return
+		}
+		if _, isStatus := err.(apierrors.APIStatus); isStatus {
+			return
+		}
+		s.log.Debug("pod watch failed", "err", err)
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+	}
+	sel := fields.OneTermEqualSelector("spec.nodeName", s.o.NodeName).String()
+	pods := s.o.Client.CoreV1().Pods(metav1.NamespaceAll)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(lctx context.Context, lo metav1.ListOptions) (k8sruntime.Object, error) {
+			lo.FieldSelector = sel
+			l, err := pods.List(lctx, lo)
+			signal(err)
+			return l, err
+		},
+		WatchFuncWithContext: func(lctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+			lo.FieldSelector = sel
+			wi, err := pods.Watch(lctx, lo)
+			signal(err)
+			return wi, err
+		},
+	}
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	_ = inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) { signal(err) })
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		UpdateFunc: func(any, any) { poke() },
+		DeleteFunc: func(any) { poke() },
+	})
+	go inf.Run(wctx.Done())
+	sctx := wctx
+	if wait > 0 {
+		var c context.CancelFunc
+		sctx, c = context.WithTimeout(wctx, wait)
+		defer c()
+	}
+	if !cache.WaitForCacheSync(sctx.Done(), inf.HasSynced) && wait > 0 {
+		cancel()
+		return nil
+	}
+	return &podWatch{cancel: cancel, lister: corelisters.NewPodLister(inf.GetIndexer())}
+}
+
+// healthy tells whether the API server answers /healthz.
+func (s *syncer) healthy(ctx context.Context) bool {
+	rc := s.o.Client.Discovery().RESTClient()
+	if rc == nil || reflect.ValueOf(rc).IsNil() {
+		_, err := s.o.Client.Discovery().ServerVersion()
+		return err == nil
+	}
+	hctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return rc.Get().AbsPath("/healthz").Do(hctx).Error() == nil
+}
+
+// reportProblems records a Warning event on the Node, and on each pod the
+// file defined, for every manifest file the agent cannot use, once per
+// distinct error.
+func (s *syncer) reportProblems() {
+	ps, ok := s.o.Source.(ProblemSource)
+	if !ok || s.o.Recorder == nil {
+		return
+	}
+	if s.reported == nil {
+		s.reported = map[string]string{}
+	}
+	seen := map[string]bool{}
+	var pods []corev1.Pod
+	for _, p := range ps.ManifestProblems() {
+		seen[p.File] = true
+		if s.reported[p.File] == p.Error {
+			continue
+		}
+		s.reported[p.File] = p.Error
+		s.o.Recorder.Event(corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: s.o.NodeName}, corev1.EventTypeWarning, "InvalidManifest",
+			fmt.Sprintf("manifest file %s cannot be used: %s", p.File, p.Error))
+		if len(p.Pods) > 0 && pods == nil {
+			pods = s.o.Source.Pods()
+		}
+		for _, name := range p.Pods {
+			for i := range pods {
+				if pods[i].Name == name {
+					pod := &pods[i]
+					s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+						corev1.EventTypeWarning, "InvalidManifest",
+						fmt.Sprintf("manifest file %s cannot be used: %s; the pod keeps running from the file's last good content", p.File, p.Error))
+				}
+			}
+		}
+	}
+	for f := range s.reported {
+		if !seen[f] {
+			delete(s.reported, f)
 		}
 	}
 }
@@ -269,12 +441,29 @@ func (s *syncer) ensureNode(ctx context.Context) error {
 	nodes := s.o.Client.CoreV1().Nodes()
 	n, err := nodes.Get(ctx, s.o.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		n, err = nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.o.NodeName, Labels: map[string]string{
+		n, err = nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.o.NodeName, Annotations: s.o.NodeAnnotations, Labels: map[string]string{
 			"kubernetes.io/hostname": s.o.NodeName, "kubernetes.io/os": runtime.GOOS, "kubernetes.io/arch": runtime.GOARCH,
 		}}}, metav1.CreateOptions{})
 	}
 	if err != nil {
 		return err
+	}
+	stale := false
+	for k, v := range s.o.NodeAnnotations {
+		if n.Annotations[k] != v {
+			stale = true
+		}
+	}
+	if stale {
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		for k, v := range s.o.NodeAnnotations {
+			n.Annotations[k] = v
+		}
+		if n, err = nodes.Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
 	}
 	s.nodeUID = n.UID
 	now := metav1.Now()
@@ -297,7 +486,8 @@ func (s *syncer) nodeStatus(now metav1.Time) corev1.NodeStatus {
 			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "ballast node agent is posting ready status",
 			LastHeartbeatTime: now, LastTransitionTime: now,
 		}},
-		NodeInfo: nodeInfo(s.o.RuntimeVersion),
+		NodeInfo:        nodeInfo(s.o.RuntimeVersion),
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: s.o.KubeletPort}},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver"
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
 
@@ -145,6 +146,17 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.http.Shutdown(sctx)
+	}()
+	go func() {
+		// Start-up is done by then: give back the pages of the executable
+		// that only initialization touched (see internal/memtrim); they are
+		// most of an idle server's memory.
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			n, err := memtrim.Executable()
+			o.Log.Debug("trimmed start-up pages", "advisedBytes", n, "err", err)
+		}
 	}()
 	o.Log.Info("API server listening", "url", s.URL, "kubeconfig", s.Kubeconfig, "etcd", etcdDesc(o))
 	return s, nil

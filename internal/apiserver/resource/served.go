@@ -1,6 +1,7 @@
 package resource
 
 import (
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -62,6 +63,13 @@ func Served() []Info {
 			Resource: "selfsubjectaccessreviews", Singular: "selfsubjectaccessreview",
 			Namespaced: false, Verbs: []string{"create"},
 			New: func() any { return &authorizationv1.SelfSubjectAccessReview{} },
+		},
+		{
+			// So that a node's kubelet API can check bearer tokens: created, never stored.
+			Group: "authentication.k8s.io", Version: "v1", Kind: "TokenReview",
+			Resource: "tokenreviews", Singular: "tokenreview",
+			Namespaced: false, Verbs: []string{"create"},
+			New: func() any { return &authenticationv1.TokenReview{} },
 		},
 	}
 }
