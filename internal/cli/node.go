@@ -73,7 +73,7 @@ func (f *nodeAPIFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the API server to register with (the node keeps running its pods without it)")
 	fs.StringVar(&f.server, "server", "", "URL of the API server (with --token and --certificate-authority, instead of --kubeconfig)")
-	fs.StringVar(&f.token, "token", "", "bearer token for --server (from `ballast server token create --node NAME`)")
+	fs.StringVar(&f.token, "token", "", "bearer token for --server (from: ballast server token create --node NAME)")
 	fs.StringVar(&f.caFile, "certificate-authority", "", "CA certificate of --server")
 	fs.IntVar(&f.port, "port", 10250, "port of the kubelet HTTPS API (/healthz, /pods, /containerLogs), served when an API server or --client-ca-file is configured; 0 disables it")
 	fs.StringVar(&f.address, "address", "0.0.0.0", "IP address the kubelet HTTPS API listens on")
