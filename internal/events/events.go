@@ -30,6 +30,35 @@ type Recorder struct {
 	changed chan struct{}
 	// lastName is the last name time given out.
 	lastName int64
+	// buckets rate-limit new events per object, as the kubelet's spam
+	// filter: a burst of 25, then one per 5 minutes.
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+const (
+	spamBurst  = 25
+	spamRefill = 5 * time.Minute
+)
+
+// allowLocked takes a token for a new event about the object, if any.
+func (r *Recorder) allowLocked(obj string, now time.Time) bool {
+	b := r.buckets[obj]
+	if b == nil {
+		b = &bucket{tokens: spamBurst, last: now}
+		r.buckets[obj] = b
+	}
+	b.tokens = min(spamBurst, b.tokens+float64(now.Sub(b.last))/float64(spamRefill))
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // New returns a recorder for node keeping at most max events.
@@ -37,7 +66,7 @@ func New(node string, max int, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{node: node, log: log, now: time.Now, max: max, byKey: map[string]*corev1.Event{}, changed: make(chan struct{})}
+	return &Recorder{node: node, log: log, now: time.Now, max: max, byKey: map[string]*corev1.Event{}, changed: make(chan struct{}), buckets: map[string]*bucket{}}
 }
 
 // PodRef refers to a pod, or to one of its containers when container is set.
@@ -75,6 +104,13 @@ func (r *Recorder) Event(ref corev1.ObjectReference, eventType, reason, message 
 		ev.LastTimestamp = now
 		r.bumpLocked()
 		return
+	}
+	obj := string(ref.UID) + "/" + ref.Namespace + "/" + ref.Name
+	if !r.allowLocked(obj, now.Time) {
+		return // logged above; too many distinct events about this object
+	}
+	if len(r.buckets) > 4*r.max {
+		r.buckets = map[string]*bucket{} // forget idle objects now and then
 	}
 	ns := ref.Namespace
 	if ns == "" {
