@@ -12,3 +12,8 @@ fi
 pkgs=$(go list ./... | grep -v -e /test/e2e -e /test/bench)
 go test -race -count=1 -timeout 15m $pkgs
 go test -count=1 -timeout 30m -p 1 ./test/e2e/...
+# Ballast's node against a real kube-apiserver 1.32 (Node,RBAC, NodeRestriction)
+# and the real kubectl: test/kube, a module of its own. The control plane is
+# built from the Go module proxy on the first run (long) and cached after.
+kube_bins=$(hack/kube-binaries.sh)
+(cd test/kube && go vet ./... && BALLAST_KUBE_BINARIES="$kube_bins" go test -count=1 -timeout 30m ./...)

@@ -9,6 +9,7 @@ package mirror
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -339,7 +340,11 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 			cur = nil
 		}
 		if cur != nil && cur.DeletionTimestamp != nil {
-			continue
+			// Deleted gracefully (a real kube-apiserver waits for the node
+			// to finish a pod's deletion): finish it and recreate the
+			// mirror at once, as the kubelet does.
+			s.deletePod(ctx, cur)
+			cur = nil
 		}
 		if cur == nil {
 			s.createMirror(ctx, &sp)
@@ -349,9 +354,11 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 			s.specs[cur.UID] = cur.Spec // adopted after a restart
 		} else if !reflect.DeepEqual(cur.Spec, known) {
 			// Changed by someone else (a real kube-apiserver allows it): put it back.
-			s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: sp.Namespace, Name: sp.Name, UID: sp.UID},
-				corev1.EventTypeWarning, "MirrorPodReverted",
-				fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations["ballast.dev/manifest"], s.o.NodeName))
+			if s.o.Recorder != nil {
+				s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: sp.Namespace, Name: sp.Name, UID: sp.UID},
+					corev1.EventTypeWarning, "MirrorPodReverted",
+					fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations["ballast.dev/manifest"], s.o.NodeName))
+			}
 			s.deletePod(ctx, cur)
 			s.createMirror(ctx, &sp)
 			continue
@@ -365,8 +372,8 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 		}
 	}
 	for key, p := range byName {
-		if !want[key] && p.DeletionTimestamp == nil {
-			s.deletePod(ctx, p)
+		if !want[key] {
+			s.deletePod(ctx, p) // also finishes a graceful deletion
 		}
 	}
 	live := map[types.UID]bool{}
@@ -385,10 +392,19 @@ func statusEqual(a, b corev1.PodStatus) bool {
 	return reflect.DeepEqual(normalize(a), normalize(b))
 }
 
+// normalize is st as the API gives it back: through JSON, so times are at
+// second precision (the runtime's container start and finish times are in
+// ns, and would never equal the API's copy) and empty lists are nil.
 func normalize(st corev1.PodStatus) corev1.PodStatus {
 	st = *st.DeepCopy()
 	for i := range st.Conditions {
 		st.Conditions[i].LastProbeTime = metav1.Time{}
+	}
+	if b, err := json.Marshal(st); err == nil {
+		var out corev1.PodStatus
+		if json.Unmarshal(b, &out) == nil {
+			return out
+		}
 	}
 	return st
 }
