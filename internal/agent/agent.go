@@ -64,8 +64,10 @@ type Agent struct {
 	view      atomic.Pointer[View]
 	events    *events.Recorder
 	changed   broadcast
-	prober    *prober.Prober
-	probeOut  chan prober.Result
+	// runtimeReady: the last read of the runtime's state succeeded.
+	runtimeReady atomic.Bool
+	prober       *prober.Prober
+	probeOut     chan prober.Result
 
 	// Everything below is owned by the loop goroutine.
 	pods      map[string]*podState // by UID
@@ -232,7 +234,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.relisting = false
 			if r.err != nil {
 				a.log.Warn("cannot read the container runtime's state; will retry", "err", r.err)
+				if a.runtimeReady.Swap(false) {
+					a.changed.fire()
+				}
 				break
+			}
+			if !a.runtimeReady.Swap(true) {
+				a.changed.fire()
 			}
 			if !runtimeSeen {
 				runtimeSeen = true

@@ -134,6 +134,10 @@ func (b *broadcast) fire() {
 	b.ch = make(chan struct{})
 }
 
+// RuntimeReady reports whether the container runtime answered the last
+// read of its state (the node's Ready condition follows it).
+func (a *Agent) RuntimeReady() bool { return a.runtimeReady.Load() }
+
 // Changed returns a channel closed at the next published change.
 func (a *Agent) Changed() <-chan struct{} { return a.changed.wait() }
 

@@ -101,6 +101,9 @@ type syncer struct {
 	specs map[types.UID]corev1.PodSpec
 	// reported maps a manifest file to the error last reported as an event.
 	reported map[string]string
+	// readyPosted is the Ready status last posted, readySince its transition.
+	readyPosted *bool
+	readySince  metav1.Time
 }
 
 func (s *syncer) run(ctx context.Context) error {
@@ -151,6 +154,12 @@ func (s *syncer) run(ctx context.Context) error {
 				s.syncPods(ctx, pods)
 			}
 			s.publishEvents(ctx)
+			if s.readyPosted != nil && *s.readyPosted != s.runtimeReady() {
+				// Node status on change: the runtime went away or came back.
+				if err := s.ensureNode(ctx); err != nil {
+					s.log.Warn("updating node status", "err", err)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -488,20 +497,37 @@ func (s *syncer) ensureNode(ctx context.Context) error {
 	return err
 }
 
+// runtimeReady asks the source whether its container runtime answers.
+func (s *syncer) runtimeReady() bool {
+	if r, ok := s.o.Source.(interface{ RuntimeReady() bool }); ok {
+		return r.RuntimeReady()
+	}
+	return true
+}
+
 func (s *syncer) nodeStatus(now metav1.Time) corev1.NodeStatus {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
 		corev1.ResourcePods:   *resource.NewQuantity(110, resource.DecimalSI),
 	}
+	ready := s.runtimeReady()
+	if s.readyPosted == nil || *s.readyPosted != ready {
+		s.readySince = now
+	}
+	s.readyPosted = &ready
+	cond := corev1.NodeCondition{
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "ballast node agent is posting ready status",
+		LastHeartbeatTime: now, LastTransitionTime: s.readySince,
+	}
+	if !ready {
+		cond.Status, cond.Reason, cond.Message = corev1.ConditionFalse, "KubeletNotReady", "container runtime is down or not answering (pods keep running; new ones start when it is back)"
+	}
 	return corev1.NodeStatus{
-		Capacity:    capacity,
-		Allocatable: capacity,
-		Addresses:   []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: s.o.HostIP}, {Type: corev1.NodeHostName, Address: s.o.NodeName}},
-		Conditions: []corev1.NodeCondition{{
-			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "ballast node agent is posting ready status",
-			LastHeartbeatTime: now, LastTransitionTime: now,
-		}},
+		Capacity:        capacity,
+		Allocatable:     capacity,
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: s.o.HostIP}, {Type: corev1.NodeHostName, Address: s.o.NodeName}},
+		Conditions:      []corev1.NodeCondition{cond},
 		NodeInfo:        nodeInfo(s.o.RuntimeVersion),
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: s.o.KubeletPort}},
 	}

@@ -561,3 +561,26 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 }
+
+// StopContainerd stops containerd by PID (pods keep running under their
+// shims); StartContainerd starts it again on the same root.
+func (e *Env) StopContainerd(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := e.Containerd.Stop(ctx); err != nil {
+		t.Fatalf("e2e: stopping containerd: %v", err)
+	}
+}
+
+// StartContainerd starts containerd again after StopContainerd.
+func (e *Env) StartContainerd(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	p, err := containerd.Start(ctx, e.cfg, e.log)
+	if err != nil {
+		t.Fatalf("e2e: starting containerd: %v", err)
+	}
+	e.Containerd = p
+}
