@@ -1,0 +1,409 @@
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+)
+
+// fakeSource is the agent as the sync sees it.
+type fakeSource struct {
+	mu      sync.Mutex
+	pods    []corev1.Pod
+	changed chan struct{}
+	evCh    chan struct{}
+}
+
+func newSource(pods ...corev1.Pod) *fakeSource {
+	return &fakeSource{pods: pods, changed: make(chan struct{}), evCh: make(chan struct{})}
+}
+
+func (f *fakeSource) Pods() []corev1.Pod {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]corev1.Pod, len(f.pods))
+	for i := range f.pods {
+		out[i] = *f.pods[i].DeepCopy()
+	}
+	return out
+}
+
+func (f *fakeSource) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+func (f *fakeSource) Events() []corev1.Event { return nil }
+
+func (f *fakeSource) EventsChanged() <-chan struct{} { return f.evCh }
+
+// set replaces the pods and signals a change (nil: signal only).
+func (f *fakeSource) set(pods []corev1.Pod) {
+	f.mu.Lock()
+	if pods != nil {
+		f.pods = pods
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+type recorded struct {
+	ref                     corev1.ObjectReference
+	eventType, reason, text string
+}
+
+type fakeRecorder struct {
+	mu     sync.Mutex
+	events []recorded
+}
+
+func (r *fakeRecorder) Event(ref corev1.ObjectReference, eventType, reason, message string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, recorded{ref, eventType, reason, message})
+}
+
+func (r *fakeRecorder) list() []recorded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]recorded(nil), r.events...)
+}
+
+const testNode = "n1"
+
+// staticPod is a static pod as the agent reports it: running, with the
+// container's start time in ns as the runtime gives it.
+func staticPod(name, hash string, started time.Time) corev1.Pod {
+	return corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name + "-" + testNode, Namespace: "default", UID: types.UID("static-" + name),
+			Labels:      map[string]string{"app": name},
+			Annotations: map[string]string{AnnotationHash: hash, "ballast.dev/manifest": "/etc/manifests/" + name + ".yaml"},
+		},
+		Spec: corev1.PodSpec{NodeName: testNode, Containers: []corev1.Container{{Name: "app", Image: "hello:1"}}},
+		Status: corev1.PodStatus{
+			Phase:     corev1.PodRunning,
+			StartTime: &metav1.Time{Time: started.Truncate(time.Second)},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue,
+				LastTransitionTime: metav1.NewTime(started.Truncate(time.Second))}},
+			ContainerStatuses: []corev1.ContainerStatus{{
+				Name: "app", Ready: true, Image: "hello:1", ContainerID: "containerd://abc",
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started)}},
+			}},
+		},
+	}
+}
+
+type fixture struct {
+	t      *testing.T
+	client *fake.Clientset
+	src    *fakeSource
+	rec    *fakeRecorder
+	uids   int
+	mu     sync.Mutex
+}
+
+// start runs the sync against a fake API that behaves as a real one where
+// it matters here: it gives every object a UID and stores objects as JSON
+// (times at second precision).
+func start(t *testing.T, pods ...corev1.Pod) *fixture {
+	f := &fixture{t: t, client: fake.NewClientset(), src: newSource(pods...), rec: &fakeRecorder{}}
+	f.client.PrependReactor("create", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		o := a.(k8stesting.CreateAction).GetObject()
+		m, err := meta.Accessor(o)
+		if err == nil && m.GetUID() == "" {
+			f.mu.Lock()
+			f.uids++
+			m.SetUID(types.UID(fmt.Sprintf("uid-%d", f.uids)))
+			f.mu.Unlock()
+		}
+		roundTrip(o)
+		return false, nil, nil
+	})
+	f.client.PrependReactor("update", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		roundTrip(a.(k8stesting.UpdateAction).GetObject())
+		return false, nil, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = Run(ctx, Options{Client: f.client, NodeName: testNode, HostIP: "10.0.0.1", Source: f.src, Recorder: f.rec,
+			Log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+// roundTrip makes o what an API server would store: decoded from its JSON.
+func roundTrip(o k8sruntime.Object) {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	b, _ := json.Marshal(p)
+	var out corev1.Pod
+	if json.Unmarshal(b, &out) == nil {
+		*p = out
+	}
+}
+
+func (f *fixture) eventually(what string, check func() error) {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (f *fixture) get(name string) (*corev1.Pod, error) {
+	return f.client.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+}
+
+// mirror waits for the mirror of name with status phase Running and returns it.
+func (f *fixture) mirror(name string, ok func(*corev1.Pod) error) *corev1.Pod {
+	f.t.Helper()
+	var p *corev1.Pod
+	f.eventually("mirror pod "+name, func() error {
+		var err error
+		p, err = f.get(name)
+		if err != nil {
+			return err
+		}
+		if p.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("phase %q", p.Status.Phase)
+		}
+		if ok != nil {
+			return ok(p)
+		}
+		return nil
+	})
+	return p
+}
+
+// statusUpdates counts the pod status updates sent so far.
+func (f *fixture) statusUpdates() int {
+	n := 0
+	for _, a := range f.client.Actions() {
+		if a.GetVerb() == "update" && a.GetResource().Resource == "pods" && a.GetSubresource() == "status" {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fixture) count(verb string) int {
+	n := 0
+	for _, a := range f.client.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == "pods" && a.GetSubresource() == "" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestMirrorCreated(t *testing.T) {
+	f := start(t, staticPod("web", "h1", time.Now()))
+	p := f.mirror("web-n1", nil)
+	if p.Annotations[AnnotationMirror] != "h1" {
+		t.Errorf("config.mirror annotation %q, want the hash h1", p.Annotations[AnnotationMirror])
+	}
+	node, err := f.client.CoreV1().Nodes().Get(context.Background(), testNode, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.OwnerReferences) != 1 {
+		t.Fatalf("ownerReferences %+v", p.OwnerReferences)
+	}
+	o := p.OwnerReferences[0]
+	if o.Kind != "Node" || o.APIVersion != "v1" || o.Name != testNode || o.UID != node.UID || node.UID == "" {
+		t.Errorf("ownerReference %+v, want Node %s uid %s", o, testNode, node.UID)
+	}
+	if p.Spec.NodeName != testNode || p.Labels["app"] != "web" {
+		t.Errorf("spec.nodeName %q labels %v", p.Spec.NodeName, p.Labels)
+	}
+}
+
+func TestMirrorStatusUpdatedOnlyOnChange(t *testing.T) {
+	started := time.Now() // ns precision, as from the runtime
+	sp := staticPod("web", "h1", started)
+	f := start(t, sp)
+	f.mirror("web-n1", func(p *corev1.Pod) error {
+		if len(p.Status.ContainerStatuses) == 0 {
+			return fmt.Errorf("no container status yet")
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // let the informer settle
+	base := f.statusUpdates()
+	if base > 2 {
+		t.Errorf("%d status updates for one new mirror, want 1 (at most 2 with the informer behind)", base)
+	}
+	// The agent signals changes that leave the status as it is: no update.
+	for range 5 {
+		f.src.set(nil)
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := f.statusUpdates(); n != base {
+		t.Fatalf("%d status updates after 5 signals with no status change, want none", n-base)
+	}
+	// A real change: exactly one update.
+	sp.Status.ContainerStatuses[0].Ready = false
+	sp.Status.Conditions[0].Status = corev1.ConditionFalse
+	f.src.set([]corev1.Pod{sp})
+	f.mirror("web-n1", func(p *corev1.Pod) error {
+		if p.Status.ContainerStatuses[0].Ready {
+			return fmt.Errorf("still ready")
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	if n := f.statusUpdates(); n != base+1 {
+		t.Errorf("%d status updates for one status change, want 1", n-base)
+	}
+}
+
+func TestMirrorRecreatedWhenDeleted(t *testing.T) {
+	f := start(t, staticPod("web", "h1", time.Now()))
+	old := f.mirror("web-n1", nil)
+	if err := f.client.CoreV1().Pods("default").Delete(context.Background(), "web-n1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mirror("web-n1", func(p *corev1.Pod) error {
+		if p.UID == old.UID {
+			return fmt.Errorf("not recreated yet")
+		}
+		return nil
+	})
+}
+
+// A real kube-apiserver deletes a pod bound to a node gracefully: it sets
+// deletionTimestamp and waits for the node. The node finishes the deletion
+// and recreates the mirror, as the kubelet does.
+func TestMirrorRecreatedWhenDeletedGracefully(t *testing.T) {
+	f := start(t, staticPod("web", "h1", time.Now()))
+	old := f.mirror("web-n1", nil)
+	terminating := old.DeepCopy()
+	now := metav1.Now()
+	terminating.DeletionTimestamp = &now
+	terminating.DeletionGracePeriodSeconds = ptr.To(int64(30))
+	if _, err := f.client.CoreV1().Pods("default").Update(context.Background(), terminating, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.mirror("web-n1", func(p *corev1.Pod) error {
+		if p.UID == old.UID || p.DeletionTimestamp != nil {
+			return fmt.Errorf("still the terminating mirror")
+		}
+		return nil
+	})
+}
+
+func TestMirrorOutdatedReplaced(t *testing.T) {
+	f := start(t, staticPod("web", "h1", time.Now()))
+	old := f.mirror("web-n1", nil)
+	sp := staticPod("web", "h2", time.Now())
+	sp.Spec.Containers[0].Image = "hello:2"
+	f.src.set([]corev1.Pod{sp})
+	p := f.mirror("web-n1", func(p *corev1.Pod) error {
+		if p.Annotations[AnnotationMirror] != "h2" {
+			return fmt.Errorf("config.mirror %q", p.Annotations[AnnotationMirror])
+		}
+		return nil
+	})
+	if p.UID == old.UID || p.Spec.Containers[0].Image != "hello:2" {
+		t.Errorf("outdated mirror not replaced: uid %s (was %s), image %s", p.UID, old.UID, p.Spec.Containers[0].Image)
+	}
+}
+
+func TestMirrorEditedSpecReverted(t *testing.T) {
+	f := start(t, staticPod("web", "h1", time.Now()))
+	old := f.mirror("web-n1", nil)
+	time.Sleep(100 * time.Millisecond)
+	edited := old.DeepCopy()
+	edited.Spec.Containers[0].Image = "evil:1"
+	if _, err := f.client.CoreV1().Pods("default").Update(context.Background(), edited, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := f.mirror("web-n1", func(p *corev1.Pod) error {
+		if p.Spec.Containers[0].Image != "hello:1" {
+			return fmt.Errorf("image %s", p.Spec.Containers[0].Image)
+		}
+		if p.UID == old.UID {
+			return fmt.Errorf("not put back yet")
+		}
+		return nil
+	})
+	if p.Annotations[AnnotationMirror] != "h1" {
+		t.Errorf("config.mirror %q", p.Annotations[AnnotationMirror])
+	}
+	var found bool
+	for _, e := range f.rec.list() {
+		if e.reason == "MirrorPodReverted" {
+			found = true
+			if e.eventType != corev1.EventTypeWarning || e.ref.Kind != "Pod" || e.ref.Name != "web-n1" || e.ref.Namespace != "default" {
+				t.Errorf("event %+v", e)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no MirrorPodReverted event; recorded %+v", f.rec.list())
+	}
+}
+
+func TestMirrorDeletedWithStaticPod(t *testing.T) {
+	db := staticPod("db", "h9", time.Now())
+	f := start(t, staticPod("web", "h1", time.Now()), db)
+	f.mirror("web-n1", nil)
+	f.mirror("db-n1", nil)
+	time.Sleep(100 * time.Millisecond)
+	f.src.set([]corev1.Pod{db})
+	f.eventually("mirror of the removed static pod deleted", func() error {
+		if _, err := f.get("web-n1"); err == nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+	if _, err := f.get("db-n1"); err != nil {
+		t.Errorf("the other mirror: %v", err)
+	}
+	if n := f.count("delete"); n != 1 {
+		t.Errorf("%d pod deletes, want 1", n)
+	}
+}
+
+var logOut io.Writer = os.Stderr
+
+// The fake clientset sends no bookmark at the end of a watch's initial
+// events, so the informer lists and watches here as against older servers.
+func TestMain(m *testing.M) {
+	os.Setenv("KUBE_FEATURE_WatchListClient", "false")
+	if os.Getenv("MIRROR_TEST_LOG") == "" {
+		logOut = io.Discard
+	}
+	os.Exit(m.Run())
+}
