@@ -272,7 +272,9 @@ func TestMirrorStatusUpdatedOnlyOnChange(t *testing.T) {
 	if n := f.statusUpdates(); n != base {
 		t.Fatalf("%d status updates after 5 signals with no status change, want none", n-base)
 	}
-	// A real change: exactly one update.
+	// A real change: exactly one update. (A copy: the source's pods share
+	// their slices with sp, and the sync reads them concurrently.)
+	sp = *sp.DeepCopy()
 	sp.Status.ContainerStatuses[0].Ready = false
 	sp.Status.Conditions[0].Status = corev1.ConditionFalse
 	f.src.set([]corev1.Pod{sp})
