@@ -451,11 +451,22 @@ func (e *Env) removePods(ctx context.Context, t testing.TB) {
 		return
 	}
 	for _, s := range resp.Items {
-		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id}); err != nil {
-			t.Errorf("e2e cleanup: stopping pod %s: %v", s.Id, err)
+		// Right after a containerd restart a call can meet a shim connection
+		// being re-established ("ttrpc: closed"): try a few times.
+		var err error
+		for try := 0; try < 5; try++ {
+			if try > 0 {
+				time.Sleep(500 * time.Millisecond)
+			}
+			if _, err = rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: s.Id}); err != nil {
+				continue
+			}
+			if _, err = rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err == nil {
+				break
+			}
 		}
-		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: s.Id}); err != nil {
-			t.Errorf("e2e cleanup: removing pod %s: %v", s.Id, err)
+		if err != nil {
+			t.Errorf("e2e cleanup: stopping and removing pod %s: %v", s.Id, err)
 		}
 	}
 }
