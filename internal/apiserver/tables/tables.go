@@ -212,7 +212,7 @@ func Row(info resource.Info, obj runtime.Object, include metav1.IncludeObjectPol
 		if !ok {
 			return wrong()
 		}
-		row.Cells = eventCells(coreEvent(o), now)
+		row.Cells = eventCells(CoreEvent(o), now)
 	case "coordination.k8s.io/Lease":
 		o, ok := obj.(*coordinationv1.Lease)
 		if !ok {
@@ -413,10 +413,10 @@ func nodeRow(node *corev1.Node, now time.Time) metav1.TableRow {
 	}}
 }
 
-// coreEvent maps an events.k8s.io/v1 Event onto core/v1 fields, as
+// CoreEvent maps an events.k8s.io/v1 Event onto core/v1 fields, as
 // kube-apiserver does (both are stored as one internal type and printed
 // alike).
-func coreEvent(e *eventsv1.Event) *corev1.Event {
+func CoreEvent(e *eventsv1.Event) *corev1.Event {
 	c := &corev1.Event{
 		ObjectMeta:          e.ObjectMeta,
 		InvolvedObject:      e.Regarding,
