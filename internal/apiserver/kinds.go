@@ -130,6 +130,13 @@ func kinds() []*kind {
 			prefix: "tokenreviews", newObj: func() object { return &authenticationv1.TokenReview{} },
 			createOnly: true, fields: nsFields,
 		},
+		{
+			info: resource.Info{Group: "authentication.k8s.io", Version: "v1", Kind: "SelfSubjectReview",
+				Resource: "selfsubjectreviews", Singular: "selfsubjectreview", Verbs: []string{"create"},
+				New: func() any { return &authenticationv1.SelfSubjectReview{} }},
+			prefix: "selfsubjectreviews", newObj: func() object { return &authenticationv1.SelfSubjectReview{} },
+			createOnly: true, fields: nsFields,
+		},
 	}
 }
 

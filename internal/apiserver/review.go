@@ -14,6 +14,13 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request
 	if tr, ok := o.(*authenticationv1.TokenReview); ok {
 		return s.serveTokenReview(w, r, rq, tr)
 	}
+	if sr, ok := o.(*authenticationv1.SelfSubjectReview); ok {
+		// Who am I: the caller as this server authenticated it.
+		sr.Status.UserInfo = authenticationv1.UserInfo{Username: rq.user.Name, Groups: rq.user.Groups}
+		rq.kind.setTypeMeta(sr)
+		writeJSON(w, http.StatusCreated, "application/json", sr)
+		return nil
+	}
 	rev := o.(*authorizationv1.SelfSubjectAccessReview)
 	a := auth.Attributes{User: rq.user}
 	switch {

@@ -71,6 +71,13 @@ func Served() []Info {
 			Namespaced: false, Verbs: []string{"create"},
 			New: func() any { return &authenticationv1.TokenReview{} },
 		},
+		{
+			// Only so `kubectl auth whoami` works: created, never stored.
+			Group: "authentication.k8s.io", Version: "v1", Kind: "SelfSubjectReview",
+			Resource: "selfsubjectreviews", Singular: "selfsubjectreview",
+			Namespaced: false, Verbs: []string{"create"},
+			New: func() any { return &authenticationv1.SelfSubjectReview{} },
+		},
 	}
 }
 
