@@ -444,7 +444,7 @@ func TestRestartPolicies(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			p := waitPod(t, a, "job-node-a", "finished", func(p *corev1.Pod) bool { return p.Status.Phase == tc.phase })
+			waitPod(t, a, "job-node-a", "finished", func(p *corev1.Pod) bool { return p.Status.Phase == tc.phase })
 			// A finished pod's sandbox is stopped; nothing runs again.
 			eventually(t, "the sandbox is stopped", func() (bool, string) {
 				sbs := sandboxesOf(h.fake, uid)
@@ -453,7 +453,7 @@ func TestRestartPolicies(t *testing.T) {
 			if n := h.fake.Calls()["CreateContainer"]; n != len(tc.codes) {
 				t.Errorf("%d containers created, want %d", n, len(tc.codes))
 			}
-			p = findPod(a.Agent, "job-node-a")
+			p := findPod(a.Agent, "job-node-a")
 			cs := p.Status.ContainerStatuses[0]
 			if p.Status.Phase != tc.phase || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != tc.codes[len(tc.codes)-1] ||
 				cs.State.Terminated.Reason != tc.reason || cs.RestartCount != tc.restarts {

@@ -371,7 +371,7 @@ func (e *executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 			return "", nil, fmt.Errorf("pulling image %q: %w", ctr.Image, err)
 		}
 		msg := fmt.Sprintf("failed to pull image %q: %s", ctr.Image, cri.Message(err))
-		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Failed to pull image "+strconl(ctr.Image)+": "+cri.Message(err))
+		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %s", ctr.Image, cri.Message(err)))
 		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
 		return "", &engine.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImagePull", Err: msg}, nil
 	}
@@ -413,8 +413,6 @@ func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *cor
 	}
 	return engine.Waiting{}, nil
 }
-
-func strconl(s string) string { return fmt.Sprintf("%q", s) }
 
 func short(id string) string {
 	if len(id) > 12 {

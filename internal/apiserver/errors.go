@@ -36,13 +36,6 @@ func forbidden(gr schema.GroupResource, name, msg string) *statusError {
 	return &statusError{s}
 }
 
-// forbiddenPlain is a 403 whose message is exactly msg (no "x is forbidden:" prefix).
-func forbiddenPlain(gr schema.GroupResource, name, msg string) *statusError {
-	s := apierrors.NewForbidden(gr, name, errors.New(msg)).ErrStatus
-	s.Message = msg
-	return &statusError{s}
-}
-
 func conflict(gr schema.GroupResource, name, msg string) *statusError {
 	return fromAPIErr(apierrors.NewConflict(gr, name, errors.New(msg)))
 }

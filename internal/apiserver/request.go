@@ -34,10 +34,6 @@ type request struct {
 	notFound    string // why the path is not served, when kind == nil
 }
 
-func (rq *request) gr() schema.GroupResource {
-	return schema.GroupResource{Group: rq.group, Resource: rq.resource}
-}
-
 func (rq *request) attributes() auth.Attributes {
 	return auth.Attributes{User: rq.user, Verb: rq.verb, Group: rq.group, Resource: rq.resource,
 		Subresource: rq.subresource, Namespace: rq.namespace, Name: rq.name}

@@ -89,10 +89,9 @@ func TestNotInstalled(t *testing.T) {
 
 // testEnv is a Config under a short temp dir with its own bridge and subnet.
 type testEnv struct {
-	cfg     containerd.Config
-	bridge  string
-	subnet  string
-	pauseTa string
+	cfg    containerd.Config
+	bridge string
+	subnet string
 }
 
 func requireRoot(t *testing.T) {

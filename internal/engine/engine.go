@@ -201,16 +201,11 @@ func (c Config) Decide(in Input) Plan {
 	}
 	// current returns the newest instance of a container in the live sandbox.
 	current := func(name string) *cri.Container {
-		if fresh {
+		insts := rt.ContainersNamed(name)
+		if fresh || len(insts) == 0 || insts[0].SandboxID != sb.ID {
 			return nil
 		}
-		for _, ctr := range rt.ContainersNamed(name) {
-			if ctr.SandboxID == sb.ID {
-				return &ctr
-			}
-			return nil
-		}
-		return nil
+		return &insts[0]
 	}
 
 	// Init containers run one at a time, in order; sidecars (restartPolicy

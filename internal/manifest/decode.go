@@ -297,7 +297,6 @@ type jsonDecoder struct {
 	dec   *json.Decoder
 	lines map[string]int
 	nl    []int // offsets of newlines
-	path  string
 }
 
 type jsonError struct {

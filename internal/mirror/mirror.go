@@ -598,6 +598,5 @@ func nodeInfo(runtimeVersion string) corev1.NodeSystemInfo {
 		OSImage:                 osImage(),
 		ContainerRuntimeVersion: runtimeVersion,
 		KubeletVersion:          "v1.32.0+ballast",
-		KubeProxyVersion:        "",
 	}
 }

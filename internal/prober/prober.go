@@ -132,7 +132,6 @@ func (q *queue) Pop() any {
 	return w
 }
 func (q queue) peek() *worker     { return q[0] }
-func (q *queue) fix(w *worker)    { heap.Fix(q, w.index) }
 func (q *queue) remove(w *worker) { heap.Remove(q, w.index) }
 func (q *queue) push(w *worker)   { heap.Push(q, w) }
 func (q *queue) pop() *worker     { return heap.Pop(q).(*worker) }

@@ -19,8 +19,6 @@ type (
 	v3OneOfTyper    interface{ OpenAPIV3OneOfTypes() []string }
 )
 
-var jsonMarshaler = reflect.TypeFor[json.Marshaler]()
-
 // descriptions of the types whose Go doc comment has no SwaggerDoc.
 var specialDocs = map[string]string{
 	"io.k8s.apimachinery.pkg.apis.meta.v1.Time":       "Time is a wrapper around time.Time which supports correct marshaling to YAML and JSON. Wrappers are provided for many of the factory methods that the time package offers.",
