@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -24,6 +23,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/ballast-dev/ballast/internal/storage/etcd/etcdtest"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // startEtcd starts an n-member etcd cluster (Debian's etcd-server); without
@@ -31,10 +32,7 @@ import (
 func startEtcd(t *testing.T, n int) (*etcdtest.Cluster, []string) {
 	t.Helper()
 	if _, err := exec.LookPath("etcd"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no etcd binary on PATH: the external-etcd tests need it (apt-get install -y etcd-server)")
-		}
-		t.Skip("no etcd binary on PATH (apt-get install -y etcd-server)")
+		testutil.Need(t, "no etcd binary on PATH: the external-etcd tests need it (apt-get install -y etcd-server)")
 	}
 	c := etcdtest.StartCluster(t, n)
 	return c, []string{"--etcd-servers", strings.Join(c.Endpoints, ","),

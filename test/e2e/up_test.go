@@ -13,16 +13,15 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/test/e2e/harness"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // kubectlPath finds the real kubectl: the API tests are judged by it.
 func kubectlPath(t *testing.T) string {
 	p, err := exec.LookPath("kubectl")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("kubectl is not installed: the API tests need the real kubectl (1.32 here); install it (apt-get install kubernetes-client is an old fallback)")
-		}
-		t.Skip("kubectl is not installed; the API tests need it")
+		testutil.Need(t, "kubectl is not installed: the API tests need the real kubectl (1.32 here; apt-get install kubernetes-client is an old fallback)")
 	}
 	return p
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // binariesEnv names the directory of kube-apiserver, etcd and kubectl that
@@ -37,12 +39,7 @@ func binaries(t *testing.T) string {
 			}
 		}
 	}
-	if why != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(why)
-		}
-		t.Skip(why)
-	}
+	testutil.Need(t, why)
 	return dir
 }
 

@@ -2,6 +2,7 @@ package openapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 const kubectlPath = "/usr/bin/kubectl"
@@ -46,10 +49,7 @@ type kubectl struct {
 func needKubectl(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(kubectlPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (CI=true) to check discovery, OpenAPI and tables against the real kubectl: %v", kubectlPath, err)
-		}
-		t.Skipf("skipping: %s not found (%v); install kubectl 1.32 to run this test", kubectlPath, err)
+		testutil.Need(t, fmt.Sprintf("%s not found (%v): discovery, OpenAPI and tables are checked against the real kubectl 1.32", kubectlPath, err))
 	}
 }
 

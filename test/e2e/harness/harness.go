@@ -38,6 +38,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/containerd"
 	"github.com/ballast-dev/ballast/internal/imagebuild"
 	"github.com/ballast-dev/ballast/internal/images"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // SandboxImage is the pause image the harness imports and configures.
@@ -170,15 +172,10 @@ func Requirements() string {
 	return ""
 }
 
-// Require skips t (or fails it when CI=true) unless real containers can run.
+// Require skips t (or fails it under CI) unless real containers can run.
 func Require(t testing.TB) {
 	t.Helper()
-	if why := Requirements(); why != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("e2e: %s", why)
-		}
-		t.Skipf("e2e: %s", why)
-	}
+	testutil.Need(t, Requirements())
 }
 
 func randomSubnet() (string, error) {

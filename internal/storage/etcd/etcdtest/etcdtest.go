@@ -26,6 +26,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // Cluster is a running etcd cluster.
@@ -53,7 +55,7 @@ func StartCluster(t *testing.T, n int) *Cluster {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
-		t.Skip("no etcd binary on PATH (apt-get install -y etcd-server)")
+		testutil.Need(t, "no etcd binary on PATH: the external-cluster tests need it (apt-get install -y etcd-server)")
 	}
 	dir := t.TempDir()
 	c := &Cluster{t: t}
