@@ -246,14 +246,21 @@ func (a *agent) text() string {
 func (a *agent) pid() int { return a.cmd.Process.Pid }
 
 func startAgent(b testing.TB, bin string, env *harness.Env, manifests string) *agent {
-	a := &agent{dataDir: filepath.Join(env.Dir, "ballast"), exited: make(chan struct{})}
+	return startNodeAgent(b, bin, env, manifests, "ballast")
+}
+
+// startNodeAgent runs `ballast node` on the harness's containerd, its data
+// in env.Dir/dataDirName, with extra flags, and waits until it has read the
+// runtime's state.
+func startNodeAgent(b testing.TB, bin string, env *harness.Env, manifests, dataDirName string, extra ...string) *agent {
+	a := &agent{dataDir: filepath.Join(env.Dir, dataDirName), exited: make(chan struct{})}
 	images := filepath.Join(env.Dir, "images")
 	if err := os.MkdirAll(images, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	a.cmd = exec.Command(bin, "node", "--node-name", nodeName, "--data-dir", a.dataDir,
+	a.cmd = exec.Command(bin, append([]string{"node", "--node-name", nodeName, "--data-dir", a.dataDir,
 		"--pod-manifest-path", manifests, "--images-dir", images,
-		"--container-runtime-endpoint", env.Endpoint)
+		"--container-runtime-endpoint", env.Endpoint}, extra...)...)
 	a.cmd.Stdout, a.cmd.Stderr = a, a
 	if err := a.cmd.Start(); err != nil {
 		b.Fatal(err)

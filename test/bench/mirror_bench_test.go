@@ -31,7 +31,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -105,11 +104,13 @@ func BenchmarkMirror(b *testing.B) {
 
 type apiServer struct {
 	url, kubeconfig, dataDir, caFile string
+	pid                              int
 }
 
-func startMirrorServer(b testing.TB, bin string) *apiServer {
-	dir := b.TempDir()
-	s := &apiServer{dataDir: filepath.Join(dir, "data")}
+// startAPIServer runs `ballast server` on dataDir and waits for its URL and
+// admin kubeconfig.
+func startAPIServer(b testing.TB, bin, dataDir string) *apiServer {
+	s := &apiServer{dataDir: dataDir}
 	s.caFile = filepath.Join(s.dataDir, "pki", "ca.crt")
 	cmd := exec.Command(bin, "server", "--data-dir", s.dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn")
 	var logMu sync.Mutex
@@ -122,6 +123,7 @@ func startMirrorServer(b testing.TB, bin string) *apiServer {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	s.pid = cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	b.Cleanup(func() {
@@ -259,49 +261,9 @@ func startMirrorNode(b testing.TB, bin string, env *harness.Env, manifests strin
 		b.Fatalf("token create: %v", err)
 	}
 	token := strings.TrimSpace(string(out))
-	a := &agent{dataDir: filepath.Join(env.Dir, "ballast-mirror"), exited: make(chan struct{})}
-	images := filepath.Join(env.Dir, "images")
-	if err := os.MkdirAll(images, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	a.cmd = exec.Command(bin, "node", "--node-name", nodeName, "--data-dir", a.dataDir,
-		"--pod-manifest-path", manifests, "--images-dir", images,
-		"--container-runtime-endpoint", env.Endpoint,
+	return startNodeAgent(b, bin, env, manifests, "ballast-mirror",
 		"--server", p.srv.URL, "--token", token, "--certificate-authority", p.caFile,
 		"--node-ip", "127.0.0.1", "--port", "0")
-	a.cmd.Stdout, a.cmd.Stderr = a, a
-	if err := a.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = a.cmd.Wait(); close(a.exited) }()
-	b.Cleanup(func() {
-		_ = a.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-a.exited:
-		case <-time.After(15 * time.Second):
-			_ = a.cmd.Process.Kill()
-			<-a.exited
-		}
-	})
-	c := localapi.NewClient(localapi.SocketPath(a.dataDir))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.Pods(ctx)
-		cancel()
-		if err == nil && strings.Contains(a.text(), "container runtime state read") {
-			return a
-		}
-		select {
-		case <-a.exited:
-			b.Fatalf("ballast node exited:\n%s", a.text())
-		default:
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("ballast node not ready after 30s: %v\n%s", err, a.text())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // ---- the benchmark's own pod watch (admin, straight to the server) ----
@@ -447,7 +409,7 @@ func runMirror(b testing.TB) *mirrorResults {
 		res.runtimeVersion = v.RuntimeName + " " + v.RuntimeVersion
 	}
 
-	s := startMirrorServer(b, bin)
+	s := startAPIServer(b, bin, filepath.Join(b.TempDir(), "data"))
 	proxy := startProxy(b, s)
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
 	if err != nil {

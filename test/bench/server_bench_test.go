@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -97,46 +96,9 @@ func runServer(b testing.TB) *serverResults {
 	bin := buildBallast(b)
 	dir := b.TempDir()
 	res := &serverResults{when: time.Now().UTC().Format(time.RFC3339)}
-	cmd := exec.Command(bin, "server", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--log-level", "warn")
-	var logMu sync.Mutex
-	var logBuf strings.Builder
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) { logMu.Lock(); defer logMu.Unlock(); return logBuf.Write(p) })
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	kcPath := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "admin kubeconfig: "); ok {
-				kcPath <- strings.TrimSpace(v)
-			}
-		}
-	}()
-	var kubeconfig string
-	select {
-	case kubeconfig = <-kcPath:
-	case <-exited:
-		b.Fatalf("ballast server exited:\n%s", logBuf.String())
-	case <-time.After(60 * time.Second):
-		b.Fatal("ballast server not ready in 60 s")
-	}
-	pid := cmd.Process.Pid
+	srv := startAPIServer(b, bin, filepath.Join(dir, "data"))
+	kubeconfig := srv.kubeconfig
+	pid := srv.pid
 
 	// (a) idle.
 	time.Sleep(serverSettle)

@@ -170,19 +170,7 @@ func startAPINode(t *testing.T, env *harness.Env, s *apiServer) (*node, int) {
 }
 
 // mirrorRunning checks that kubectl get pods shows name 1/1 Running.
-func (s *apiServer) mirrorRunning(name string) error {
-	out, err := s.k("get", "pods")
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, out)
-	}
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 3 && f[0] == name && f[1] == "1/1" && f[2] == "Running" {
-			return nil
-		}
-	}
-	return fmt.Errorf("kubectl get pods:\n%s", out)
-}
+func (s *apiServer) mirrorRunning(name string) error { return kubectlShowsRunning(s.k, name) }
 
 func (s *apiServer) getPod(c kubernetes.Interface, name string) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -96,17 +96,7 @@ func TestUpKubectl(t *testing.T) {
 	u.write("web.yaml", manifest{Name: "web", Image: env.HelloImage(), Env: map[string]string{"LOG_LINES": "3"}}.yaml())
 	name := "web-" + u.name
 	u.eventually("kubectl get pods shows the static pod Running", 60*time.Second, func() error {
-		out, err := u.k("get", "pods")
-		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
-		}
-		for _, l := range strings.Split(out, "\n") {
-			f := strings.Fields(l)
-			if len(f) >= 3 && f[0] == name && f[1] == "1/1" && f[2] == "Running" {
-				return nil
-			}
-		}
-		return fmt.Errorf("kubectl get pods:\n%s", out)
+		return kubectlShowsRunning(u.k, name)
 	})
 	uid, err := u.k("get", "pod", name, "-o", "jsonpath={.metadata.uid}")
 	if err != nil {
@@ -151,4 +141,20 @@ func TestUpKubectl(t *testing.T) {
 		return nil
 	})
 	_ = u.cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// kubectlShowsRunning checks that `kubectl get pods` (run by k) shows name
+// as 1/1 Running.
+func kubectlShowsRunning(k func(args ...string) (string, error), name string) error {
+	out, err := k("get", "pods")
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == name && f[1] == "1/1" && f[2] == "Running" {
+			return nil
+		}
+	}
+	return fmt.Errorf("kubectl get pods:\n%s", out)
 }
