@@ -1,15 +1,12 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/ballast-dev/ballast/internal/hostinfo"
 	"github.com/ballast-dev/ballast/internal/manifest"
 )
 
@@ -156,28 +154,5 @@ func nodeCapacity(rn corev1.ResourceName) resource.Quantity {
 	return resource.Quantity{}
 }
 
-var (
-	memOnce  sync.Once
-	memTotal int64
-)
-
-// nodeMemory is the node's memory in bytes (MemTotal), 0 if unknown.
-func nodeMemory() int64 {
-	memOnce.Do(func() {
-		f, err := os.Open("/proc/meminfo")
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) >= 2 && fields[0] == "MemTotal:" {
-				kb, _ := strconv.ParseInt(fields[1], 10, 64)
-				memTotal = kb * 1024
-				return
-			}
-		}
-	})
-	return memTotal
-}
+// nodeMemory is the node's memory in bytes, 0 if unknown.
+func nodeMemory() int64 { return hostinfo.MemoryBytes() }

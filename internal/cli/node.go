@@ -361,19 +361,11 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(r
 	if err := connectAPI(ctx, f, a, handler, runtimeVersion, log); err != nil {
 		return err
 	}
-	go func() {
-		// Start-up is done by then: give back the pages of the executable
-		// that only initialization touched (see internal/memtrim).
-		select {
-		case <-ctx.Done():
-		case <-time.After(10 * time.Second):
-			// An always-on agent with little garbage: a tighter heap goal
-			// costs nothing measurable and keeps its memory small.
-			debug.SetGCPercent(50)
-			n, err := memtrim.Executable()
-			log.Debug("trimmed start-up pages", "advisedBytes", n, "err", err)
-		}
-	}()
+	// An always-on agent with little garbage: a tighter heap goal costs
+	// nothing measurable and keeps its memory small; and the executable's
+	// pages only initialization touched go back once start-up is done.
+	debug.SetGCPercent(50)
+	memtrim.AfterStartup(ctx, 10*time.Second, log)
 	go rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: f.logMaxSize, MaxFiles: f.logMaxFiles}, f.logCheck, log)
 	log.Info("node agent running", "socket", sock)
 	if ready != nil {

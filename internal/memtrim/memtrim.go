@@ -8,11 +8,15 @@ package memtrim
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // madvDontneed is MADV_DONTNEED.
@@ -54,4 +58,22 @@ func Executable() (int64, error) {
 		total += int64(end - start)
 	}
 	return total, sc.Err()
+}
+
+var afterStartup sync.Once
+
+// AfterStartup trims the executable (see Executable) once start-up is done,
+// delay after the call, unless ctx ends first. A process that runs several
+// services (ballast up) trims once, whoever asks first.
+func AfterStartup(ctx context.Context, delay time.Duration, log *slog.Logger) {
+	afterStartup.Do(func() {
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+				n, err := Executable()
+				log.Debug("trimmed start-up pages of the executable", "advisedBytes", n, "err", err)
+			}
+		}()
+	})
 }

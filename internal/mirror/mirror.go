@@ -31,7 +31,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/ballast-dev/ballast/internal/hostinfo"
 	"github.com/ballast-dev/ballast/internal/localapi"
+	"github.com/ballast-dev/ballast/internal/podstatus"
 )
 
 // Annotations of mirror pods.
@@ -466,9 +468,7 @@ func (s *syncer) ensureNode(ctx context.Context) error {
 	nodes := s.o.Client.CoreV1().Nodes()
 	n, err := nodes.Get(ctx, s.o.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		n, err = nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.o.NodeName, Annotations: s.o.NodeAnnotations, Labels: map[string]string{
-			"kubernetes.io/hostname": s.o.NodeName, "kubernetes.io/os": runtime.GOOS, "kubernetes.io/arch": runtime.GOARCH,
-		}}}, metav1.CreateOptions{})
+		n, err = nodes.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.o.NodeName, Annotations: s.o.NodeAnnotations, Labels: podstatus.NodeLabels(s.o.NodeName)}}, metav1.CreateOptions{})
 	}
 	if err != nil {
 		return err
@@ -508,7 +508,7 @@ func (s *syncer) runtimeReady() bool {
 func (s *syncer) nodeStatus(now metav1.Time) corev1.NodeStatus {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
+		corev1.ResourceMemory: *resource.NewQuantity(hostinfo.MemoryBytes(), resource.BinarySI),
 		corev1.ResourcePods:   *resource.NewQuantity(110, resource.DecimalSI),
 	}
 	ready := s.runtimeReady()
@@ -594,8 +594,8 @@ func nodeInfo(runtimeVersion string) corev1.NodeSystemInfo {
 	return corev1.NodeSystemInfo{
 		OperatingSystem:         runtime.GOOS,
 		Architecture:            runtime.GOARCH,
-		KernelVersion:           kernelVersion(),
-		OSImage:                 osImage(),
+		KernelVersion:           hostinfo.KernelVersion(),
+		OSImage:                 hostinfo.OSImage(),
 		ContainerRuntimeVersion: runtimeVersion,
 		KubeletVersion:          "v1.32.0+ballast",
 	}

@@ -147,17 +147,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		defer cancel()
 		_ = s.http.Shutdown(sctx)
 	}()
-	go func() {
-		// Start-up is done by then: give back the pages of the executable
-		// that only initialization touched (see internal/memtrim); they are
-		// most of an idle server's memory.
-		select {
-		case <-ctx.Done():
-		case <-time.After(10 * time.Second):
-			n, err := memtrim.Executable()
-			o.Log.Debug("trimmed start-up pages", "advisedBytes", n, "err", err)
-		}
-	}()
+	// The executable's pages only initialization touched are most of an
+	// idle server's memory: give them back once start-up is done.
+	memtrim.AfterStartup(ctx, 10*time.Second, o.Log)
 	o.Log.Info("API server listening", "url", s.URL, "kubeconfig", s.Kubeconfig, "etcd", etcdDesc(o))
 	return s, nil
 }
