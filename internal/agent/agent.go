@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -478,7 +479,9 @@ func (a *Agent) applySnapshot(snap source.Snapshot) {
 			a.pods[uid] = p
 			a.log.Info("pod added", "pod", d.Pod.Namespace+"/"+d.Pod.Name, "file", d.File, "uid", uid)
 		}
-		if p.desired == nil || p.desired.ResourceVersion != d.Pod.ResourceVersion || !sameAnnotations(p.desired, d.Pod) {
+		// Same UID, same content: only annotations (config.seen, the
+		// manifest error) can differ.
+		if p.desired == nil || !maps.Equal(p.desired.Annotations, d.Pod.Annotations) {
 			p.desired = d.Pod
 			p.file = d.File
 			a.markDirty(p)
@@ -492,18 +495,6 @@ func (a *Agent) applySnapshot(snap source.Snapshot) {
 			a.markDirty(p)
 		}
 	}
-}
-
-func sameAnnotations(a, b *corev1.Pod) bool {
-	if len(a.Annotations) != len(b.Annotations) {
-		return false
-	}
-	for k, v := range a.Annotations {
-		if b.Annotations[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func (a *Agent) applyRelist(pods map[string]*cri.PodRuntime) {
