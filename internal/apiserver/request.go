@@ -152,8 +152,10 @@ func contains(s []string, v string) bool {
 const maxBody = 3 << 20
 
 // readBody reads a request body, turning YAML and protobuf (for kind k)
-// into JSON.
-func readBody(r *http.Request, k *kind) ([]byte, string, error) {
+// into JSON. A body of another media type is refused with 415, as
+// kube-apiserver does; patch bodies (patch true) are returned as sent, for
+// servePatch to check their patch type.
+func readBody(r *http.Request, k *kind, patch bool) ([]byte, string, error) {
 	ct := r.Header.Get("Content-Type")
 	mt := ""
 	if ct != "" {
@@ -163,22 +165,28 @@ func readBody(r *http.Request, k *kind) ([]byte, string, error) {
 			return nil, "", unsupportedMedia(fmt.Sprintf("the Content-Type %q cannot be parsed: %v", ct, err))
 		}
 	}
+	if !patch {
+		switch mt {
+		case "", "application/json", "application/yaml", protobufType:
+		default:
+			return nil, "", unsupportedMedia(fmt.Sprintf("the body of the request was in an unknown format (Content-Type %q) - accepted media types include: application/json, application/yaml, %s", ct, protobufType))
+		}
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return nil, "", badRequest("reading the request body: %v", err)
 	}
 	if len(body) > maxBody {
-		return nil, "", newStatus(http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge,
-			"the request body is larger than 3 MiB")
+		return nil, "", tooLarge("the server has received a request that is too large: the request body is larger than 3 MiB")
 	}
-	if mt == "application/yaml" {
+	if mt == "application/yaml" && !patch {
 		j, err := yaml.YAMLToJSON(body)
 		if err != nil {
 			return nil, "", badRequest("the request body is not valid YAML: %v", err)
 		}
 		return j, "application/json", nil
 	}
-	if mt == protobufType {
+	if mt == protobufType && !patch {
 		j, err := protobufToJSON(k, body)
 		if err != nil {
 			return nil, "", badRequest("the protobuf request body is not a valid %s: %v", k.info.Kind, err)
@@ -186,6 +194,19 @@ func readBody(r *http.Request, k *kind) ([]byte, string, error) {
 		return j, "application/json", nil
 	}
 	return body, mt, nil
+}
+
+// maxStored bounds an object as stored: etcd refuses requests over 1.5 MiB
+// by default (--max-request-bytes), which kube-apiserver answers with 413.
+const maxStored = 3 << 19
+
+// checkStoredSize refuses to store value, the encoding of k's object name,
+// when etcd would refuse it.
+func checkStoredSize(k *kind, name string, value []byte) error {
+	if len(value) <= maxStored {
+		return nil
+	}
+	return tooLarge(fmt.Sprintf("%s %q is too large to store: %d bytes, the limit is %d bytes (1.5 MiB); make it smaller", k.info.Kind, name, len(value), maxStored))
 }
 
 // fieldValidation reads ?fieldValidation=: "Strict", "Warn" (default) or "Ignore".

@@ -53,6 +53,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *reque
 	switch {
 	case rq.subresource == "log":
 		err = s.serveLog(w, r, rq)
+	case rq.subresource == "ephemeralcontainers":
+		err = s.serveEphemeralContainers(w, r, rq)
 	case rq.verb == "get":
 		err = s.serveGet(w, r, rq)
 	case rq.verb == "list":
@@ -114,6 +116,8 @@ func (s *Server) checkVerb(rq *request) error {
 		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
 	case "log":
 		ok = rq.verb == "get"
+	case "ephemeralcontainers":
+		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
 	}
 	if !ok {
 		what := rq.resource
@@ -137,6 +141,8 @@ func (s *Server) verbList(rq *request) string {
 		return "get, update, patch"
 	case "log":
 		return "get"
+	case "ephemeralcontainers":
+		return "get, update, patch"
 	}
 	return strings.Join(rq.kind.info.Verbs, ", ")
 }
@@ -270,6 +276,9 @@ func (s *Server) createObject(ctx context.Context, k *kind, o object, dry bool) 
 		value, err := k.encodeStored(o)
 		if err != nil {
 			return nil, internalError(err)
+		}
+		if err := checkStoredSize(k, o.GetName(), value); err != nil {
+			return nil, err
 		}
 		rev, err := s.store.Create(ctx, k.key(o.GetNamespace(), o.GetName()), value, k.ttl)
 		if errors.Is(err, storage.ErrAlreadyExists) && generated && attempt < 5 {
@@ -418,6 +427,9 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 		if err != nil {
 			return nil, err
 		}
+		if err := checkStoredSize(k, rq.name, value); err != nil {
+			return nil, err
+		}
 		result = next
 		oldValue, _ := k.encodeStored(old)
 		if dry || string(oldValue) == string(value) {
@@ -474,7 +486,7 @@ func prepareUpdate(k *kind, sub string, old, in object) object {
 
 func (s *Server) deleteOptions(r *http.Request, rq *request) (*metav1.DeleteOptions, error) {
 	opts := &metav1.DeleteOptions{}
-	body, _, err := readBody(r, rq.kind)
+	body, _, err := readBody(r, rq.kind, false)
 	if err != nil {
 		return nil, err
 	}
@@ -671,7 +683,7 @@ func gr(k *kind) schema.GroupResource {
 // body and its media type, the field validation (Strict, Warn or Ignore),
 // and dryRun.
 func writeRequest(r *http.Request, rq *request) (body []byte, mediaType, fv string, dry bool, err error) {
-	body, mediaType, err = readBody(r, rq.kind)
+	body, mediaType, err = readBody(r, rq.kind, rq.verb == "patch")
 	if err != nil {
 		return nil, "", "", false, err
 	}

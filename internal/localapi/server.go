@@ -243,6 +243,9 @@ func (h *handler) containerLogs(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		code := http.StatusInternalServerError
 		switch {
+		case lr.previous && !errors.Is(err, ErrNotFound):
+			// No previous instance: a client mistake, 400 as the kubelet answers.
+			code = http.StatusBadRequest
 		case errors.Is(err, ErrNotFound), errors.Is(err, fs.ErrNotExist):
 			code = http.StatusNotFound
 		case errors.Is(err, ErrBadRequest):

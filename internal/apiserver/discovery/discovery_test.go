@@ -81,8 +81,9 @@ func TestAggregated(t *testing.T) {
 			r.ResponseKind == nil || r.ResponseKind.Kind != "Pod" {
 			t.Errorf("pods: %+v", r)
 		}
-		if len(r.Subresources) != 2 || r.Subresources[0].Subresource != "status" || r.Subresources[1].Subresource != "log" ||
-			!slices.Equal(r.Subresources[1].Verbs, []string{"get"}) {
+		if len(r.Subresources) < 3 || r.Subresources[0].Subresource != "status" || r.Subresources[1].Subresource != "log" ||
+			!slices.Equal(r.Subresources[1].Verbs, []string{"get"}) ||
+			r.Subresources[2].Subresource != "ephemeralcontainers" || !slices.Equal(r.Subresources[2].Verbs, []string{"get", "patch", "update"}) {
 			t.Errorf("pods subresources: %+v", r.Subresources)
 		}
 	}

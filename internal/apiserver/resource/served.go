@@ -35,7 +35,9 @@ func Served() []Info {
 		{
 			Group: "", Version: "v1", Kind: "Pod", ListKind: "PodList",
 			Resource: "pods", Singular: "pod", ShortNames: []string{"po"},
-			Namespaced: true, Verbs: clone(crudVerbs), Subresources: []string{"status", "log"},
+			Namespaced: true, Verbs: clone(crudVerbs), Subresources: []string{"status", "log",
+				"ephemeralcontainers", // refused for static pods, as kube-apiserver does
+			},
 			Categories: []string{"all"},
 			New:        func() any { return &corev1.Pod{} },
 		},
@@ -89,6 +91,8 @@ func SubresourceVerbs(sub string) []string {
 		return []string{"get", "patch", "update"}
 	case "log":
 		return []string{"get"}
+	case "ephemeralcontainers":
+		return []string{"get", "patch", "update"}
 	}
 	return []string{"get"}
 }
