@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -30,6 +31,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/logs"
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/mirror"
+	"github.com/ballast-dev/ballast/internal/nodemetrics"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -112,7 +114,7 @@ func (f *nodeAPIFlags) restConfig() (*rest.Config, error) {
 // connectAPI runs the mirror sync against the configured API server and
 // serves the kubelet HTTPS API. Neither is ever on the path of a pod:
 // failures are logged, the agent runs on.
-func connectAPI(ctx context.Context, f *nodeFlags, a *agent.Agent, handler http.Handler, runtimeVersion string, log *slog.Logger) error {
+func connectAPI(ctx context.Context, f *nodeFlags, a *agent.Agent, handler http.Handler, runtimeVersion string, metrics *nodemetrics.Metrics, log *slog.Logger) error {
 	var client kubernetes.Interface
 	if f.api.configured() {
 		cfg, err := f.api.restConfig()
@@ -164,7 +166,7 @@ func connectAPI(ctx context.Context, f *nodeFlags, a *agent.Agent, handler http.
 			_ = mirror.Run(ctx, mirror.Options{
 				Client: client, NodeName: f.nodeName, HostIP: f.nodeIP, RuntimeVersion: runtimeVersion,
 				Source: a, Recorder: a.Recorder(), Log: log.With("component", "mirror"),
-				KubeletPort: int32(port), NodeAnnotations: annotations,
+				KubeletPort: int32(port), NodeAnnotations: annotations, ObserveSyncLag: metrics.ObserveMirrorSyncLag,
 			})
 		}()
 	}
@@ -270,6 +272,17 @@ type runningNode struct {
 	Agent          *agent.Agent
 	Name, HostIP   string
 	RuntimeVersion string
+	Metrics        *nodemetrics.Metrics
+}
+
+// metricsMount serves the node's metrics paths on its local socket and
+// kubelet API.
+func metricsMount(h http.Handler) localapi.Mount {
+	m := localapi.Mount{Handler: h}
+	for _, p := range nodemetrics.Paths {
+		m.Patterns = append(m.Patterns, "GET "+p)
+	}
+	return m
 }
 
 // runNode runs the node agent until ctx ends; ready, if set, is called once
@@ -321,7 +334,12 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(r
 			}
 		}()
 	}
-	rt, err := cri.Dial(endpoint)
+	metrics := nodemetrics.New(nodemetrics.Options{NodeName: f.nodeName, Log: log.With("component", "metrics")})
+	host, err := nodemetrics.NewProcHost()
+	if err != nil {
+		return fmt.Errorf("reading /proc for node metrics: %w", err)
+	}
+	rt, err := cri.Dial(endpoint, grpc.WithChainUnaryInterceptor(metrics.RuntimeInterceptor()))
 	if err != nil {
 		return err
 	}
@@ -354,11 +372,11 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(r
 		}
 	}()
 	sock := filepath.Join(f.dataDir, "ballast.sock")
-	handler := localapi.Handler(a, log.With("component", "localapi"))
+	handler := localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host)))
 	go func() {
 		errc <- localapi.Serve(ctx, sock, handler)
 	}()
-	if err := connectAPI(ctx, f, a, handler, runtimeVersion, log); err != nil {
+	if err := connectAPI(ctx, f, a, handler, runtimeVersion, metrics, log); err != nil {
 		return err
 	}
 	// An always-on agent with little garbage: a tighter heap goal costs
@@ -369,7 +387,7 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(r
 	go rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: f.logMaxSize, MaxFiles: f.logMaxFiles}, f.logCheck, log)
 	log.Info("node agent running", "socket", sock)
 	if ready != nil {
-		ready(runningNode{Agent: a, Name: f.nodeName, HostIP: f.nodeIP, RuntimeVersion: runtimeVersion})
+		ready(runningNode{Agent: a, Name: f.nodeName, HostIP: f.nodeIP, RuntimeVersion: runtimeVersion, Metrics: metrics})
 	}
 
 	go func() { errc <- a.Run(ctx) }()

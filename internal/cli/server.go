@@ -152,6 +152,7 @@ func newUpCmd() *cobra.Command {
 						_ = mirror.Run(cmd.Context(), mirror.Options{
 							Client: client, NodeName: n.Name, HostIP: n.HostIP, RuntimeVersion: n.RuntimeVersion,
 							Source: n.Agent, Recorder: n.Agent.Recorder(), Log: log.With("component", "mirror"),
+							ObserveSyncLag: n.Metrics.ObserveMirrorSyncLag,
 						})
 					}()
 					fmt.Printf("ready: API at %s\n  export KUBECONFIG=%s\n", s.URL, s.Kubeconfig)

@@ -117,12 +117,17 @@ func (a *authn) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// allowed: /healthz for anyone authenticated; the rest for client
+// allowed: /healthz for anyone authenticated; the rest (logs, /metrics*
+// as the kubelet's nodes/metrics, /stats as nodes/stats) for client
 // certificates (ClientCAs are trusted for it, as the kubelet's
-// --client-ca-file with the API server's client cert), admins and this node.
+// --client-ca-file with the API server's client cert), admins and this
+// node, never another node.
 func allowed(user string, groups []string, node, path string) bool {
 	if path == "/healthz" {
 		return true
+	}
+	if other, ok := strings.CutPrefix(user, "system:node:"); ok && other != node {
+		return false // another node: never (logs, metrics, stats)
 	}
 	return slices.Contains(groups, "system:masters") || user == "system:node:"+node ||
 		user == "system:kube-apiserver" || slices.Contains(groups, "ballast:client-cert")

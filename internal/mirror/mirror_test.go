@@ -118,13 +118,14 @@ type fixture struct {
 	rec    *fakeRecorder
 	uids   int
 	mu     sync.Mutex
+	lags   chan time.Duration // ObserveSyncLag's observations
 }
 
 // start runs the sync against a fake API that behaves as a real one where
 // it matters here: it gives every object a UID and stores objects as JSON
 // (times at second precision).
 func start(t *testing.T, pods ...corev1.Pod) *fixture {
-	f := &fixture{t: t, client: fake.NewClientset(), src: newSource(pods...), rec: &fakeRecorder{}}
+	f := &fixture{t: t, client: fake.NewClientset(), src: newSource(pods...), rec: &fakeRecorder{}, lags: make(chan time.Duration, 100)}
 	f.client.PrependReactor("create", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
 		o := a.(k8stesting.CreateAction).GetObject()
 		m, err := meta.Accessor(o)
@@ -146,6 +147,12 @@ func start(t *testing.T, pods ...corev1.Pod) *fixture {
 	go func() {
 		defer close(done)
 		_ = Run(ctx, Options{Client: f.client, NodeName: testNode, HostIP: "10.0.0.1", Source: f.src, Recorder: f.rec,
+			ObserveSyncLag: func(d time.Duration) {
+				select {
+				case f.lags <- d:
+				default:
+				}
+			},
 			Log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
@@ -408,4 +415,25 @@ func TestMain(m *testing.M) {
 		logOut = io.Discard
 	}
 	os.Exit(m.Run())
+}
+
+// TestMirrorSyncLagObserved: each change of the agent's pods is followed by
+// one observation of the time it took to bring the mirrors in step.
+func TestMirrorSyncLagObserved(t *testing.T) {
+	f := start(t, staticPod("web", "h1", time.Now()))
+	f.mirror("web-n1", nil)
+	for len(f.lags) > 0 {
+		<-f.lags
+	}
+	sp := staticPod("web", "h1", time.Now())
+	sp.Status.ContainerStatuses[0].Ready = false
+	f.src.set([]corev1.Pod{sp})
+	select {
+	case d := <-f.lags:
+		if d < 0 {
+			t.Errorf("negative lag %v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sync lag observed after the agent's pods changed")
+	}
 }
