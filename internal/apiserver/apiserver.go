@@ -59,6 +59,8 @@ type Server struct {
 	discPaths map[string]bool
 	extra     []route // other non-resource handlers (OpenAPI)
 	lifecycle lifecycle
+	// podTransport reaches pods' IPs for pods/proxy.
+	podTransport http.RoundTripper
 }
 
 // route is a non-resource path prefix served by another handler.
@@ -85,7 +87,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
-		kinds: map[schema.GroupVersionResource]*kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{}}
+		kinds: map[schema.GroupVersionResource]*kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{},
+		podTransport: newPodTransport()}
 	served := resource.Served()
 	for _, k := range kinds() {
 		info, ok := resource.Lookup(served, k.info.Group, k.info.Version, k.info.Resource)

@@ -32,6 +32,7 @@ type request struct {
 	query       url.Values
 	user        auth.User
 	notFound    string // why the path is not served, when kind == nil
+	proxyPath   string // the path after .../proxy, for the proxy subresources
 }
 
 func (rq *request) attributes() auth.Attributes {
@@ -70,6 +71,11 @@ func (s *Server) parse(r *http.Request, path string) (*request, bool) {
 		rq.namespace = segs[1]
 		segs = segs[2:]
 	}
+	if len(segs) > 3 && segs[2] == "proxy" {
+		// {nodes,pods}/NAME[:PORT]/proxy/PATH...: the rest is the proxied path.
+		rq.proxyPath = "/" + strings.Join(segs[3:], "/")
+		segs = segs[:3]
+	}
 	for _, sg := range segs {
 		if sg == "" {
 			rq.notFound = "the path has an empty segment"
@@ -104,6 +110,14 @@ func (s *Server) parse(r *http.Request, path string) (*request, bool) {
 		return rq, true
 	}
 	rq.kind = k
+	if rq.subresource == "proxy" {
+		// As kube-apiserver: the proxied request's method names the verb.
+		rq.verb = proxyVerb(r.Method)
+		if rq.proxyPath == "" {
+			rq.proxyPath = "/"
+		}
+		return rq, true
+	}
 	isWatch := watchPath || rq.query.Get("watch") == "true" || rq.query.Get("watch") == "1"
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:

@@ -55,6 +55,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *reque
 		err = s.serveLog(w, r, rq)
 	case rq.subresource == "ephemeralcontainers":
 		err = s.serveEphemeralContainers(w, r, rq)
+	case rq.subresource == "proxy":
+		err = s.serveProxy(w, r, rq)
 	case rq.verb == "get":
 		err = s.serveGet(w, r, rq)
 	case rq.verb == "list":
@@ -118,6 +120,8 @@ func (s *Server) checkVerb(rq *request) error {
 		ok = rq.verb == "get"
 	case "ephemeralcontainers":
 		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
+	case "proxy":
+		ok = rq.verb != ""
 	}
 	if !ok {
 		what := rq.resource
@@ -143,6 +147,8 @@ func (s *Server) verbList(rq *request) string {
 		return "get"
 	case "ephemeralcontainers":
 		return "get, update, patch"
+	case "proxy":
+		return "GET, POST, PUT, PATCH, DELETE"
 	}
 	return strings.Join(rq.kind.info.Verbs, ", ")
 }

@@ -29,7 +29,9 @@ func Served() []Info {
 		{
 			Group: "", Version: "v1", Kind: "Node", ListKind: "NodeList",
 			Resource: "nodes", Singular: "node", ShortNames: []string{"no"},
-			Namespaced: false, Verbs: clone(crudVerbs), Subresources: []string{"status"},
+			Namespaced: false, Verbs: clone(crudVerbs), Subresources: []string{"status",
+				"proxy", // the node's kubelet API
+			},
 			New: func() any { return &corev1.Node{} },
 		},
 		{
@@ -37,6 +39,7 @@ func Served() []Info {
 			Resource: "pods", Singular: "pod", ShortNames: []string{"po"},
 			Namespaced: true, Verbs: clone(crudVerbs), Subresources: []string{"status", "log",
 				"ephemeralcontainers", // refused for static pods, as kube-apiserver does
+				"proxy",               // to the pod's IP
 			},
 			Categories: []string{"all"},
 			New:        func() any { return &corev1.Pod{} },
@@ -93,6 +96,8 @@ func SubresourceVerbs(sub string) []string {
 		return []string{"get"}
 	case "ephemeralcontainers":
 		return []string{"get", "patch", "update"}
+	case "proxy":
+		return []string{"create", "delete", "get", "patch", "update"}
 	}
 	return []string{"get"}
 }
