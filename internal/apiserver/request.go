@@ -21,7 +21,8 @@ import (
 
 // request is one parsed resource request.
 type request struct {
-	kind        *kind // nil: the path names nothing served
+	kind        *kind     // nil: the path names nothing served
+	delegate    *Delegate // set (with kind nil) for a delegated resource
 	group       string
 	version     string
 	resource    string
@@ -93,7 +94,23 @@ func (s *Server) parse(r *http.Request, path string) (*request, bool) {
 	if len(segs) > 2 {
 		rq.subresource = segs[2]
 	}
-	k := s.kinds[schema.GroupVersionResource{Group: rq.group, Version: rq.version, Resource: rq.resource}]
+	gvr := schema.GroupVersionResource{Group: rq.group, Version: rq.version, Resource: rq.resource}
+	if d := s.delegates[gvr]; d != nil {
+		switch {
+		case !d.Info.Namespaced && rq.namespace != "":
+			rq.notFound = fmt.Sprintf("%s are not namespaced: use the path without namespaces/%s", rq.resource, rq.namespace)
+		case r.Method == http.MethodGet && rq.name != "":
+			rq.delegate, rq.verb = d, "get"
+		case r.Method == http.MethodGet && (rq.query.Get("watch") == "true" || watchPath):
+			rq.delegate, rq.verb = d, "watch"
+		case r.Method == http.MethodGet:
+			rq.delegate, rq.verb = d, "list"
+		default:
+			rq.delegate, rq.verb = d, strings.ToLower(r.Method)
+		}
+		return rq, true
+	}
+	k := s.kinds[gvr]
 	switch {
 	case k == nil:
 		gv := rq.version

@@ -25,6 +25,10 @@ import (
 
 // serveResource serves one request on a served resource.
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *request) {
+	if rq.delegate != nil {
+		s.serveDelegate(w, r, rq, rq.delegate)
+		return
+	}
 	if rq.kind == nil {
 		if rq.verb == "" {
 			rq.verb = strings.ToLower(r.Method)

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -79,15 +80,48 @@ func (d *nodeDialer) initLocked() error {
 	return nil
 }
 
+// client is the loopback API client, acting as system:kube-apiserver.
+func (d *nodeDialer) client() (kubernetes.Interface, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.initLocked(); err != nil {
+		return nil, err
+	}
+	return d.api, nil
+}
+
+// Nodes lists the Nodes matching sel (for the metrics API).
+func (d *nodeDialer) Nodes(ctx context.Context, sel labels.Selector) ([]corev1.Node, error) {
+	api, err := d.client()
+	if err != nil {
+		return nil, err
+	}
+	l, err := api.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+// Pods lists the pods of namespace matching sel (for the metrics API).
+func (d *nodeDialer) Pods(ctx context.Context, namespace string, sel labels.Selector) ([]corev1.Pod, error) {
+	api, err := d.client()
+	if err != nil {
+		return nil, err
+	}
+	l, err := api.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
 // dial is the server's NodeDialer.
 func (d *nodeDialer) dial(ctx context.Context, node string) (*http.Client, *url.URL, error) {
 	if l := d.local[node]; l != nil {
 		return l(ctx, node)
 	}
-	d.mu.Lock()
-	err := d.initLocked()
-	api := d.api
-	d.mu.Unlock()
+	api, err := d.client()
 	if err != nil {
 		return nil, nil, err
 	}

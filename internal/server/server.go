@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/apiserver"
+	"github.com/ballast-dev/ballast/internal/apiserver/apimetrics"
+	"github.com/ballast-dev/ballast/internal/apiserver/metricsapi"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
@@ -98,8 +100,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	authn := auth.NewAuthenticator(pki, tokens)
 	nodes := &nodeDialer{pki: pki, local: o.LocalNodes}
+	metrics := apimetrics.New()
+	metricsAPI := &metricsapi.API{Dial: nodes.dial, Cluster: nodes, Log: o.Log.With("component", "metrics-api")}
 	api, err := apiserver.New(apiserver.Config{
-		Store:        store,
+		Store:        metrics.Store(store),
+		Metrics:      metrics,
+		Delegates:    metricsAPI.Delegates(),
 		Authenticate: authn.Authenticate,
 		Authorize:    auth.Authorize,
 		NodeLogs:     nodes.dial,
