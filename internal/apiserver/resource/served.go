@@ -70,6 +70,13 @@ func Served() []Info {
 			New: func() any { return &authorizationv1.SelfSubjectAccessReview{} },
 		},
 		{
+			// Only so `kubectl auth can-i --list` works: created, never stored.
+			Group: "authorization.k8s.io", Version: "v1", Kind: "SelfSubjectRulesReview",
+			Resource: "selfsubjectrulesreviews", Singular: "selfsubjectrulesreview",
+			Namespaced: false, Verbs: []string{"create"},
+			New: func() any { return &authorizationv1.SelfSubjectRulesReview{} },
+		},
+		{
 			// So that a node's kubelet API can check bearer tokens: created, never stored.
 			Group: "authentication.k8s.io", Version: "v1", Kind: "TokenReview",
 			Resource: "tokenreviews", Singular: "tokenreview",
