@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -172,20 +173,42 @@ func (s *Spec) V3(path string) (body []byte, hash string, ok bool) {
 func (s *Spec) V2() []byte { return s.v2.body }
 
 // MediaTypeV2Protobuf is the media type of /openapi/v2 in protobuf
-// (gnostic's openapi_v2.Document), which client-go's discovery, kubectl's
-// validation and helm ask for.
-const MediaTypeV2Protobuf = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+// (gnostic's openapi_v2.Document), as kube-openapi answers it; clients
+// (client-go's discovery: kubectl, helm) ask for it as
+// MediaTypeV2ProtobufDeprecated, which mime.ParseMediaType cannot parse.
+const (
+	MediaTypeV2Protobuf           = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+	MediaTypeV2ProtobufDeprecated = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+)
 
-// acceptsV2Protobuf: the Accept header names the protobuf v2 media type
-// (mime.ParseMediaType cannot parse it: "@" is not a token character).
-func acceptsV2Protobuf(accept string) bool {
+// prefersV2Protobuf: the Accept header prefers the protobuf v2 document to
+// JSON (the highest q wins, then the first listed), as kube-openapi decides.
+func prefersV2Protobuf(accept string) bool {
+	best, bestQ := "", -1.0
 	for _, part := range strings.Split(accept, ",") {
-		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(mt) == MediaTypeV2Protobuf {
-			return true
+		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		mt = strings.TrimSpace(mt)
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && k == "q" {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch mt {
+		case MediaTypeV2Protobuf, MediaTypeV2ProtobufDeprecated:
+			mt = MediaTypeV2Protobuf
+		case "application/json", "*/*", "application/*":
+			mt = "application/json"
+		default:
+			continue
+		}
+		if q > bestQ {
+			best, bestQ = mt, q
 		}
 	}
-	return false
+	return best == MediaTypeV2Protobuf
 }
 
 // v2Protobuf is the v2 document in protobuf, made on first request (most
@@ -232,7 +255,7 @@ func (s *Spec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := strings.TrimSuffix(r.URL.Path, "/")
-	if p == "/openapi/v2" && acceptsV2Protobuf(r.Header.Get("Accept")) {
+	if p == "/openapi/v2" && prefersV2Protobuf(r.Header.Get("Accept")) {
 		d, err := s.v2Protobuf()
 		if err != nil {
 			status(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, err.Error())

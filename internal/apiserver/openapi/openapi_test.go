@@ -3,6 +3,7 @@ package openapi
 import (
 	openapi_v2 "github.com/google/gnostic-models/openapiv2"
 	"google.golang.org/protobuf/proto"
+	"mime"
 
 	"encoding/json"
 	"net/http"
@@ -215,6 +216,20 @@ func TestServing(t *testing.T) {
 	}
 	if rec = serve("/openapi/v3", "Accept", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"); rec.Code != http.StatusNotAcceptable {
 		t.Errorf("v3 asked as v2 protobuf: %d", rec.Code)
+	}
+	for accept, want := range map[string]string{
+		MediaTypeV2Protobuf: MediaTypeV2Protobuf,
+		"application/json, " + MediaTypeV2ProtobufDeprecated:        "application/json",
+		MediaTypeV2ProtobufDeprecated + ", application/json":        MediaTypeV2Protobuf,
+		MediaTypeV2ProtobufDeprecated + "; q=0.5, application/json": "application/json",
+		"": "application/json",
+	} {
+		if got := serve("/openapi/v2", "Accept", accept).Header().Get("Content-Type"); got != want {
+			t.Errorf("Accept %q: Content-Type %q, want %q", accept, got, want)
+		}
+		if _, _, err := mime.ParseMediaType(want); err != nil {
+			t.Errorf("answered media type %q does not parse: %v", want, err)
+		}
 	}
 	v2 := doc(t, h, "/openapi/v2")
 	if v2["swagger"] != "2.0" {
