@@ -7,13 +7,10 @@ package metricsapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path"
 	"sync"
 	"time"
 
@@ -28,6 +25,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver"
 	res "github.com/ballast-dev/ballast/internal/apiserver/resource"
+	"github.com/ballast-dev/ballast/internal/nodemetrics"
 )
 
 // Group and Version of the metrics API.
@@ -131,27 +129,7 @@ func (a *API) summary(ctx context.Context, node string) (*statsapi.Summary, erro
 	if err != nil {
 		return nil, err
 	}
-	u := *base
-	u.Path = path.Join("/", base.Path, "stats/summary")
-	u.RawQuery = "only_cpu_and_memory=true"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return nil, fmt.Errorf("GET /stats/summary: %s: %s", resp.Status, b)
-	}
-	var s statsapi.Summary
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&s); err != nil {
-		return nil, fmt.Errorf("decoding /stats/summary: %w", err)
-	}
-	return &s, nil
+	return nodemetrics.GetSummary(ctx, client, base)
 }
 
 // usage turns the kubelet's CPU and memory figures into a ResourceList.
