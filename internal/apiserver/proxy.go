@@ -88,10 +88,8 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, rq *request)
 	if loc.Scheme == "" {
 		loc.Scheme = "http"
 	}
+	// The handler keeps a trailing slash of the request's path.
 	loc.Path = path.Join("/", loc.Path, rq.proxyPath)
-	if strings.HasSuffix(rq.proxyPath, "/") || strings.HasSuffix(r.URL.Path, "/") {
-		loc.Path += "/"
-	}
 	loc.RawQuery = r.URL.RawQuery
 	h := proxy.NewUpgradeAwareHandler(loc, transport, false, false, proxyResponder{})
 	h.UseRequestLocation = false
