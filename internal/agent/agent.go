@@ -467,7 +467,7 @@ func (a *Agent) applySnapshot(snap source.Snapshot) {
 			p.kept = false // its file defines it again
 			continue
 		}
-		if pod := p.rt.Pod(); pod != nil && broken[pod.Annotations["ballast.dev/manifest"]] {
+		if pod := p.rt.Recorded(); pod != nil && broken[pod.Annotations["ballast.dev/manifest"]] {
 			want[uid] = source.Desired{Pod: pod, File: pod.Annotations["ballast.dev/manifest"]}
 			p.kept = true
 		}

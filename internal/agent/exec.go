@@ -253,7 +253,7 @@ func (e *executor) killPod(ctx context.Context, j job) error {
 	rs := e.a.opts.Runtime.RS
 	pod := j.desired
 	if pod == nil {
-		pod = j.rt.Pod()
+		pod = j.rt.Recorded()
 	}
 	grace := int64(30)
 	if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil {

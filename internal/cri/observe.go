@@ -11,98 +11,24 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
-// Sandbox is what the runtime reports of one pod sandbox.
-type Sandbox struct {
-	ID        string
-	Attempt   uint32
-	Ready     bool
-	CreatedAt time.Time
-	IP        string
-	// Pod is the desired pod this sandbox was created for, from its annotation.
-	Pod *corev1.Pod
-}
-
-// ContainerState is the runtime state of one container.
-type ContainerState int
+// The runtime's state of a pod, in the node's vocabulary (internal/podruntime).
+type (
+	Sandbox        = podruntime.Sandbox
+	Container      = podruntime.Container
+	ContainerState = podruntime.ContainerState
+	PodRuntime     = podruntime.Pod
+)
 
 const (
-	StateUnknown ContainerState = iota
-	StateCreated
-	StateRunning
-	StateExited
+	StateUnknown = podruntime.StateUnknown
+	StateCreated = podruntime.StateCreated
+	StateRunning = podruntime.StateRunning
+	StateExited  = podruntime.StateExited
 )
-
-func (s ContainerState) String() string {
-	return [...]string{"unknown", "created", "running", "exited"}[s]
-}
-
-// Container is what the runtime reports of one container instance.
-type Container struct {
-	ID           string
-	SandboxID    string
-	Name         string
-	State        ContainerState
-	CreatedAt    time.Time
-	StartedAt    time.Time
-	FinishedAt   time.Time
-	ExitCode     int32
-	Reason       string
-	Message      string
-	Image        string
-	ImageRef     string
-	LogPath      string
-	RestartCount int
-	// Backoff and BackoffSince are the crash back-off entry in force when this
-	// instance was created (see engine.Backoff).
-	Backoff      time.Duration
-	BackoffSince time.Time
-}
-
-// PodRuntime is everything the runtime holds for one pod UID.
-type PodRuntime struct {
-	UID        string
-	Name       string
-	Namespace  string
-	Sandboxes  []Sandbox   // newest first
-	Containers []Container // newest first
-}
-
-// LatestSandbox returns the newest sandbox, or nil.
-func (p *PodRuntime) LatestSandbox() *Sandbox {
-	if p == nil || len(p.Sandboxes) == 0 {
-		return nil
-	}
-	return &p.Sandboxes[0]
-}
-
-// ContainersNamed returns the instances of one container, newest first.
-func (p *PodRuntime) ContainersNamed(name string) []Container {
-	if p == nil {
-		return nil
-	}
-	var out []Container
-	for _, c := range p.Containers {
-		if c.Name == name {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// Pod returns the desired pod recorded on the newest sandbox that has one.
-func (p *PodRuntime) Pod() *corev1.Pod {
-	if p == nil {
-		return nil
-	}
-	for _, s := range p.Sandboxes {
-		if s.Pod != nil {
-			return s.Pod
-		}
-	}
-	return nil
-}
 
 // Observer reads the runtime's state of the pods of one node. It caches the
 // status of every container by ID and state, and every ready sandbox's IP,

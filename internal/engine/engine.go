@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ballast-dev/ballast/internal/cri"
+	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
 // Config holds the back-off parameters. The zero value is not useful: use Defaults.
@@ -73,19 +74,7 @@ type Input struct {
 }
 
 // ProbeState is what the probes say of one container instance.
-type ProbeState struct {
-	ContainerID string
-	// Started: the startup probe succeeded (or there is none and it runs).
-	Started bool
-	// Ready: the readiness probe succeeds (or there is none and it runs).
-	Ready bool
-	// LivenessFailed and StartupFailed: the probe failed failureThreshold
-	// times; the container must be killed.
-	LivenessFailed, StartupFailed bool
-	Message                       string
-	// GraceSeconds is the kill's grace period (the probe's own, or the pod's).
-	GraceSeconds int64
-}
+type ProbeState = podruntime.ProbeState
 
 // KillContainer is one running container to stop.
 type KillContainer struct {
@@ -104,10 +93,7 @@ type Start struct {
 }
 
 // Waiting is why a container is not running now.
-type Waiting struct {
-	Reason  string
-	Message string
-}
+type Waiting = podruntime.Waiting
 
 // Plan is what must happen to one pod now. The executor does it in this order:
 // kill, remove, create sandbox, start containers, then garbage collection.
