@@ -15,8 +15,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ballast-dev/ballast/internal/cri"
-	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/logs"
+	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podstatus"
 )
 
@@ -104,7 +104,7 @@ func hostDNS(path string) *runtimeapi.DNSConfig {
 
 // containerConfig builds the CRI config of one container of a pod, in the
 // pod's sandbox sandboxID. Errors are the container's CreateContainerConfigError.
-func (a *Agent) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
+func (a *Agent) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s planner.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
 	if err := a.verifyRunAsNonRoot(ctx, pod, ctr, imageRef); err != nil {
 		return nil, err
 	}

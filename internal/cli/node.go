@@ -23,13 +23,13 @@ import (
 	"github.com/ballast-dev/ballast/internal/agent"
 	"github.com/ballast-dev/ballast/internal/containerd"
 	"github.com/ballast-dev/ballast/internal/cri"
-	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/images"
 	"github.com/ballast-dev/ballast/internal/kubeletapi"
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/logs"
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/mirror"
+	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -46,7 +46,7 @@ type nodeFlags struct {
 	bridgeName    string
 	podCIDR       string
 	logLevel      string
-	backoff       engine.Config
+	backoff       planner.Backoff
 	logMaxSize    int64
 	logMaxFiles   int
 	logCheck      time.Duration
@@ -185,7 +185,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.bridgeName, "cni-bridge", containerd.DefaultBridgeName, "bridge of the managed containerd's pod network")
 	fs.StringVar(&f.podCIDR, "pod-cidr", containerd.DefaultSubnet, "subnet of the managed containerd's pod network")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	d := engine.Defaults()
+	d := planner.DefaultBackoff()
 	fs.DurationVar(&f.backoff.BackoffInitial, "crash-backoff-initial", d.BackoffInitial, "first CrashLoopBackOff delay")
 	fs.DurationVar(&f.backoff.BackoffMax, "crash-backoff-max", d.BackoffMax, "longest CrashLoopBackOff delay")
 	fs.DurationVar(&f.backoff.PullBackoffInitial, "image-pull-backoff-initial", d.PullBackoffInitial, "first ImagePullBackOff delay")
@@ -338,7 +338,7 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(r
 
 	a := agent.New(agent.Options{
 		NodeName: f.nodeName, DataDir: f.dataDir, HostIP: f.nodeIP, Runtime: rt,
-		RuntimeName: "containerd", Engine: f.backoff, Log: log,
+		RuntimeName: "containerd", Backoff: f.backoff, Log: log,
 	})
 	a.SetImagePulls(agent.PullConfig{CredentialFile: f.imageCreds, Timeout: f.pullTimeout})
 
