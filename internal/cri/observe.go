@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strconv"
 	"sync"
@@ -106,13 +105,13 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 	if uid != "" {
 		sel[LabelPodUID] = uid
 	}
-	sbs, err := o.rt.RS.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	sbs, err := o.rt.ListPodSandboxes(ctx, sel)
 	if err != nil {
-		return nil, fmt.Errorf("listing pod sandboxes: %w", err)
+		return nil, err
 	}
-	cs, err := o.rt.RS.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	cs, err := o.rt.ListContainers(ctx, sel)
 	if err != nil {
-		return nil, fmt.Errorf("listing containers: %w", err)
+		return nil, err
 	}
 	pods := map[string]*PodRuntime{}
 	get := func(uid, name, ns string) *PodRuntime {
@@ -123,7 +122,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		}
 		return p
 	}
-	for _, s := range sbs.Items {
+	for _, s := range sbs {
 		md := s.GetMetadata()
 		p := get(md.GetUid(), md.GetName(), md.GetNamespace())
 		sb := Sandbox{ID: s.Id, Attempt: md.GetAttempt(), Ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: time.Unix(0, s.CreatedAt)}
@@ -131,8 +130,8 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		if sb.Ready {
 			if ip, ok := o.cachedIP(s.Id); ok {
 				sb.IP = ip
-			} else if st, err := o.rt.RS.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.Id}); err == nil {
-				sb.IP = st.Status.GetNetwork().GetIp()
+			} else if st, err := o.rt.PodSandboxStatus(ctx, s.Id); err == nil {
+				sb.IP = st.GetNetwork().GetIp()
 				o.mu.Lock()
 				o.ips[s.Id] = sb.IP
 				o.mu.Unlock()
@@ -141,7 +140,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		p.Sandboxes = append(p.Sandboxes, sb)
 	}
 	seen := map[string]bool{}
-	for _, c := range cs.Containers {
+	for _, c := range cs {
 		seen[c.Id] = true
 		uid := c.Labels[LabelPodUID]
 		p := get(uid, c.Labels[LabelPodName], c.Labels[LabelPodNamespace])
@@ -165,7 +164,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 	if uid == "" {
 		sbSeen := map[string]bool{}
 		sbAny := map[string]bool{}
-		for _, s := range sbs.Items {
+		for _, s := range sbs {
 			sbAny[s.Id] = true
 			if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 				sbSeen[s.Id] = true
@@ -210,11 +209,10 @@ func (o *Observer) Forget(id string) {
 }
 
 func (o *Observer) status(ctx context.Context, id string) (Container, error) {
-	r, err := o.rt.RS.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	s, err := o.rt.ContainerStatus(ctx, id)
 	if err != nil {
-		return Container{}, fmt.Errorf("container %s status: %w", id, err)
+		return Container{}, err
 	}
-	s := r.Status
 	c := Container{
 		ID:         s.Id,
 		Name:       s.GetMetadata().GetName(),
