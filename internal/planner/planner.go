@@ -28,6 +28,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,6 +117,8 @@ type pod struct {
 	dirty, touched bool
 	// admitted: admission has checked the pod; rejected: and refused it.
 	admitted, rejected bool
+	// missing are the dependencies (ballast.dev/after) last warned about as missing.
+	missing string
 	// reobserve: a process of the pod exited while a job was in flight; read
 	// the pod again when the job returns.
 	reobserve string
@@ -146,6 +149,13 @@ func (p *pod) name() string {
 
 func (p *pod) inFlight() bool { return p.life == Syncing || p.life == Observing }
 
+// wake asks for a decision at t at the latest.
+func (p *pod) wake(t time.Time) {
+	if p.wakeAt.IsZero() || t.Before(p.wakeAt) {
+		p.wakeAt = t
+	}
+}
+
 // State is the node's state as the planner sees it.
 type State struct {
 	cfg  Config
@@ -164,12 +174,16 @@ type State struct {
 	seq                    uint64 // queue order
 	// byID maps sandbox and container IDs to their pod's UID.
 	byID map[string]string
+	// files holds each manifest file's rollouts.
+	files map[string]*rollout
+	// cycles are the files whose pods wait for each other in a cycle.
+	cycles []Problem
 }
 
 // New returns the planner's initial state.
 func New(cfg Config) *State {
 	cfg.defaults()
-	return &State{cfg: cfg, pods: map[string]*pod{}, pulls: map[string]*PullFailure{}, byID: map[string]string{}}
+	return &State{cfg: cfg, pods: map[string]*pod{}, pulls: map[string]*PullFailure{}, byID: map[string]string{}, files: map[string]*rollout{}}
 }
 
 // Output is what the caller must do after a step.
@@ -184,6 +198,9 @@ type Output struct {
 	Relist bool
 	// Events are to be recorded, in order.
 	Events []Event
+	// Saves are rollout records to write durably before anything else is
+	// done; an empty one (Rollout.Empty) deletes its file's record.
+	Saves []Rollout
 	// WakeAt is when to feed a Tick; zero for never.
 	WakeAt time.Time
 	// Changed: what readers see (View) changed.
@@ -220,9 +237,11 @@ type Event struct {
 func (s *State) Step(now time.Time, in Input) Output {
 	var out Output
 	switch in := in.(type) {
+	case Restored:
+		s.applyRestored(in)
 	case Snapshot:
 		s.snap = in
-		s.applySnapshot(in, &out)
+		s.applySnapshot(now, in, &out)
 	case Relisted:
 		s.applyRelist(now, in, &out)
 	case Exited:
@@ -254,11 +273,25 @@ func (s *State) Step(now time.Time, in Input) Output {
 		s.relisting = true
 		out.Relist = true
 	}
-	if s.haveFiles && s.runtimeSeen {
-		s.decide(now, &out)
-		s.dispatch(now, &out)
+	// Deciding changes statuses, which may revert a rollout or let pods that
+	// wait for others start: decide again then (a pod's readiness changes
+	// once per pass at most, so this ends).
+	for range 4 {
+		if s.haveFiles && s.runtimeSeen {
+			s.decide(now, &out)
+			s.dispatch(now, &out)
+		}
+		readied := s.statuses(now, &out)
+		again := s.wakeDependents(readied)
+		if s.judgeRollouts(now, &out) {
+			// A file's pod is its last good one again: decide with that.
+			s.applySnapshot(now, s.snap, &out)
+			again = true
+		}
+		if !again {
+			break
+		}
 	}
-	s.statuses(now, &out)
 	out.WakeAt = s.nextWake()
 	return out
 }
@@ -271,6 +304,11 @@ func (s *State) decide(now time.Time, out *Output) {
 		if p.desired == nil && !p.rt.Empty() {
 			leaving[p.rt.Namespace+"/"+p.rt.Name] = uid
 		}
+	}
+	o := s.order()
+	if problems := s.orderProblems(o); !slices.EqualFunc(problems, s.cycles, sameProblem) {
+		s.cycles = problems
+		out.Changed = true
 	}
 	for _, uid := range s.sortedUIDs() {
 		p := s.pods[uid]
@@ -310,7 +348,7 @@ func (s *State) decide(now time.Time, out *Output) {
 				continue
 			}
 		}
-		s.plan(now, p, out)
+		s.plan(now, p, o, out)
 	}
 }
 
@@ -329,7 +367,7 @@ func (s *State) settle(p *pod, life Lifecycle) {
 }
 
 // plan decides one pod's next runtime actions and queues it if there are any.
-func (s *State) plan(now time.Time, p *pod, out *Output) {
+func (s *State) plan(now time.Time, p *pod, o *order, out *Output) {
 	p.noteStart(now)
 	plan := s.cfg.Backoff.Decide(PodInput{Desired: p.desired, Runtime: p.rt, Pulls: s.pulls, Probes: p.currentProbes(), StartTime: p.startTime, Now: now})
 	if plan.DeadlineExceeded && !p.deadlineExceeded {
@@ -337,6 +375,16 @@ func (s *State) plan(now time.Time, p *pod, out *Output) {
 		out.Events = append(out.Events, podEvent(p.desired, "", corev1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"))
 	}
 	if p.desired != nil {
+		if why, missing := o.waitsFor(p); why != "" {
+			holdBack(&plan, p, why)
+			if m := strings.Join(missing, ","); m != p.missing {
+				p.missing = m
+				if m != "" {
+					out.Events = append(out.Events, podEvent(p.desired, "", corev1.EventTypeWarning, "MissingDependency",
+						fmt.Sprintf("%s names %s, but no static pod of that name runs on this node; the pod waits for it", manifest.AnnotationAfter, m)))
+				}
+			}
+		}
 		for _, name := range sortedKeys(plan.Waiting) {
 			w := plan.Waiting[name]
 			if w.Reason == p.waiting[name].Reason {
@@ -346,6 +394,8 @@ func (s *State) plan(now time.Time, p *pod, out *Output) {
 			case "CrashLoopBackOff":
 				out.Events = append(out.Events, podEvent(p.desired, name, corev1.EventTypeWarning, "BackOff",
 					"Back-off restarting failed container "+name+" in pod "+p.desired.Name+"_"+p.desired.Namespace+"("+p.uid+")"))
+			case ReasonWaitingForDependency:
+				out.Events = append(out.Events, podEvent(p.desired, "", corev1.EventTypeNormal, ReasonWaitingForDependency, w.Message))
 			case "ImagePullBackOff":
 				if c := findContainer(p.desired, name); c != nil {
 					out.Events = append(out.Events, podEvent(p.desired, name, corev1.EventTypeNormal, "BackOff", fmt.Sprintf("Back-off pulling image %q", c.Image)))
@@ -412,7 +462,7 @@ func (s *State) killEvents(p *pod, rt *podruntime.Pod, out *Output) {
 	}
 }
 
-func (s *State) applySnapshot(snap Snapshot, out *Output) {
+func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 	s.haveFiles = true
 	if !slices.EqualFunc(s.problems, snap.Problems, sameProblem) {
 		s.problems = snap.Problems
@@ -424,10 +474,17 @@ func (s *State) applySnapshot(snap Snapshot, out *Output) {
 	}
 	want := map[string]wanted{}
 	names := map[string]bool{}
+	files := map[string]bool{}
 	for _, d := range snap.Pods {
+		d, _ = s.effective(now, d, out)
 		want[string(d.Pod.UID)] = wanted{Desired: d}
 		names[d.Pod.Namespace+"/"+d.Pod.Name] = true
+		files[d.File] = true
 	}
+	for _, pr := range snap.Problems {
+		files[pr.File] = true // a broken file keeps its rollouts
+	}
+	s.forgetFiles(files, out)
 	// A pod whose file is broken, and which could not be read since the
 	// agent started, keeps running from what the runtime recorded, unless
 	// another file now defines a pod of that name (one name, one pod).
@@ -516,7 +573,7 @@ func (s *State) applyRelist(now time.Time, r Relisted, out *Output) {
 	}
 	if first && s.haveFiles {
 		// Pods recorded on the runtime may be kept for broken files.
-		s.applySnapshot(s.snap, out)
+		s.applySnapshot(now, s.snap, out)
 	}
 }
 

@@ -168,6 +168,8 @@ type script struct {
 	// applied holds the Done of jobs carried out in the runtime but not yet
 	// reported (`apply`), with the read the job made then.
 	applied map[string]planner.Done
+	// saved holds the rollout records on "disk", by file.
+	saved map[string]planner.Rollout
 	seq     int
 }
 
@@ -178,6 +180,7 @@ func newScript() *script {
 		now: start, start: start,
 		pods: map[string]*corev1.Pod{}, labels: map[string]string{},
 		world: map[string]*podruntime.Pod{}, jobs: map[string]planner.Job{}, applied: map[string]planner.Done{},
+		saved: map[string]planner.Rollout{},
 	}
 }
 
@@ -331,9 +334,14 @@ func (sc *script) run(c scriptCase) (string, error) {
 	case "state":
 		return sc.dumpState(), nil
 	case "restart-agent":
-		// A new agent: a fresh planner over the same runtime.
+		// A new agent: a fresh planner over the same runtime, given the
+		// rollout records saved so far.
 		sc.s, sc.jobs = nil, map[string]planner.Job{}
-		return "", nil
+		var rs []planner.Rollout
+		for _, f := range sortedKeys(sc.saved) {
+			rs = append(rs, sc.saved[f])
+		}
+		return sc.step(planner.Restored{Rollouts: rs}), nil
 	}
 	return "", fmt.Errorf("unknown command %q", c.cmd)
 }
@@ -448,6 +456,14 @@ func (sc *script) step(in planner.Input) string {
 			obj += "/" + strings.TrimSuffix(strings.TrimPrefix(e.Ref.FieldPath, "spec.containers{"), "}")
 		}
 		fmt.Fprintf(&b, "event %s %s %s: %s\n", obj, e.Type, e.Reason, e.Message)
+	}
+	for _, r := range out.Saves {
+		if r.Empty() {
+			delete(sc.saved, r.File)
+		} else {
+			sc.saved[r.File] = r
+		}
+		fmt.Fprintf(&b, "save %s: %s\n", strings.TrimPrefix(r.File, "/m/"), sc.describeRollout(r))
 	}
 	if !out.WakeAt.IsZero() {
 		fmt.Fprintf(&b, "wake +%s\n", out.WakeAt.Sub(sc.now))
@@ -658,6 +674,9 @@ func (sc *script) status(label string) string {
 		if msg := p.Annotations[planner.AnnotationManifestError]; msg != "" {
 			fmt.Fprintf(&b, " manifest-error %q", msg)
 		}
+		if msg := p.Annotations[planner.AnnotationReverted]; msg != "" {
+			fmt.Fprintf(&b, " reverted %q", msg)
+		}
 		b.WriteString("\n")
 		for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
 			fmt.Fprintf(&b, "  %s: ", cs.Name)
@@ -710,4 +729,30 @@ func (sc *script) dumpState() string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+func (sc *script) describeRollout(r planner.Rollout) string {
+	if r.Empty() {
+		return "forget"
+	}
+	var parts []string
+	if r.Good != nil {
+		parts = append(parts, "good="+sc.label(string(r.Good.UID)))
+	}
+	if r.Candidate != "" {
+		parts = append(parts, fmt.Sprintf("candidate=%s until +%s", sc.label(r.Candidate), r.Deadline.Sub(sc.now)))
+	}
+	if r.Rejected != "" {
+		parts = append(parts, fmt.Sprintf("rejected=%s (%s)", sc.label(r.Rejected), r.Reason))
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/events"
+	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/podstatus"
 )
@@ -40,10 +41,10 @@ type LogRef struct {
 
 // View returns a copy of what readers see now.
 func (s *State) View() *View {
-	v := &View{Problems: s.problems, Logs: map[string]LogRef{}, RuntimeReady: s.runtimeReady}
+	v := &View{Problems: append(append([]Problem(nil), s.problems...), s.cycles...), Logs: map[string]LogRef{}, RuntimeReady: s.runtimeReady}
 	problemByPod := map[string]string{}
 	problemByFile := map[string]string{}
-	for _, pr := range s.problems {
+	for _, pr := range v.Problems {
 		problemByFile[pr.File] = pr.Message
 		for _, name := range pr.Pods {
 			problemByPod[name] = pr.Message
@@ -59,6 +60,11 @@ func (s *State) View() *View {
 			pod.Annotations[AnnotationManifestError] = msg
 		} else if p.kept {
 			pod.Annotations[AnnotationManifestError] = problemByFile[p.file]
+		}
+		if r := s.files[p.file]; r != nil && r.Rejected != "" && r.Good != nil && r.Good.UID == p.desired.UID {
+			pod.Annotations[AnnotationReverted] = r.Reason
+			pod.Annotations[AnnotationRejectedHash] = r.RejectedHash
+			pod.Annotations[AnnotationRunningHash] = r.Good.Annotations[manifest.AnnotationConfigHash]
 		}
 		if pod.CreationTimestamp.IsZero() {
 			pod.CreationTimestamp = metav1.NewTime(p.startTime.Truncate(time.Second))
@@ -124,8 +130,10 @@ func (p *pod) noteStart(now time.Time) {
 	}
 }
 
-// statuses computes the status of every pod touched in this step.
-func (s *State) statuses(now time.Time, out *Output) {
+// statuses computes the status of every pod touched in this step, and
+// returns the manifest names of the pods whose readiness changed.
+func (s *State) statuses(now time.Time, out *Output) map[string]bool {
+	var readied map[string]bool
 	for _, p := range s.pods {
 		if !p.touched || p.desired == nil {
 			p.touched = false
@@ -144,11 +152,20 @@ func (s *State) statuses(now time.Time, out *Output) {
 			Probes: p.currentProbes(), DeadlineExceeded: p.deadlineExceeded,
 		})
 		if !equality.Semantic.DeepEqual(st, p.status) {
+			if podReady(&st) != podReady(&p.status) {
+				if readied == nil {
+					readied = map[string]bool{}
+				}
+				readied[s.manifestName(p.desired)] = true
+			}
 			p.status = st
 			out.Changed = true
 		}
 	}
+	return readied
 }
+
+func typesUID(s string) types.UID { return types.UID(s) }
 
 // podEvent is an event about a pod, or one of its containers.
 func podEvent(pod *corev1.Pod, container, eventType, reason, message string) Event {
