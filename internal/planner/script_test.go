@@ -4,8 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -170,7 +172,7 @@ type script struct {
 	applied map[string]planner.Done
 	// saved holds the rollout records on "disk", by file.
 	saved map[string]planner.Rollout
-	seq     int
+	seq   int
 }
 
 func newScript() *script {
@@ -338,7 +340,7 @@ func (sc *script) run(c scriptCase) (string, error) {
 		// rollout records saved so far.
 		sc.s, sc.jobs = nil, map[string]planner.Job{}
 		var rs []planner.Rollout
-		for _, f := range sortedKeys(sc.saved) {
+		for _, f := range slices.Sorted(maps.Keys(sc.saved)) {
 			rs = append(rs, sc.saved[f])
 		}
 		return sc.step(planner.Restored{Rollouts: rs}), nil
@@ -746,13 +748,4 @@ func (sc *script) describeRollout(r planner.Rollout) string {
 		parts = append(parts, fmt.Sprintf("rejected=%s (%s)", sc.label(r.Rejected), r.Reason))
 	}
 	return strings.Join(parts, " ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
