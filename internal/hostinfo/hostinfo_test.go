@@ -13,3 +13,10 @@ func TestReadsTheHost(t *testing.T) {
 		t.Error("no OS image")
 	}
 }
+
+func TestCapacity(t *testing.T) {
+	c := Capacity()
+	if c.Cpu().MilliValue() < 1000 || c.Memory().Value() != MemoryBytes() || c.StorageEphemeral().Value() <= 0 {
+		t.Errorf("Capacity() = %v", c)
+	}
+}

@@ -1,10 +1,6 @@
-package agent
+package podconfig
 
 import (
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,8 +21,7 @@ func rl(kv ...string) corev1.ResourceList {
 	return out
 }
 
-func TestContainerResources(t *testing.T) {
-	a := &Agent{}
+func TestResources(t *testing.T) {
 	gi := int64(1 << 30)
 	tests := []struct {
 		name               string
@@ -35,188 +30,180 @@ func TestContainerResources(t *testing.T) {
 		oom                int64
 	}{
 		{"best effort", ctrWith(nil, nil), 2, 0, 0, 1000},
-		{"tiny request", ctrWith(rl("cpu", "1m"), nil), 2, 0, 0, -1},
+		{"tiny request", ctrWith(rl("cpu", "1m"), nil), 2, 0, 0, 999},
 		{"burstable", ctrWith(rl("cpu", "250m", "memory", "256Mi"), rl("cpu", "500m", "memory", "512Mi")), 256, 50000, 512 << 20, 1000 - 1000*(256<<20)/(4*gi)},
 		{"guaranteed", ctrWith(rl("cpu", "2", "memory", "1Gi"), rl("cpu", "2", "memory", "1Gi")), 2048, 200000, gi, -997},
-		{"limit only", ctrWith(nil, rl("cpu", "5m")), 5, 1000, 0, -1},
+		{"limit only", ctrWith(nil, rl("cpu", "5m")), 5, 1000, 0, 999},
 	}
 	for _, tt := range tests {
 		pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{tt.ctr}}}
-		r := a.containerResources(pod, &pod.Spec.Containers[0])
-		if r.CpuShares != tt.shares || r.CpuQuota != tt.quota || r.MemoryLimitInBytes != tt.mem || (r.CpuQuota != 0 && r.CpuPeriod != 100000) {
+		r := Resources(pod, &pod.Spec.Containers[0], 4*gi)
+		if r.CpuShares != tt.shares || r.CpuQuota != tt.quota || r.MemoryLimitInBytes != tt.mem || r.CpuPeriod != 100000 {
 			t.Errorf("%s: got shares %d quota %d/%d mem %d", tt.name, r.CpuShares, r.CpuQuota, r.CpuPeriod, r.MemoryLimitInBytes)
 		}
-		if tt.oom != -1 {
-			if got := oomScoreAdj(pod, &pod.Spec.Containers[0], 4*gi); got != tt.oom {
-				t.Errorf("%s: oom_score_adj %d, want %d", tt.name, got, tt.oom)
-			}
+		if r.OomScoreAdj != tt.oom {
+			t.Errorf("%s: oom_score_adj %d, want %d", tt.name, r.OomScoreAdj, tt.oom)
 		}
 	}
 	// Node-critical static pods are kept like Guaranteed ones.
 	pod := &corev1.Pod{Spec: corev1.PodSpec{PriorityClassName: "system-node-critical", Containers: []corev1.Container{ctrWith(rl("cpu", "100m"), nil)}}}
-	if got := oomScoreAdj(pod, &pod.Spec.Containers[0], 4*gi); got != -997 {
+	if got := Resources(pod, &pod.Spec.Containers[0], 4*gi).OomScoreAdj; got != -997 {
 		t.Errorf("system-node-critical: oom_score_adj %d", got)
+	}
+	// Burstable with the node's memory unknown: just below BestEffort.
+	pod = &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{ctrWith(rl("memory", "1Gi"), nil)}}}
+	if got := Resources(pod, &pod.Spec.Containers[0], 0).OomScoreAdj; got != 999 {
+		t.Errorf("burstable, node memory unknown: oom_score_adj %d", got)
 	}
 }
 
 func TestPodDNS(t *testing.T) {
-	dir := t.TempDir()
-	rc := filepath.Join(dir, "resolv.conf")
-	os.WriteFile(rc, []byte("nameserver 10.0.0.2\nsearch example.com\noptions ndots:1 edns0\n"), 0o644)
-	a := &Agent{opts: Options{ResolvConf: rc}, log: slog.New(slog.DiscardHandler)}
+	node := ParseResolvConf([]byte("# comment\nnameserver 10.0.0.2\nsearch example.com\noptions ndots:1 edns0\n"))
 	two := "2"
 	pod := &corev1.Pod{Spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst, DNSConfig: &corev1.PodDNSConfig{
 		Nameservers: []string{"1.1.1.1", "10.0.0.2"}, Searches: []string{"a.b"},
 		Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: &two}, {Name: "rotate"}}}}}
-	got := a.podDNS(pod)
+	got := DNS(pod, node)
 	want := &runtimeapi.DNSConfig{Servers: []string{"10.0.0.2", "1.1.1.1"}, Searches: []string{"example.com", "a.b"}, Options: []string{"ndots:2", "edns0", "rotate"}}
 	if got.String() != want.String() {
 		t.Errorf("ClusterFirst+dnsConfig:\n got %v\nwant %v", got, want)
 	}
+	if node.String() != (&runtimeapi.DNSConfig{Servers: []string{"10.0.0.2"}, Searches: []string{"example.com"}, Options: []string{"ndots:1", "edns0"}}).String() {
+		t.Errorf("DNS changed the node's config: %v", node)
+	}
 	pod.Spec.DNSPolicy = corev1.DNSNone
-	got = a.podDNS(pod)
+	got = DNS(pod, node)
 	if strings.Join(got.Servers, ",") != "1.1.1.1,10.0.0.2" || strings.Join(got.Searches, ",") != "a.b" {
 		t.Errorf("None: %v", got)
 	}
+	pod.Spec = corev1.PodSpec{DNSPolicy: corev1.DNSDefault}
+	if got := DNS(pod, nil); got != nil {
+		t.Errorf("Default without a node resolv.conf: %v, want nil", got)
+	}
+	many := ParseResolvConf([]byte("nameserver 1.0.0.1\nnameserver 1.0.0.2\nnameserver 1.0.0.3\nnameserver 1.0.0.4\n"))
+	if got := DNS(pod, many); len(got.Servers) != 3 {
+		t.Errorf("servers %v, want the first 3", got.Servers)
+	}
 }
 
-func TestCheckHostPath(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	os.WriteFile(file, nil, 0o644)
-	sock := filepath.Join(dir, "s.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+func TestNoClusterDNS(t *testing.T) {
 	tests := []struct {
-		path string
-		typ  corev1.HostPathType
-		want string
+		policy      corev1.DNSPolicy
+		hostNetwork bool
+		want        bool
 	}{
-		{dir, corev1.HostPathDirectory, ""},
-		{file, corev1.HostPathDirectory, "hostPath type check failed: " + file + " is not a directory (hostPath type Directory)"},
-		{filepath.Join(dir, "missing"), corev1.HostPathDirectory, "is not a directory"},
-		{filepath.Join(dir, "made/deep"), corev1.HostPathDirectoryOrCreate, ""},
-		{file, corev1.HostPathFile, ""},
-		{dir, corev1.HostPathFile, "is not a file"},
-		{filepath.Join(dir, "new-file"), corev1.HostPathFileOrCreate, ""},
-		{sock, corev1.HostPathSocket, ""},
-		{file, corev1.HostPathSocket, "is not a socket file"},
-		{"/dev/null", corev1.HostPathCharDev, ""},
-		{file, corev1.HostPathCharDev, "is not a character device"},
-		{"/dev/null", corev1.HostPathBlockDev, "is not a block device"},
+		{"", false, true},
+		{corev1.DNSClusterFirst, false, true},
+		{corev1.DNSClusterFirst, true, false},
+		{corev1.DNSClusterFirstWithHostNet, true, true},
+		{corev1.DNSDefault, false, false},
+		{corev1.DNSNone, false, false},
 	}
 	for _, tt := range tests {
-		err := checkHostPath(tt.path, tt.typ)
-		switch {
-		case tt.want == "" && err != nil:
-			t.Errorf("%s %s: %v", tt.typ, tt.path, err)
-		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-			t.Errorf("%s %s: got %v, want %q", tt.typ, tt.path, err, tt.want)
+		pod := &corev1.Pod{Spec: corev1.PodSpec{DNSPolicy: tt.policy, HostNetwork: tt.hostNetwork}}
+		if got := NoClusterDNS(pod); got != tt.want {
+			t.Errorf("%q hostNetwork=%v: %v, want %v", tt.policy, tt.hostNetwork, got, tt.want)
 		}
-	}
-	if fi, err := os.Stat(filepath.Join(dir, "made/deep")); err != nil || !fi.IsDir() {
-		t.Errorf("DirectoryOrCreate did not create: %v", err)
-	}
-	if fi, err := os.Stat(filepath.Join(dir, "new-file")); err != nil || !fi.Mode().IsRegular() {
-		t.Errorf("FileOrCreate did not create: %v", err)
 	}
 }
 
-func TestDownwardAPIWriter(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "vol")
+func TestDownwardAPIFiles(t *testing.T) {
 	pod := &corev1.Pod{}
 	pod.Name, pod.Labels = "web-n", map[string]string{"b": "2", "a": `x"y`}
+	pod.Spec.Containers = []corev1.Container{ctrWith(nil, rl("memory", "1Gi"))}
+	mode := int32(0o600)
 	da := &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
 		{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
-		{Path: "sub/name", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}},
+		{Path: "sub/./name", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}, Mode: &mode},
+		{Path: "mem", ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: "c", Resource: "limits.memory", Divisor: resource.MustParse("1Mi")}},
 	}}
-	a := &Agent{}
-	files, err := a.downwardAPIFiles(pod, da)
+	files, err := downwardAPIFiles(pod, da, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 2 { // a second write switches ..data and removes the old one
-		if err := writeAtomic(dir, files, nil); err != nil {
-			t.Fatal(err)
+	want := map[string]File{
+		"labels":   {Data: []byte("a=\"x\\\"y\"\nb=\"2\""), Mode: 0o644},
+		"sub/name": {Data: []byte("web-n"), Mode: 0o600},
+		"mem":      {Data: []byte("1024"), Mode: 0o644},
+	}
+	if len(files) != len(want) {
+		t.Errorf("files %v, want %v", files, want)
+	}
+	for name, f := range want {
+		if got := files[name]; string(got.Data) != string(f.Data) || got.Mode != f.Mode {
+			t.Errorf("%s: %q %v, want %q %v", name, got.Data, got.Mode, f.Data, f.Mode)
 		}
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "labels")); string(b) != "a=\"x\\\"y\"\nb=\"2\"" {
-		t.Errorf("labels: %q", b)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "sub/name")); string(b) != "web-n" {
-		t.Errorf("name: %q", b)
-	}
-	if l, _ := os.Readlink(filepath.Join(dir, "labels")); l != "..data/labels" {
-		t.Errorf("labels link %q", l)
-	}
-	ents, _ := os.ReadDir(dir)
-	n := 0
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "..20") {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("%d timestamped dirs, want 1", n)
+	da.Items = append(da.Items, corev1.DownwardAPIVolumeFile{Path: "x", ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: "nope", Resource: "limits.cpu"}})
+	if _, err := downwardAPIFiles(pod, da, nil); err == nil || !strings.Contains(err.Error(), `item x: no container "nope" in the pod`) {
+		t.Errorf("unknown container: %v", err)
 	}
 }
 
 func TestResourceValue(t *testing.T) {
 	c := ctrWith(rl("cpu", "250m", "memory", "100Mi"), rl("memory", "1Gi"))
+	capacity := rl("cpu", "4", "memory", "8Gi")
 	tests := []struct{ res, div, want string }{
 		{"requests.cpu", "", "1"},
 		{"requests.cpu", "1m", "250"},
 		{"limits.memory", "1Mi", "1024"},
 		{"requests.memory", "", "104857600"},
+		// An unset limit is the node's capacity.
+		{"limits.cpu", "", "4"},
+		{"limits.cpu", "1m", "4000"},
+		{"limits.ephemeral-storage", "", "0"},
 	}
 	for _, tt := range tests {
 		rf := &corev1.ResourceFieldSelector{Resource: tt.res}
 		if tt.div != "" {
 			rf.Divisor = resource.MustParse(tt.div)
 		}
-		if got, err := resourceValue(&c, rf); err != nil || got != tt.want {
+		if got, err := ResourceValue(&c, rf, capacity); err != nil || got != tt.want {
 			t.Errorf("%s/%s: %q %v, want %q", tt.res, tt.div, got, err, tt.want)
 		}
 	}
-	// An unset limit is the node's capacity.
-	got, _ := resourceValue(&c, &corev1.ResourceFieldSelector{Resource: "limits.cpu"})
-	if got == "0" || got == "" {
-		t.Errorf("limits.cpu default %q", got)
+	if _, err := ResourceValue(&c, &corev1.ResourceFieldSelector{Resource: "cpu"}, capacity); err == nil {
+		t.Error("a resource without limits./requests. accepted")
 	}
 }
 
-func TestLookupAuth(t *testing.T) {
-	dir := t.TempDir()
-	f := filepath.Join(dir, "config.json")
-	os.WriteFile(f, []byte(`{"auths": {
-  "https://index.docker.io/v1/": {"auth": "aHViOnNlY3JldA=="},
-  "registry.example.com": {"username": "u", "password": "p"},
-  "registry.example.com/team": {"username": "team", "password": "tp"},
-  "*.corp.example": {"username": "g", "password": "gp"}
-}}`), 0o644)
-	tests := []struct{ image, user string }{
-		{"nginx:1.27", "hub"},
-		{"docker.io/library/nginx", "hub"},
-		{"registry.example.com/app:v1", "u"},
-		{"registry.example.com/team/app:v1", "team"},
-		{"r1.corp.example/app", "g"},
-		{"a.b.corp.example/app", ""},
-		{"127.0.0.1:5000/app", ""},
+func TestExpand(t *testing.T) {
+	env := map[string]string{"A": "1", "B": "two"}
+	for in, want := range map[string]string{
+		"plain":        "plain",
+		"$(A)-$(B)":    "1-two",
+		"$$(A)":        "$(A)",
+		"$(UNKNOWN)":   "$(UNKNOWN)",
+		"$(A":          "$(A",
+		"cost $5 $":    "cost $5 $",
+		"$(A)$(A)$$$$": "11$$",
+	} {
+		if got := Expand(in, env); got != want {
+			t.Errorf("Expand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEmptyDirMemorySize(t *testing.T) {
+	gi := int64(1 << 30)
+	limit := resource.MustParse("64Mi")
+	tests := []struct {
+		name string
+		ctrs []corev1.Container
+		size *resource.Quantity
+		node int64
+		want int64
+	}{
+		{"node memory", []corev1.Container{ctrWith(nil, nil)}, nil, 4 * gi, 4 * gi},
+		{"pod limit", []corev1.Container{ctrWith(nil, rl("memory", "1Gi")), ctrWith(nil, rl("memory", "1Gi"))}, nil, 4 * gi, 2 * gi},
+		{"not every container has a limit", []corev1.Container{ctrWith(nil, rl("memory", "1Gi")), ctrWith(nil, nil)}, nil, 4 * gi, 4 * gi},
+		{"sizeLimit smaller", []corev1.Container{ctrWith(nil, rl("memory", "1Gi"))}, &limit, 4 * gi, 64 << 20},
+		{"unknown node memory", []corev1.Container{ctrWith(nil, nil)}, &limit, 0, 64 << 20},
 	}
 	for _, tt := range tests {
-		ac, _, err := lookupAuth([]string{filepath.Join(dir, "missing.json"), f}, tt.image)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := ""
-		if ac != nil {
-			got = ac.Username
-		}
-		if got != tt.user {
-			t.Errorf("%s: user %q, want %q", tt.image, got, tt.user)
+		pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: tt.ctrs}}
+		if got := emptyDirMemorySize(pod, &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: tt.size}, tt.node); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
 		}
 	}
 }
