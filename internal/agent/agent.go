@@ -21,8 +21,10 @@ import (
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/events"
+	"github.com/ballast-dev/ballast/internal/podconfig"
 	"github.com/ballast-dev/ballast/internal/podstatus"
 	"github.com/ballast-dev/ballast/internal/prober"
+	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -51,6 +53,9 @@ type Options struct {
 	ResolvConf string
 	Log        *slog.Logger
 	Now        func() time.Time
+
+	// Pulls configures image pulls: registry credentials and the timeout.
+	Pulls registryauth.Config
 }
 
 // Agent keeps the pods of one node at their desired state.
@@ -433,7 +438,7 @@ func (a *Agent) prepare(p *podState) job {
 				a.events.Event(events.PodRef(p.desired, name), corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+name+" in pod "+p.desired.Name+"_"+p.desired.Namespace+"("+p.uid+")")
 			}
 			if w.Reason == "ImagePullBackOff" && p.waiting[name].Reason != "ImagePullBackOff" {
-				if c := findContainer(p.desired, name); c != nil {
+				if c := podconfig.FindContainer(p.desired, name); c != nil {
 					a.events.Event(events.PodRef(p.desired, name), corev1.EventTypeNormal, "BackOff", fmt.Sprintf("Back-off pulling image %q", c.Image))
 				}
 			}

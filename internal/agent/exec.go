@@ -18,6 +18,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/logs"
+	"github.com/ballast-dev/ballast/internal/podconfig"
 )
 
 // job is one pod's plan, handed to a worker.
@@ -31,8 +32,9 @@ type job struct {
 
 // executor carries out plans with CRI calls. It holds no pod state.
 type executor struct {
-	a     *Agent
-	pulls singleflight.Group
+	a         *Agent
+	pulls     singleflight.Group
+	dnsWarned sync.Once // the warning that static pods have no cluster DNS
 
 	mu sync.Mutex
 	// present caches image references known to be in the runtime (image ->
@@ -131,7 +133,7 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 		}
 		if len(errs) == 0 {
 			_ = logs.RemovePodLogs(a.opts.DataDir, j.rt.Namespace, j.rt.Name, j.uid)
-			_ = a.removePodDir(j.uid)
+			_ = e.removePodDir(j.uid)
 		}
 	}
 
@@ -147,7 +149,7 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 				sandboxID = sb.ID
 			}
 		}
-		cfg, err := a.sandboxConfig(j.desired, attempt)
+		cfg, err := e.sandboxConfig(j.desired, attempt)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -178,7 +180,7 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 	}
 	if sandboxID != "" && len(errs) == 0 {
 		for _, s := range p.Start {
-			ctr := findContainer(j.desired, s.Name)
+			ctr := podconfig.FindContainer(j.desired, s.Name)
 			if ctr == nil {
 				continue
 			}
@@ -299,9 +301,9 @@ func (e *executor) killPod(ctx context.Context, j job) error {
 // is left of the grace period (SIGTERM, then SIGKILL), as the kubelet.
 func (e *executor) stopContainer(ctx context.Context, pod *corev1.Pod, name, id string, grace int64, podIP string) error {
 	start := time.Now()
-	if ctr := findContainer(pod, name); ctr != nil && ctr.Lifecycle != nil && ctr.Lifecycle.PreStop != nil && grace > 0 {
+	if ctr := podconfig.FindContainer(pod, name); ctr != nil && ctr.Lifecycle != nil && ctr.Lifecycle.PreStop != nil && grace > 0 {
 		hctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second)
-		if err := e.a.runHook(hctx, ctr.Lifecycle.PreStop, ctr, id, e.a.podHost(pod, podIP)); err != nil {
+		if err := e.a.runHook(hctx, ctr.Lifecycle.PreStop, ctr, id, podconfig.Host(pod, podIP, e.a.opts.HostIP)); err != nil {
 			e.a.events.Event(events.PodRef(pod, name), corev1.EventTypeWarning, "FailedPreStopHook", err.Error())
 		}
 		cancel()
@@ -383,7 +385,7 @@ func (e *executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) (engine.Waiting, error) {
 	ref := events.PodRef(pod, ctr.Name)
 	rs := e.a.opts.Runtime.RS
-	cfg, err := e.a.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID)
+	cfg, err := e.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID)
 	if err != nil {
 		return engine.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
@@ -402,7 +404,7 @@ func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *cor
 	if ctr.Lifecycle != nil && ctr.Lifecycle.PostStart != nil {
 		// As the kubelet: the container counts as started only after its
 		// postStart hook; a failed hook kills it (and the restart policy applies).
-		if err := e.a.runHook(ctx, ctr.Lifecycle.PostStart, ctr, cr.ContainerId, e.a.podHost(pod, podIP)); err != nil {
+		if err := e.a.runHook(ctx, ctr.Lifecycle.PostStart, ctr, cr.ContainerId, podconfig.Host(pod, podIP, e.a.opts.HostIP)); err != nil {
 			msg := err.Error()
 			e.a.events.Event(ref, corev1.EventTypeWarning, "FailedPostStartHook", msg)
 			if kerr := e.stopContainer(ctx, pod, ctr.Name, cr.ContainerId, graceSeconds(pod, nil), podIP); kerr != nil {

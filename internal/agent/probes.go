@@ -12,6 +12,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/events"
+	"github.com/ballast-dev/ballast/internal/podconfig"
 	"github.com/ballast-dev/ballast/internal/prober"
 )
 
@@ -39,10 +40,7 @@ func (a *Agent) probeTargets() []prober.Target {
 		if sb == nil || !sb.Ready {
 			continue
 		}
-		host := sb.IP
-		if p.desired.Spec.HostNetwork || host == "" {
-			host = a.opts.HostIP
-		}
+		host := podconfig.Host(p.desired, sb.IP, a.opts.HostIP)
 		add := func(ctr corev1.Container) {
 			insts := p.rt.ContainersNamed(ctr.Name)
 			if len(insts) == 0 || insts[0].State != cri.StateRunning || insts[0].SandboxID != sb.ID {
