@@ -207,3 +207,53 @@ func TestEmptyDirMemorySize(t *testing.T) {
 		}
 	}
 }
+
+func TestContainerMountErrors(t *testing.T) {
+	bidi := corev1.MountPropagationBidirectional
+	yes := true
+	tests := []struct {
+		name string
+		ctr  corev1.Container
+		want string
+	}{
+		{"undefined volume", corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "nope", MountPath: "/x"}}},
+			`container "c" mounts volume "nope", which the pod does not define`},
+		{"subPathExpr to ..", corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "D", Value: "../etc"}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "v", MountPath: "/x", SubPathExpr: "$(D)"}}},
+			`volume mount /x: subPathExpr "$(D)" expands to "../etc", which must be a relative path without '..'`},
+		{"subPathExpr absolute", corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "D", Value: "/etc"}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "v", MountPath: "/x", SubPathExpr: "$(D)"}}},
+			`expands to "/etc"`},
+		{"bidirectional unprivileged", corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "v", MountPath: "/x", MountPropagation: &bidi}}},
+			"Bidirectional mount propagation is available only to privileged containers"},
+		{"bidirectional privileged", corev1.Container{Name: "c", SecurityContext: &corev1.SecurityContext{Privileged: &yes},
+			VolumeMounts: []corev1.VolumeMount{{Name: "v", MountPath: "/x", MountPropagation: &bidi}}}, ""},
+	}
+	for _, tt := range tests {
+		pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{tt.ctr}}}
+		in := ContainerInput{Volumes: map[string]HostVolume{"v": {Path: "/host/v"}}}
+		cfg, _, err := Container(pod, &pod.Spec.Containers[0], in)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.want == "" && cfg.Mounts[0].Propagation != runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+			t.Errorf("%s: propagation %v", tt.name, cfg.Mounts[0].Propagation)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestHostAndFindContainer(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "init"}}, Containers: []corev1.Container{{Name: "app"}}}}
+	if Host(pod, "10.0.0.5", "192.168.7.1") != "10.0.0.5" || Host(pod, "", "192.168.7.1") != "192.168.7.1" {
+		t.Error("a pod-network pod is reached on its sandbox IP, else the node's")
+	}
+	pod.Spec.HostNetwork = true
+	if Host(pod, "10.0.0.5", "192.168.7.1") != "192.168.7.1" {
+		t.Error("a host-network pod is reached on the node's IP")
+	}
+	if FindContainer(pod, "init") != &pod.Spec.InitContainers[0] || FindContainer(pod, "app") != &pod.Spec.Containers[0] || FindContainer(pod, "x") != nil || FindContainer(nil, "app") != nil {
+		t.Error("FindContainer")
+	}
+}

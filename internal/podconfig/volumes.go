@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -171,7 +172,7 @@ func containerMounts(ctr *corev1.Container, env map[string]string, in ContainerI
 		sub := vm.SubPath
 		if vm.SubPathExpr != "" {
 			sub = Expand(vm.SubPathExpr, env)
-			if path.IsAbs(sub) || hasDotDot(sub) {
+			if path.IsAbs(sub) || slices.Contains(strings.Split(sub, "/"), "..") {
 				return nil, nil, fmt.Errorf("volume mount %s: subPathExpr %q expands to %q, which must be a relative path without '..'", vm.MountPath, vm.SubPathExpr, sub)
 			}
 		}
@@ -200,13 +201,4 @@ func containerMounts(ctr *corev1.Container, env map[string]string, in ContainerI
 		out = append(out, &runtimeapi.Mount{ContainerPath: p, HostPath: in.TerminationMessageFile})
 	}
 	return out, subPaths, nil
-}
-
-func hasDotDot(p string) bool {
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return true
-		}
-	}
-	return false
 }
