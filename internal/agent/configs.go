@@ -10,10 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/hostinfo"
+	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podconfig"
-	"github.com/ballast-dev/ballast/internal/podstatus"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/volumes"
 )
@@ -48,12 +47,9 @@ func (e *executor) node() podconfig.Node {
 	return podconfig.Node{Name: o.NodeName, DataDir: o.DataDir, HostIP: o.HostIP, ResolvConf: resolv, Capacity: hostinfo.Capacity()}
 }
 
-// sandboxConfig admits the pod (a pod the node cannot run is an error) and
-// builds its sandbox config.
+// sandboxConfig builds the pod's sandbox config (the planner has admitted
+// the pod).
 func (e *executor) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
-	if reason, msg := podstatus.Admit(pod); reason != "" {
-		return nil, fmt.Errorf("%s: %s (nodeSelector %v, node labels %v)", reason, msg, pod.Spec.NodeSelector, podstatus.NodeLabels(e.a.opts.NodeName))
-	}
 	if podconfig.NoClusterDNS(pod) {
 		e.dnsWarned.Do(func() {
 			e.a.log.Warn("pod has dnsPolicy ClusterFirst but there is no cluster DNS for static pods; falling back to the node's resolver (dnsPolicy Default)",
@@ -66,7 +62,7 @@ func (e *executor) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.P
 // containerConfig prepares what one container needs on the host (volumes,
 // hosts file, termination message file) and builds its config, in the pod's
 // sandbox sandboxID. Errors are the container's CreateContainerConfigError.
-func (e *executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
+func (e *executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s planner.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
 	node := e.node()
 	in := podconfig.ContainerInput{Node: node, ImageRef: imageRef, RestartCount: s.RestartCount, Backoff: s.Backoff, BackoffSince: s.BackoffSince}
 	if podconfig.NeedsImageUser(pod, ctr) {

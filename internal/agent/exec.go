@@ -15,20 +15,12 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ballast-dev/ballast/internal/cri"
-	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/logs"
+	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podconfig"
+	"github.com/ballast-dev/ballast/internal/podruntime"
 )
-
-// job is one pod's plan, handed to a worker.
-type job struct {
-	pod     *podState // only the loop may touch it
-	uid     string
-	desired *corev1.Pod
-	rt      *cri.PodRuntime
-	plan    engine.Plan
-}
 
 // executor carries out plans with CRI calls. It holds no pod state.
 type executor struct {
@@ -71,45 +63,21 @@ func (e *executor) setImage(image, id string) {
 	e.present[image] = id
 }
 
-func (e *executor) worker(ctx context.Context, jobs <-chan job, done chan<- execResult) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-jobs:
-			r := e.run(ctx, j)
-			select {
-			case done <- r:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-}
-
-func (e *executor) run(ctx context.Context, j job) execResult {
+// run carries out one pod's plan and reads the pod again.
+func (e *executor) run(ctx context.Context, j planner.Job) planner.Done {
 	a := e.a
-	if j.rt == nil {
-		j.rt = &cri.PodRuntime{UID: j.uid}
-		if j.desired != nil {
-			j.rt.Name, j.rt.Namespace = j.desired.Name, j.desired.Namespace
-		}
+	log := a.log.With("pod", j.Runtime.Namespace+"/"+j.Runtime.Name, "uid", j.UID)
+	if j.Desired != nil {
+		log = a.log.With("pod", j.Desired.Namespace+"/"+j.Desired.Name, "uid", j.UID)
 	}
-	log := a.log.With("pod", j.rt.Namespace+"/"+j.rt.Name, "uid", j.uid)
-	if j.desired != nil {
-		log = a.log.With("pod", j.desired.Namespace+"/"+j.desired.Name, "uid", j.uid)
-	}
-	res := execResult{uid: j.uid}
+	res := planner.Done{UID: j.UID}
 	var errs []error
-	p := j.plan
+	p := j.Plan
 	rs := a.opts.Runtime.RS
 
 	for _, k := range p.KillContainers {
-		pod := j.desired
-		if pod != nil {
-			a.events.Event(events.PodRef(pod, k.Name), corev1.EventTypeNormal, "Killing", k.Message)
-		}
-		if err := e.stopContainer(ctx, pod, k.Name, k.ID, k.GraceSeconds, sandboxIP(j.rt)); err != nil {
+		pod := j.Desired
+		if err := e.stopContainer(ctx, pod, k.Name, k.ID, k.GraceSeconds, sandboxIP(j.Runtime)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -121,27 +89,27 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 		}
 	}
 	if p.RemovePod && len(errs) == 0 {
-		for _, sb := range j.rt.Sandboxes {
+		for _, sb := range j.Runtime.Sandboxes {
 			if _, err := rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.ID}); err != nil && !cri.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("removing sandbox %s: %w", sb.ID, err))
 			}
 		}
-		for _, c := range j.rt.Containers {
+		for _, c := range j.Runtime.Containers {
 			if _, err := rs.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.ID}); err != nil && !cri.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID, err))
 			}
 		}
 		if len(errs) == 0 {
-			_ = logs.RemovePodLogs(a.opts.DataDir, j.rt.Namespace, j.rt.Name, j.uid)
-			_ = e.removePodDir(j.uid)
+			_ = logs.RemovePodLogs(a.opts.DataDir, j.Runtime.Namespace, j.Runtime.Name, j.UID)
+			_ = e.removePodDir(j.UID)
 		}
 	}
 
 	var sandboxID string
 	var sandboxCfg *runtimeapi.PodSandboxConfig
-	if j.desired != nil && len(errs) == 0 && (p.CreateSandbox || len(p.Start) > 0) {
+	if j.Desired != nil && len(errs) == 0 && (p.CreateSandbox || len(p.Start) > 0) {
 		attempt := uint32(0)
-		if sb := j.rt.LatestSandbox(); sb != nil {
+		if sb := j.Runtime.LatestSandbox(); sb != nil {
 			attempt = sb.Attempt
 			if p.CreateSandbox {
 				attempt++
@@ -149,7 +117,7 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 				sandboxID = sb.ID
 			}
 		}
-		cfg, err := e.sandboxConfig(j.desired, attempt)
+		cfg, err := e.sandboxConfig(j.Desired, attempt)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -167,9 +135,9 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 					}
 					err = errors.New(msg)
 					errs = append(errs, fmt.Errorf("creating pod sandbox: %s", cri.Message(err)))
-					res.execWaiting = map[string]engine.Waiting{}
+					res.Waiting = map[string]podruntime.Waiting{}
 					for _, s := range p.Start {
-						res.execWaiting[s.Name] = engine.Waiting{Reason: "ContainerCreating", Message: "creating the pod sandbox failed: " + cri.Message(err)}
+						res.Waiting[s.Name] = podruntime.Waiting{Reason: "ContainerCreating", Message: "creating the pod sandbox failed: " + cri.Message(err)}
 					}
 				} else {
 					sandboxID = r.PodSandboxId
@@ -180,28 +148,28 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 	}
 	if sandboxID != "" && len(errs) == 0 {
 		for _, s := range p.Start {
-			ctr := podconfig.FindContainer(j.desired, s.Name)
+			ctr := podconfig.FindContainer(j.Desired, s.Name)
 			if ctr == nil {
 				continue
 			}
-			ref, pf, err := e.ensureImage(ctx, j.desired, ctr, sandboxCfg)
+			ref, pf, err := e.ensureImage(ctx, j.Desired, ctr, sandboxCfg)
 			if pf != nil {
-				if res.pulls == nil {
-					res.pulls = map[string]*engine.PullFailure{}
+				if res.Pulls == nil {
+					res.Pulls = map[string]*planner.PullFailure{}
 				}
-				res.pulls[ctr.Image] = pf
+				res.Pulls[ctr.Image] = pf
 				continue
 			}
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			res.pullsOK = append(res.pullsOK, ctr.Image)
-			if w, err := e.startContainer(ctx, j.desired, ctr, s, ref, sandboxID, sandboxCfg, sandboxIP(j.rt)); err != nil {
-				if res.execWaiting == nil {
-					res.execWaiting = map[string]engine.Waiting{}
+			res.PullsOK = append(res.PullsOK, ctr.Image)
+			if w, err := e.startContainer(ctx, j.Desired, ctr, s, ref, sandboxID, sandboxCfg, sandboxIP(j.Runtime)); err != nil {
+				if res.Waiting == nil {
+					res.Waiting = map[string]podruntime.Waiting{}
 				}
-				res.execWaiting[ctr.Name] = w
+				res.Waiting[ctr.Name] = w
 				errs = append(errs, err)
 			} else {
 				log.Info("container started", "container", ctr.Name, "restartCount", s.RestartCount)
@@ -209,7 +177,7 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 		}
 	}
 	if p.StopSandbox {
-		for _, sb := range j.rt.Sandboxes {
+		for _, sb := range j.Runtime.Sandboxes {
 			if sb.Ready {
 				if _, err := rs.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.ID}); err != nil && !cri.IsNotFound(err) {
 					errs = append(errs, fmt.Errorf("stopping sandbox of finished pod: %w", err))
@@ -233,48 +201,45 @@ func (e *executor) run(ctx context.Context, j job) execResult {
 
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	pods, err := a.obs.List(lctx, j.uid)
+	pods, err := a.obs.List(lctx, j.UID)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
-		res.rt = pods[j.uid]
-		if res.rt == nil {
-			res.rt = &cri.PodRuntime{UID: j.uid, Name: j.rt.Name, Namespace: j.rt.Namespace}
-			if j.desired != nil {
-				res.rt.Name, res.rt.Namespace = j.desired.Name, j.desired.Namespace
+		res.Runtime = pods[j.UID]
+		if res.Runtime == nil {
+			res.Runtime = &podruntime.Pod{UID: j.UID, Name: j.Runtime.Name, Namespace: j.Runtime.Namespace}
+			if j.Desired != nil {
+				res.Runtime.Name, res.Runtime.Namespace = j.Desired.Name, j.Desired.Namespace
 			}
 		}
 	}
-	res.err = errors.Join(errs...)
+	res.Err = errors.Join(errs...)
 	return res
 }
 
 // killPod stops every running container at once, each after its preStop
 // hook and within the pod's grace period, then the sandboxes.
-func (e *executor) killPod(ctx context.Context, j job) error {
+func (e *executor) killPod(ctx context.Context, j planner.Job) error {
 	rs := e.a.opts.Runtime.RS
-	pod := j.desired
+	pod := j.Desired
 	if pod == nil {
-		pod = j.rt.Pod()
+		pod = j.Runtime.Recorded()
 	}
 	grace := int64(30)
 	if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil {
 		grace = *pod.Spec.TerminationGracePeriodSeconds
 	}
-	ip := sandboxIP(j.rt)
+	ip := sandboxIP(j.Runtime)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	for _, c := range j.rt.Containers {
-		if c.State != cri.StateRunning {
+	for _, c := range j.Runtime.Containers {
+		if c.State != podruntime.StateRunning {
 			continue
 		}
 		wg.Add(1)
-		go func(c cri.Container) {
+		go func(c podruntime.Container) {
 			defer wg.Done()
-			if pod != nil {
-				e.a.events.Event(events.PodRef(pod, c.Name), corev1.EventTypeNormal, "Killing", "Stopping container "+c.Name)
-			}
 			if err := e.stopContainer(ctx, pod, c.Name, c.ID, grace, ip); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -286,7 +251,7 @@ func (e *executor) killPod(ctx context.Context, j job) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	for _, sb := range j.rt.Sandboxes {
+	for _, sb := range j.Runtime.Sandboxes {
 		if !sb.Ready {
 			continue
 		}
@@ -317,7 +282,7 @@ func (e *executor) stopContainer(ctx context.Context, pod *corev1.Pod, name, id 
 	return nil
 }
 
-func sandboxIP(rt *cri.PodRuntime) string {
+func sandboxIP(rt *podruntime.Pod) string {
 	if sb := rt.LatestSandbox(); sb != nil {
 		return sb.IP
 	}
@@ -326,7 +291,7 @@ func sandboxIP(rt *cri.PodRuntime) string {
 
 // ensureImage makes the container's image present as its pull policy says. A
 // pull failure comes back as a PullFailure (for back-off), other errors as err.
-func (e *executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, sb *runtimeapi.PodSandboxConfig) (string, *engine.PullFailure, error) {
+func (e *executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, sb *runtimeapi.PodSandboxConfig) (string, *planner.PullFailure, error) {
 	ref := events.PodRef(pod, ctr.Name)
 	is := e.a.opts.Runtime.IS
 	now := e.a.opts.Now()
@@ -346,7 +311,7 @@ func (e *executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 	case corev1.PullNever:
 		if !present {
 			e.a.events.Event(ref, corev1.EventTypeWarning, "ErrImageNeverPull", fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image))
-			return "", &engine.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImageNeverPull",
+			return "", &planner.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImageNeverPull",
 				Err: fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image)}, nil
 		}
 		return st.Image.Id, nil, nil
@@ -375,30 +340,30 @@ func (e *executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 		msg := fmt.Sprintf("failed to pull image %q: %s", ctr.Image, cri.Message(err))
 		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %s", ctr.Image, cri.Message(err)))
 		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
-		return "", &engine.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImagePull", Err: msg}, nil
+		return "", &planner.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImagePull", Err: msg}, nil
 	}
 	e.a.events.Event(ref, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in %s", ctr.Image, time.Since(t0).Round(time.Millisecond)))
 	e.setImage(ctr.Image, v.(string))
 	return v.(string), nil, nil
 }
 
-func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s engine.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) (engine.Waiting, error) {
+func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s planner.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) (podruntime.Waiting, error) {
 	ref := events.PodRef(pod, ctr.Name)
 	rs := e.a.opts.Runtime.RS
 	cfg, err := e.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID)
 	if err != nil {
-		return engine.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
+		return podruntime.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
 	cr, err := rs.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbCfg})
 	if err != nil {
 		e.setImage(ctr.Image, "") // perhaps the image went away: look again next time
 		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: "+cri.Message(err))
-		return engine.Waiting{Reason: "CreateContainerError", Message: cri.Message(err)}, fmt.Errorf("creating container %q: %s", ctr.Name, cri.Message(err))
+		return podruntime.Waiting{Reason: "CreateContainerError", Message: cri.Message(err)}, fmt.Errorf("creating container %q: %s", ctr.Name, cri.Message(err))
 	}
 	e.a.events.Event(ref, corev1.EventTypeNormal, "Created", "Created container "+ctr.Name)
 	if _, err := rs.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
 		e.a.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: "+cri.Message(err))
-		return engine.Waiting{Reason: "RunContainerError", Message: cri.Message(err)}, fmt.Errorf("starting container %q: %s", ctr.Name, cri.Message(err))
+		return podruntime.Waiting{Reason: "RunContainerError", Message: cri.Message(err)}, fmt.Errorf("starting container %q: %s", ctr.Name, cri.Message(err))
 	}
 	e.a.events.Event(ref, corev1.EventTypeNormal, "Started", "Started container "+ctr.Name)
 	if ctr.Lifecycle != nil && ctr.Lifecycle.PostStart != nil {
@@ -407,13 +372,13 @@ func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *cor
 		if err := e.a.runHook(ctx, ctr.Lifecycle.PostStart, ctr, cr.ContainerId, podconfig.Host(pod, podIP, e.a.opts.HostIP)); err != nil {
 			msg := err.Error()
 			e.a.events.Event(ref, corev1.EventTypeWarning, "FailedPostStartHook", msg)
-			if kerr := e.stopContainer(ctx, pod, ctr.Name, cr.ContainerId, graceSeconds(pod, nil), podIP); kerr != nil {
-				return engine.Waiting{Reason: "PostStartHookError", Message: msg}, kerr
+			if kerr := e.stopContainer(ctx, pod, ctr.Name, cr.ContainerId, podGrace(pod), podIP); kerr != nil {
+				return podruntime.Waiting{Reason: "PostStartHookError", Message: msg}, kerr
 			}
-			return engine.Waiting{}, nil
+			return podruntime.Waiting{}, nil
 		}
 	}
-	return engine.Waiting{}, nil
+	return podruntime.Waiting{}, nil
 }
 
 func short(id string) string {
@@ -421,4 +386,12 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// podGrace is the pod's termination grace period in seconds.
+func podGrace(pod *corev1.Pod) int64 {
+	if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil {
+		return *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return 30
 }

@@ -1,9 +1,4 @@
-// Package engine owns the decision at the heart of the node agent: given one
-// pod's desired spec, what the runtime holds for it and the back-off state of
-// its pulls, which runtime actions must happen next. It does no I/O and reads
-// no clock (time comes in), so every rule of restart policy, crash back-off,
-// image-pull back-off and garbage collection is tested with plain tables.
-package engine
+package planner
 
 import (
 	"fmt"
@@ -11,11 +6,17 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ballast-dev/ballast/internal/cri"
+	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
-// Config holds the back-off parameters. The zero value is not useful: use Defaults.
-type Config struct {
+// This file holds the decision for one pod: from its desired spec, what the
+// runtime holds for it, its pull failures and probe results, which runtime
+// actions must happen next (restart policy, crash and image-pull back-off,
+// init containers and sidecars, probes, activeDeadlineSeconds, garbage
+// collection of old instances).
+
+// Backoff holds the back-off parameters. The zero value is not useful: use DefaultBackoff.
+type Backoff struct {
 	// Crash back-off: Initial doubling up to Max; an entry older than 2*Max
 	// (a container that ran that long) starts again from Initial, as the kubelet's.
 	BackoffInitial time.Duration
@@ -28,9 +29,9 @@ type Config struct {
 	ErrImagePullShown time.Duration
 }
 
-// Defaults are the kubelet's values.
-func Defaults() Config {
-	return Config{
+// DefaultBackoff is the kubelet's.
+func DefaultBackoff() Backoff {
+	return Backoff{
 		BackoffInitial:     10 * time.Second,
 		BackoffMax:         5 * time.Minute,
 		PullBackoffInitial: 10 * time.Second,
@@ -50,41 +51,26 @@ type PullFailure struct {
 }
 
 // NextPullBackoff returns the back-off after another failed pull.
-func (c Config) NextPullBackoff(prev *PullFailure) time.Duration {
+func (c Backoff) NextPullBackoff(prev *PullFailure) time.Duration {
 	if prev == nil || prev.Backoff == 0 {
 		return c.PullBackoffInitial
 	}
 	return min(prev.Backoff*2, c.PullBackoffMax)
 }
 
-// Input is everything the decision for one pod depends on.
-type Input struct {
+// PodInput is everything the decision for one pod depends on.
+type PodInput struct {
 	// Desired is the pod its file defines; nil when the pod must go.
 	Desired *corev1.Pod
 	// Runtime is what the runtime holds for the pod's UID; nil for nothing.
-	Runtime *cri.PodRuntime
+	Runtime *podruntime.Pod
 	// Pulls are the image pull failures still in force, by image.
 	Pulls map[string]*PullFailure
 	// Probes are the probe results of each container's current instance, by name.
-	Probes map[string]ProbeState
+	Probes map[string]podruntime.ProbeState
 	// StartTime is when the pod first started on this node (for activeDeadlineSeconds).
 	StartTime time.Time
 	Now       time.Time
-}
-
-// ProbeState is what the probes say of one container instance.
-type ProbeState struct {
-	ContainerID string
-	// Started: the startup probe succeeded (or there is none and it runs).
-	Started bool
-	// Ready: the readiness probe succeeds (or there is none and it runs).
-	Ready bool
-	// LivenessFailed and StartupFailed: the probe failed failureThreshold
-	// times; the container must be killed.
-	LivenessFailed, StartupFailed bool
-	Message                       string
-	// GraceSeconds is the kill's grace period (the probe's own, or the pod's).
-	GraceSeconds int64
 }
 
 // KillContainer is one running container to stop.
@@ -101,12 +87,6 @@ type Start struct {
 	// The crash back-off entry to record on the new instance.
 	Backoff      time.Duration
 	BackoffSince time.Time
-}
-
-// Waiting is why a container is not running now.
-type Waiting struct {
-	Reason  string
-	Message string
 }
 
 // Plan is what must happen to one pod now. The executor does it in this order:
@@ -130,7 +110,7 @@ type Plan struct {
 	// RemoveSandboxes are old sandboxes with nothing left worth keeping.
 	RemoveSandboxes []string
 	// Waiting says why each container that is not running waits.
-	Waiting map[string]Waiting
+	Waiting map[string]podruntime.Waiting
 	// WakeAt is when the pod must be decided again (a back-off ends); zero for never.
 	WakeAt time.Time
 }
@@ -149,13 +129,13 @@ func (p *Plan) wake(t time.Time) {
 
 func (p *Plan) wait(name, reason, msg string) {
 	if p.Waiting == nil {
-		p.Waiting = map[string]Waiting{}
+		p.Waiting = map[string]podruntime.Waiting{}
 	}
-	p.Waiting[name] = Waiting{Reason: reason, Message: msg}
+	p.Waiting[name] = podruntime.Waiting{Reason: reason, Message: msg}
 }
 
 // Decide returns the plan for one pod.
-func (c Config) Decide(in Input) Plan {
+func (c Backoff) Decide(in PodInput) Plan {
 	var p Plan
 	rt := in.Runtime
 	if in.Desired == nil {
@@ -200,7 +180,7 @@ func (c Config) Decide(in Input) Plan {
 		p.CreateSandbox = true
 	}
 	// current returns the newest instance of a container in the live sandbox.
-	current := func(name string) *cri.Container {
+	current := func(name string) *podruntime.Container {
 		insts := rt.ContainersNamed(name)
 		if fresh || len(insts) == 0 || insts[0].SandboxID != sb.ID {
 			return nil
@@ -214,7 +194,7 @@ func (c Config) Decide(in Input) Plan {
 	for _, ctr := range pod.Spec.InitContainers {
 		cur := current(ctr.Name)
 		if isSidecar(ctr) {
-			if cur != nil && cur.State == cri.StateRunning {
+			if cur != nil && cur.State == podruntime.StateRunning {
 				c.probeKill(&p, in, ctr.Name, cur)
 				if in.Probes[ctr.Name].Started || ctr.StartupProbe == nil {
 					continue
@@ -226,11 +206,11 @@ func (c Config) Decide(in Input) Plan {
 			initialized = false
 			break
 		}
-		if cur != nil && cur.State == cri.StateExited && cur.ExitCode == 0 {
+		if cur != nil && cur.State == podruntime.StateExited && cur.ExitCode == 0 {
 			continue
 		}
 		initialized = false
-		if cur != nil && cur.State == cri.StateRunning {
+		if cur != nil && cur.State == podruntime.StateRunning {
 			c.probeKill(&p, in, ctr.Name, cur)
 			break
 		}
@@ -253,7 +233,7 @@ func (c Config) Decide(in Input) Plan {
 
 	for _, ctr := range pod.Spec.Containers {
 		insts := rt.ContainersNamed(ctr.Name)
-		if len(insts) > 0 && !fresh && insts[0].SandboxID == sb.ID && insts[0].State == cri.StateRunning {
+		if len(insts) > 0 && !fresh && insts[0].SandboxID == sb.ID && insts[0].State == podruntime.StateRunning {
 			c.probeKill(&p, in, ctr.Name, &insts[0])
 			continue
 		}
@@ -270,7 +250,7 @@ func isSidecar(ctr corev1.Container) bool {
 }
 
 // probeKill kills a running container whose liveness or startup probe failed.
-func (c Config) probeKill(p *Plan, in Input, name string, cur *cri.Container) {
+func (c Backoff) probeKill(p *Plan, in PodInput, name string, cur *podruntime.Container) {
 	ps, ok := in.Probes[name]
 	if !ok || ps.ContainerID != cur.ID || (!ps.LivenessFailed && !ps.StartupFailed) {
 		return
@@ -280,18 +260,18 @@ func (c Config) probeKill(p *Plan, in Input, name string, cur *cri.Container) {
 
 // startOrBackOff plans the start of a container that is not running, unless
 // its restart policy says no or a back-off holds it.
-func (c Config) startOrBackOff(p *Plan, in Input, pod *corev1.Pod, ctr corev1.Container, policy corev1.RestartPolicy) {
+func (c Backoff) startOrBackOff(p *Plan, in PodInput, pod *corev1.Pod, ctr corev1.Container, policy corev1.RestartPolicy) {
 	insts := in.Runtime.ContainersNamed(ctr.Name)
-	var latest *cri.Container
+	var latest *podruntime.Container
 	if len(insts) > 0 {
 		latest = &insts[0]
 	}
 	fresh := p.CreateSandbox
-	if latest != nil && latest.State == cri.StateRunning && fresh {
+	if latest != nil && latest.State == podruntime.StateRunning && fresh {
 		// Runs in a dead sandbox: killed with the pod, then started again.
-	} else if latest != nil && latest.State == cri.StateRunning {
+	} else if latest != nil && latest.State == podruntime.StateRunning {
 		return // started, not yet seen exiting (a sidecar or init container in flight)
-	} else if latest != nil && latest.State == cri.StateExited && !shouldRestart(policy, latest.ExitCode) {
+	} else if latest != nil && latest.State == podruntime.StateExited && !shouldRestart(policy, latest.ExitCode) {
 		return
 	}
 	s := Start{Name: ctr.Name}
@@ -302,13 +282,13 @@ func (c Config) startOrBackOff(p *Plan, in Input, pod *corev1.Pod, ctr corev1.Co
 			finished = latest.CreatedAt
 		}
 		expired := latest.Backoff == 0 || finished.Sub(latest.BackoffSince) > 2*c.BackoffMax
-		if latest.State == cri.StateExited && !expired && in.Now.Sub(finished) < latest.Backoff {
+		if latest.State == podruntime.StateExited && !expired && in.Now.Sub(finished) < latest.Backoff {
 			p.wait(ctr.Name, "CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
 				latest.Backoff, ctr.Name, pod.Name, pod.Namespace, pod.UID))
 			p.wake(finished.Add(latest.Backoff))
 			return
 		}
-		if latest.State == cri.StateExited {
+		if latest.State == podruntime.StateExited {
 			if expired {
 				s.Backoff = c.BackoffInitial
 			} else {
@@ -347,12 +327,12 @@ func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
 	}
 }
 
-func anyRunning(rt *cri.PodRuntime) bool {
+func anyRunning(rt *podruntime.Pod) bool {
 	if rt == nil {
 		return false
 	}
 	for _, c := range rt.Containers {
-		if c.State == cri.StateRunning {
+		if c.State == podruntime.StateRunning {
 			return true
 		}
 	}
@@ -362,20 +342,20 @@ func anyRunning(rt *cri.PodRuntime) bool {
 // Finished reports whether the pod has reached a terminal phase for good: with
 // restartPolicy Never every container has run and exited; with OnFailure every
 // container has exited 0. Pods with restartPolicy Always never finish.
-func Finished(pod *corev1.Pod, rt *cri.PodRuntime) bool {
+func Finished(pod *corev1.Pod, rt *podruntime.Pod) bool {
 	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways || pod.Spec.RestartPolicy == "" {
 		return false
 	}
 	if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
 		for _, ctr := range pod.Spec.InitContainers {
-			if insts := rt.ContainersNamed(ctr.Name); !isSidecar(ctr) && len(insts) > 0 && insts[0].State == cri.StateExited && insts[0].ExitCode != 0 {
+			if insts := rt.ContainersNamed(ctr.Name); !isSidecar(ctr) && len(insts) > 0 && insts[0].State == podruntime.StateExited && insts[0].ExitCode != 0 {
 				return true // a failed init container fails a Never pod
 			}
 		}
 	}
 	for _, ctr := range pod.Spec.Containers {
 		insts := rt.ContainersNamed(ctr.Name)
-		if len(insts) == 0 || insts[0].State != cri.StateExited {
+		if len(insts) == 0 || insts[0].State != podruntime.StateExited {
 			return false
 		}
 		if pod.Spec.RestartPolicy == corev1.RestartPolicyOnFailure && insts[0].ExitCode != 0 {
@@ -388,7 +368,7 @@ func Finished(pod *corev1.Pod, rt *cri.PodRuntime) bool {
 // gc keeps, per container name, the newest instance and the one before it
 // (for lastState and `logs --previous`), and removes older exited ones, and
 // sandboxes that are neither the newest nor hold a kept container.
-func (c Config) gc(p *Plan, rt *cri.PodRuntime) {
+func (c Backoff) gc(p *Plan, rt *podruntime.Pod) {
 	if rt == nil {
 		return
 	}
@@ -399,7 +379,7 @@ func (c Config) gc(p *Plan, rt *cri.PodRuntime) {
 	}
 	for _, ctr := range rt.Containers {
 		kept[ctr.Name]++
-		if kept[ctr.Name] <= 2 || ctr.State != cri.StateExited {
+		if kept[ctr.Name] <= 2 || ctr.State != podruntime.StateExited {
 			keepSandbox[ctr.SandboxID] = true
 			continue
 		}
