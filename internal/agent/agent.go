@@ -22,6 +22,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/prober"
+	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -50,6 +51,9 @@ type Options struct {
 	ResolvConf string
 	Log        *slog.Logger
 	Now        func() time.Time
+
+	// Pulls configures image pulls: registry credentials and the timeout.
+	Pulls registryauth.Config
 }
 
 // Agent keeps the pods of one node at their desired state.

@@ -18,13 +18,15 @@ import (
 	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/logs"
 	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podconfig"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
 // executor carries out plans with CRI calls. It holds no pod state.
 type executor struct {
-	a     *Agent
-	pulls singleflight.Group
+	a         *Agent
+	pulls     singleflight.Group
+	dnsWarned sync.Once // the warning that static pods have no cluster DNS
 
 	mu sync.Mutex
 	// present caches image references known to be in the runtime (image ->
@@ -99,7 +101,7 @@ func (e *executor) run(ctx context.Context, j planner.Job) planner.Done {
 		}
 		if len(errs) == 0 {
 			_ = logs.RemovePodLogs(a.opts.DataDir, j.Runtime.Namespace, j.Runtime.Name, j.UID)
-			_ = a.removePodDir(j.UID)
+			_ = e.removePodDir(j.UID)
 		}
 	}
 
@@ -115,7 +117,7 @@ func (e *executor) run(ctx context.Context, j planner.Job) planner.Done {
 				sandboxID = sb.ID
 			}
 		}
-		cfg, err := a.sandboxConfig(j.Desired, attempt)
+		cfg, err := e.sandboxConfig(j.Desired, attempt)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -146,7 +148,7 @@ func (e *executor) run(ctx context.Context, j planner.Job) planner.Done {
 	}
 	if sandboxID != "" && len(errs) == 0 {
 		for _, s := range p.Start {
-			ctr := findContainer(j.Desired, s.Name)
+			ctr := podconfig.FindContainer(j.Desired, s.Name)
 			if ctr == nil {
 				continue
 			}
@@ -264,9 +266,9 @@ func (e *executor) killPod(ctx context.Context, j planner.Job) error {
 // is left of the grace period (SIGTERM, then SIGKILL), as the kubelet.
 func (e *executor) stopContainer(ctx context.Context, pod *corev1.Pod, name, id string, grace int64, podIP string) error {
 	start := time.Now()
-	if ctr := findContainer(pod, name); ctr != nil && ctr.Lifecycle != nil && ctr.Lifecycle.PreStop != nil && grace > 0 {
+	if ctr := podconfig.FindContainer(pod, name); ctr != nil && ctr.Lifecycle != nil && ctr.Lifecycle.PreStop != nil && grace > 0 {
 		hctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second)
-		if err := e.a.runHook(hctx, ctr.Lifecycle.PreStop, ctr, id, e.a.podHost(pod, podIP)); err != nil {
+		if err := e.a.runHook(hctx, ctr.Lifecycle.PreStop, ctr, id, podconfig.Host(pod, podIP, e.a.opts.HostIP)); err != nil {
 			e.a.events.Event(events.PodRef(pod, name), corev1.EventTypeWarning, "FailedPreStopHook", err.Error())
 		}
 		cancel()
@@ -348,7 +350,7 @@ func (e *executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s planner.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) (podruntime.Waiting, error) {
 	ref := events.PodRef(pod, ctr.Name)
 	rs := e.a.opts.Runtime.RS
-	cfg, err := e.a.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID)
+	cfg, err := e.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID)
 	if err != nil {
 		return podruntime.Waiting{Reason: "CreateContainerConfigError", Message: err.Error()}, err
 	}
@@ -367,7 +369,7 @@ func (e *executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *cor
 	if ctr.Lifecycle != nil && ctr.Lifecycle.PostStart != nil {
 		// As the kubelet: the container counts as started only after its
 		// postStart hook; a failed hook kills it (and the restart policy applies).
-		if err := e.a.runHook(ctx, ctr.Lifecycle.PostStart, ctr, cr.ContainerId, e.a.podHost(pod, podIP)); err != nil {
+		if err := e.a.runHook(ctx, ctr.Lifecycle.PostStart, ctr, cr.ContainerId, podconfig.Host(pod, podIP, e.a.opts.HostIP)); err != nil {
 			msg := err.Error()
 			e.a.events.Event(ref, corev1.EventTypeWarning, "FailedPostStartHook", msg)
 			if kerr := e.stopContainer(ctx, pod, ctr.Name, cr.ContainerId, podGrace(pod), podIP); kerr != nil {

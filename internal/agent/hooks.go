@@ -94,29 +94,3 @@ func hookPort(p intstr.IntOrString, ctr *corev1.Container) (int, error) {
 	}
 	return 0, fmt.Errorf("port %q is not a named port of container %q", p.StrVal, ctr.Name)
 }
-
-// podHost is where a pod's network hooks and probes connect.
-func (a *Agent) podHost(pod *corev1.Pod, sandboxIP string) string {
-	if pod.Spec.HostNetwork || sandboxIP == "" {
-		return a.opts.HostIP
-	}
-	return sandboxIP
-}
-
-// findContainer finds a container (init or app) of a pod by name.
-func findContainer(pod *corev1.Pod, name string) *corev1.Container {
-	if pod == nil {
-		return nil
-	}
-	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == name {
-			return &pod.Spec.InitContainers[i]
-		}
-	}
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
-		}
-	}
-	return nil
-}

@@ -9,6 +9,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ballast-dev/ballast/internal/cri"
+	"github.com/ballast-dev/ballast/internal/podconfig"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/prober"
 )
@@ -33,10 +34,7 @@ func probeTargets(uid string, pod *corev1.Pod, rt *podruntime.Pod, hostIP string
 	if sb == nil || !sb.Ready {
 		return nil
 	}
-	host := sb.IP
-	if pod.Spec.HostNetwork || host == "" {
-		host = hostIP
-	}
+	host := podconfig.Host(pod, sb.IP, hostIP)
 	var out []prober.Target
 	add := func(ctr corev1.Container) {
 		cur := rt.Latest(ctr.Name)

@@ -7,9 +7,14 @@ import (
 	"bufio"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 var (
@@ -59,6 +64,22 @@ func OSImage() string {
 		}
 	}
 	return "Linux"
+}
+
+// Capacity is the node's cpu, memory and ephemeral-storage (the size of the
+// root file system); a resource that cannot be read is left out.
+func Capacity() corev1.ResourceList {
+	c := corev1.ResourceList{
+		corev1.ResourceCPU: *resource.NewMilliQuantity(int64(runtime.NumCPU())*1000, resource.DecimalSI),
+	}
+	if m := MemoryBytes(); m > 0 {
+		c[corev1.ResourceMemory] = *resource.NewQuantity(m, resource.BinarySI)
+	}
+	var st syscall.Statfs_t
+	if syscall.Statfs("/", &st) == nil {
+		c[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(st.Blocks)*st.Bsize, resource.BinarySI)
+	}
+	return c
 }
 
 // DefaultIPv4 is the node's address as the kubelet picks it: the first IPv4

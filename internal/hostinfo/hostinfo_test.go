@@ -14,6 +14,13 @@ func TestReadsTheHost(t *testing.T) {
 	}
 }
 
+func TestCapacity(t *testing.T) {
+	c := Capacity()
+	if c.Cpu().MilliValue() < 1000 || c.Memory().Value() != MemoryBytes() || c.StorageEphemeral().Value() <= 0 {
+		t.Errorf("Capacity() = %v", c)
+	}
+}
+
 func TestDefaultRouteInterface(t *testing.T) {
 	routes := "Iface\tDestination\tGateway\tFlags\n" +
 		"eth1\t0000A8C0\t00000000\t0001\n" +

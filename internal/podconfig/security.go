@@ -1,7 +1,6 @@
-package agent
+package podconfig
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -47,10 +46,11 @@ func milliCPUToQuota(milli, period int64) int64 {
 	return q
 }
 
-// containerResources is the container's CRI resources: CPU shares from the
+// Resources is the container's CRI resources: CPU shares from the
 // request (or the limit when only that is set), CFS quota from the limit,
 // the memory limit, and the OOM score adjustment of its QoS class.
-func (a *Agent) containerResources(pod *corev1.Pod, ctr *corev1.Container) *runtimeapi.LinuxContainerResources {
+// nodeMemory is the node's memory in bytes (0: unknown).
+func Resources(pod *corev1.Pod, ctr *corev1.Container, nodeMemory int64) *runtimeapi.LinuxContainerResources {
 	req, lim := ctr.Resources.Requests, ctr.Resources.Limits
 	cpuReq, cpuLim := req.Cpu().MilliValue(), lim.Cpu().MilliValue()
 	r := &runtimeapi.LinuxContainerResources{}
@@ -64,7 +64,7 @@ func (a *Agent) containerResources(pod *corev1.Pod, ctr *corev1.Container) *runt
 	}
 	r.CpuPeriod = quotaPeriod
 	r.CpuQuota = milliCPUToQuota(cpuLim, quotaPeriod)
-	r.OomScoreAdj = oomScoreAdj(pod, ctr, nodeMemory())
+	r.OomScoreAdj = oomScoreAdj(pod, ctr, nodeMemory)
 	return r
 }
 
@@ -135,7 +135,7 @@ func supplementalGroups(pod *corev1.Pod) []int64 {
 	return append(g, sc.SupplementalGroups...)
 }
 
-func (a *Agent) sandboxSecurityContext(pod *corev1.Pod) *runtimeapi.LinuxSandboxSecurityContext {
+func sandboxSecurityContext(pod *corev1.Pod) *runtimeapi.LinuxSandboxSecurityContext {
 	sc := &runtimeapi.LinuxSandboxSecurityContext{
 		NamespaceOptions: namespaceOptions(pod),
 		Privileged:       hasPrivileged(pod),
@@ -189,12 +189,12 @@ func effectiveSecurity(pod *corev1.Pod, ctr *corev1.Container) effective {
 	return e
 }
 
-func (a *Agent) containerSecurityContext(pod *corev1.Pod, ctr *corev1.Container) *runtimeapi.LinuxContainerSecurityContext {
+func containerSecurityContext(pod *corev1.Pod, ctr *corev1.Container, dataDir string) *runtimeapi.LinuxContainerSecurityContext {
 	e := effectiveSecurity(pod, ctr)
 	sc := &runtimeapi.LinuxContainerSecurityContext{
 		NamespaceOptions:   namespaceOptions(pod),
 		SupplementalGroups: supplementalGroups(pod),
-		Seccomp:            a.seccompProfile(e.seccomp),
+		Seccomp:            seccompProfile(e.seccomp, dataDir),
 	}
 	if e.runAsUser != nil {
 		sc.RunAsUser = &runtimeapi.Int64Value{Value: *e.runAsUser}
@@ -230,7 +230,7 @@ func (a *Agent) containerSecurityContext(pod *corev1.Pod, ctr *corev1.Container)
 
 // seccompProfile is the CRI profile of a seccompProfile: Unconfined when
 // unset (the kubelet's default), Localhost profiles under <data-dir>/seccomp.
-func (a *Agent) seccompProfile(sp *corev1.SeccompProfile) *runtimeapi.SecurityProfile {
+func seccompProfile(sp *corev1.SeccompProfile, dataDir string) *runtimeapi.SecurityProfile {
 	if sp == nil {
 		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
 	}
@@ -240,7 +240,7 @@ func (a *Agent) seccompProfile(sp *corev1.SeccompProfile) *runtimeapi.SecurityPr
 	case corev1.SeccompProfileTypeLocalhost:
 		ref := ""
 		if sp.LocalhostProfile != nil {
-			ref = filepath.Join(a.SeccompRoot(), *sp.LocalhostProfile)
+			ref = filepath.Join(SeccompRoot(dataDir), *sp.LocalhostProfile)
 		}
 		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: ref}
 	}
@@ -248,10 +248,10 @@ func (a *Agent) seccompProfile(sp *corev1.SeccompProfile) *runtimeapi.SecurityPr
 }
 
 // SeccompRoot is where Localhost seccomp profiles are read from, as the
-// kubelet's <root-dir>/seccomp.
-func (a *Agent) SeccompRoot() string { return filepath.Join(a.opts.DataDir, "seccomp") }
+// kubelet's <root-dir>/seccomp, for the agent whose data directory is dataDir.
+func SeccompRoot(dataDir string) string { return filepath.Join(dataDir, "seccomp") }
 
-func podSysctls(pod *corev1.Pod) map[string]string {
+func sysctls(pod *corev1.Pod) map[string]string {
 	sc := pod.Spec.SecurityContext
 	if sc == nil || len(sc.Sysctls) == 0 {
 		return nil
@@ -264,8 +264,8 @@ func podSysctls(pod *corev1.Pod) map[string]string {
 	return m
 }
 
-// portMappings are the pod's host ports, for the CNI portmap plugin.
-func portMappings(pod *corev1.Pod) []*runtimeapi.PortMapping {
+// PortMappings are the pod's host ports, for the CNI portmap plugin.
+func PortMappings(pod *corev1.Pod) []*runtimeapi.PortMapping {
 	if pod.Spec.HostNetwork {
 		return nil
 	}
@@ -291,10 +291,18 @@ func portMappings(pod *corev1.Pod) []*runtimeapi.PortMapping {
 	return out
 }
 
+// NeedsImageUser says whether the container's runAsNonRoot can only be
+// checked against its image's user (ContainerInput.ImageUser): it must not
+// run as root and sets no runAsUser.
+func NeedsImageUser(pod *corev1.Pod, ctr *corev1.Container) bool {
+	e := effectiveSecurity(pod, ctr)
+	return e.runAsNonRoot != nil && *e.runAsNonRoot && e.runAsUser == nil
+}
+
 // verifyRunAsNonRoot refuses to start a container that must not run as root
 // when it would, as the kubelet: with runAsNonRoot and no runAsUser the
 // image's user decides.
-func (a *Agent) verifyRunAsNonRoot(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, imageRef string) error {
+func verifyRunAsNonRoot(pod *corev1.Pod, ctr *corev1.Container, img *ImageUser) error {
 	e := effectiveSecurity(pod, ctr)
 	if e.runAsNonRoot == nil || !*e.runAsNonRoot {
 		return nil
@@ -306,18 +314,12 @@ func (a *Agent) verifyRunAsNonRoot(ctx context.Context, pod *corev1.Pod, ctr *co
 		}
 		return nil
 	}
-	st, err := a.opts.Runtime.IS.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: imageRef}})
-	if err != nil {
-		return fmt.Errorf("cannot read the user of image %q to verify runAsNonRoot: %w", ctr.Image, err)
-	}
-	img := st.GetImage()
-	if img == nil {
-		return fmt.Errorf("image %q not found to verify runAsNonRoot", ctr.Image)
-	}
 	switch {
-	case img.Uid != nil && img.Uid.Value == 0, img.Uid == nil && img.Username == "":
+	case img == nil:
+		return fmt.Errorf("image %q not found to verify runAsNonRoot", ctr.Image)
+	case img.UID != nil && *img.UID == 0, img.UID == nil && img.Username == "":
 		return fmt.Errorf("container has runAsNonRoot and image will run as root (%s)", who)
-	case img.Uid == nil:
+	case img.UID == nil:
 		return fmt.Errorf("container has runAsNonRoot and image has non-numeric user (%s), cannot verify user is non-root (%s)", img.Username, who)
 	}
 	return nil
