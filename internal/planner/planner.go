@@ -90,8 +90,6 @@ const (
 	Queued
 	// Syncing: a job (its plan) is being carried out.
 	Syncing
-	// Observing: a fresh read of the pod from the runtime is under way.
-	Observing
 	// Blocked: it replaces a pod of the same name that has not stopped yet.
 	Blocked
 	// Rejected: admission refused it; it failed for good and never runs.
@@ -99,7 +97,7 @@ const (
 )
 
 func (l Lifecycle) String() string {
-	return [...]string{"idle", "queued", "syncing", "observing", "blocked", "rejected"}[l]
+	return [...]string{"idle", "queued", "syncing", "blocked", "rejected"}[l]
 }
 
 // pod is everything the planner knows of one pod UID.
@@ -119,8 +117,10 @@ type pod struct {
 	admitted, rejected bool
 	// missing are the dependencies (ballast.dev/after) last warned about as missing.
 	missing string
-	// reobserve: a process of the pod exited while a job was in flight; read
-	// the pod again when the job returns.
+	// observing: a read of the pod (after an exit) is under way; reobserve:
+	// a process of the pod exited while a job or a read was in flight, so
+	// read it again when that returns.
+	observing bool
 	reobserve string
 	wakeAt    time.Time
 	plan      Plan
@@ -147,7 +147,7 @@ func (p *pod) name() string {
 	return p.uid
 }
 
-func (p *pod) inFlight() bool { return p.life == Syncing || p.life == Observing }
+func (p *pod) inFlight() bool { return p.life == Syncing }
 
 // wake asks for a decision at t at the latest.
 func (p *pod) wake(t time.Time) {
@@ -591,7 +591,7 @@ func (s *State) applyExit(e Exited, out *Output) {
 		return
 	}
 	p := s.pods[uid]
-	if p.inFlight() {
+	if p.inFlight() || p.observing {
 		// Read again once the call in flight returns: its own read may
 		// have come before the exit.
 		p.reobserve = e.ID
@@ -601,18 +601,20 @@ func (s *State) applyExit(e Exited, out *Output) {
 }
 
 func (s *State) observe(p *pod, exited string, out *Output) {
-	p.life = Observing
-	p.queuedAt = 0
+	p.observing = true
 	p.reobserve = ""
 	out.Observe = append(out.Observe, Observe{UID: p.uid, ExitedID: exited})
 }
 
 func (s *State) applyObserved(o Observed, out *Output) {
 	p := s.pods[o.UID]
-	if p == nil || p.life != Observing {
+	if p == nil || !p.observing {
 		return
 	}
-	p.life = Idle
+	p.observing = false
+	if p.inFlight() {
+		return // the job in flight reads the pod when it returns
+	}
 	p.dirty = true
 	if o.Err == nil {
 		if o.Pod == nil {
@@ -658,7 +660,7 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 		p.retry = 0
 		p.dirty = true
 	}
-	if p.reobserve != "" {
+	if p.reobserve != "" && !p.observing {
 		s.observe(p, p.reobserve, out)
 	}
 }
