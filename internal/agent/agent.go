@@ -10,6 +10,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/events"
+	"github.com/ballast-dev/ballast/internal/executor"
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/prober"
@@ -61,7 +63,7 @@ type Agent struct {
 	opts   Options
 	log    *slog.Logger
 	obs    *cri.Observer
-	exec   *executor
+	exec   *executor.Executor
 	events *events.Recorder
 	prober *prober.Prober
 
@@ -90,8 +92,11 @@ func New(opts Options) *Agent {
 		imagesIn:  make(chan struct{}, 1),
 		inputs:    make(chan planner.Input, 256),
 	}
-	a.exec = &executor{a: a}
 	a.events = events.New(opts.NodeName, 1000, opts.Log.With("component", "events"))
+	a.exec = executor.New(opts.Runtime, a.obs, a.events, executor.Options{
+		NodeName: opts.NodeName, DataDir: opts.DataDir, HostIP: opts.HostIP, ResolvConf: opts.ResolvConf,
+		Pulls: opts.Pulls, Log: opts.Log, Now: opts.Now,
+	})
 	a.view.Store(&View{})
 	return a
 }
@@ -102,7 +107,7 @@ func (a *Agent) Snapshots() chan<- source.Snapshot { return a.snapshots }
 // ImagesArrived tells the agent new images were imported: pods waiting for an
 // image try again at once.
 func (a *Agent) ImagesArrived() {
-	a.exec.forgetImages()
+	a.exec.ForgetImages()
 	select {
 	case a.imagesIn <- struct{}{}:
 	default: // one is pending already
@@ -136,7 +141,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		RetryMax: a.opts.RetryMax, Relist: a.opts.Relist,
 	})
 	probeOut := make(chan prober.Result, 64)
-	a.prober = prober.New(criExec{a.opts.Runtime}, probeOut, a.log.With("component", "prober"))
+	a.prober = prober.New(a.exec, probeOut, a.log.With("component", "prober"))
 	goFn(func() { a.prober.Run(ctx) })
 	exits := make(chan cri.Exit, 64)
 	goFn(func() {
@@ -155,7 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case j := <-jobs:
-					send(a.exec.run(ctx, j))
+					send(a.exec.Run(ctx, j))
 				}
 			}
 		})
@@ -164,8 +169,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var probeKeys []prober.Key
+	rollouts := rolloutStore{dir: filepath.Join(a.opts.DataDir, "rollouts"), log: a.log}
 	step := func(in planner.Input) {
 		out := s.Step(a.opts.Now(), in)
+		// Saved before anything is done about them: what a revert decided
+		// survives a kill -9 right after.
+		rollouts.save(out.Saves)
 		for _, e := range out.Events {
 			a.events.Event(e.Ref, e.Type, e.Reason, e.Message)
 		}
@@ -186,7 +195,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		resetTimer(timer, out.WakeAt, a.opts.Now())
 	}
-	step(planner.Tick{})
+	step(planner.Restored{Rollouts: rollouts.load()})
 	for {
 		select {
 		case <-ctx.Done():

@@ -1,32 +1,12 @@
 package agent
 
 import (
-	"context"
-	"fmt"
-	"time"
-
 	corev1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/podconfig"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/prober"
 )
-
-// criExec runs commands in containers through CRI ExecSync, for exec probes
-// and exec lifecycle hooks.
-type criExec struct{ rt *cri.Runtime }
-
-var _ prober.Runner = criExec{}
-
-func (e criExec) Exec(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (string, int32, error) {
-	r, err := e.rt.RS.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: containerID, Cmd: cmd, Timeout: int64(max(timeout/time.Second, 1))})
-	if err != nil {
-		return "", 0, fmt.Errorf("exec %v: %s", cmd, cri.Message(err))
-	}
-	return string(r.Stdout) + string(r.Stderr), r.ExitCode, nil
-}
 
 // probeTargets lists the probes of the running containers of one pod.
 func probeTargets(uid string, pod *corev1.Pod, rt *podruntime.Pod, hostIP string) []prober.Target {

@@ -6,10 +6,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ballast-dev/ballast/internal/agent"
 	"github.com/ballast-dev/ballast/internal/containerd"
 	"github.com/ballast-dev/ballast/internal/node"
 	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/registryauth"
 )
 
 // nodeFlags are `ballast node`'s flags (`ballast up` has them too).
@@ -83,7 +83,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.Int64Var(&f.logMaxSize, "container-log-max-size", 10<<20, "rotate a container log file when it grows past this many bytes")
 	fs.IntVar(&f.logMaxFiles, "container-log-max-files", 5, "log files kept per container, the current one included")
 	fs.StringVar(&f.imageCreds, "image-credential-file", "", "docker config.json with registry credentials for image pulls (default: the first of <data-dir>/config.json, /var/lib/kubelet/config.json, ~/.docker/config.json that exists)")
-	fs.DurationVar(&f.pullTimeout, "image-pull-timeout", agent.DefaultPullTimeout, "give up an image pull after this long (ErrImagePull, then back-off)")
+	fs.DurationVar(&f.pullTimeout, "image-pull-timeout", registryauth.DefaultTimeout, "give up an image pull after this long (ErrImagePull, then back-off)")
 	fs.DurationVar(&f.logCheck, "container-log-check-interval", 10*time.Second, "how often container log sizes are checked for rotation")
 	for _, n := range []string{"container-log-check-interval", "crash-backoff-initial", "crash-backoff-max", "image-pull-backoff-initial", "image-pull-backoff-max"} {
 		_ = fs.MarkHidden(n)

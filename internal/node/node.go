@@ -34,6 +34,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/mirror"
 	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -171,8 +172,8 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 	a := agent.New(agent.Options{
 		NodeName: cfg.NodeName, DataDir: cfg.DataDir, HostIP: cfg.NodeIP, Runtime: rt,
 		RuntimeName: "containerd", Backoff: cfg.Backoff, Log: log,
+		Pulls: registryauth.Config{CredentialFile: cfg.ImageCredentials, Timeout: cfg.PullTimeout},
 	})
-	a.SetImagePulls(agent.PullConfig{CredentialFile: cfg.ImageCredentials, Timeout: cfg.PullTimeout})
 	g.Go(func() error {
 		return source.Run(ctx, source.Options{Dir: cfg.ManifestDir, NodeName: cfg.NodeName, Log: log.With("component", "manifests")}, a.Snapshots())
 	})

@@ -69,12 +69,52 @@ type Done struct {
 	// PullsOK the images now present.
 	Pulls   map[string]*PullFailure
 	PullsOK []string
-	// Waiting says why containers whose runtime calls failed wait
-	// (CreateContainerConfigError, CreateContainerError, RunContainerError, ...).
-	Waiting map[string]podruntime.Waiting
+	// Failed are the containers whose start failed, and at which step.
+	Failed map[string]Failure
 	// Err is set when the job did not do everything it had to: the pod is
 	// retried after a back-off.
 	Err error
+}
+
+// Step is a step of starting a container.
+type Step int
+
+const (
+	// StepSandbox: creating the pod's sandbox.
+	StepSandbox Step = iota + 1
+	// StepConfig: preparing the container's configuration (volumes, env,
+	// image user, ...).
+	StepConfig
+	// StepCreate: the runtime's CreateContainer.
+	StepCreate
+	// StepStart: the runtime's StartContainer.
+	StepStart
+	// StepPostStart: the postStart hook failed and the container could not
+	// be stopped.
+	StepPostStart
+)
+
+// Failure is a failed step of a container's start, with the runtime's message.
+type Failure struct {
+	Step    Step
+	Message string
+}
+
+// waiting is what a failed start shows, as the kubelet names it.
+func (f Failure) waiting() podruntime.Waiting {
+	switch f.Step {
+	case StepSandbox:
+		return podruntime.Waiting{Reason: "ContainerCreating", Message: "creating the pod sandbox failed: " + f.Message}
+	case StepConfig:
+		return podruntime.Waiting{Reason: "CreateContainerConfigError", Message: f.Message}
+	case StepCreate:
+		return podruntime.Waiting{Reason: "CreateContainerError", Message: f.Message}
+	case StepStart:
+		return podruntime.Waiting{Reason: "RunContainerError", Message: f.Message}
+	case StepPostStart:
+		return podruntime.Waiting{Reason: "PostStartHookError", Message: f.Message}
+	}
+	return podruntime.Waiting{Reason: "ContainerCreating", Message: f.Message}
 }
 
 // Probed is a probe result that changed (or a failed run, for its event).

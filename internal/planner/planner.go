@@ -646,7 +646,13 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	if d.Runtime != nil {
 		s.setRuntime(p, d.Runtime)
 	}
-	p.failed = d.Waiting
+	p.failed = nil
+	for name, f := range d.Failed {
+		if p.failed == nil {
+			p.failed = map[string]podruntime.Waiting{}
+		}
+		p.failed[name] = f.waiting()
+	}
 	if d.Err != nil {
 		// Try again after a back-off, or at once if an input arrived
 		// meanwhile (p.dirty).

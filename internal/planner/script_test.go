@@ -509,6 +509,15 @@ func describePlan(p planner.Plan) string {
 	return strings.Join(parts, " ")
 }
 
+// steps maps the waiting reasons a script names to the failed step.
+var steps = map[string]planner.Step{
+	"ContainerCreating":          planner.StepSandbox,
+	"CreateContainerConfigError": planner.StepConfig,
+	"CreateContainerError":       planner.StepCreate,
+	"RunContainerError":          planner.StepStart,
+	"PostStartHookError":         planner.StepPostStart,
+}
+
 // apply carries out the job in flight for a pod in the simulated runtime and
 // returns its Done. Arguments: fail=MSG (nothing happened), waiting=CTR:REASON
 // (that container could not start), pullfail=IMAGE (its pull failed).
@@ -563,7 +572,7 @@ func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
 	}
 	for _, s := range p.Start {
 		if s.Name == failCtr {
-			d.Waiting = map[string]podruntime.Waiting{s.Name: {Reason: failReason, Message: "simulated"}}
+			d.Failed = map[string]planner.Failure{s.Name: {Step: steps[failReason], Message: "simulated"}}
 			d.Err = errors.New("starting " + s.Name)
 			continue
 		}

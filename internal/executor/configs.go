@@ -1,4 +1,4 @@
-package agent
+package executor
 
 import (
 	"context"
@@ -22,20 +22,10 @@ import (
 // pod's IPs, the image's user), prepares the pod's volumes, and builds the
 // CRI configs with internal/podconfig.
 
-// PullConfig configures image pulls (Options.Pulls).
-type PullConfig = registryauth.Config
-
-// DefaultPullTimeout bounds one image pull.
-const DefaultPullTimeout = registryauth.DefaultTimeout
-
-// SetImagePulls configures image pulls; call it before Run. Prefer setting
-// Options.Pulls.
-func (a *Agent) SetImagePulls(c PullConfig) { a.opts.Pulls = c }
-
 // node is what the translation needs of the node, read now: the resolver
 // config and capacity may change while the agent runs.
-func (e *executor) node() podconfig.Node {
-	o := e.a.opts
+func (e *Executor) node() podconfig.Node {
+	o := e.opts
 	path := o.ResolvConf
 	if path == "" {
 		path = "/etc/resolv.conf"
@@ -49,10 +39,10 @@ func (e *executor) node() podconfig.Node {
 
 // sandboxConfig builds the pod's sandbox config (the planner has admitted
 // the pod).
-func (e *executor) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+func (e *Executor) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
 	if podconfig.NoClusterDNS(pod) {
 		e.dnsWarned.Do(func() {
-			e.a.log.Warn("pod has dnsPolicy ClusterFirst but there is no cluster DNS for static pods; falling back to the node's resolver (dnsPolicy Default)",
+			e.log.Warn("pod has dnsPolicy ClusterFirst but there is no cluster DNS for static pods; falling back to the node's resolver (dnsPolicy Default)",
 				"pod", pod.Namespace+"/"+pod.Name)
 		})
 	}
@@ -62,7 +52,7 @@ func (e *executor) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.P
 // containerConfig prepares what one container needs on the host (volumes,
 // hosts file, termination message file) and builds its config, in the pod's
 // sandbox sandboxID. Errors are the container's CreateContainerConfigError.
-func (e *executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s planner.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
+func (e *Executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s planner.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
 	node := e.node()
 	in := podconfig.ContainerInput{Node: node, ImageRef: imageRef, RestartCount: s.RestartCount, Backoff: s.Backoff, BackoffSince: s.BackoffSince}
 	if podconfig.NeedsImageUser(pod, ctr) {
@@ -77,7 +67,7 @@ func (e *executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *co
 	if err != nil {
 		return nil, err
 	}
-	dir := volumes.PodDir(e.a.opts.DataDir, string(pod.UID))
+	dir := volumes.PodDir(e.opts.DataDir, string(pod.UID))
 	if in.Volumes, err = volumes.Prepare(dir, vols); err != nil {
 		return nil, err
 	}
@@ -103,12 +93,11 @@ func (e *executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *co
 
 // imageUser asks the runtime which user the image runs as (nil: the
 // runtime does not know the image).
-func (e *executor) imageUser(ctx context.Context, ctr *corev1.Container, imageRef string) (*podconfig.ImageUser, error) {
-	st, err := e.a.opts.Runtime.IS.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: imageRef}})
+func (e *Executor) imageUser(ctx context.Context, ctr *corev1.Container, imageRef string) (*podconfig.ImageUser, error) {
+	img, err := e.rt.ImageStatus(ctx, imageRef)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the user of image %q to verify runAsNonRoot: %w", ctr.Image, err)
 	}
-	img := st.GetImage()
 	if img == nil {
 		return nil, nil
 	}
@@ -122,23 +111,23 @@ func (e *executor) imageUser(ctx context.Context, ctr *corev1.Container, imageRe
 
 // podIPs returns the pod's IPs: the host's for a host-network pod, else the
 // sandbox's, as the runtime reports them once the sandbox runs.
-func (e *executor) podIPs(ctx context.Context, pod *corev1.Pod, sandboxID string) []string {
+func (e *Executor) podIPs(ctx context.Context, pod *corev1.Pod, sandboxID string) []string {
 	if pod.Spec.HostNetwork {
-		if e.a.opts.HostIP == "" {
+		if e.opts.HostIP == "" {
 			return nil
 		}
-		return []string{e.a.opts.HostIP}
+		return []string{e.opts.HostIP}
 	}
 	if sandboxID == "" {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := e.a.opts.Runtime.RS.PodSandboxStatus(cctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sandboxID})
-	if err != nil || st.GetStatus().GetNetwork() == nil {
+	st, err := e.rt.PodSandboxStatus(cctx, sandboxID)
+	if err != nil || st.GetNetwork() == nil {
 		return nil
 	}
-	n := st.Status.Network
+	n := st.Network
 	var ips []string
 	if n.Ip != "" {
 		ips = append(ips, n.Ip)
@@ -152,10 +141,10 @@ func (e *executor) podIPs(ctx context.Context, pod *corev1.Pod, sandboxID string
 }
 
 // removePodDir removes the pod's volumes from the host.
-func (e *executor) removePodDir(uid string) error {
-	err := volumes.RemovePodDir(volumes.PodDir(e.a.opts.DataDir, uid))
+func (e *Executor) removePodDir(uid string) error {
+	err := volumes.RemovePodDir(volumes.PodDir(e.opts.DataDir, uid))
 	if err != nil {
-		e.a.log.Warn("cannot remove the pod's volumes", "uid", uid, "err", err)
+		e.log.Warn("cannot remove the pod's volumes", "uid", uid, "err", err)
 	}
 	return err
 }
@@ -163,21 +152,20 @@ func (e *executor) removePodDir(uid string) error {
 // pullImage pulls image with the credentials of its registry, within the
 // pull timeout. A timeout comes back as a plain error saying so (not as the
 // runtime being unreachable).
-func (e *executor) pullImage(ctx context.Context, image string, sb *runtimeapi.PodSandboxConfig) (*runtimeapi.PullImageResponse, error) {
-	a := e.a
-	pc := a.opts.Pulls
-	auth, src, err := registryauth.Lookup(pc.Files(a.opts.DataDir), image)
+func (e *Executor) pullImage(ctx context.Context, image string, sb *runtimeapi.PodSandboxConfig) (string, error) {
+	pc := e.opts.Pulls
+	auth, src, err := registryauth.Lookup(pc.Files(e.opts.DataDir), image)
 	if err != nil {
-		a.log.Warn("cannot read registry credentials; pulling without", "err", err)
+		e.log.Warn("cannot read registry credentials; pulling without", "err", err)
 	} else if auth != nil {
-		a.log.Debug("pulling with registry credentials", "image", image, "file", src, "registry", auth.ServerAddress)
+		e.log.Debug("pulling with registry credentials", "image", image, "file", src, "registry", auth.ServerAddress)
 	}
 	timeout := pc.PullTimeout()
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	r, err := a.opts.Runtime.IS.PullImage(pctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: image}, Auth: auth, SandboxConfig: sb})
+	ref, err := e.rt.PullImage(pctx, image, auth, sb)
 	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
-		return nil, fmt.Errorf("pull timed out after %s (--image-pull-timeout): the registry did not deliver the image in time", timeout)
+		return "", fmt.Errorf("pull timed out after %s (--image-pull-timeout): the registry did not deliver the image in time", timeout)
 	}
-	return r, err
+	return ref, err
 }

@@ -1,4 +1,4 @@
-package agent
+package executor
 
 import (
 	"context"
@@ -17,14 +17,14 @@ import (
 // runHook runs a postStart or preStop handler of a container, as the kubelet:
 // exec in the container, an HTTP GET to the pod, or a sleep. It returns what
 // went wrong.
-func (a *Agent) runHook(ctx context.Context, h *corev1.LifecycleHandler, ctr *corev1.Container, containerID, host string) error {
+func (e *Executor) runHook(ctx context.Context, h *corev1.LifecycleHandler, ctr *corev1.Container, containerID, host string) error {
 	switch {
 	case h.Exec != nil:
 		timeout := 60 * time.Second
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = time.Until(dl)
 		}
-		out, code, err := criExec{a.opts.Runtime}.Exec(ctx, containerID, h.Exec.Command, timeout)
+		out, code, err := e.Exec(ctx, containerID, h.Exec.Command, timeout)
 		if err != nil {
 			return err
 		}
