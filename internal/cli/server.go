@@ -10,12 +10,13 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/localapi"
-	"github.com/ballast-dev/ballast/internal/mirror"
+	"github.com/ballast-dev/ballast/internal/node"
 	"github.com/ballast-dev/ballast/internal/server"
 )
 
@@ -121,44 +122,32 @@ func newUpCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(nf.logLevel)
-			o := sf.options(nf.dataDir)
-			o.Log = log
-			if nf.nodeName == "" {
-				n, err := defaultNodeName()
-				if err != nil {
-					return err
-				}
-				nf.nodeName = n
-			}
-			// In one process the API reaches the local agent's socket.
-			sock := socketPath(nf.dataDir)
-			o.LocalNodes = map[string]server.NodeDialer{nf.nodeName: func(context.Context, string) (*http.Client, *url.URL, error) {
-				return localapi.HTTPClient(sock), &url.URL{Scheme: "http", Host: "ballast"}, nil
-			}}
-			s, err := server.Start(cmd.Context(), o)
+			cfg, err := nf.nodeConfig(cmd, log, node.APIConfig{})
 			if err != nil {
 				return err
 			}
-			errc := make(chan error, 2)
-			go func() { errc <- s.Wait() }()
-			go func() {
-				errc <- runNode(cmd.Context(), cmd, &nf, func(n runningNode) {
-					client, err := nodeClient(s, n.Name)
-					if err != nil {
-						errc <- err
-						return
-					}
-					go func() {
-						_ = mirror.Run(cmd.Context(), mirror.Options{
-							Client: client, NodeName: n.Name, HostIP: n.HostIP, RuntimeVersion: n.RuntimeVersion,
-							Source: n.Agent, Recorder: n.Agent.Recorder(), Log: log.With("component", "mirror"),
-							ObserveSyncLag: n.Metrics.ObserveMirrorSyncLag,
-						})
-					}()
+			g, ctx := errgroup.WithContext(cmd.Context())
+			o := sf.options(nf.dataDir)
+			o.Log = log
+			// In one process the API reaches the local agent's socket.
+			sock := socketPath(nf.dataDir)
+			o.LocalNodes = map[string]server.NodeDialer{cfg.NodeName: func(context.Context, string) (*http.Client, *url.URL, error) {
+				return localapi.HTTPClient(sock), &url.URL{Scheme: "http", Host: "ballast"}, nil
+			}}
+			s, err := server.Start(ctx, o)
+			if err != nil {
+				return err
+			}
+			// The node acts as system:node:NAME with a client certificate
+			// from the server's CA: in one process, no token needed.
+			cfg.API.Client = func(name string) (kubernetes.Interface, error) { return nodeClient(s, name) }
+			g.Go(s.Wait)
+			g.Go(func() error {
+				return node.Run(ctx, cfg, func(*node.Node) {
 					fmt.Printf("ready: API at %s\n  export KUBECONFIG=%s\n", s.URL, s.Kubeconfig)
 				})
-			}()
-			return <-errc
+			})
+			return g.Wait()
 		},
 	}
 	nf.register(cmd)
@@ -168,8 +157,8 @@ func newUpCmd() *cobra.Command {
 
 // nodeClient is a client acting as the node (system:node:NAME), with a
 // client certificate from the server's CA: in one process, no token needed.
-func nodeClient(s *server.Server, node string) (kubernetes.Interface, error) {
-	u, err := auth.NodeUser(node)
+func nodeClient(s *server.Server, name string) (kubernetes.Interface, error) {
+	u, err := auth.NodeUser(name)
 	if err != nil {
 		return nil, err
 	}
@@ -177,12 +166,8 @@ func nodeClient(s *server.Server, node string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kubernetes.NewForConfig(&rest.Config{
+	return kubernetes.NewForConfig(node.ClientConfig(&rest.Config{
 		Host:            s.URL,
 		TLSClientConfig: rest.TLSClientConfig{CAData: s.PKI.CAPEM(), CertData: certPEM, KeyData: keyPEM},
-		UserAgent:       "ballast-node/" + Version,
-		ContentConfig:   rest.ContentConfig{ContentType: "application/json"},
-		QPS:             50,
-		Burst:           100,
-	})
+	}, Version))
 }
