@@ -60,7 +60,11 @@ func Image(binaryPath string, entrypoint []string, env []string) (v1.Image, erro
 	if err != nil {
 		return nil, err
 	}
-	binName := filepath.Base(binaryPath)
+	return ImageOf(filepath.Base(binaryPath), bin, entrypoint, env)
+}
+
+// ImageOf is Image for a binary already read, put at /<binName>.
+func ImageOf(binName string, bin []byte, entrypoint []string, env []string) (v1.Image, error) {
 	layerTar, err := layerTarball(binName, bin)
 	if err != nil {
 		return nil, err
