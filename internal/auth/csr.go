@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 )
@@ -106,4 +107,18 @@ func (p *PKI) SignNodeCSR(csrPEM []byte) (node string, certPEM []byte, err error
 		return "", nil, fmt.Errorf("pki: signing the certificate of node %s: %w", name, err)
 	}
 	return name, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// ReadCertificate reads the first PEM certificate of the file at path (a CA's
+// ca.crt, say). A missing file is an error wrapping fs.ErrNotExist.
+func ReadCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := parseCertPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -142,18 +141,11 @@ func Prepare(o Options) (*Result, error) {
 
 // existingCA reads the CA in dir, or returns nil when there is none yet.
 func existingCA(dir string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(filepath.Join(dir, auth.CACertFile))
+	ca, err := auth.ReadCertificate(filepath.Join(dir, auth.CACertFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM certificate", filepath.Join(dir, auth.CACertFile))
-	}
-	return x509.ParseCertificate(block.Bytes)
+	return ca, err
 }
 
 // podHead is what the checks read of a manifest.

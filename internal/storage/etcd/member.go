@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // SocketFile is the embedded etcd's client socket, in its data directory:
@@ -45,4 +49,19 @@ func Serve(ctx context.Context, dir string, log *slog.Logger, ready func()) erro
 	case err := <-e.Err():
 		return fmt.Errorf("etcd in %s: %w", dir, err)
 	}
+}
+
+// Health tells whether the member of dir answers on its socket (the etcd
+// pod's readiness probe): nil when a read succeeds.
+func Health(ctx context.Context, dir string) error {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{SocketURL(dir)}, DialTimeout: 2 * time.Second, Context: ctx,
+		Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("etcd on %s: %w", SocketPath(dir), err)
+	}
+	defer c.Close()
+	if _, err := c.Get(ctx, "health"); err != nil {
+		return fmt.Errorf("etcd on %s: %w", SocketPath(dir), err)
+	}
+	return nil
 }
