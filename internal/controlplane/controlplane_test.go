@@ -307,3 +307,30 @@ func TestBuildImageRefusesADynamicBinary(t *testing.T) {
 	}
 	t.Skip("no dynamically linked binary found to try")
 }
+
+func TestPrepareRefusesARunningAgent(t *testing.T) {
+	o := options(t, shortDir(t))
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(o.DataDir, "ballast.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := Prepare(o); err == nil || !strings.Contains(err.Error(), "a node agent already runs") {
+		t.Errorf("with an agent on the data dir: %v", err)
+	}
+	if _, err := os.Stat(o.ManifestDir); !os.IsNotExist(err) {
+		t.Errorf("the refusal wrote manifests: %v", err)
+	}
+}
+
+func shortDir(t *testing.T) string {
+	d, err := os.MkdirTemp("", "cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}

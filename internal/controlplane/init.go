@@ -18,6 +18,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/atomicfile"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/bootstrap"
+	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/manifest"
 )
 
@@ -76,6 +77,10 @@ func Prepare(o Options) (*Result, error) {
 	res := &Result{URL: "https://" + net.JoinHostPort(localHost, port), JoinURL: "https://" + net.JoinHostPort(joinHost, port),
 		Kubeconfig: filepath.Join(o.DataDir, "kubeconfig")}
 
+	if c, err := net.DialTimeout("unix", localapi.SocketPath(o.DataDir), time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("a node agent already runs on data dir %s (its socket %s answers): stop it first; the control plane keeps running meanwhile", o.DataDir, localapi.SocketPath(o.DataDir))
+	}
 	ca, err := existingCA(o.PKIDir())
 	if err != nil {
 		return nil, err
