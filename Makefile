@@ -1,9 +1,10 @@
 # Ballast's build, test and benchmark entry points. See README.md.
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/ballast-dev/ballast/internal/cli.Version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X github.com/ballast-dev/ballast/internal/cli.Version=$(VERSION) -X github.com/ballast-dev/ballast/internal/cli.Commit=$(COMMIT)
 
-.PHONY: build images example deps test test-unit test-e2e bench clean
+.PHONY: build images example deps test test-unit test-e2e bench package docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ballast ./cmd/ballast
@@ -25,6 +26,17 @@ deps:
 # Every test: vet, formatting, unit tests with -race, end-to-end tests against a real containerd.
 test: deps
 	hack/test.sh
+
+# bin/ballast_<version>_amd64.deb: the static binary, the systemd units
+# (checked with systemd-analyze verify), the default /etc/ballast/config.yaml
+# and the sandbox image; built with nfpm (hack/package.sh).
+package: build images
+	hack/package.sh $(VERSION) bin/ballast bin/images bin
+
+# Regenerates what comes from the command definitions: the CLI reference
+# (docs/cli) and the default configuration file (packaging/config.yaml).
+docs:
+	$(GO) run ./hack/gendocs -docs docs/cli -config packaging/config.yaml
 
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
