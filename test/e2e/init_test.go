@@ -229,6 +229,35 @@ func TestInitJoin(t *testing.T) {
 		return nil
 	})
 
+	// Editing the server's manifest rolls it, as any static pod.
+	before, _ := getPod(k, "kube-system", "ballast-server-cp")
+	file := filepath.Join(manifests, "ballast-server.yaml")
+	data, err := os.ReadFile(file)
+	if err != nil || !strings.Contains(string(data), `"--log-level=info"`) {
+		t.Fatalf("%s: %v\n%s", file, err, data)
+	}
+	edited := strings.Replace(string(data), `"--log-level=info"`, `"--log-level=debug"`, 1)
+	if err := os.WriteFile(file+".tmp", []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".tmp", file); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyDo(t, "the edited server rolled out", 90*time.Second, func() error {
+		p, err := getPod(k, "kube-system", "ballast-server-cp")
+		if err != nil {
+			return err
+		}
+		if before != nil && p.Status.ContainerStatuses[0].ContainerID == before.Status.ContainerStatuses[0].ContainerID {
+			return fmt.Errorf("still the old container")
+		}
+		out, err := k.run("get", "pod", "-n", "kube-system", "ballast-server-cp", "-o", "jsonpath={.spec.containers[0].command}")
+		if err != nil || !strings.Contains(out, "--log-level=debug") {
+			return fmt.Errorf("the mirror's command: %s %v", out, err)
+		}
+		return nil
+	})
+
 	// A second node, with its own containerd and bridge.
 	env2 := harness.Start(t)
 	wDir := filepath.Join(env2.Dir, "w1")
