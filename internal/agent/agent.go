@@ -56,6 +56,9 @@ type Options struct {
 
 	// Pulls configures image pulls: registry credentials and the timeout.
 	Pulls registryauth.Config
+	// PodStarted, if set, is told how long each pod took from the node
+	// seeing its file to every container running (first starts only).
+	PodStarted func(time.Duration)
 }
 
 // Agent keeps the pods of one node at their desired state.
@@ -175,6 +178,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Saved before anything is done about them: what a revert decided
 		// survives a kill -9 right after.
 		rollouts.save(out.Saves)
+		if a.opts.PodStarted != nil {
+			for _, st := range out.Started {
+				a.opts.PodStarted(st.Since)
+			}
+		}
 		for _, e := range out.Events {
 			a.events.Event(e.Ref, e.Type, e.Reason, e.Message)
 		}

@@ -191,7 +191,8 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 	a := agent.New(agent.Options{
 		NodeName: cfg.NodeName, DataDir: cfg.DataDir, HostIP: cfg.NodeIP, Runtime: rt,
 		RuntimeName: "containerd", Backoff: cfg.Backoff, Log: log,
-		Pulls: registryauth.Config{CredentialFile: cfg.ImageCredentials, Timeout: cfg.PullTimeout},
+		Pulls:      registryauth.Config{CredentialFile: cfg.ImageCredentials, Timeout: cfg.PullTimeout},
+		PodStarted: metrics.ObservePodStart,
 	})
 	g.Go(func() error {
 		return source.Run(ctx, source.Options{Dir: cfg.ManifestDir, NodeName: cfg.NodeName, Log: log.With("component", "manifests")}, a.Snapshots())

@@ -117,6 +117,9 @@ type pod struct {
 	admitted, rejected bool
 	// missing are the dependencies (ballast.dev/after) last warned about as missing.
 	missing string
+	// fromFile: the pod's first start is under way; startedFromFile: it
+	// ended with every container running (reported once).
+	fromFile, startedFromFile bool
 	// observing: a read of the pod (after an exit) is under way; reobserve:
 	// a process of the pod exited while a job or a read was in flight, so
 	// read it again when that returns.
@@ -201,6 +204,9 @@ type Output struct {
 	// Saves are rollout records to write durably before anything else is
 	// done; an empty one (Rollout.Empty) deletes its file's record.
 	Saves []Rollout
+	// Started are pods started from their files that now run every
+	// container, with the time since the node first saw their file.
+	Started []Started
 	// WakeAt is when to feed a Tick; zero for never.
 	WakeAt time.Time
 	// Changed: what readers see (View) changed.
@@ -215,6 +221,13 @@ type Job struct {
 	File    string
 	Runtime *podruntime.Pod // never nil
 	Plan    Plan
+}
+
+// Started is a pod started from its file, now running: Since is how long
+// it took from the node seeing the file (its kubernetes.io/config.seen).
+type Started struct {
+	UID   string
+	Since time.Duration
 }
 
 // Observe asks for a fresh read of one pod. ExitedID, when set, is the
@@ -437,6 +450,11 @@ func (s *State) dispatch(now time.Time, out *Output) {
 			}
 		}
 		out.Jobs = append(out.Jobs, Job{UID: p.uid, Desired: p.desired, File: p.file, Runtime: rt, Plan: p.plan})
+		if p.plan.CreateSandbox && rt.Empty() && p.desired != nil && !p.startedFromFile && !s.reverted(p) {
+			// The pod's first start, for a file that defines it: it counts
+			// as started from its file once all its containers run.
+			p.fromFile = true
+		}
 		s.killEvents(p, rt, out)
 	}
 }

@@ -413,6 +413,8 @@ func (sc *script) definePod(label string, args, body []string) error {
 	if len(pods) != 1 {
 		return fmt.Errorf("%d pods", len(pods))
 	}
+	// As the source does: the time the node first saw the file.
+	pods[0].Annotations[manifest.AnnotationConfigSeen] = sc.now.Format(time.RFC3339Nano)
 	sc.pods[label] = pods[0]
 	sc.labels[string(pods[0].UID)] = label
 	return nil
@@ -466,6 +468,9 @@ func (sc *script) step(in planner.Input) string {
 			sc.saved[r.File] = r
 		}
 		fmt.Fprintf(&b, "save %s: %s\n", strings.TrimPrefix(r.File, "/m/"), sc.describeRollout(r))
+	}
+	for _, st := range out.Started {
+		fmt.Fprintf(&b, "started %s %s after its file was seen\n", sc.label(st.UID), st.Since)
 	}
 	if !out.WakeAt.IsZero() {
 		fmt.Fprintf(&b, "wake +%s\n", out.WakeAt.Sub(sc.now))
