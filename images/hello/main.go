@@ -18,6 +18,9 @@
 //	ALLOC_MB=<n>                   allocate and touch n MiB at start
 //
 // Otherwise SIGTERM (and SIGINT) make it log "got SIGTERM" and exit 0.
+//
+// Run under another name (the image links /bin/sh, /bin/tar, ... to it), it
+// is that command of package toolbox, for `kubectl exec` and `kubectl cp`.
 package main
 
 import (
@@ -32,6 +35,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ballast-dev/ballast/images/hello/toolbox"
 )
 
 // tool runs the small commands exec probes and hooks use (the image has no
@@ -69,6 +74,9 @@ func tool(args []string) bool {
 var held [][]byte
 
 func main() {
+	if code, ok := toolbox.Main(os.Args, os.Stdin, os.Stdout, os.Stderr); ok {
+		os.Exit(code)
+	}
 	tool(os.Args)
 	port := os.Getenv("PORT")
 	if port == "" {

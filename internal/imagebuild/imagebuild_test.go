@@ -104,3 +104,40 @@ func TestBuildImageTarball(t *testing.T) {
 		t.Errorf("missing basics: %v", seen)
 	}
 }
+
+func TestLinks(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "multi")
+	if err := os.WriteFile(bin, []byte("#!not really a program"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img, err := Image(bin, nil, nil, Links("sh", "tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers %d %v", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	links := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeSymlink {
+			links[h.Name] = h.Linkname
+		}
+	}
+	if len(links) != 2 || links["bin/sh"] != "/multi" || links["bin/tar"] != "/multi" {
+		t.Errorf("links %v, want bin/sh and bin/tar -> /multi", links)
+	}
+}
