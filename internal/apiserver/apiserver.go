@@ -39,8 +39,8 @@ type Config struct {
 	Authenticate func(*http.Request) (auth.User, bool, error)
 	// Authorize decides every request.
 	Authorize func(auth.Attributes) auth.Decision
-	// NodeLogs tells how to reach a node's kubelet API for pods/log; nil
-	// answers pods/log with 503.
+	// NodeLogs tells how to reach a node's kubelet API for pods/log and the
+	// streams (pods/exec, attach, portforward); nil answers them with 503.
 	NodeLogs func(ctx context.Context, nodeName string) (*http.Client, *url.URL, error)
 	Log      *slog.Logger
 	// Now is the clock; nil for time.Now.

@@ -31,6 +31,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/mirror"
 	"github.com/ballast-dev/ballast/internal/source"
+	"github.com/ballast-dev/ballast/internal/streaming"
 )
 
 // nodeFlags are `ballast node`'s flags (also used by `ballast up` later).
@@ -354,7 +355,7 @@ func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(r
 		}
 	}()
 	sock := filepath.Join(f.dataDir, "ballast.sock")
-	handler := localapi.Handler(a, log.With("component", "localapi"))
+	handler := streaming.Handler(localapi.Handler(a, log.With("component", "localapi")), streaming.Options{Pods: a, Runtime: rt, Log: log.With("component", "streaming")})
 	go func() {
 		errc <- localapi.Serve(ctx, sock, handler)
 	}()

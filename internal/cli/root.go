@@ -18,7 +18,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newNodeCmd(), newServerCmd(), newUpCmd(), newPodsCmd(), newLogsCmd(), newEventsCmd(), newVersionCmd())
+	root.AddCommand(newNodeCmd(), newServerCmd(), newUpCmd(), newPodsCmd(), newLogsCmd(), newEventsCmd(), newExecCmd(), newPortForwardCmd(), newVersionCmd())
 	return root
 }
 

@@ -17,82 +17,39 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ballast-dev/ballast/internal/cri"
-	"github.com/ballast-dev/ballast/internal/cri/fakecri"
+	"github.com/ballast-dev/ballast/internal/streaming/streamingtest"
 )
 
-const image = "registry.example/app:v1"
-
-// staticPods is the agent's published view in these tests.
-type staticPods []corev1.Pod
-
-func (p staticPods) Pods() []corev1.Pod { return p }
-
 type env struct {
-	url     string // the node handler's base URL
-	client  *Client
-	ctx     context.Context
-	rt      *cri.Runtime
-	podUID  string
-	running string // the running container's runtime ID
+	url    string // the node handler's base URL
+	client *Client
+	ctx    context.Context
+	podUID string
 }
 
 // start runs a fake runtime with pod default/web-n1: container "app"
-// running, "side" crash-looping; and the handler on an HTTP test server.
+// running, "side" crash-looping, "gone" running in the agent's view but
+// gone from the runtime; and the handler on an HTTP test server.
 func start(t *testing.T) *env {
 	t.Helper()
-	fake := fakecri.Start(t)
-	fake.AddImage(image)
-	c, err := cri.Dial(fake.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	const uid = "uid-1"
+	rt, pod := streamingtest.RunningPod(t, "default", "web-n1", uid, "app")
+	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "side"}, corev1.Container{Name: "gone"})
+	pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses,
+		corev1.ContainerStatus{Name: "side", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}},
+		corev1.ContainerStatus{Name: "gone", ContainerID: "containerd://0123", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	if _, err := c.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	const uid = "uid-1"
-	labels := map[string]string{cri.LabelPodName: "web-n1", cri.LabelPodNamespace: "default", cri.LabelPodUID: uid}
-	sb, err := c.RS.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: "web-n1", Namespace: "default", Uid: uid}, Labels: labels,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cr, err := c.RS.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.PodSandboxId, Config: &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Image: &runtimeapi.ImageSpec{Image: image}, Labels: labels,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.RS.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
-		t.Fatal(err)
-	}
-	pod := corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Namespace: "default", UID: types.UID(uid)},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}, {Name: "side"}, {Name: "gone"}}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
-			{Name: "app", ContainerID: "containerd://" + cr.ContainerId, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
-			{Name: "side", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}},
-			// Running in the agent's last view, but already gone from the runtime.
-			{Name: "gone", ContainerID: "containerd://0123", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
-		}},
-	}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "next "+r.URL.Path) })
-	srv := httptest.NewServer(Handler(next, Options{Pods: staticPods{pod}, Runtime: c}))
+	srv := httptest.NewServer(Handler(next, Options{Pods: streamingtest.Pods{pod}, Runtime: rt}))
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	return &env{url: srv.URL, client: NewClient(u, &http.Transport{}), ctx: ctx, rt: c, podUID: uid, running: cr.ContainerId}
+	return &env{url: srv.URL, client: NewClient(u, &http.Transport{}), ctx: ctx, podUID: uid}
 }
 
 func exitCode(err error) int {
