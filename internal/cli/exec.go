@@ -74,6 +74,7 @@ The command's exit code is ballast's.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			quietKlog()
 			ctx := cmd.Context()
 			pod, err := target.resolve(ctx, args[0])
 			if err != nil {

@@ -24,6 +24,7 @@ LOCAL:REMOTE, PORT (the same on both sides) or :REMOTE (a free local port);
 REMOTE may be a container port's name. It runs until interrupted.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			quietKlog()
 			ctx := cmd.Context()
 			pod, err := target.resolve(ctx, args[0])
 			if err != nil {
