@@ -7,6 +7,7 @@
 //	/env       the environment, one VAR=value a line
 //	/exit?code=N  exits with code N (after answering)
 //	/write?path=P&content=C  writes a file; answers "ok" or the error
+//	/bytes?n=N    N bytes of zeros (throughput measurements)
 //
 // It logs one startup line to stdout and one to stderr, and each request to
 // stdout. Behaviour from the environment:
@@ -25,6 +26,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -68,6 +70,14 @@ func tool(args []string) bool {
 	}
 	os.Exit(0)
 	return true
+}
+
+// zeros reads as endless zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // held keeps ALLOC_MB's memory alive.
@@ -214,6 +224,15 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "n must be a number of bytes", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		io.CopyN(w, zeros{}, n)
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
