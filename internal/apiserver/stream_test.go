@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,7 +21,6 @@ import (
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	clientspdy "k8s.io/client-go/transport/spdy"
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
@@ -95,14 +93,6 @@ func (e *testEnv) podURL(sub string, q url.Values) *url.URL {
 	return u
 }
 
-func codeOf(err error) int {
-	var ee utilexec.ExitError
-	if errors.As(err, &ee) && ee.Exited() {
-		return ee.ExitStatus()
-	}
-	return -1
-}
-
 // kubectl's two protocol families through the API server to the node:
 // SPDY (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) and WebSocket v5,
 // translated to SPDY toward the node.
@@ -134,7 +124,7 @@ func TestStreamExec(t *testing.T) {
 			if out, err := run("", "echo", "through", "the", "server"); err != nil || out != "through the server\n" {
 				t.Errorf("echo: %v %q", err, out)
 			}
-			if _, err := run("", "exit", "3"); codeOf(err) != 3 {
+			if _, err := run("", "exit", "3"); streamingtest.ExitCode(err) != 3 {
 				t.Errorf("exit 3: %v", err)
 			}
 			if out, err := run("piped in", "cat"); err != nil || out != "piped in" {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
-	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/ballast-dev/ballast/internal/streaming/streamingtest"
 )
@@ -52,14 +50,6 @@ func start(t *testing.T) *env {
 	return &env{url: srv.URL, client: NewClient(u, &http.Transport{}), ctx: ctx, podUID: uid}
 }
 
-func exitCode(err error) int {
-	var ee utilexec.ExitError
-	if errors.As(err, &ee) && ee.Exited() {
-		return ee.ExitStatus()
-	}
-	return -1
-}
-
 func TestExecSPDY(t *testing.T) {
 	e := start(t)
 	var out, errOut bytes.Buffer
@@ -74,8 +64,8 @@ func TestExecSPDY(t *testing.T) {
 		t.Errorf("stderr: %v out %q err %q", err, out.String(), errOut.String())
 	}
 	err := e.client.Exec(e.ctx, "default", "web-n1", "app", []string{"exit", "3"}, Streams{Stdout: &out})
-	if exitCode(err) != 3 {
-		t.Errorf("exit 3: %v (code %d)", err, exitCode(err))
+	if streamingtest.ExitCode(err) != 3 {
+		t.Errorf("exit 3: %v (code %d)", err, streamingtest.ExitCode(err))
 	}
 	out.Reset()
 	big := strings.Repeat("0123456789", 100000)
@@ -114,7 +104,7 @@ func TestExecWebSocket(t *testing.T) {
 	if out, err := run([]string{"echo", "over", "websocket"}, nil); err != nil || out != "over websocket\n" {
 		t.Errorf("echo: %v %q", err, out)
 	}
-	if _, err := run([]string{"exit", "3"}, nil); exitCode(err) != 3 {
+	if _, err := run([]string{"exit", "3"}, nil); streamingtest.ExitCode(err) != 3 {
 		t.Errorf("exit 3 over WebSocket: %v", err)
 	}
 	if out, err := run([]string{"cat"}, strings.NewReader("to stdin")); err != nil || out != "to stdin" {

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os/exec"
 	"strings"
@@ -76,32 +74,5 @@ func TestLocalExecPortForward(t *testing.T) {
 	testExecTTY(t, exec.Command(n.bin, "exec", dd, "-it", pod, "-c", "app", "--", "sh"))
 
 	// port-forward: two ports, 20 connections at once through each.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, n.bin, "port-forward", dd, "--address", "127.0.0.1", pod, ":8080", ":8081")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var errOut lockedBuffer
-	cmd.Stderr = &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = cmd.Wait() }()
-	local := map[int]int{}
-	sc := bufio.NewScanner(stdout)
-	for len(local) < 2 && sc.Scan() {
-		var l, r int
-		if _, err := fmt.Sscanf(sc.Text(), "Forwarding from 127.0.0.1:%d -> %d", &l, &r); err == nil {
-			local[r] = l
-		}
-	}
-	if len(local) < 2 {
-		t.Fatalf("ballast port-forward printed no forwarding lines; stderr:\n%s", errOut.String())
-	}
-	go io.Copy(io.Discard, stdout)
-	for remote, l := range local {
-		concurrentGets(t, l, 20, fmt.Sprintf("hello from port-%d\n", remote))
-	}
+	forwardAndGet(t, exec.Command(n.bin, "port-forward", dd, "--address", "127.0.0.1", pod, ":8080", ":8081"))
 }

@@ -268,17 +268,25 @@ func testPortForward(t *testing.T, k kube, pod string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := k.command(ctx, "port-forward", "-v=8", "--address", "127.0.0.1", "pod/"+pod, ":8080", ":8081")
+	return forwardAndGet(t, k.command(ctx, "port-forward", "-v=8", "--address", "127.0.0.1", "pod/"+pod, ":8080", ":8081"))
+}
+
+// forwardAndGet runs a port-forward command (kubectl's or ballast's, which
+// print the same "Forwarding from" lines) of the hello pod's ports 8080 and
+// 8081, makes 20 requests at once through each, stops it and returns its
+// stderr.
+func forwardAndGet(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var errOut lockedBuffer
+	var errOut lockedBuf
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cancel(); _ = cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	local := map[int]int{}
 	sc := bufio.NewScanner(out)
 	for len(local) < 2 && sc.Scan() {
@@ -288,31 +296,13 @@ func testPortForward(t *testing.T, k kube, pod string) string {
 		}
 	}
 	if len(local) < 2 {
-		t.Fatalf("kubectl port-forward printed no forwarding lines; stderr:\n%s", errOut.String())
+		t.Fatalf("%s printed no forwarding lines; stderr:\n%s", cmd.Path, errOut.String())
 	}
 	go io.Copy(io.Discard, out)
 	for remote, l := range local {
 		concurrentGets(t, l, 20, fmt.Sprintf("hello from port-%d\n", remote))
 	}
 	return errOut.String()
-}
-
-// lockedBuffer is a bytes.Buffer a process writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // concurrentGets makes n requests at once to 127.0.0.1:port, each on its own

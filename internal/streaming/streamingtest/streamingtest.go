@@ -6,12 +6,14 @@ package streamingtest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilexec "k8s.io/client-go/util/exec"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ballast-dev/ballast/internal/cri"
@@ -70,4 +72,14 @@ func RunningPod(t testing.TB, namespace, name, uid string, containers ...string)
 		})
 	}
 	return c, pod
+}
+
+// ExitCode is the remote command's exit code in err, as client-go's
+// executors report it, or -1 when err carries none.
+func ExitCode(err error) int {
+	var ee utilexec.ExitError
+	if errors.As(err, &ee) && ee.Exited() {
+		return ee.ExitStatus()
+	}
+	return -1
 }
