@@ -169,24 +169,10 @@ func TestStreamPortForward(t *testing.T) {
 		{"websocket", wsDialer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			ready := make(chan struct{})
-			pf, err := portforward.NewOnAddressesWithContext(ctx, tc.dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf(":%d", port)}, ready, io.Discard, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- pf.ForwardPorts() }()
-			select {
-			case <-ready:
-			case err := <-done:
-				t.Fatalf("port-forward: %v", err)
-			}
-			ports, _ := pf.GetPorts()
+			local, stop := streamingtest.Forward(t, tc.dialer, port)
 			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 			for i := range 5 {
-				resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/%d", ports[0].Local, i))
+				resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/%d", local, i))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -196,8 +182,9 @@ func TestStreamPortForward(t *testing.T) {
 					t.Errorf("through the forwarded port: %q", b)
 				}
 			}
-			cancel()
-			<-done
+			if err := stop(); err != nil {
+				t.Errorf("port-forward after stop: %v", err)
+			}
 		})
 	}
 }

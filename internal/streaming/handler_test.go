@@ -226,15 +226,6 @@ func getAll(t *testing.T, port int, n int, want string) {
 	}
 }
 
-func forwarded(t *testing.T, pf *portforward.PortForwarder) []portforward.ForwardedPort {
-	t.Helper()
-	ports, err := pf.GetPorts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ports
-}
-
 func TestPortForwardSPDY(t *testing.T) {
 	e := start(t)
 	a, b := backend(t, "a"), backend(t, "b")
@@ -280,24 +271,10 @@ func TestPortForwardWebSocketTunnel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan struct{})
-	ctx, cancel := context.WithCancel(e.ctx)
-	defer cancel()
-	pf, err := portforward.NewOnAddressesWithContext(ctx, dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf(":%d", a)}, ready, io.Discard, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- pf.ForwardPorts() }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("port-forward ended: %v", err)
-	}
-	getAll(t, int(forwarded(t, pf)[0].Local), 20, "a")
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("port-forward after cancel: %v", err)
+	local, stop := streamingtest.Forward(t, dialer, a)
+	getAll(t, local, 20, "a")
+	if err := stop(); err != nil {
+		t.Errorf("port-forward after stop: %v", err)
 	}
 }
 

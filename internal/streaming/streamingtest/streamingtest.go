@@ -7,12 +7,16 @@ package streamingtest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/tools/portforward"
 	utilexec "k8s.io/client-go/util/exec"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -82,4 +86,42 @@ func ExitCode(err error) int {
 		return ee.ExitStatus()
 	}
 	return -1
+}
+
+// Forward forwards a free local port on 127.0.0.1 to remotePort through
+// dialer (client-go's port forwarder, as kubectl port-forward), and returns
+// the local port and a stop function that reports how forwarding ended.
+func Forward(t testing.TB, dialer httpstream.Dialer, remotePort int) (int, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	pf, err := portforward.NewOnAddressesWithContext(ctx, dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf(":%d", remotePort)}, ready, io.Discard, io.Discard)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- pf.ForwardPorts() }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("port-forward ended before it listened: %v", err)
+	}
+	ports, err := pf.GetPorts()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return int(ports[0].Local), stop
 }
