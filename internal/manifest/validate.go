@@ -53,6 +53,7 @@ func validatePod(pod *corev1.Pod, prefix, nodeName string, el *errList) {
 	if size > totalAnnotationSizeLimit {
 		el.addf(f("metadata.annotations"), "Too long: annotations hold %d bytes, at most %d are allowed", size, totalAnnotationSizeLimit)
 	}
+	validateBallastAnnotations(pod.Annotations, pod.Name, f, el)
 
 	spec := &pod.Spec
 	// volumes

@@ -23,6 +23,9 @@ const (
 	// AnnotationManifestError holds why the pod's manifest file is currently
 	// invalid (the pod keeps running its last good version).
 	AnnotationManifestError = "ballast.dev/manifest-error"
+	// AnnotationReverted holds why the file's new pod was rejected (the pod
+	// is the file's last good one).
+	AnnotationReverted = "ballast.dev/rollout-reverted"
 
 	nodeUnreachablePodReason = "NodeLost"
 )
@@ -258,15 +261,17 @@ func problem(p *corev1.Pod, problems map[string]string) string {
 	if msg := problems[p.Name]; msg != "" {
 		return msg
 	}
-	msg := p.Annotations[AnnotationManifestError]
-	if msg == "" {
-		return ""
-	}
 	file := p.Annotations[AnnotationManifest]
 	if file == "" {
 		file = "file"
 	}
-	return fmt.Sprintf("manifest %s: %s (running last good version)", file, msg)
+	if msg := p.Annotations[AnnotationManifestError]; msg != "" {
+		return fmt.Sprintf("manifest %s: %s (running last good version)", file, msg)
+	}
+	if why := p.Annotations[AnnotationReverted]; why != "" {
+		return fmt.Sprintf("reverted: the new pod of %s failed: %s (running the last good pod until the file changes)", file, why)
+	}
+	return ""
 }
 
 // PrintProblems prints problems of manifest files that have no pod, one a line.
