@@ -4,9 +4,10 @@
 // client-go use unchanged. It owns request routing, the verbs (get, list,
 // watch, create, update, patch, delete, deletecollection) with
 // kube-apiserver's resourceVersion semantics, metav1.Status errors,
-// authentication and authorization through Config, mirror-pod admission, and
+// authentication and authorization through Config, mirror-pod admission,
 // node lifecycle (a node whose Lease is not renewed turns Unknown and its
-// pods not Ready). Discovery, OpenAPI and Table printing live in sub-packages.
+// pods not Ready), and pods/log, exec, attach and portforward proxied to the
+// pod's node. Discovery, OpenAPI and Table printing live in sub-packages.
 package apiserver
 
 import (
