@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,6 @@ import (
 	clientspdy "k8s.io/client-go/transport/spdy"
 
 	"github.com/ballast-dev/ballast/internal/auth"
-	"github.com/ballast-dev/ballast/internal/storage/etcd"
 	"github.com/ballast-dev/ballast/internal/streaming"
 	"github.com/ballast-dev/ballast/internal/streaming/streamingtest"
 )
@@ -50,15 +48,6 @@ func streamAuthenticate(r *http.Request) (auth.User, bool, error) {
 // Its node header records what reached the node.
 func newStreamEnv(t *testing.T) (*testEnv, *http.Header) {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := etcd.Open(ctx, etcd.Config{DataDir: filepath.Join(dir, "etcd"), ProgressInterval: time.Second})
-	if err != nil {
-		t.Fatalf("opening embedded etcd: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-
 	rt, pod := streamingtest.RunningPod(t, "default", "web-n1", "uid-1", "web")
 	seen := &http.Header{}
 	node := streaming.Handler(http.NotFoundHandler(), streaming.Options{Pods: streamingtest.Pods{pod}, Runtime: rt})
@@ -68,20 +57,15 @@ func newStreamEnv(t *testing.T) (*testEnv, *http.Header) {
 	}))
 	t.Cleanup(nodeSrv.Close)
 	nodeURL, _ := url.Parse(nodeSrv.URL)
-
-	srv, err := New(Config{Store: st, Authenticate: streamAuthenticate, Authorize: auth.Authorize,
-		NodeLogs: func(_ context.Context, name string) (*http.Client, *url.URL, error) {
+	e := newTestEnv(t, func(c *Config) {
+		c.Authenticate = streamAuthenticate
+		c.NodeLogs = func(_ context.Context, name string) (*http.Client, *url.URL, error) {
 			if name != "n1" {
 				return nil, nil, fmt.Errorf("node %s is not known here", name)
 			}
 			return &http.Client{Transport: &http.Transport{}}, nodeURL, nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, srv: srv, store: st, dir: dir}
-	e.ts = httptest.NewServer(srv.Handler())
-	t.Cleanup(e.ts.Close)
+		}
+	})
 	e.addNode("n1")
 	e.addMirror("web", "n1")
 	return e, seen
