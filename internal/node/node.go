@@ -38,6 +38,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
+	"github.com/ballast-dev/ballast/internal/streaming"
 )
 
 // Config is everything `ballast node` is told.
@@ -206,7 +207,8 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 		return nil
 	})
 	sock := localapi.SocketPath(cfg.DataDir)
-	handler := localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host)))
+	handler := streaming.Handler(localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host))),
+		streaming.Options{Pods: a, Runtime: rt, Log: log.With("component", "streaming")})
 	g.Go(func() error { return localapi.Serve(ctx, sock, handler) })
 	if err := connectAPI(ctx, g, cfg, a, handler, runtimeVersion, metrics, log); err != nil {
 		return err
