@@ -39,8 +39,8 @@ func Served() []Info {
 			Resource: "pods", Singular: "pod", ShortNames: []string{"po"},
 			Namespaced: true, Verbs: clone(crudVerbs), Subresources: []string{"status", "log",
 				"exec", "attach", "portforward", // streams, proxied to the pod's node
-				"ephemeralcontainers",           // refused for static pods, as kube-apiserver does
-				"proxy",                         // to the pod's IP
+				"ephemeralcontainers", // refused for static pods, as kube-apiserver does
+				"proxy",               // to the pod's IP
 			},
 			Categories: []string{"all"},
 			New:        func() any { return &corev1.Pod{} },
