@@ -524,8 +524,12 @@ func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 			names[rec.Namespace+"/"+rec.Name] = true
 		}
 	}
+	podsChanged := false
 	for uid, w := range want {
 		p := s.pods[uid]
+		if p == nil || p.desired == nil {
+			podsChanged = true
+		}
 		if p == nil {
 			p = &pod{uid: uid}
 			s.pods[uid] = p
@@ -546,12 +550,22 @@ func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 	}
 	for uid, p := range s.pods {
 		if _, ok := want[uid]; !ok && p.desired != nil {
+			podsChanged = true
 			p.desired, p.kept, p.rejected, p.admitted = nil, false, false, false
 			if p.life == Rejected || p.life == Blocked {
 				p.life = Idle
 			}
 			p.dirty, p.touched = true, true
 			out.Changed = true
+		}
+	}
+	if podsChanged {
+		// Pods that wait for others (ballast.dev/after) look again at what
+		// they wait for.
+		for _, p := range s.pods {
+			if p.desired != nil && len(after(p.desired)) > 0 {
+				p.dirty = true
+			}
 		}
 	}
 }
