@@ -120,6 +120,8 @@ type pod struct {
 	// fromFile: the pod's first start is under way; startedFromFile: it
 	// ended with every container running (reported once).
 	fromFile, startedFromFile bool
+	// cancelled: its job in flight was asked to stop.
+	cancelled bool
 	// observing: a read of the pod (after an exit) is under way; reobserve:
 	// a process of the pod exited while a job or a read was in flight, so
 	// read it again when that returns.
@@ -207,6 +209,9 @@ type Output struct {
 	// Started are pods started from their files that now run every
 	// container, with the time since the node first saw their file.
 	Started []Started
+	// Cancel are pods whose job in flight must stop as soon as it can: it
+	// starts what is no longer wanted (the file was removed mid-start).
+	Cancel []string
 	// WakeAt is when to feed a Tick; zero for never.
 	WakeAt time.Time
 	// Changed: what readers see (View) changed.
@@ -325,6 +330,11 @@ func (s *State) decide(now time.Time, out *Output) {
 	}
 	for _, uid := range s.sortedUIDs() {
 		p := s.pods[uid]
+		if p.life == Syncing && p.desired == nil && !p.cancelled && (p.plan.CreateSandbox || len(p.plan.Start) > 0) {
+			// Starting what is no longer wanted: stop at the next container.
+			p.cancelled = true
+			out.Cancel = append(out.Cancel, uid)
+		}
 		if !(p.dirty || p.life == Blocked) || p.inFlight() {
 			continue
 		}
@@ -677,6 +687,15 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	}
 	if d.Runtime != nil {
 		s.setRuntime(p, d.Runtime)
+	}
+	if p.cancelled {
+		// Stopped as asked: not a failure to back off from. Its own read
+		// was cancelled too: read the pod again to know what it left.
+		p.cancelled = false
+		d.Err, d.Failed = nil, nil
+		if d.Runtime == nil && !p.observing {
+			s.observe(p, "", out)
+		}
 	}
 	p.failed = nil
 	for name, f := range d.Failed {
