@@ -4,9 +4,10 @@
 // client-go use unchanged. It owns request routing, the verbs (get, list,
 // watch, create, update, patch, delete, deletecollection) with
 // kube-apiserver's resourceVersion semantics, metav1.Status errors,
-// authentication and authorization through Config, mirror-pod admission, and
+// authentication and authorization through Config, mirror-pod admission,
 // node lifecycle (a node whose Lease is not renewed turns Unknown and its
-// pods not Ready). Discovery, OpenAPI and Table printing live in sub-packages.
+// pods not Ready), and pods/log, exec, attach and portforward proxied to the
+// pod's node. Discovery, OpenAPI and Table printing live in sub-packages.
 package apiserver
 
 import (
@@ -42,8 +43,8 @@ type Config struct {
 	Authenticate func(*http.Request) (auth.User, bool, error)
 	// Authorize decides every request.
 	Authorize func(auth.Attributes) auth.Decision
-	// NodeLogs tells how to reach a node's kubelet API for pods/log; nil
-	// answers pods/log with 503.
+	// NodeLogs tells how to reach a node's kubelet API for pods/log and the
+	// streams (pods/exec, attach, portforward); nil answers them with 503.
 	NodeLogs func(ctx context.Context, nodeName string) (*http.Client, *url.URL, error)
 	Log      *slog.Logger
 	// Now is the clock; nil for time.Now.

@@ -42,6 +42,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *reque
 			fmt.Sprintf("the server could not find the requested resource (%s %s): %s", r.Method, r.URL.Path, rq.notFound)).s)
 		return
 	}
+	if rq.resource == "pods" && auth.IsStreamingSubresource(rq.subresource) {
+		s.serveStream(w, r, rq)
+		return
+	}
 	if err := s.checkVerb(rq); err != nil {
 		writeError(w, err)
 		return

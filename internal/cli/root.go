@@ -33,7 +33,8 @@ func newRoot(defaultConfig string) *cobra.Command {
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return applyConfigFile(root, cmd, defaultConfig)
 	}
-	root.AddCommand(newNodeCmd(), newServerCmd(), newUpCmd(), newInitCmd(), newJoinCmd(), newPodsCmd(), newLogsCmd(), newEventsCmd(), newTopCmd(), newVersionCmd(), newEtcdCmd())
+	root.AddCommand(newNodeCmd(), newServerCmd(), newUpCmd(), newInitCmd(), newJoinCmd(), newPodsCmd(), newLogsCmd(), newEventsCmd(),
+		newExecCmd(), newPortForwardCmd(), newTopCmd(), newVersionCmd(), newEtcdCmd())
 	return root
 }
 
@@ -99,5 +100,7 @@ func newLogger(level string) *slog.Logger {
 	default:
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	routeKlog(log)
+	return log
 }

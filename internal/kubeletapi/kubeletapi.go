@@ -1,9 +1,11 @@
 // Package kubeletapi is the node's HTTPS API on the kubelet's port (10250):
 // the agent's read-only paths (/healthz, /pods, /containerLogs/...) served
-// by internal/localapi's handler, behind TLS, for kube-apiserver and
-// `ballast server` (pods/log). Every request must authenticate, by a client
+// by internal/localapi's handler, and the streams into pods (/exec, /attach,
+// /portForward, internal/streaming), behind TLS, for kube-apiserver and
+// `ballast server`. Every request must authenticate, by a client
 // certificate from ClientCAs or by a bearer token that the API server
-// confirms with a TokenReview; there is no anonymous access.
+// confirms with a TokenReview; there is no anonymous access. Streams are
+// authorized as the kubelet's nodes/proxy (auth.AuthorizeKubeletStream).
 package kubeletapi
 
 import (
@@ -33,6 +35,8 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/ballast-dev/ballast/internal/auth"
 )
 
 // AnnotationServingCertSHA256 is the Node annotation carrying the SHA-256 of
@@ -62,7 +66,7 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &authn{o: o, cache: map[string]cached{}}
+	a := &authn{o: o, cache: map[string]cached{}, streams: &streamAuthz{o: o}}
 	tc := &tls.Config{
 		Certificates: []tls.Certificate{o.Cert},
 		ClientAuth:   tls.RequestClientCert,
@@ -95,9 +99,10 @@ type cached struct {
 }
 
 type authn struct {
-	o     Options
-	mu    sync.Mutex
-	cache map[string]cached
+	o       Options
+	streams *streamAuthz
+	mu      sync.Mutex
+	cache   map[string]cached
 }
 
 func (a *authn) wrap(next http.Handler) http.Handler {
@@ -107,6 +112,10 @@ func (a *authn) wrap(next http.Handler) http.Handler {
 			a.o.Log.Debug("kubelet API: unauthorized", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kubelet"`)
 			http.Error(w, "Unauthorized: "+err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if auth.IsKubeletStreamPath(r.URL.Path) {
+			a.serveStream(w, r, user, groups, next)
 			return
 		}
 		if !allowed(user, groups, a.o.NodeName, r.URL.Path) {
@@ -130,7 +139,7 @@ func allowed(user string, groups []string, node, path string) bool {
 		return false // another node: never (logs, metrics, stats)
 	}
 	return slices.Contains(groups, "system:masters") || user == "system:node:"+node ||
-		user == "system:kube-apiserver" || slices.Contains(groups, "ballast:client-cert")
+		user == "system:kube-apiserver" || slices.Contains(groups, groupClientCert)
 }
 
 func (a *authn) authenticate(r *http.Request) (string, []string, error) {
@@ -149,7 +158,7 @@ func (a *authn) authenticate(r *http.Request) (string, []string, error) {
 		if certs[0].Subject.CommonName == "" {
 			return "", nil, errors.New("invalid client certificate: no CommonName")
 		}
-		return certs[0].Subject.CommonName, append(slices.Clone(certs[0].Subject.Organization), "ballast:client-cert"), nil
+		return certs[0].Subject.CommonName, append(slices.Clone(certs[0].Subject.Organization), groupClientCert), nil
 	}
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")

@@ -29,6 +29,13 @@ const (
 	ConfigSourceFile       = "file"
 )
 
+// MaxContainersPerPod bounds a pod's containers and init containers
+// together. A node starts and stops a pod's containers one job at a time:
+// a pod of a thousand containers takes minutes either way and holds up the
+// runtime for everyone else. Static pods are system components; a hundred is
+// far beyond what one needs.
+const MaxContainersPerPod = 100
+
 // identityVersion is part of every hash. Never change it: doing so would
 // restart every static pod on upgrade.
 const identityVersion = "ballast.dev/static-pod-identity/v1"

@@ -38,6 +38,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
+	"github.com/ballast-dev/ballast/internal/streaming"
 )
 
 // Config is everything `ballast node` is told.
@@ -191,7 +192,8 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 	a := agent.New(agent.Options{
 		NodeName: cfg.NodeName, DataDir: cfg.DataDir, HostIP: cfg.NodeIP, Runtime: rt,
 		RuntimeName: "containerd", Backoff: cfg.Backoff, Log: log,
-		Pulls: registryauth.Config{CredentialFile: cfg.ImageCredentials, Timeout: cfg.PullTimeout},
+		Pulls:      registryauth.Config{CredentialFile: cfg.ImageCredentials, Timeout: cfg.PullTimeout},
+		PodStarted: metrics.ObservePodStart,
 	})
 	g.Go(func() error {
 		return source.Run(ctx, source.Options{Dir: cfg.ManifestDir, NodeName: cfg.NodeName, Log: log.With("component", "manifests")}, a.Snapshots())
@@ -205,7 +207,8 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 		return nil
 	})
 	sock := localapi.SocketPath(cfg.DataDir)
-	handler := localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host)))
+	handler := streaming.Handler(localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host))),
+		streaming.Options{Pods: a, Runtime: rt, Log: log.With("component", "streaming")})
 	g.Go(func() error { return localapi.Serve(ctx, sock, handler) })
 	if err := connectAPI(ctx, g, cfg, a, handler, runtimeVersion, metrics, log); err != nil {
 		return err

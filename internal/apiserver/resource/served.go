@@ -38,6 +38,7 @@ func Served() []Info {
 			Group: "", Version: "v1", Kind: "Pod", ListKind: "PodList",
 			Resource: "pods", Singular: "pod", ShortNames: []string{"po"},
 			Namespaced: true, Verbs: clone(crudVerbs), Subresources: []string{"status", "log",
+				"exec", "attach", "portforward", // streams, proxied to the pod's node
 				"ephemeralcontainers", // refused for static pods, as kube-apiserver does
 				"proxy",               // to the pod's IP
 			},
@@ -94,7 +95,8 @@ func Served() []Info {
 }
 
 // SubresourceVerbs are the verbs kube-apiserver offers on a subresource:
-// status is read and written like the object, log is only read.
+// status is read and written like the object, log is only read, and the
+// streams (exec, attach, portforward) are created or got.
 func SubresourceVerbs(sub string) []string {
 	switch sub {
 	case "status":
@@ -105,8 +107,26 @@ func SubresourceVerbs(sub string) []string {
 		return []string{"get", "patch", "update"}
 	case "proxy":
 		return []string{"create", "delete", "get", "patch", "update"}
+	case "exec", "attach", "portforward":
+		// Connect subresources: kubectl POSTs (SPDY) or GETs (WebSocket).
+		return []string{"create", "get"}
 	}
 	return []string{"get"}
+}
+
+// SubresourceKind is the kind discovery names for a subresource of a
+// resource of kind: the options kind of a connect subresource, as
+// kube-apiserver lists them (pods/exec is PodExecOptions).
+func SubresourceKind(kind, sub string) string {
+	switch sub {
+	case "exec":
+		return kind + "ExecOptions"
+	case "attach":
+		return kind + "AttachOptions"
+	case "portforward":
+		return kind + "PortForwardOptions"
+	}
+	return kind
 }
 
 // Lookup finds the served resource of a group, version and resource.
