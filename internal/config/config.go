@@ -22,6 +22,8 @@ import (
 
 	"github.com/spf13/pflag"
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/ballast-dev/ballast/internal/suggest"
 )
 
 // DefaultPath is read when it exists and --config-file is not given.
@@ -206,37 +208,10 @@ func set(fs *pflag.FlagSet, fl *pflag.Flag, s Setting) error {
 
 func unknownKey(key string, known []string) string {
 	msg := fmt.Sprintf("unknown key %q: the keys are the flags of ballast node, server, up, init and join (without their dashes)", key)
-	best, bestD := "", 4
-	for _, k := range known {
-		if d := distance(key, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best != "" {
+	if best := suggest.Closest(key, slices.Values(known)); best != "" {
 		return msg + fmt.Sprintf("; did you mean %q?", best)
 	}
 	return msg + "; see `ballast node --help` or docs/cli"
-}
-
-// distance is the Levenshtein distance of a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Key is one setting the file may hold, for Default.

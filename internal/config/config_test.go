@@ -9,7 +9,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func flags() (*pflag.FlagSet, *struct {
+// values are the flags' variables.
+type values struct {
 	dir     string
 	port    int
 	backoff time.Duration
@@ -17,16 +18,10 @@ func flags() (*pflag.FlagSet, *struct {
 	list    []string
 	debug   bool
 	secret  string
-}) {
-	v := &struct {
-		dir     string
-		port    int
-		backoff time.Duration
-		servers string
-		list    []string
-		debug   bool
-		secret  string
-	}{}
+}
+
+func flags() (*pflag.FlagSet, *values) {
+	v := &values{}
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	fs.StringVar(&v.dir, "data-dir", "/var/lib/ballast", "where")
 	fs.IntVar(&v.port, "port", 10250, "port")
@@ -83,7 +78,7 @@ func TestErrors(t *testing.T) {
 		name, file, want string
 	}{
 		{"unknown key", "data-dir: /x\npod-manifest-dir: /y\n", "c.yaml:2: unknown key \"pod-manifest-dir\""},
-		{"suggestion", "prot: 1\n", `did you mean "port"?`},
+		{"suggestion", "portt: 1\n", `did you mean "port"?`},
 		{"bad value", "\n\nport: many\n", "c.yaml:3: port: invalid argument \"many\""},
 		{"bad duration", "backoff: 5\n", "c.yaml:1: backoff:"},
 		{"mapping value", "data-dir:\n  a: b\n", "c.yaml:2: data-dir: must be a value or a list of values, not a mapping"},
