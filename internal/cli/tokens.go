@@ -68,7 +68,7 @@ standard error.`,
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), t)
 				hash, url := joinTarget(*dataDir)
-				fmt.Fprintf(cmd.ErrOrStderr(), "join token %s, valid until %s; shown only now. On the joining node:\n  ballast join %s --token %s --ca-cert-hash %s\n",
+				fmt.Fprintf(cmd.ErrOrStderr(), "join token %s, valid until %s; shown only now. On the joining node (with the address it reaches the server at):\n  ballast join %s --token %s --ca-cert-hash %s\n",
 					info.ID, info.Expires.Local().Format(time.RFC3339), url, t, hash)
 				return nil
 			}
