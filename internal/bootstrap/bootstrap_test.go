@@ -228,3 +228,41 @@ func quote(b []byte) string {
 	q, _ := json.Marshal(string(b))
 	return string(q)
 }
+
+func TestJoined(t *testing.T) {
+	c := newCluster(t)
+	dir := t.TempDir()
+	now := time.Now()
+	if ok, err := Joined(dir, c.url, c.pki.CAHash(), "w1", now); ok || err != nil {
+		t.Fatalf("no credentials: %v %v", ok, err)
+	}
+	creds, err := Join(context.Background(), JoinOptions{Server: c.url, Token: c.joinToken(t, time.Hour), CAHash: c.pki.CAHash(), NodeName: "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.LoadOrCreatePKI(filepath.Join(t.TempDir(), "pki"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, server, pin, node string
+		now                     time.Time
+		keep                    bool
+		err                     string
+	}{
+		{name: "the same", server: c.url, pin: c.pki.CAHash(), node: "w1", now: now, keep: true},
+		{name: "another address of the server", server: "https://10.0.0.1:6443", pin: c.pki.CAHash(), node: "w1", now: now},
+		{name: "near expiry", server: c.url, pin: c.pki.CAHash(), node: "w1", now: now.Add(auth.ClientCertValidity - 10*24*time.Hour)},
+		{name: "expired", server: c.url, pin: c.pki.CAHash(), node: "w1", now: now.Add(2 * auth.ClientCertValidity)},
+		{name: "another cluster", server: c.url, pin: other.CAHash(), node: "w1", now: now, err: "belongs to another cluster"},
+		{name: "another name", server: c.url, pin: c.pki.CAHash(), node: "w2", now: now, err: "joined as node w1"},
+	} {
+		keep, err := Joined(dir, tc.server, tc.pin, tc.node, tc.now)
+		if keep != tc.keep || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: %v %v, want %v %q", tc.name, keep, err, tc.keep, tc.err)
+		}
+	}
+}

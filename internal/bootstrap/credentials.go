@@ -134,3 +134,27 @@ func Existing(dataDir string) (*Credentials, error) {
 	}
 	return c, err
 }
+
+// Joined tells whether the node in dataDir already holds valid credentials
+// for this server, the CA of pin and this name, not within
+// auth.RenewBefore of expiry: a join again keeps them. Credentials for
+// another cluster (another CA) or another name are refused; unusable ones
+// (expired, say) are replaced by a join.
+func Joined(dataDir, server, pin, name string, now time.Time) (bool, error) {
+	c, err := Existing(dataDir)
+	if err != nil || c == nil {
+		return false, err
+	}
+	id, err := c.Identity(now)
+	if err != nil {
+		return false, nil
+	}
+	path := KubeconfigPath(dataDir)
+	if id.CAHash != pin {
+		return false, fmt.Errorf("this node belongs to another cluster (%s, CA %s; %s): to join %s instead, stop its agent and remove %s first", id.Server, id.CAHash, path, server, path)
+	}
+	if id.Node != name {
+		return false, fmt.Errorf("this data dir joined as node %s (%s): run with --node-name %s, or use another --data-dir", id.Node, path, id.Node)
+	}
+	return id.Server == server && now.Add(auth.RenewBefore).Before(id.NotAfter), nil
+}

@@ -45,7 +45,7 @@ ballast-node service, say) reconnects with these credentials.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			keep, err := joinedBefore(cfg.DataDir, server, pin, cfg.NodeName)
+			keep, err := bootstrap.Joined(cfg.DataDir, server, pin, cfg.NodeName, time.Now())
 			if err != nil {
 				return err
 			}
@@ -76,26 +76,4 @@ ballast-node service, say) reconnects with these credentials.`,
 	cmd.Flags().StringVar(&caHash, "ca-cert-hash", "", "sha256:<hex> of the server CA's public key, from the same place: the CA is refused unless it matches")
 	config.Exclude(cmd.Flags(), "token", "ca-cert-hash")
 	return cmd
-}
-
-// joinedBefore tells whether the node in dataDir holds valid credentials for
-// this server, CA and name, not close to expiry (a join again keeps them).
-// Credentials for another cluster or name are refused.
-func joinedBefore(dataDir, server, pin, name string) (bool, error) {
-	c, err := bootstrap.Existing(dataDir)
-	if err != nil || c == nil {
-		return false, err
-	}
-	id, err := c.Identity(time.Now())
-	if err != nil {
-		return false, nil // unusable (expired, say): join again
-	}
-	path := bootstrap.KubeconfigPath(dataDir)
-	if id.CAHash != pin {
-		return false, fmt.Errorf("this node belongs to another cluster (%s, CA %s; %s): to join %s instead, stop its agent and remove %s first", id.Server, id.CAHash, path, server, path)
-	}
-	if id.Node != name {
-		return false, fmt.Errorf("this data dir joined as node %s (%s): run with --node-name %s, or use another --data-dir", id.Node, path, id.Node)
-	}
-	return id.Server == server && time.Now().Add(auth.RenewBefore).Before(id.NotAfter), nil
 }
