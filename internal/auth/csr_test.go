@@ -54,8 +54,12 @@ func TestSignNodeCSR(t *testing.T) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	// A request whose signature does not verify.
-	bad := []byte(strings.Replace(string(csr), string(csr[80:84]), "AAAA", 1))
+	// A request whose signature does not verify: its last byte (in the
+	// signature) changed.
+	block, _ := pem.Decode(csr)
+	der := append([]byte(nil), block.Bytes...)
+	der[len(der)-1] ^= 0xff
+	bad := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 	if _, _, err := p.SignNodeCSR(bad); err == nil {
 		t.Error("a tampered request was signed")
 	}
