@@ -122,6 +122,9 @@ type pod struct {
 	fromFile, startedFromFile bool
 	// cancelled: its job in flight was asked to stop.
 	cancelled bool
+	// stale: the last job could not read the pod back; its runtime state
+	// is unknown until the next read.
+	stale bool
 	// observing: a read of the pod (after an exit) is under way; reobserve:
 	// a process of the pod exited while a job or a read was in flight, so
 	// read it again when that returns.
@@ -336,6 +339,14 @@ func (s *State) decide(now time.Time, out *Output) {
 			out.Cancel = append(out.Cancel, uid)
 		}
 		if !(p.dirty || p.life == Blocked) || p.inFlight() {
+			continue
+		}
+		if p.stale {
+			// Decide nothing on a stale read (it could remove a pod whose
+			// containers run): read it first.
+			if !p.observing {
+				s.observe(p, "", out)
+			}
 			continue
 		}
 		p.dirty = false
@@ -687,15 +698,15 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	}
 	if d.Runtime != nil {
 		s.setRuntime(p, d.Runtime)
+	} else {
+		// The job's own read failed: what it left is unknown until the
+		// pod is read again (see decide).
+		p.stale = true
 	}
 	if p.cancelled {
-		// Stopped as asked: not a failure to back off from. Its own read
-		// was cancelled too: read the pod again to know what it left.
+		// Stopped as asked: not a failure to back off from.
 		p.cancelled = false
 		d.Err, d.Failed = nil, nil
-		if d.Runtime == nil && !p.observing {
-			s.observe(p, "", out)
-		}
 	}
 	p.failed = nil
 	for name, f := range d.Failed {
@@ -770,6 +781,7 @@ func (s *State) setRuntime(p *pod, rt *podruntime.Pod) {
 		}
 	}
 	p.rt = rt
+	p.stale = false
 	p.touched = true
 	for _, sb := range rt.Sandboxes {
 		s.byID[sb.ID] = p.uid

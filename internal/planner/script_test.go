@@ -531,7 +531,8 @@ var steps = map[string]planner.Step{
 }
 
 // apply carries out the job in flight for a pod in the simulated runtime and
-// returns its Done. Arguments: fail=MSG (nothing happened), waiting=CTR:REASON
+// returns its Done. Arguments: fail=MSG (nothing happened; with noread, not
+// even the job's read of the pod), waiting=CTR:REASON
 // (that container could not start), pullfail=IMAGE (its pull failed),
 // interrupt=CTR:created|canceled (the agent died while starting it).
 func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
@@ -544,6 +545,12 @@ func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
 	if msg, ok := a["fail"]; ok {
 		d.Err = errors.New(msg)
 		d.Runtime = clone(sc.world[uid])
+		if d.Runtime == nil {
+			d.Runtime = &podruntime.Pod{UID: uid}
+		}
+		if _, ok := a["noread"]; ok {
+			d.Runtime = nil // the job's own read failed too
+		}
 		return d, nil
 	}
 	failCtr, failReason, _ := strings.Cut(a["waiting"], ":")
