@@ -83,4 +83,3 @@ func TestNotInstalled(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-
