@@ -302,9 +302,9 @@ func prepareCreate(o object) {
 		}
 		t.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 	case *corev1.Node:
-		if t.Spec.ConfigSource != nil {
-			t.Spec.ConfigSource = nil
-		}
+		// Dynamic kubelet config is gone; kube-apiserver drops the field too.
+		//lint:ignore SA1019 clearing the removed field is the point
+		t.Spec.ConfigSource = nil
 	}
 }
 
