@@ -56,6 +56,7 @@ unit() {
 	local d f
 	for d in ${PATH//:/ }; do
 		for f in "$d"/*; do
+			[ -e "$f" ] || continue
 			case ${f##*/} in containerd* | ctr | runc | etcd* | kubectl) continue ;; esac
 			[ -e "$path_dir/${f##*/}" ] || ln -s "$f" "$path_dir/${f##*/}"
 		done
