@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/testutil"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 func kubectlPath(t *testing.T) string {
@@ -88,7 +89,7 @@ func TestKubectl(t *testing.T) {
 	// kubectl describe finds a mirror pod's events by the static pod's UID,
 	// which is the value of its kubernetes.io/config.mirror annotation.
 	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web-n1.1", Namespace: "default"},
-		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: pod.Name, UID: types.UID(pod.Annotations[AnnotationMirror]), APIVersion: "v1"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: pod.Name, UID: types.UID(pod.Annotations[wellknown.AnnotationConfigMirror]), APIVersion: "v1"},
 		Reason:         "Started", Message: "Started container web", Type: "Normal", Count: 1,
 		Source:         corev1.EventSource{Component: "ballast-node", Host: "n1"},
 		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now()}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 const node = "k8s-cp1"
@@ -73,9 +75,9 @@ func TestParseValidPod(t *testing.T) {
 		{"terminationMessagePath", c.TerminationMessagePath, "/dev/termination-log"},
 		{"terminationMessagePolicy", string(c.TerminationMessagePolicy), "File"},
 		{"protocol", string(c.Ports[0].Protocol), "TCP"},
-		{"config.source", p.Annotations[AnnotationConfigSource], "file"},
-		{"manifest", p.Annotations[AnnotationManifest], "/etc/kubernetes/manifests/web.yaml"},
-		{"config.hash", p.Annotations[AnnotationConfigHash], string(p.UID)},
+		{"config.source", p.Annotations[wellknown.AnnotationConfigSource], "file"},
+		{"manifest", p.Annotations[wellknown.AnnotationManifest], "/etc/kubernetes/manifests/web.yaml"},
+		{"config.hash", p.Annotations[wellknown.AnnotationConfigHash], string(p.UID)},
 		{"label", p.Labels["app"], "web"},
 		{"kind", p.Kind, "Pod"},
 	}

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Desired is a pod a manifest file asks for. Pod is shared: never modify it.
@@ -709,13 +710,13 @@ func (w *watcher) snapshot() Snapshot {
 			}
 			owner[key] = f.path
 			live[p.UID] = true
-			if _, ok := p.Annotations[manifest.AnnotationConfigSeen]; !ok {
+			if _, ok := p.Annotations[wellknown.AnnotationConfigSeen]; !ok {
 				seen, ok := w.seen[p.UID]
 				if !ok {
 					seen = w.opts.Now().UTC().Format(time.RFC3339Nano)
 					w.seen[p.UID] = seen
 				}
-				p.Annotations[manifest.AnnotationConfigSeen] = seen
+				p.Annotations[wellknown.AnnotationConfigSeen] = seen
 			}
 			snap.Pods = append(snap.Pods, Desired{Pod: p, File: f.path})
 		}

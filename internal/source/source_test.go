@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 const testNode = "node1"
@@ -168,10 +169,10 @@ func TestCreateModifyRemove(t *testing.T) {
 		t.Fatalf("got %s", describe(s))
 	}
 	p := s.Pods[0].Pod
-	if p.Spec.NodeName != testNode || p.Annotations[manifest.AnnotationConfigSeen] == "" || p.Annotations[manifest.AnnotationConfigSource] != "file" {
+	if p.Spec.NodeName != testNode || p.Annotations[wellknown.AnnotationConfigSeen] == "" || p.Annotations[wellknown.AnnotationConfigSource] != wellknown.ConfigSourceFile {
 		t.Errorf("identity: %+v", p.ObjectMeta)
 	}
-	if _, err := time.Parse(time.RFC3339Nano, p.Annotations[manifest.AnnotationConfigSeen]); err != nil {
+	if _, err := time.Parse(time.RFC3339Nano, p.Annotations[wellknown.AnnotationConfigSeen]); err != nil {
 		t.Errorf("config.seen: %v", err)
 	}
 
@@ -404,7 +405,7 @@ func TestInvalidKeepsLastGood(t *testing.T) {
 	write(t, path, podYAML("web", "nginx:1"))
 	h := start(t, dir, func(o *Options) { o.Rescan = 50 * time.Millisecond })
 	uid := h.last.Pods[0].Pod.UID
-	seen := h.last.Pods[0].Pod.Annotations[manifest.AnnotationConfigSeen]
+	seen := h.last.Pods[0].Pod.Annotations[wellknown.AnnotationConfigSeen]
 
 	write(t, path, strings.Replace(podYAML("web", "nginx:2"), "    image:", "    livenessProbe: {}\n    image:", 1))
 	s := h.next()
@@ -418,7 +419,7 @@ func TestInvalidKeepsLastGood(t *testing.T) {
 	if es := manifest.Errors(pr.Err); len(es) != 1 || es[0].Field != "spec.containers[0].livenessProbe" {
 		t.Errorf("problem error: %v", pr.Err)
 	}
-	if got := s.Pods[0].Pod.Annotations[manifest.AnnotationConfigSeen]; got != seen {
+	if got := s.Pods[0].Pod.Annotations[wellknown.AnnotationConfigSeen]; got != seen {
 		t.Errorf("config.seen changed: %s -> %s", seen, got)
 	}
 	// Rescans do not send again nor log again.
@@ -511,13 +512,13 @@ func TestSeenStable(t *testing.T) {
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(time.Second); return clock }
 	write(t, filepath.Join(dir, "a.yaml"), podYAML("a", "nginx:1"))
 	h := start(t, dir, func(o *Options) { o.Now = now })
-	seenA := h.last.Pods[0].Pod.Annotations[manifest.AnnotationConfigSeen]
+	seenA := h.last.Pods[0].Pod.Annotations[wellknown.AnnotationConfigSeen]
 	write(t, filepath.Join(dir, "b.yaml"), podYAML("b", "nginx:1"))
 	s := h.next()
-	if len(s.Pods) != 2 || s.Pods[0].Pod.Annotations[manifest.AnnotationConfigSeen] != seenA {
+	if len(s.Pods) != 2 || s.Pods[0].Pod.Annotations[wellknown.AnnotationConfigSeen] != seenA {
 		t.Fatalf("got %s", describe(s))
 	}
-	if s.Pods[1].Pod.Annotations[manifest.AnnotationConfigSeen] == seenA {
+	if s.Pods[1].Pod.Annotations[wellknown.AnnotationConfigSeen] == seenA {
 		t.Errorf("b has a's seen time")
 	}
 }

@@ -30,8 +30,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/localapi"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -566,8 +566,8 @@ func (bn *bench) rawConfigs(name, uid string) (*runtimeapi.PodSandboxConfig, *ru
 	}
 	raw, _ := json.Marshal(pod)
 	labels := map[string]string{
-		"app": name, cri.LabelPodName: name, cri.LabelPodNamespace: "default", cri.LabelPodUID: uid,
-		cri.LabelNode: "raw-cri-baseline",
+		"app": name, wellknown.LabelPodName: name, wellknown.LabelPodNamespace: "default", wellknown.LabelPodUID: uid,
+		wellknown.LabelNode: "raw-cri-baseline",
 	}
 	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD}
 	sb := &runtimeapi.PodSandboxConfig{
@@ -575,22 +575,22 @@ func (bn *bench) rawConfigs(name, uid string) (*runtimeapi.PodSandboxConfig, *ru
 		Hostname:     name,
 		LogDirectory: filepath.Join(bn.env.LogDir, "default_"+name+"_"+uid),
 		Labels:       labels,
-		Annotations:  map[string]string{cri.AnnotationPod: string(raw)},
+		Annotations:  map[string]string{wellknown.AnnotationPod: string(raw)},
 		DnsConfig:    hostDNS(),
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns},
 		},
 	}
 	clabels := map[string]string{
-		cri.LabelPodName: name, cri.LabelPodNamespace: "default", cri.LabelPodUID: uid,
-		cri.LabelContainerName: "app", cri.LabelNode: "raw-cri-baseline",
+		wellknown.LabelPodName: name, wellknown.LabelPodNamespace: "default", wellknown.LabelPodUID: uid,
+		wellknown.LabelContainerName: "app", wellknown.LabelNode: "raw-cri-baseline",
 	}
 	ctr := &runtimeapi.ContainerConfig{
 		Metadata:    &runtimeapi.ContainerMetadata{Name: "app"},
 		Image:       &runtimeapi.ImageSpec{Image: bn.imageRef, UserSpecifiedImage: bn.image},
 		LogPath:     "app/0.log",
 		Labels:      clabels,
-		Annotations: map[string]string{cri.AnnotationRestartCount: "0"},
+		Annotations: map[string]string{wellknown.AnnotationRestartCount: "0"},
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources:       &runtimeapi.LinuxContainerResources{},
 			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns},
