@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // fakeSource is the agent as the sync sees it.
@@ -95,7 +97,7 @@ func staticPod(name, hash string, started time.Time) corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name + "-" + testNode, Namespace: "default", UID: types.UID("static-" + name),
 			Labels:      map[string]string{"app": name},
-			Annotations: map[string]string{AnnotationHash: hash, "ballast.dev/manifest": "/etc/manifests/" + name + ".yaml"},
+			Annotations: map[string]string{wellknown.AnnotationConfigHash: hash, wellknown.AnnotationManifest: "/etc/manifests/" + name + ".yaml"},
 		},
 		Spec: corev1.PodSpec{NodeName: testNode, Containers: []corev1.Container{{Name: "app", Image: "hello:1"}}},
 		Status: corev1.PodStatus{
@@ -229,8 +231,8 @@ func (f *fixture) count(verb string) int {
 func TestMirrorCreated(t *testing.T) {
 	f := start(t, staticPod("web", "h1", time.Now()))
 	p := f.mirror("web-n1", nil)
-	if p.Annotations[AnnotationMirror] != "h1" {
-		t.Errorf("config.mirror annotation %q, want the hash h1", p.Annotations[AnnotationMirror])
+	if p.Annotations[wellknown.AnnotationConfigMirror] != "h1" {
+		t.Errorf("config.mirror annotation %q, want the hash h1", p.Annotations[wellknown.AnnotationConfigMirror])
 	}
 	node, err := f.client.CoreV1().Nodes().Get(context.Background(), testNode, metav1.GetOptions{})
 	if err != nil {
@@ -332,8 +334,8 @@ func TestMirrorOutdatedReplaced(t *testing.T) {
 	sp.Spec.Containers[0].Image = "hello:2"
 	f.src.set([]corev1.Pod{sp})
 	p := f.mirror("web-n1", func(p *corev1.Pod) error {
-		if p.Annotations[AnnotationMirror] != "h2" {
-			return fmt.Errorf("config.mirror %q", p.Annotations[AnnotationMirror])
+		if p.Annotations[wellknown.AnnotationConfigMirror] != "h2" {
+			return fmt.Errorf("config.mirror %q", p.Annotations[wellknown.AnnotationConfigMirror])
 		}
 		return nil
 	})
@@ -360,8 +362,8 @@ func TestMirrorEditedSpecReverted(t *testing.T) {
 		}
 		return nil
 	})
-	if p.Annotations[AnnotationMirror] != "h1" {
-		t.Errorf("config.mirror %q", p.Annotations[AnnotationMirror])
+	if p.Annotations[wellknown.AnnotationConfigMirror] != "h1" {
+		t.Errorf("config.mirror %q", p.Annotations[wellknown.AnnotationConfigMirror])
 	}
 	var found bool
 	for _, e := range f.rec.list() {
