@@ -33,12 +33,9 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-)
 
-// AnnotationServingCertSHA256 is the Node annotation carrying the SHA-256 of
-// the node's serving certificate (DER, hex), so that an API server can pin
-// it instead of skipping verification of a self-signed certificate.
-const AnnotationServingCertSHA256 = "ballast.dev/kubelet-serving-cert-sha256"
+	"github.com/ballast-dev/ballast/internal/wellknown"
+)
 
 // Options configure the kubelet API.
 type Options struct {
@@ -281,7 +278,7 @@ func PinnedClient(clientCert tls.Certificate, pin string, roots *x509.CertPool) 
 		tc.InsecureSkipVerify = true // replaced by the pin check below
 		tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 || !strings.EqualFold(CertSHA256(raw[0]), pin) {
-				return errors.New("the node's serving certificate does not match the one pinned in its Node (" + AnnotationServingCertSHA256 + ")")
+				return errors.New("the node's serving certificate does not match the one pinned in its Node (" + wellknown.AnnotationServingCertSHA256 + ")")
 			}
 			return nil
 		}

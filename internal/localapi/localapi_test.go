@@ -21,6 +21,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 type fakeProvider struct {
@@ -59,7 +61,7 @@ func newFake(t *testing.T) *fakeProvider {
 	os.WriteFile(prev, []byte(logLine(0, "stdout", "F", "before the crash")), 0o644)
 	f := &fakeProvider{
 		pods: []corev1.Pod{
-			{ObjectMeta: metav1.ObjectMeta{Name: "web-node1", Namespace: "default", Annotations: map[string]string{manifestAnnotation: "/etc/kubernetes/manifests/web.yaml"}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "web-node1", Namespace: "default", Annotations: map[string]string{wellknown.AnnotationManifest: "/etc/kubernetes/manifests/web.yaml"}},
 				Spec: corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "nginx"}, {Name: "sidecar"}}},
 				Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
 					{Name: "nginx", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
@@ -321,7 +323,7 @@ func TestResolvePod(t *testing.T) {
 	mk := func(ns, name, node, manifest string) corev1.Pod {
 		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.PodSpec{NodeName: node}}
 		if manifest != "" {
-			p.Annotations = map[string]string{manifestAnnotation: manifest}
+			p.Annotations = map[string]string{wellknown.AnnotationManifest: manifest}
 		}
 		return p
 	}
@@ -373,7 +375,7 @@ func TestResolveContainer(t *testing.T) {
 	if n, note, err := ResolveContainer(two, ""); n != "a" || !strings.Contains(note, `Defaulted container "a" out of: a, b, init`) || err != nil {
 		t.Errorf("two: %q %q %v", n, note, err)
 	}
-	two.Annotations = map[string]string{"kubectl.kubernetes.io/default-container": "b"}
+	two.Annotations = map[string]string{wellknown.AnnotationDefaultContainer: "b"}
 	if n, note, err := ResolveContainer(two, ""); n != "b" || note != "" || err != nil {
 		t.Errorf("annotated: %q %q %v", n, note, err)
 	}
