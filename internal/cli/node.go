@@ -31,6 +31,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/mirror"
 	"github.com/ballast-dev/ballast/internal/source"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // nodeFlags are `ballast node`'s flags (also used by `ballast up` later).
@@ -143,7 +144,7 @@ func connectAPI(ctx context.Context, f *nodeFlags, a *agent.Agent, handler http.
 		if err != nil {
 			return err
 		}
-		annotations[kubeletapi.AnnotationServingCertSHA256] = kubeletapi.CertSHA256(cert.Certificate[0])
+		annotations[wellknown.AnnotationServingCertSHA256] = kubeletapi.CertSHA256(cert.Certificate[0])
 		addr := net.JoinHostPort(f.api.address, fmt.Sprint(f.api.port))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

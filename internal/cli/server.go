@@ -24,6 +24,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/mirror"
 	"github.com/ballast-dev/ballast/internal/server"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 type serverFlags struct {
@@ -199,7 +200,7 @@ func nodeClient(s *server.Server, node string) (kubernetes.Interface, error) {
 // client certificate for user system:kube-apiserver issued from the server's
 // CA (nodes trust it through --client-ca-file), and trusting the node's
 // serving certificate only if its SHA-256 matches the one the node pinned in
-// its Node's annotation (kubeletapi.AnnotationServingCertSHA256; only the
+// its Node's annotation (wellknown.AnnotationServingCertSHA256; only the
 // node itself may write its Node). A Node without the pin must present a
 // certificate from the server's CA.
 type remoteNodes struct {
@@ -269,7 +270,7 @@ func (r *remoteNodes) nodeLogs(ctx context.Context, node string) (*http.Client, 
 	if host == "" {
 		return nil, nil, fmt.Errorf("node %s has no InternalIP address", node)
 	}
-	pin := n.Annotations[kubeletapi.AnnotationServingCertSHA256]
+	pin := n.Annotations[wellknown.AnnotationServingCertSHA256]
 	r.mu.Lock()
 	c := r.clients[pin]
 	if c == nil {
