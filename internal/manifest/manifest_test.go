@@ -1,11 +1,13 @@
 package manifest
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -35,11 +37,26 @@ spec:
       path: /srv/www
 `
 
+// mustParse parses a valid manifest. Every pod it yields must also pass
+// ValidatePod, as the API server checks the node's mirror pods, and be a
+// fixed point of SetDefaults, which the API server applies again.
 func mustParse(t *testing.T, path, data string) []*corev1.Pod {
 	t.Helper()
 	pods, err := Parse(path, []byte(data), node)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
+	}
+	for _, p := range pods {
+		if err := ValidatePod(p); err != nil {
+			t.Errorf("ValidatePod refuses the pod Parse made of %s: %v", path, err)
+		}
+		again := p.DeepCopy()
+		SetDefaults(again)
+		if !equality.Semantic.DeepEqual(again, p) {
+			before, _ := json.Marshal(p)
+			after, _ := json.Marshal(again)
+			t.Errorf("SetDefaults changes the pod Parse made of %s:\n%s\n%s", path, before, after)
+		}
 	}
 	return pods
 }
