@@ -62,6 +62,10 @@ type Options struct {
 	Rescan        time.Duration // safety-net full rescan, default 10s
 	Settle        time.Duration // wait after a write with no close, default 1s
 	Now           func() time.Time
+
+	// rescanTick, for tests, replaces the Rescan ticker: each value sent
+	// is one rescan.
+	rescanTick <-chan time.Time
 }
 
 // watchOps is what the manifest directory (and each directory a symlinked
@@ -126,8 +130,12 @@ func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 		return nil
 	}
 
-	rescan := time.NewTicker(opts.Rescan)
-	defer rescan.Stop()
+	rescanTick := opts.rescanTick
+	if rescanTick == nil {
+		rescan := time.NewTicker(opts.Rescan)
+		defer rescan.Stop()
+		rescanTick = rescan.C
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -161,7 +169,7 @@ func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 			}
 		case <-timer.C:
 			w.fireDue()
-		case <-rescan.C:
+		case <-rescanTick:
 			w.rescan(false)
 		}
 		timer.Stop()
