@@ -42,9 +42,15 @@ func Eventually(t testing.TB, within time.Duration, cond func() error) {
 // Poll checks cond every PollInterval until it returns nil (then Poll
 // returns nil) or within has passed (then it returns cond's last error).
 func Poll(within time.Duration, cond func() error) error {
+	return PollEvery(PollInterval, within, cond)
+}
+
+// PollEvery is Poll checking every interval: for conditions that are
+// costly to check (a kubectl run, an API call).
+func PollEvery(interval, within time.Duration, cond func() error) error {
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
-	tick := time.NewTicker(PollInterval)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		err := cond()

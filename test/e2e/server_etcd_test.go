@@ -100,7 +100,18 @@ func TestServerExternalEtcd(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(time.Second) // kubectl's watch is established
+	// kubectl watches once it has printed a lease that existed before:
+	// what comes after reaches it through the watch.
+	if _, err := cb.CoordinationV1().Leases("default").Create(ctx, newLease("before"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitSeen("before", "write through b")
+	eventuallyDo(t, "kubectl get -w on b lists the first lease", 20*time.Second, func() error {
+		if !strings.Contains(kout.String(), "lease.coordination.k8s.io/before") {
+			return fmt.Errorf("kubectl get -w output: %q", kout.String())
+		}
+		return nil
+	})
 	if _, err := ca.CoordinationV1().Leases("default").Create(ctx, newLease("via-a"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +193,8 @@ func (l *lockedBuf) String() string {
 type relistCounter struct {
 	rt    http.RoundTripper
 	count atomic.Int64
+	// failed counts requests that got no answer (the server is down).
+	failed atomic.Int64
 }
 
 func (r *relistCounter) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -189,7 +202,11 @@ func (r *relistCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if strings.HasSuffix(req.URL.Path, "/pods") && (q.Get("watch") == "" || q.Get("sendInitialEvents") == "true") {
 		r.count.Add(1)
 	}
-	return r.rt.RoundTrip(req)
+	resp, err := r.rt.RoundTrip(req)
+	if err != nil {
+		r.failed.Add(1)
+	}
+	return resp, err
 }
 
 // A client-go informer on pods (JSON) keeps its cache while its server is
@@ -267,7 +284,14 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 	// 1. kill -9, a write through b meanwhile, restart: the watch resumes.
 	a.kill()
 	create(nodeB, "p2")
-	time.Sleep(time.Second)
+	// The informer has tried its server since (and found it down).
+	failed := counter.failed.Load()
+	eventuallyDo(t, "the informer tries its server", 30*time.Second, func() error {
+		if counter.failed.Load() == failed {
+			return fmt.Errorf("no request to the killed server since the write")
+		}
+		return nil
+	})
 	if got := cached(); got != "p1-n1" {
 		t.Errorf("informer cache while its server is down: %q, want p1-n1", got)
 	}
