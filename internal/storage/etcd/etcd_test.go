@@ -17,6 +17,10 @@ import (
 	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
+// The shared suite finds compaction by a type assertion: without this, a
+// Store that lost its Compact method would silently skip those tests.
+var _ storagetest.Compactor = (*Store)(nil)
+
 func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
