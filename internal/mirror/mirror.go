@@ -52,6 +52,12 @@ type ProblemSource interface {
 	ManifestProblems() []localapi.ManifestProblem
 }
 
+// RuntimeReporter is implemented by a Source that knows whether its
+// container runtime answers (the agent): the Node's Ready condition says so.
+type RuntimeReporter interface {
+	RuntimeReady() bool
+}
+
 // Recorder records an event.
 type Recorder interface {
 	Event(ref corev1.ObjectReference, eventType, reason, message string)
@@ -494,7 +500,7 @@ func (s *syncer) ensureNode(ctx context.Context) error {
 
 // runtimeReady asks the source whether its container runtime answers.
 func (s *syncer) runtimeReady() bool {
-	if r, ok := s.o.Source.(interface{ RuntimeReady() bool }); ok {
+	if r, ok := s.o.Source.(RuntimeReporter); ok {
 		return r.RuntimeReady()
 	}
 	return true
