@@ -23,9 +23,6 @@ type pkg struct {
 	files map[string]*ast.File
 }
 
-// importPath is the package's import path.
-func (p *pkg) importPath() string { return module + "/" + p.dir }
-
 // imports lists what the package's files import, with the file that does.
 // Test files count; so do files behind build tags (all are parsed).
 func (p *pkg) imports(tests bool) map[string]string {
