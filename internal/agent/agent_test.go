@@ -22,8 +22,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/agent"
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/cri/fakecri"
-	"github.com/ballast-dev/ballast/internal/engine"
 	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/source"
 )
 
@@ -35,8 +35,8 @@ const (
 	timeout  = 20 * time.Second
 )
 
-func testEngine() engine.Config {
-	return engine.Config{
+func testEngine() planner.Backoff {
+	return planner.Backoff{
 		BackoffInitial:     200 * time.Millisecond,
 		BackoffMax:         400 * time.Millisecond,
 		PullBackoffInitial: 500 * time.Millisecond,
@@ -133,7 +133,7 @@ func (h *harness) start(node string, mod func(*agent.Options)) *running {
 		DataDir:      t.TempDir(),
 		HostIP:       "192.168.7.1",
 		Runtime:      rt,
-		Engine:       testEngine(),
+		Backoff:      testEngine(),
 		RetryInitial: 20 * time.Millisecond,
 		RetryMax:     200 * time.Millisecond,
 		ResolvConf:   filepath.Join(t.TempDir(), "no-resolv.conf"),
@@ -724,7 +724,7 @@ func TestImagesArrived(t *testing.T) {
 	h := newHarness(t)
 	// A long pull back-off: only ImagesArrived can make the pod start soon.
 	a := h.start(nodeA, func(o *agent.Options) {
-		o.Engine.PullBackoffInitial, o.Engine.PullBackoffMax = time.Hour, time.Hour
+		o.Backoff.PullBackoffInitial, o.Backoff.PullBackoffMax = time.Hour, time.Hour
 	})
 	const missing = "registry.example/imported:v1"
 	web := desired(t, "web.yaml", podYAML("web", "Always", missing), nodeA)

@@ -10,24 +10,16 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/localapi"
-	"github.com/ballast-dev/ballast/internal/source"
+	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/planner"
 )
 
 // View is an immutable picture of what the agent runs, published after every
-// change for readers on other goroutines (the local API).
-type View struct {
-	Pods     []corev1.Pod
-	Problems []source.Problem
-	// Logs maps namespace/pod/container to its log files.
-	Logs map[string]LogRef
-}
+// change for readers on other goroutines (the local API, the mirror sync).
+type View = planner.View
 
 // LogRef locates a container's current and previous log files.
-type LogRef struct {
-	Current, Previous string
-	CurrentID         string
-	Running           bool
-}
+type LogRef = planner.LogRef
 
 // View returns the latest published view.
 func (a *Agent) View() *View { return a.view.Load() }
@@ -46,11 +38,11 @@ func (a *Agent) ManifestProblems() []localapi.ManifestProblem {
 	v := a.View()
 	var out []localapi.ManifestProblem
 	for _, p := range v.Problems {
-		mp := localapi.ManifestProblem{File: p.File, Error: p.Err.Error(), Pods: p.Pods}
+		mp := localapi.ManifestProblem{File: p.File, Error: p.Message, Pods: p.Pods}
 		if len(mp.Pods) == 0 {
 			// Pods kept from the runtime's record after an agent restart.
 			for _, pod := range v.Pods {
-				if pod.Annotations["ballast.dev/manifest"] == p.File && pod.Annotations[AnnotationManifestError] != "" {
+				if pod.Annotations[manifest.AnnotationManifest] == p.File && pod.Annotations[AnnotationManifestError] != "" {
 					mp.Pods = append(mp.Pods, pod.Name)
 				}
 			}
@@ -136,7 +128,7 @@ func (b *broadcast) fire() {
 
 // RuntimeReady reports whether the container runtime answered the last
 // read of its state (the node's Ready condition follows it).
-func (a *Agent) RuntimeReady() bool { return a.runtimeReady.Load() }
+func (a *Agent) RuntimeReady() bool { return a.View().RuntimeReady }
 
 // Changed returns a channel closed at the next published change.
 func (a *Agent) Changed() <-chan struct{} { return a.changed.wait() }

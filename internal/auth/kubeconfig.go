@@ -11,6 +11,8 @@ import (
 	"slices"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 // KubeconfigName is the name of the cluster and the context in the
@@ -85,7 +87,7 @@ func WriteKubeconfig(path, server string, caPEM, certPEM, keyPEM []byte, token s
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	return nil

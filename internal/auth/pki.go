@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 // Files LoadOrCreatePKI keeps in its directory.
@@ -202,10 +204,10 @@ func (p *PKI) createCA() error {
 		return err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeFileAtomic(p.path(CAKeyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(p.path(CAKeyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(p.path(CACertFile), certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(p.path(CACertFile), certPEM, 0o644); err != nil {
 		return err
 	}
 	p.setCA(cert, key, certPEM)
@@ -286,10 +288,10 @@ func (p *PKI) createServingLocked() error {
 	if err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
-	if err := writeFileAtomic(p.path(ServerKeyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(p.path(ServerKeyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(p.path(ServerCertFile), certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(p.path(ServerCertFile), certPEM, 0o644); err != nil {
 		return err
 	}
 	p.serving = &pair
@@ -454,46 +456,6 @@ func tightenKeyFile(path string) error {
 		if err := os.Chmod(path, 0o600); err != nil {
 			return fmt.Errorf("pki: %w", err)
 		}
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed, so a reader (or a crash) sees either the old
-// or the new content, never a part. The file has mode perm from its creation.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 // TokenFile is the suggested name of the token file in the data dir.
@@ -295,7 +297,7 @@ func (s *TokenStore) modify(fn func([]tokenEntry) ([]tokenEntry, error)) error {
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)
 	}
-	if err := writeFileAtomic(s.path, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("tokens: %w", err)
 	}
 	s.entries = entries

@@ -1,40 +1,18 @@
 package cli
 
 import (
-	"context"
-	"crypto/x509"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
-	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/yaml"
 
-	"github.com/ballast-dev/ballast/internal/agent"
 	"github.com/ballast-dev/ballast/internal/containerd"
-	"github.com/ballast-dev/ballast/internal/cri"
-	"github.com/ballast-dev/ballast/internal/engine"
-	"github.com/ballast-dev/ballast/internal/images"
-	"github.com/ballast-dev/ballast/internal/kubeletapi"
-	"github.com/ballast-dev/ballast/internal/localapi"
-	"github.com/ballast-dev/ballast/internal/logs"
-	"github.com/ballast-dev/ballast/internal/memtrim"
-	"github.com/ballast-dev/ballast/internal/mirror"
-	"github.com/ballast-dev/ballast/internal/source"
-	"github.com/ballast-dev/ballast/internal/wellknown"
+	"github.com/ballast-dev/ballast/internal/node"
+	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/registryauth"
 )
 
-// nodeFlags are `ballast node`'s flags (also used by `ballast up` later).
+// nodeFlags are `ballast node`'s flags (`ballast up` has them too).
 type nodeFlags struct {
 	manifestDir   string
 	nodeName      string
@@ -47,7 +25,7 @@ type nodeFlags struct {
 	bridgeName    string
 	podCIDR       string
 	logLevel      string
-	backoff       engine.Config
+	backoff       planner.Backoff
 	logMaxSize    int64
 	logMaxFiles   int
 	logCheck      time.Duration
@@ -83,95 +61,6 @@ func (f *nodeAPIFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.tlsKey, "tls-private-key-file", "", "private key of --tls-cert-file")
 }
 
-func (f *nodeAPIFlags) configured() bool { return f.kubeconfig != "" || f.server != "" }
-
-// restConfig is the client configuration of the API server.
-func (f *nodeAPIFlags) restConfig() (*rest.Config, error) {
-	var cfg *rest.Config
-	switch {
-	case f.kubeconfig != "" && f.server == "":
-		c, err := clientcmd.BuildConfigFromFlags("", f.kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("--kubeconfig %s: %w", f.kubeconfig, err)
-		}
-		cfg = c
-	case f.kubeconfig != "":
-		return nil, errors.New("give either --kubeconfig or --server (with --token and --certificate-authority), not both")
-	default:
-		if f.token == "" {
-			return nil, errors.New("--server needs --token (from `ballast server token create --node NAME`)")
-		}
-		cfg = &rest.Config{Host: f.server, BearerToken: f.token, TLSClientConfig: rest.TLSClientConfig{CAFile: f.caFile}}
-	}
-	cfg.ContentConfig = rest.ContentConfig{ContentType: "application/json"}
-	cfg.UserAgent = "ballast-node/" + Version
-	cfg.QPS, cfg.Burst = 50, 100
-	cfg.Timeout = 0
-	return cfg, nil
-}
-
-// connectAPI runs the mirror sync against the configured API server and
-// serves the kubelet HTTPS API. Neither is ever on the path of a pod:
-// failures are logged, the agent runs on.
-func connectAPI(ctx context.Context, f *nodeFlags, a *agent.Agent, handler http.Handler, runtimeVersion string, log *slog.Logger) error {
-	var client kubernetes.Interface
-	if f.api.configured() {
-		cfg, err := f.api.restConfig()
-		if err != nil {
-			return err
-		}
-		c, err := kubernetes.NewForConfig(cfg)
-		if err != nil {
-			return fmt.Errorf("API client: %w", err)
-		}
-		client = c
-	}
-	annotations := map[string]string{}
-	port := 0
-	if f.api.port > 0 && (client != nil || f.api.clientCAFile != "") {
-		var pool *x509.CertPool
-		if f.api.clientCAFile != "" {
-			pem, err := os.ReadFile(f.api.clientCAFile)
-			if err != nil {
-				return fmt.Errorf("--client-ca-file: %w", err)
-			}
-			pool = x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("--client-ca-file %s: no PEM certificate in it", f.api.clientCAFile)
-			}
-		}
-		cert, err := kubeletapi.LoadOrCreateServingCert(f.api.tlsCert, f.api.tlsKey, filepath.Join(f.dataDir, "kubelet-pki"), f.nodeName, []string{f.nodeIP, "127.0.0.1"})
-		if err != nil {
-			return err
-		}
-		annotations[wellknown.AnnotationServingCertSHA256] = kubeletapi.CertSHA256(cert.Certificate[0])
-		addr := net.JoinHostPort(f.api.address, fmt.Sprint(f.api.port))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			log.Error("cannot serve the kubelet HTTPS API; pods are not affected, but the API server cannot reach this node for logs", "addr", addr, "err", err)
-		} else {
-			port = f.api.port
-			log.Info("kubelet HTTPS API listening", "addr", ln.Addr().String(), "clientCA", f.api.clientCAFile, "tokenReview", client != nil)
-			go func() {
-				err := kubeletapi.Serve(ctx, ln, kubeletapi.Options{Handler: handler, ClientCAs: pool, Client: client, NodeName: f.nodeName, Cert: cert, Log: log.With("component", "kubeletapi")})
-				if err != nil {
-					log.Error("kubelet HTTPS API stopped", "err", err)
-				}
-			}()
-		}
-	}
-	if client != nil {
-		go func() {
-			_ = mirror.Run(ctx, mirror.Options{
-				Client: client, NodeName: f.nodeName, HostIP: f.nodeIP, RuntimeVersion: runtimeVersion,
-				Source: a, Recorder: a.Recorder(), Log: log.With("component", "mirror"),
-				KubeletPort: int32(port), NodeAnnotations: annotations,
-			})
-		}()
-	}
-	return nil
-}
-
 func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.manifestDir, "pod-manifest-path", "/etc/kubernetes/manifests", "directory of static pod manifests (.yaml, .yml, .json)")
@@ -186,7 +75,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.bridgeName, "cni-bridge", containerd.DefaultBridgeName, "bridge of the managed containerd's pod network")
 	fs.StringVar(&f.podCIDR, "pod-cidr", containerd.DefaultSubnet, "subnet of the managed containerd's pod network")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	d := engine.Defaults()
+	d := planner.DefaultBackoff()
 	fs.DurationVar(&f.backoff.BackoffInitial, "crash-backoff-initial", d.BackoffInitial, "first CrashLoopBackOff delay")
 	fs.DurationVar(&f.backoff.BackoffMax, "crash-backoff-max", d.BackoffMax, "longest CrashLoopBackOff delay")
 	fs.DurationVar(&f.backoff.PullBackoffInitial, "image-pull-backoff-initial", d.PullBackoffInitial, "first ImagePullBackOff delay")
@@ -194,7 +83,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.Int64Var(&f.logMaxSize, "container-log-max-size", 10<<20, "rotate a container log file when it grows past this many bytes")
 	fs.IntVar(&f.logMaxFiles, "container-log-max-files", 5, "log files kept per container, the current one included")
 	fs.StringVar(&f.imageCreds, "image-credential-file", "", "docker config.json with registry credentials for image pulls (default: the first of <data-dir>/config.json, /var/lib/kubelet/config.json, ~/.docker/config.json that exists)")
-	fs.DurationVar(&f.pullTimeout, "image-pull-timeout", agent.DefaultPullTimeout, "give up an image pull after this long (ErrImagePull, then back-off)")
+	fs.DurationVar(&f.pullTimeout, "image-pull-timeout", registryauth.DefaultTimeout, "give up an image pull after this long (ErrImagePull, then back-off)")
 	fs.DurationVar(&f.logCheck, "container-log-check-interval", 10*time.Second, "how often container log sizes are checked for rotation")
 	for _, n := range []string{"container-log-check-interval", "crash-backoff-initial", "crash-backoff-max", "image-pull-backoff-initial", "image-pull-backoff-max"} {
 		_ = fs.MarkHidden(n)
@@ -202,31 +91,14 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	f.backoff.ErrImagePullShown = d.ErrImagePullShown
 }
 
-// kubeletConfig is the part of a KubeletConfiguration Ballast reads.
-type kubeletConfig struct {
-	APIVersion               string `json:"apiVersion"`
-	Kind                     string `json:"kind"`
-	StaticPodPath            string `json:"staticPodPath"`
-	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
-	ContainerLogMaxSize      string `json:"containerLogMaxSize"`
-	ContainerLogMaxFiles     int    `json:"containerLogMaxFiles"`
-}
-
 // applyConfig reads --config; flags given on the command line win over it.
 func (f *nodeFlags) applyConfig(cmd *cobra.Command, log *slog.Logger) error {
 	if f.config == "" {
 		return nil
 	}
-	data, err := os.ReadFile(f.config)
+	kc, err := node.ReadKubeletConfig(f.config)
 	if err != nil {
-		return fmt.Errorf("--config: %w", err)
-	}
-	var kc kubeletConfig
-	if err := yaml.Unmarshal(data, &kc); err != nil {
-		return fmt.Errorf("--config %s: %w", f.config, err)
-	}
-	if kc.Kind != "KubeletConfiguration" {
-		return fmt.Errorf("--config %s: kind is %q, want KubeletConfiguration (apiVersion kubelet.config.k8s.io/v1beta1)", f.config, kc.Kind)
+		return err
 	}
 	if kc.StaticPodPath != "" && !cmd.Flags().Changed("pod-manifest-path") {
 		f.manifestDir = kc.StaticPodPath
@@ -249,7 +121,16 @@ func nodeCmd(f *nodeFlags) *cobra.Command {
 		Short: "Run the node agent: keep the static pods of a manifest directory running",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runNode(cmd.Context(), cmd, f, nil)
+			log := newLogger(f.logLevel)
+			api, err := f.api.apiConfig()
+			if err != nil {
+				return err
+			}
+			cfg, err := f.nodeConfig(cmd, log, api)
+			if err != nil {
+				return err
+			}
+			return node.Run(cmd.Context(), cfg, nil)
 		},
 	}
 	f.register(cmd)
@@ -257,192 +138,32 @@ func nodeCmd(f *nodeFlags) *cobra.Command {
 	return cmd
 }
 
-// defaultNodeName is the host name, lowercased, as the kubelet's.
-func defaultNodeName() (string, error) {
-	h, err := os.Hostname()
-	if err != nil {
-		return "", fmt.Errorf("cannot read the host name (%v): set --node-name", err)
-	}
-	return strings.ToLower(strings.TrimSpace(h)), nil
-}
-
-// runningNode is what a running node agent tells whoever started it.
-type runningNode struct {
-	Agent          *agent.Agent
-	Name, HostIP   string
-	RuntimeVersion string
-}
-
-// runNode runs the node agent until ctx ends; ready, if set, is called once
-// it runs.
-func runNode(ctx context.Context, cmd *cobra.Command, f *nodeFlags, ready func(runningNode)) error {
-	log := newLogger(f.logLevel)
+// nodeConfig is the node's configuration from the flags (and --config), with
+// api as its API server connection.
+func (f *nodeFlags) nodeConfig(cmd *cobra.Command, log *slog.Logger, api node.APIConfig) (node.Config, error) {
 	if err := f.applyConfig(cmd, log); err != nil {
-		return err
+		return node.Config{}, err
 	}
 	if f.nodeName == "" {
-		n, err := defaultNodeName()
+		name, err := node.HostNodeName()
 		if err != nil {
-			return err
+			return node.Config{}, err
 		}
-		f.nodeName = n
+		f.nodeName = name
 	}
-	if f.imagesDir == "" {
-		f.imagesDir = filepath.Join(f.dataDir, "images")
-	}
-	for _, d := range []string{f.dataDir, f.imagesDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
-		}
-	}
-	if f.nodeIP == "" {
-		f.nodeIP = defaultHostIP()
-	}
-	log = log.With("node", f.nodeName)
-	log.Info("starting ballast node", "version", Version, "manifests", f.manifestDir, "dataDir", f.dataDir)
+	return node.Config{
+		ManifestDir: f.manifestDir, NodeName: f.nodeName, Endpoint: f.endpoint, DataDir: f.dataDir,
+		PodInfraImage: f.podInfraImage, BridgeName: f.bridgeName, PodCIDR: f.podCIDR, ImagesDir: f.imagesDir,
+		NodeIP: f.nodeIP, Backoff: f.backoff, LogMaxSize: f.logMaxSize, LogMaxFiles: f.logMaxFiles, LogCheck: f.logCheck,
+		ImageCredentials: f.imageCreds, PullTimeout: f.pullTimeout, API: api, Log: log, Version: Version,
+	}, nil
+}
 
-	endpoint := f.endpoint
-	snapshotter := ""
-	if endpoint == "" {
-		p, err := containerd.Start(ctx, containerd.Config{
-			Dir:          filepath.Join(f.dataDir, "containerd"),
-			SandboxImage: f.podInfraImage,
-			BridgeName:   f.bridgeName,
-			Subnet:       f.podCIDR,
-		}, log)
-		if err != nil {
-			return err
-		}
-		endpoint = p.Endpoint()
-		snapshotter = p.Snapshotter()
-		log.Info("containerd ready", "pid", p.Pid(), "adopted", p.Adopted(), "endpoint", endpoint, "log", p.LogPath())
-		go func() {
-			if err := p.Supervise(ctx); err != nil && ctx.Err() == nil {
-				log.Error("containerd supervision ended", "err", err)
-			}
-		}()
-	}
-	rt, err := cri.Dial(endpoint)
+// apiConfig is `ballast node`'s API server connection and kubelet HTTPS API.
+func (f *nodeAPIFlags) apiConfig() (node.APIConfig, error) {
+	client, err := node.APIServer{Kubeconfig: f.kubeconfig, Server: f.server, Token: f.token, CAFile: f.caFile, Version: Version}.Client()
 	if err != nil {
-		return err
+		return node.APIConfig{}, err
 	}
-	defer rt.Close()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	runtimeVersion := ""
-	if v, err := rt.WaitReady(wctx); err != nil {
-		log.Warn("container runtime not answering yet; pods start once it does", "endpoint", endpoint, "err", err)
-	} else {
-		log.Info("container runtime", "name", v.RuntimeName, "version", v.RuntimeVersion, "cri", v.RuntimeApiVersion)
-		runtimeVersion = v.RuntimeName + "://" + v.RuntimeVersion
-	}
-	cancel()
-
-	a := agent.New(agent.Options{
-		NodeName: f.nodeName, DataDir: f.dataDir, HostIP: f.nodeIP, Runtime: rt,
-		RuntimeName: "containerd", Engine: f.backoff, Log: log,
-	})
-	a.SetImagePulls(agent.PullConfig{CredentialFile: f.imageCreds, Timeout: f.pullTimeout})
-
-	errc := make(chan error, 4)
-	go func() {
-		errc <- source.Run(ctx, source.Options{Dir: f.manifestDir, NodeName: f.nodeName, Log: log.With("component", "manifests")}, a.Snapshots())
-	}()
-	im := images.Importer{Socket: rt.Endpoint, Snapshotter: snapshotter}
-	go func() {
-		w := &images.Watcher{Dir: f.imagesDir, Import: im.Import, OnImported: func(string) { a.ImagesArrived() }, Log: log.With("component", "images")}
-		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("images directory watch ended; tarballs added now will not be imported", "dir", f.imagesDir, "err", err)
-		}
-	}()
-	sock := filepath.Join(f.dataDir, "ballast.sock")
-	handler := localapi.Handler(a, log.With("component", "localapi"))
-	go func() {
-		errc <- localapi.Serve(ctx, sock, handler)
-	}()
-	if err := connectAPI(ctx, f, a, handler, runtimeVersion, log); err != nil {
-		return err
-	}
-	// An always-on agent with little garbage: a tighter heap goal costs
-	// nothing measurable and keeps its memory small; and the executable's
-	// pages only initialization touched go back once start-up is done.
-	debug.SetGCPercent(50)
-	memtrim.AfterStartup(ctx, 10*time.Second, log)
-	go rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: f.logMaxSize, MaxFiles: f.logMaxFiles}, f.logCheck, log)
-	log.Info("node agent running", "socket", sock)
-	if ready != nil {
-		ready(runningNode{Agent: a, Name: f.nodeName, HostIP: f.nodeIP, RuntimeVersion: runtimeVersion})
-	}
-
-	go func() { errc <- a.Run(ctx) }()
-	select {
-	case <-ctx.Done():
-		log.Info("stopping the node agent; pods keep running")
-		return nil
-	case err := <-errc:
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err == nil {
-			err = errors.New("a component of the node agent stopped")
-		}
-		return err
-	}
-}
-
-// rotateLogs checks container log sizes every interval.
-func rotateLogs(ctx context.Context, a *agent.Agent, rt *cri.Runtime, r *logs.Rotator, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		var cs []logs.Container
-		for _, ref := range a.View().Logs {
-			if ref.Running && ref.Current != "" {
-				cs = append(cs, logs.Container{ID: ref.CurrentID, Path: ref.Current})
-			}
-		}
-		if err := r.Check(ctx, cs, rt.ReopenLog); err != nil {
-			log.Warn("rotating container logs", "err", err)
-		}
-	}
-}
-
-// defaultHostIP is the first IPv4 address of the interface of the default route.
-func defaultHostIP() string {
-	data, err := os.ReadFile("/proc/net/route")
-	if err == nil {
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) > 2 && f[1] == "00000000" {
-				if ifc, err := net.InterfaceByName(f[0]); err == nil {
-					if ip := firstIPv4(ifc); ip != "" {
-						return ip
-					}
-				}
-			}
-		}
-	}
-	ifs, _ := net.Interfaces()
-	for _, ifc := range ifs {
-		if ifc.Flags&net.FlagLoopback == 0 && ifc.Flags&net.FlagUp != 0 {
-			if ip := firstIPv4(&ifc); ip != "" {
-				return ip
-			}
-		}
-	}
-	return "127.0.0.1"
-}
-
-func firstIPv4(ifc *net.Interface) string {
-	addrs, _ := ifc.Addrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-			return n.IP.String()
-		}
-	}
-	return ""
+	return node.APIConfig{Client: client, Port: f.port, Address: f.address, ClientCAFile: f.clientCAFile, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -22,7 +23,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/kubeletapi"
 	"github.com/ballast-dev/ballast/internal/localapi"
-	"github.com/ballast-dev/ballast/internal/mirror"
+	"github.com/ballast-dev/ballast/internal/node"
 	"github.com/ballast-dev/ballast/internal/server"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -132,41 +133,37 @@ func newUpCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(nf.logLevel)
+			cfg, err := nf.nodeConfig(cmd, log, node.APIConfig{})
+			if err != nil {
+				return err
+			}
+			g, ctx := errgroup.WithContext(cmd.Context())
 			o := sf.options(nf.dataDir)
 			o.Log = log
 			// In one process the API reaches the local agent's socket for logs.
 			sock := socketPath(nf.dataDir)
 			remote := &remoteNodes{}
-			o.NodeLogs = func(ctx context.Context, node string) (*http.Client, *url.URL, error) {
-				if node != nf.nodeName {
-					return remote.nodeLogs(ctx, node) // another machine's `ballast node`
+			o.NodeLogs = func(ctx context.Context, name string) (*http.Client, *url.URL, error) {
+				if name != cfg.NodeName {
+					return remote.nodeLogs(ctx, name) // another machine's `ballast node`
 				}
 				return localapi.HTTPClient(sock), &url.URL{Scheme: "http", Host: "ballast"}, nil
 			}
-			s, err := server.Start(cmd.Context(), o)
+			s, err := server.Start(ctx, o)
 			if err != nil {
 				return err
 			}
 			remote.set(s)
-			errc := make(chan error, 2)
-			go func() { errc <- s.Wait() }()
-			go func() {
-				errc <- runNode(cmd.Context(), cmd, &nf, func(n runningNode) {
-					client, err := nodeClient(s, n.Name)
-					if err != nil {
-						errc <- err
-						return
-					}
-					go func() {
-						_ = mirror.Run(cmd.Context(), mirror.Options{
-							Client: client, NodeName: n.Name, HostIP: n.HostIP, RuntimeVersion: n.RuntimeVersion,
-							Source: n.Agent, Recorder: n.Agent.Recorder(), Log: log.With("component", "mirror"),
-						})
-					}()
+			// The node acts as system:node:NAME with a client certificate
+			// from the server's CA: in one process, no token needed.
+			cfg.API.Client = func(name string) (kubernetes.Interface, error) { return nodeClient(s, name) }
+			g.Go(s.Wait)
+			g.Go(func() error {
+				return node.Run(ctx, cfg, func(*node.Node) {
 					fmt.Printf("ready: API at %s\n  export KUBECONFIG=%s\n", s.URL, s.Kubeconfig)
 				})
-			}()
-			return <-errc
+			})
+			return g.Wait()
 		},
 	}
 	nf.register(cmd)
@@ -176,8 +173,8 @@ func newUpCmd() *cobra.Command {
 
 // nodeClient is a client acting as the node (system:node:NAME), with a
 // client certificate from the server's CA: in one process, no token needed.
-func nodeClient(s *server.Server, node string) (kubernetes.Interface, error) {
-	u, err := auth.NodeUser(node)
+func nodeClient(s *server.Server, name string) (kubernetes.Interface, error) {
+	u, err := auth.NodeUser(name)
 	if err != nil {
 		return nil, err
 	}
@@ -185,14 +182,10 @@ func nodeClient(s *server.Server, node string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kubernetes.NewForConfig(&rest.Config{
+	return kubernetes.NewForConfig(node.ClientConfig(&rest.Config{
 		Host:            s.URL,
 		TLSClientConfig: rest.TLSClientConfig{CAData: s.PKI.CAPEM(), CertData: certPEM, KeyData: keyPEM},
-		UserAgent:       "ballast-node/" + Version,
-		ContentConfig:   rest.ContentConfig{ContentType: "application/json"},
-		QPS:             50,
-		Burst:           100,
-	})
+	}, Version))
 }
 
 // remoteNodes reaches remote nodes' kubelet HTTPS API for pods/log: at the

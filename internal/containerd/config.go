@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 const (
@@ -364,14 +366,10 @@ func renderTOML(c Config, binDirs []string, cniConf string) string {
 	return b.String()
 }
 
-// writeFileAtomic writes data to path by rename, unless path already holds it.
+// writeFileAtomic writes data to path atomically, unless path already holds it.
 func writeFileAtomic(path string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, data, 0o644)
 }

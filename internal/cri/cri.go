@@ -115,7 +115,9 @@ func (r *Runtime) WaitReady(ctx context.Context) (*runtimeapi.VersionResponse, e
 	}
 }
 
-// IsNotFound reports whether err is the runtime saying an object does not exist.
+// IsNotFound reports whether err is the runtime saying an object does not
+// exist. containerd 1.6 answers some of these with code Unknown, so its
+// message counts too.
 func IsNotFound(err error) bool {
 	return status.Code(err) == codes.NotFound || (err != nil && strings.Contains(err.Error(), "not found"))
 }
@@ -126,10 +128,13 @@ func IsUnavailable(err error) bool {
 	return c == codes.Unavailable || c == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded)
 }
 
-// Message returns the runtime's message for err without the gRPC wrapping.
+// Message returns err's text without gRPC's "rpc error: code = ... desc ="
+// framing, keeping the context that wraps it.
 func Message(err error) string {
-	if s, ok := status.FromError(err); ok {
-		return s.Message()
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		s := se.GRPCStatus()
+		return strings.Replace(err.Error(), fmt.Sprintf("rpc error: code = %s desc = ", s.Code()), "", 1)
 	}
 	return err.Error()
 }

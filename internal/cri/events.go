@@ -50,6 +50,11 @@ func (r *Runtime) WatchExits(ctx context.Context, out chan<- Exit, reconnected f
 				if proto.Unmarshal(env.GetEvent().GetValue(), &ev) != nil {
 					continue
 				}
+				if ev.ID != "" && ev.ID != ev.ContainerID {
+					// An exec'd process (an exec probe, a hook, kubectl
+					// exec) ended, not the container.
+					continue
+				}
 				select {
 				case out <- Exit{ID: ev.ContainerID, ExitCode: ev.ExitStatus}:
 				case <-ctx.Done():

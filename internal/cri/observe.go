@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strconv"
 	"sync"
@@ -11,98 +10,24 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
-// Sandbox is what the runtime reports of one pod sandbox.
-type Sandbox struct {
-	ID        string
-	Attempt   uint32
-	Ready     bool
-	CreatedAt time.Time
-	IP        string
-	// Pod is the desired pod this sandbox was created for, from its annotation.
-	Pod *corev1.Pod
-}
-
-// ContainerState is the runtime state of one container.
-type ContainerState int
+// The runtime's state of a pod, in the node's vocabulary (internal/podruntime).
+type (
+	Sandbox        = podruntime.Sandbox
+	Container      = podruntime.Container
+	ContainerState = podruntime.ContainerState
+	PodRuntime     = podruntime.Pod
+)
 
 const (
-	StateUnknown ContainerState = iota
-	StateCreated
-	StateRunning
-	StateExited
+	StateUnknown = podruntime.StateUnknown
+	StateCreated = podruntime.StateCreated
+	StateRunning = podruntime.StateRunning
+	StateExited  = podruntime.StateExited
 )
-
-func (s ContainerState) String() string {
-	return [...]string{"unknown", "created", "running", "exited"}[s]
-}
-
-// Container is what the runtime reports of one container instance.
-type Container struct {
-	ID           string
-	SandboxID    string
-	Name         string
-	State        ContainerState
-	CreatedAt    time.Time
-	StartedAt    time.Time
-	FinishedAt   time.Time
-	ExitCode     int32
-	Reason       string
-	Message      string
-	Image        string
-	ImageRef     string
-	LogPath      string
-	RestartCount int
-	// Backoff and BackoffSince are the crash back-off entry in force when this
-	// instance was created (see engine.Backoff).
-	Backoff      time.Duration
-	BackoffSince time.Time
-}
-
-// PodRuntime is everything the runtime holds for one pod UID.
-type PodRuntime struct {
-	UID        string
-	Name       string
-	Namespace  string
-	Sandboxes  []Sandbox   // newest first
-	Containers []Container // newest first
-}
-
-// LatestSandbox returns the newest sandbox, or nil.
-func (p *PodRuntime) LatestSandbox() *Sandbox {
-	if p == nil || len(p.Sandboxes) == 0 {
-		return nil
-	}
-	return &p.Sandboxes[0]
-}
-
-// ContainersNamed returns the instances of one container, newest first.
-func (p *PodRuntime) ContainersNamed(name string) []Container {
-	if p == nil {
-		return nil
-	}
-	var out []Container
-	for _, c := range p.Containers {
-		if c.Name == name {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// Pod returns the desired pod recorded on the newest sandbox that has one.
-func (p *PodRuntime) Pod() *corev1.Pod {
-	if p == nil {
-		return nil
-	}
-	for _, s := range p.Sandboxes {
-		if s.Pod != nil {
-			return s.Pod
-		}
-	}
-	return nil
-}
 
 // Observer reads the runtime's state of the pods of one node. It caches the
 // status of every container by ID and state, and every ready sandbox's IP,
@@ -180,13 +105,13 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 	if uid != "" {
 		sel[LabelPodUID] = uid
 	}
-	sbs, err := o.rt.RS.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	sbs, err := o.rt.ListPodSandboxes(ctx, sel)
 	if err != nil {
-		return nil, fmt.Errorf("listing pod sandboxes: %w", err)
+		return nil, err
 	}
-	cs, err := o.rt.RS.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	cs, err := o.rt.ListContainers(ctx, sel)
 	if err != nil {
-		return nil, fmt.Errorf("listing containers: %w", err)
+		return nil, err
 	}
 	pods := map[string]*PodRuntime{}
 	get := func(uid, name, ns string) *PodRuntime {
@@ -197,7 +122,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		}
 		return p
 	}
-	for _, s := range sbs.Items {
+	for _, s := range sbs {
 		md := s.GetMetadata()
 		p := get(md.GetUid(), md.GetName(), md.GetNamespace())
 		sb := Sandbox{ID: s.Id, Attempt: md.GetAttempt(), Ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: time.Unix(0, s.CreatedAt)}
@@ -205,8 +130,8 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		if sb.Ready {
 			if ip, ok := o.cachedIP(s.Id); ok {
 				sb.IP = ip
-			} else if st, err := o.rt.RS.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: s.Id}); err == nil {
-				sb.IP = st.Status.GetNetwork().GetIp()
+			} else if st, err := o.rt.PodSandboxStatus(ctx, s.Id); err == nil {
+				sb.IP = st.GetNetwork().GetIp()
 				o.mu.Lock()
 				o.ips[s.Id] = sb.IP
 				o.mu.Unlock()
@@ -215,7 +140,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		p.Sandboxes = append(p.Sandboxes, sb)
 	}
 	seen := map[string]bool{}
-	for _, c := range cs.Containers {
+	for _, c := range cs {
 		seen[c.Id] = true
 		uid := c.Labels[LabelPodUID]
 		p := get(uid, c.Labels[LabelPodName], c.Labels[LabelPodNamespace])
@@ -239,7 +164,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 	if uid == "" {
 		sbSeen := map[string]bool{}
 		sbAny := map[string]bool{}
-		for _, s := range sbs.Items {
+		for _, s := range sbs {
 			sbAny[s.Id] = true
 			if s.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 				sbSeen[s.Id] = true
@@ -284,11 +209,10 @@ func (o *Observer) Forget(id string) {
 }
 
 func (o *Observer) status(ctx context.Context, id string) (Container, error) {
-	r, err := o.rt.RS.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	s, err := o.rt.ContainerStatus(ctx, id)
 	if err != nil {
-		return Container{}, fmt.Errorf("container %s status: %w", id, err)
+		return Container{}, err
 	}
-	s := r.Status
 	c := Container{
 		ID:         s.Id,
 		Name:       s.GetMetadata().GetName(),

@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/ballast-dev/ballast/internal/atomicfile"
 )
 
 // BuildProgram compiles the main package in pkgDir (a directory, absolute or
@@ -134,10 +136,6 @@ func WriteTarball(img v1.Image, ref string, path string) error {
 	if err != nil {
 		return fmt.Errorf("image ref %q: %w", ref, err)
 	}
-	tmp := path + ".tmp"
-	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	// Atomically: a watcher of an images directory sees it complete.
+	return atomicfile.WriteWith(path, 0o644, func(w io.Writer) error { return tarball.Write(tag, img, w) })
 }

@@ -22,6 +22,14 @@ import (
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
+// AnnotationConfigHash and AnnotationManifest are internal/wellknown's,
+// under the names the planner and the agent still use; they go once those
+// use wellknown's.
+const (
+	AnnotationConfigHash = wellknown.AnnotationConfigHash
+	AnnotationManifest   = wellknown.AnnotationManifest
+)
+
 // identityVersion is part of every hash. Never change it: doing so would
 // restart every static pod on upgrade.
 const identityVersion = "ballast.dev/static-pod-identity/v1"

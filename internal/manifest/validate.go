@@ -87,6 +87,7 @@ func validatePodContent(pod *corev1.Pod, f func(string) string, el *errList) {
 	if size > totalAnnotationSizeLimit {
 		el.addf(f("metadata.annotations"), "Too long: annotations hold %d bytes, at most %d are allowed", size, totalAnnotationSizeLimit)
 	}
+	validateBallastAnnotations(pod.Annotations, pod.Name, f, el)
 
 	spec := &pod.Spec
 	// volumes

@@ -10,17 +10,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ballast-dev/ballast/internal/cri"
-	"github.com/ballast-dev/ballast/internal/engine"
+	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
 // Input is what a pod's status is computed from.
 type Input struct {
 	Pod     *corev1.Pod
-	Runtime *cri.PodRuntime
+	Runtime *podruntime.Pod
 	// Waiting says why containers that are not running wait (from the engine's
 	// plan, or from a failed runtime call).
-	Waiting   map[string]engine.Waiting
+	Waiting   map[string]podruntime.Waiting
 	HostIP    string
 	StartTime time.Time
 	// Now is used for conditions' transition times when nothing better is known.
@@ -28,7 +27,7 @@ type Input struct {
 	// Previous is the status last computed, for transition times.
 	Previous *corev1.PodStatus
 	// Probes are the probe results of the containers' current instances.
-	Probes map[string]engine.ProbeState
+	Probes map[string]podruntime.ProbeState
 	// DeadlineExceeded: activeDeadlineSeconds passed and the pod was killed.
 	DeadlineExceeded bool
 	// RuntimeName prefixes container IDs ("containerd").
@@ -173,7 +172,7 @@ func transition(prev *corev1.PodStatus, t corev1.PodConditionType, s corev1.Cond
 	return metav1.NewTime(now.Truncate(time.Second))
 }
 
-func containerStatus(ctr corev1.Container, rt *cri.PodRuntime, sb *cri.Sandbox, w engine.Waiting, prefix string) corev1.ContainerStatus {
+func containerStatus(ctr corev1.Container, rt *podruntime.Pod, sb *podruntime.Sandbox, w podruntime.Waiting, prefix string) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{Name: ctr.Name, Image: ctr.Image}
 	f := false
 	cs.Started = &f
@@ -193,21 +192,21 @@ func containerStatus(ctr corev1.Container, rt *cri.PodRuntime, sb *cri.Sandbox, 
 	if latest.Image != "" && !strings.HasPrefix(latest.Image, "sha256:") {
 		cs.Image = latest.Image
 	}
-	if len(insts) > 1 && insts[1].State == cri.StateExited {
+	if len(insts) > 1 && insts[1].State == podruntime.StateExited {
 		cs.LastTerminationState.Terminated = terminated(insts[1], prefix)
 	}
 	switch {
-	case latest.State == cri.StateRunning && sb != nil && latest.SandboxID == sb.ID:
+	case latest.State == podruntime.StateRunning && sb != nil && latest.SandboxID == sb.ID:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(latest.StartedAt)}
 		t := true
 		cs.Started = &t
 		cs.Ready = true
-	case latest.State == cri.StateExited && w.Reason != "":
+	case latest.State == podruntime.StateExited && w.Reason != "":
 		// Exited and waiting to start again (back-off): the kubelet shows the
 		// wait, with the exit as the last state.
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}
 		cs.LastTerminationState.Terminated = terminated(latest, prefix)
-	case latest.State == cri.StateExited:
+	case latest.State == podruntime.StateExited:
 		cs.State.Terminated = terminated(latest, prefix)
 	default:
 		reason := w.Reason
@@ -219,7 +218,7 @@ func containerStatus(ctr corev1.Container, rt *cri.PodRuntime, sb *cri.Sandbox, 
 	return cs
 }
 
-func terminated(c cri.Container, prefix string) *corev1.ContainerStateTerminated {
+func terminated(c podruntime.Container, prefix string) *corev1.ContainerStateTerminated {
 	reason := c.Reason
 	if reason == "" || reason == "Unknown" {
 		reason = "Completed"
@@ -285,7 +284,7 @@ func phase(pod *corev1.Pod, statuses []corev1.ContainerStatus) corev1.PodPhase {
 // applyProbes sets a running container's started and ready flags from its
 // probes: with a startup probe it has started once that succeeded; with a
 // readiness probe it is ready while that succeeds (and only after start).
-func applyProbes(cs *corev1.ContainerStatus, ctr corev1.Container, ps engine.ProbeState) {
+func applyProbes(cs *corev1.ContainerStatus, ctr corev1.Container, ps podruntime.ProbeState) {
 	if cs.State.Running == nil {
 		return
 	}

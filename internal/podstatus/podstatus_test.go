@@ -9,8 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ballast-dev/ballast/internal/cri"
-	"github.com/ballast-dev/ballast/internal/engine"
+	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
 var (
@@ -29,43 +28,43 @@ func pod(policy corev1.RestartPolicy, names ...string) *corev1.Pod {
 
 func hostNet(p *corev1.Pod) *corev1.Pod { p.Spec.HostNetwork = true; return p }
 
-func sandbox(id string, ready bool, ip string) cri.Sandbox {
-	return cri.Sandbox{ID: id, Ready: ready, IP: ip, CreatedAt: t0}
+func sandbox(id string, ready bool, ip string) podruntime.Sandbox {
+	return podruntime.Sandbox{ID: id, Ready: ready, IP: ip, CreatedAt: t0}
 }
 
-func running(name string, restarts int) cri.Container {
-	return cri.Container{
-		ID: name + "-id" + string(rune('0'+restarts)), SandboxID: "sb1", Name: name, State: cri.StateRunning,
+func running(name string, restarts int) podruntime.Container {
+	return podruntime.Container{
+		ID: name + "-id" + string(rune('0'+restarts)), SandboxID: "sb1", Name: name, State: podruntime.StateRunning,
 		RestartCount: restarts, CreatedAt: t0.Add(time.Duration(restarts) * time.Minute),
 		StartedAt: t0.Add(time.Duration(restarts)*time.Minute + time.Second),
 		Image:     "sha256:abc", ImageRef: "sha256:" + name + "ref",
 	}
 }
 
-func exited(name string, restarts int, code int32, reason string) cri.Container {
+func exited(name string, restarts int, code int32, reason string) podruntime.Container {
 	c := running(name, restarts)
-	c.State, c.ExitCode, c.Reason = cri.StateExited, code, reason
+	c.State, c.ExitCode, c.Reason = podruntime.StateExited, code, reason
 	c.FinishedAt = c.StartedAt.Add(10 * time.Second)
 	return c
 }
 
-func created(name string, restarts int) cri.Container {
+func created(name string, restarts int) podruntime.Container {
 	c := running(name, restarts)
-	c.State, c.StartedAt = cri.StateCreated, time.Time{}
+	c.State, c.StartedAt = podruntime.StateCreated, time.Time{}
 	return c
 }
 
-func rt(sbs []cri.Sandbox, cs ...cri.Container) *cri.PodRuntime {
-	return &cri.PodRuntime{UID: "u1", Name: "web-node1", Namespace: "default", Sandboxes: sbs, Containers: cs}
+func rt(sbs []podruntime.Sandbox, cs ...podruntime.Container) *podruntime.Pod {
+	return &podruntime.Pod{UID: "u1", Name: "web-node1", Namespace: "default", Sandboxes: sbs, Containers: cs}
 }
 
-var ready = []cri.Sandbox{sandbox("sb1", true, "10.88.0.5")}
-var notReady = []cri.Sandbox{sandbox("sb1", false, "")}
+var ready = []podruntime.Sandbox{sandbox("sb1", true, "10.88.0.5")}
+var notReady = []podruntime.Sandbox{sandbox("sb1", false, "")}
 
-func wait(pairs ...string) map[string]engine.Waiting {
-	m := map[string]engine.Waiting{}
+func wait(pairs ...string) map[string]podruntime.Waiting {
+	m := map[string]podruntime.Waiting{}
 	for i := 0; i+2 < len(pairs); i += 3 {
-		m[pairs[i]] = engine.Waiting{Reason: pairs[i+1], Message: pairs[i+2]}
+		m[pairs[i]] = podruntime.Waiting{Reason: pairs[i+1], Message: pairs[i+2]}
 	}
 	return m
 }
@@ -83,8 +82,8 @@ func TestPhase(t *testing.T) {
 	tests := []struct {
 		name string
 		pod  *corev1.Pod
-		rt   *cri.PodRuntime
-		w    map[string]engine.Waiting
+		rt   *podruntime.Pod
+		w    map[string]podruntime.Waiting
 		want corev1.PodPhase
 	}{
 		{"nothing in the runtime yet", pod("Always", "a"), nil, nil, corev1.PodPending},
@@ -125,8 +124,8 @@ func TestConditions(t *testing.T) {
 	tests := []struct {
 		name string
 		pod  *corev1.Pod
-		rt   *cri.PodRuntime
-		w    map[string]engine.Waiting
+		rt   *podruntime.Pod
+		w    map[string]podruntime.Waiting
 		want map[corev1.PodConditionType]c
 	}{
 		{"pending, no sandbox", pod("Always", "a"), nil, nil, map[corev1.PodConditionType]c{
@@ -220,7 +219,7 @@ func TestConditionTransitionTimes(t *testing.T) {
 
 func TestContainerStatuses(t *testing.T) {
 	boolp := func(b bool) *bool { return &b }
-	term := func(c cri.Container, reason string) *corev1.ContainerStateTerminated {
+	term := func(c podruntime.Container, reason string) *corev1.ContainerStateTerminated {
 		return &corev1.ContainerStateTerminated{ExitCode: c.ExitCode, Reason: reason, Message: c.Message,
 			StartedAt: metav1.NewTime(c.StartedAt), FinishedAt: metav1.NewTime(c.FinishedAt), ContainerID: "containerd://" + c.ID}
 	}
@@ -230,8 +229,8 @@ func TestContainerStatuses(t *testing.T) {
 	withMsg.Message = "panic: boom"
 	tests := []struct {
 		name string
-		rt   *cri.PodRuntime
-		w    map[string]engine.Waiting
+		rt   *podruntime.Pod
+		w    map[string]podruntime.Waiting
 		want corev1.ContainerStatus
 	}{
 		{"not created yet", nil, nil, corev1.ContainerStatus{
@@ -274,7 +273,7 @@ func TestContainerStatuses(t *testing.T) {
 			Started:     boolp(false),
 			ContainerID: "containerd://a-id0", ImageID: "sha256:aref",
 		}},
-		{"terminated 1 with reason Unknown: Error, message kept", rt(notReady, func() cri.Container { c := withMsg; c.Reason = "Unknown"; return c }()), nil, corev1.ContainerStatus{
+		{"terminated 1 with reason Unknown: Error, message kept", rt(notReady, func() podruntime.Container { c := withMsg; c.Reason = "Unknown"; return c }()), nil, corev1.ContainerStatus{
 			State:       corev1.ContainerState{Terminated: term(withMsg, "Error")},
 			Started:     boolp(false),
 			ContainerID: "containerd://a-id0", ImageID: "sha256:aref",
@@ -286,7 +285,7 @@ func TestContainerStatuses(t *testing.T) {
 			RestartCount:         3,
 			ContainerID:          "containerd://a-id3", ImageID: "sha256:aref",
 		}},
-		{"running in a dead sandbox: not running for the pod", rt([]cri.Sandbox{sandbox("sb2", true, "10.88.0.6"), sandbox("sb1", false, "")}, running("a", 0)), nil, corev1.ContainerStatus{
+		{"running in a dead sandbox: not running for the pod", rt([]podruntime.Sandbox{sandbox("sb2", true, "10.88.0.6"), sandbox("sb1", false, "")}, running("a", 0)), nil, corev1.ContainerStatus{
 			State:       corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}},
 			Started:     boolp(false),
 			ContainerID: "containerd://a-id0", ImageID: "sha256:aref",
@@ -334,16 +333,16 @@ func TestIPsAndStartTime(t *testing.T) {
 	tests := []struct {
 		name         string
 		pod          *corev1.Pod
-		rt           *cri.PodRuntime
+		rt           *podruntime.Pod
 		hostIP       string
 		podIP        string
 		noStart      bool
 		wantNoHostIP bool
 	}{
 		{name: "pod network: the sandbox IP", pod: pod("Always", "a"), rt: rt(ready, running("a", 0)), hostIP: "192.168.1.10", podIP: "10.88.0.5"},
-		{name: "newest sandbox wins", pod: pod("Always", "a"), rt: rt([]cri.Sandbox{sandbox("sb2", true, "10.88.0.9"), sandbox("sb1", false, "10.88.0.5")}), hostIP: "192.168.1.10", podIP: "10.88.0.9"},
+		{name: "newest sandbox wins", pod: pod("Always", "a"), rt: rt([]podruntime.Sandbox{sandbox("sb2", true, "10.88.0.9"), sandbox("sb1", false, "10.88.0.5")}), hostIP: "192.168.1.10", podIP: "10.88.0.9"},
 		{name: "no sandbox yet: no pod IP", pod: pod("Always", "a"), hostIP: "192.168.1.10"},
-		{name: "host network: the host IP", pod: hostNet(pod("Always", "a")), rt: rt([]cri.Sandbox{sandbox("sb1", true, "")}, running("a", 0)), hostIP: "192.168.1.10", podIP: "192.168.1.10"},
+		{name: "host network: the host IP", pod: hostNet(pod("Always", "a")), rt: rt([]podruntime.Sandbox{sandbox("sb1", true, "")}, running("a", 0)), hostIP: "192.168.1.10", podIP: "192.168.1.10"},
 		{name: "host network before its sandbox: the host IP", pod: hostNet(pod("Always", "a")), hostIP: "192.168.1.10", podIP: "192.168.1.10"},
 		{name: "no host IP known", pod: pod("Always", "a"), rt: rt(ready), podIP: "10.88.0.5", wantNoHostIP: true},
 		{name: "no start time", pod: pod("Always", "a"), hostIP: "192.168.1.10", noStart: true},

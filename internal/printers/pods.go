@@ -252,15 +252,17 @@ func problem(p *corev1.Pod, problems map[string]string) string {
 	if msg := problems[p.Name]; msg != "" {
 		return msg
 	}
-	msg := p.Annotations[wellknown.AnnotationManifestError]
-	if msg == "" {
-		return ""
-	}
 	file := p.Annotations[wellknown.AnnotationManifest]
 	if file == "" {
 		file = "file"
 	}
-	return fmt.Sprintf("manifest %s: %s (running last good version)", file, msg)
+	if msg := p.Annotations[wellknown.AnnotationManifestError]; msg != "" {
+		return fmt.Sprintf("manifest %s: %s (running last good version)", file, msg)
+	}
+	if why := p.Annotations[wellknown.AnnotationRolloutReverted]; why != "" {
+		return fmt.Sprintf("reverted: the new pod of %s failed: %s (running the last good pod until the file changes)", file, why)
+	}
+	return ""
 }
 
 // PrintProblems prints problems of manifest files that have no pod, one a line.

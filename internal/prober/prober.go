@@ -15,18 +15,18 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
 // Kind is the kind of a probe.
-type Kind int
+type Kind = podruntime.ProbeKind
 
 const (
-	Liveness Kind = iota
-	Readiness
-	Startup
+	Liveness  = podruntime.Liveness
+	Readiness = podruntime.Readiness
+	Startup   = podruntime.Startup
 )
-
-func (k Kind) String() string { return [...]string{"Liveness", "Readiness", "Startup"}[k] }
 
 // Target is one probe of one container instance.
 type Target struct {

@@ -36,6 +36,9 @@ const (
 	// AnnotationManifestError says why the pod's manifest file is invalid
 	// now (the pod keeps running its last good content); absent otherwise.
 	AnnotationManifestError = "ballast.dev/manifest-error"
+	// AnnotationRolloutReverted says why the file's new pod was rejected
+	// (the pod running is the file's last good one); absent otherwise.
+	AnnotationRolloutReverted = "ballast.dev/rollout-reverted"
 )
 
 // AnnotationDefaultContainer names the container kubectl logs, exec and

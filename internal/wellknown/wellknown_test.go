@@ -11,7 +11,7 @@ import (
 func TestNamesAreValidKeys(t *testing.T) {
 	names := []string{
 		AnnotationConfigHash, AnnotationConfigSource, AnnotationConfigSeen, AnnotationConfigMirror,
-		AnnotationManifest, AnnotationManifestError, AnnotationDefaultContainer, AnnotationServingCertSHA256,
+		AnnotationManifest, AnnotationManifestError, AnnotationRolloutReverted, AnnotationDefaultContainer, AnnotationServingCertSHA256,
 		LabelNodeRole, LabelNodeRolePrefix + "control-plane",
 		LabelPodName, LabelPodNamespace, LabelPodUID, LabelContainerName, LabelNode,
 		AnnotationRestartCount, AnnotationTermMsgPath, AnnotationTermMsgPolicy, AnnotationBackoff,

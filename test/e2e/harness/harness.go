@@ -440,6 +440,14 @@ func (e *Env) cleanup(t testing.TB) {
 	}
 }
 
+// RemoveAllPods stops and removes every pod sandbox in the runtime, as a
+// node's reboot leaves an empty runtime.
+func (e *Env) RemoveAllPods(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e.removePods(ctx, t)
+}
+
 func (e *Env) removePods(ctx context.Context, t testing.TB) {
 	rt := e.Runtime()
 	resp, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
