@@ -63,13 +63,14 @@ unit() {
 	done
 	local drop=()
 	if [ "$(id -u)" = 0 ]; then
-		# A user namespace: uid nobody and no capabilities, files still
-		# reachable (the Go caches stay shared).
-		if ! unshare --user -- true; then
+		# A user namespace in which this process is uid and gid 65534
+		# (nobody), with no capabilities, mapped to root outside so that
+		# files stay reachable (the Go caches stay shared).
+		drop=(unshare --user --map-user=65534 --map-group=65534 --)
+		if ! "${drop[@]}" true; then
 			echo "cannot drop root for the unit tests: unshare --user failed (user namespaces disabled?)" >&2
 			return 1
 		fi
-		drop=(unshare --user --)
 	fi
 	local rc=0
 	"${drop[@]}" env PATH="$path_dir" CI=true go test -race -count=1 -timeout 10m $pkgs || rc=$?
