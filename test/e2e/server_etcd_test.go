@@ -100,28 +100,27 @@ func TestServerExternalEtcd(t *testing.T) {
 			}
 		}
 	}
+	kubectlShows := func(lease, what string) {
+		t.Helper()
+		eventuallyDo(t, "kubectl get -w on b shows "+what, 20*time.Second, func() error {
+			if !strings.Contains(kout.String(), "lease.coordination.k8s.io/"+lease) {
+				return fmt.Errorf("kubectl get -w output: %q", kout.String())
+			}
+			return nil
+		})
+	}
 	// kubectl watches once it has printed a lease that existed before:
 	// what comes after reaches it through the watch.
 	if _, err := cb.CoordinationV1().Leases("default").Create(ctx, newLease("before"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitSeen("before", "write through b")
-	eventuallyDo(t, "kubectl get -w on b lists the first lease", 20*time.Second, func() error {
-		if !strings.Contains(kout.String(), "lease.coordination.k8s.io/before") {
-			return fmt.Errorf("kubectl get -w output: %q", kout.String())
-		}
-		return nil
-	})
+	kubectlShows("before", "the first lease")
 	if _, err := ca.CoordinationV1().Leases("default").Create(ctx, newLease("via-a"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitSeen("via-a", "write through a")
-	eventuallyDo(t, "kubectl get -w on b shows the lease written through a", 20*time.Second, func() error {
-		if !strings.Contains(kout.String(), "lease.coordination.k8s.io/via-a") {
-			return fmt.Errorf("kubectl get -w output: %q", kout.String())
-		}
-		return nil
-	})
+	kubectlShows("via-a", "the lease written through a")
 	if _, err := cb.CoordinationV1().Leases("default").Create(ctx, newLease("via-b"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
