@@ -13,6 +13,7 @@ images: bin/images/pause.tar bin/images/hello.tar
 bin/images/%.tar: images/%/main.go internal/imagebuild/imagebuild.go
 	@mkdir -p bin/images
 	$(GO) run ./hack/mkimage -program ./images/$* -ref ballast.local/$*:v1 -o $@
+bin/images/hello.tar: $(wildcard images/hello/toolbox/*.go)
 
 # Installs what is missing, builds, and runs `ballast node` on examples/manifests.
 example:

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ballast-dev/ballast/images/hello/toolbox"
 	"github.com/ballast-dev/ballast/internal/imagebuild"
 )
 
@@ -39,7 +40,12 @@ func run(program, ref, out string) error {
 	if err := imagebuild.BuildProgram(context.Background(), program, bin); err != nil {
 		return err
 	}
-	img, err := imagebuild.Image(bin, nil, nil)
+	var opts []imagebuild.Option
+	if filepath.Base(program) == "hello" {
+		// The test image's shell commands, for kubectl exec and cp.
+		opts = append(opts, imagebuild.Links(toolbox.Commands...))
+	}
+	img, err := imagebuild.Image(bin, nil, nil, opts...)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@
 //	/env       the environment, one VAR=value a line
 //	/exit?code=N  exits with code N (after answering)
 //	/write?path=P&content=C  writes a file; answers "ok" or the error
+//	/bytes?n=N    N bytes of zeros (throughput measurements)
 //
 // It logs one startup line to stdout and one to stderr, and each request to
 // stdout. Behaviour from the environment:
@@ -18,10 +19,14 @@
 //	ALLOC_MB=<n>                   allocate and touch n MiB at start
 //
 // Otherwise SIGTERM (and SIGINT) make it log "got SIGTERM" and exit 0.
+//
+// Run under another name (the image links /bin/sh, /bin/tar, ... to it), it
+// is that command of package toolbox, for `kubectl exec` and `kubectl cp`.
 package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -32,6 +37,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ballast-dev/ballast/images/hello/toolbox"
 )
 
 // tool runs the small commands exec probes and hooks use (the image has no
@@ -65,10 +72,21 @@ func tool(args []string) bool {
 	return true
 }
 
+// zeros reads as endless zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // held keeps ALLOC_MB's memory alive.
 var held [][]byte
 
 func main() {
+	if code, ok := toolbox.Main(os.Args, os.Stdin, os.Stdout, os.Stderr); ok {
+		os.Exit(code)
+	}
 	tool(os.Args)
 	port := os.Getenv("PORT")
 	if port == "" {
@@ -206,6 +224,15 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "n must be a number of bytes", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		io.CopyN(w, zeros{}, n)
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))

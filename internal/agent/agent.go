@@ -56,6 +56,9 @@ type Options struct {
 
 	// Pulls configures image pulls: registry credentials and the timeout.
 	Pulls registryauth.Config
+	// PodStarted, if set, is told how long each pod took from the node
+	// seeing its file to every container running (first starts only).
+	PodStarted func(time.Duration)
 }
 
 // Agent keeps the pods of one node at their desired state.
@@ -152,7 +155,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if workers <= 0 {
 		workers = 64
 	}
-	jobs := make(chan planner.Job, workers)
+	type job struct {
+		planner.Job
+		ctx context.Context
+	}
+	jobs := make(chan job, workers)
 	for range workers {
 		goFn(func() {
 			for {
@@ -160,11 +167,13 @@ func (a *Agent) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case j := <-jobs:
-					send(a.exec.Run(ctx, j))
+					send(a.exec.Run(j.ctx, j.Job))
 				}
 			}
 		})
 	}
+	// cancels ends a job in flight when the planner asks (by pod UID).
+	cancels := map[string]context.CancelFunc{}
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -175,11 +184,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Saved before anything is done about them: what a revert decided
 		// survives a kill -9 right after.
 		rollouts.save(out.Saves)
+		if a.opts.PodStarted != nil {
+			for _, st := range out.Started {
+				a.opts.PodStarted(st.Since)
+			}
+		}
 		for _, e := range out.Events {
 			a.events.Event(e.Ref, e.Type, e.Reason, e.Message)
 		}
+		for _, uid := range out.Cancel {
+			if cancel, ok := cancels[uid]; ok {
+				cancel()
+			}
+		}
 		for _, j := range out.Jobs {
-			jobs <- j
+			jctx, cancel := context.WithCancel(ctx)
+			cancels[j.UID] = cancel
+			jobs <- job{Job: j, ctx: jctx}
 		}
 		for _, o := range out.Observe {
 			goFn(func() { send(a.observe(ctx, o)) })
@@ -203,6 +224,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case snap := <-a.snapshots:
 			step(fromSource(snap))
 		case in := <-a.inputs:
+			if d, ok := in.(planner.Done); ok {
+				if cancel, ok := cancels[d.UID]; ok {
+					cancel()
+					delete(cancels, d.UID)
+				}
+			}
 			step(in)
 		case <-a.imagesIn:
 			step(planner.ImagesArrived{})

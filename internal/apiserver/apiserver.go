@@ -4,16 +4,19 @@
 // client-go use unchanged. It owns request routing, the verbs (get, list,
 // watch, create, update, patch, delete, deletecollection) with
 // kube-apiserver's resourceVersion semantics, metav1.Status errors,
-// authentication and authorization through Config, mirror-pod admission, and
+// authentication and authorization through Config, mirror-pod admission,
 // node lifecycle (a node whose Lease is not renewed turns Unknown and its
-// pods not Ready). Discovery, OpenAPI and Table printing live in sub-packages.
+// pods not Ready), and pods/log, exec, attach and portforward proxied to the
+// pod's node. Discovery, OpenAPI and Table printing live in sub-packages.
 package apiserver
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apimetrics"
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
@@ -39,12 +43,24 @@ type Config struct {
 	Authenticate func(*http.Request) (auth.User, bool, error)
 	// Authorize decides every request.
 	Authorize func(auth.Attributes) auth.Decision
-	// NodeLogs tells how to reach a node's kubelet API for pods/log; nil
-	// answers pods/log with 503.
+	// NodeLogs tells how to reach a node's kubelet API for pods/log and the
+	// streams (pods/exec, attach, portforward); nil answers them with 503.
 	NodeLogs func(ctx context.Context, nodeName string) (*http.Client, *url.URL, error)
 	Log      *slog.Logger
 	// Now is the clock; nil for time.Now.
 	Now func() time.Time
+	// Delegates serve resources the REST core does not store (metrics.k8s.io).
+	Delegates []Delegate
+	// Metrics, if set, observes every request and is served on /metrics
+	// (internal/apiserver/apimetrics).
+	Metrics Metrics
+}
+
+// Metrics observe the API server's requests and serve them.
+type Metrics interface {
+	ObserveRequest(r apimetrics.Request, code int, d time.Duration)
+	WatchStarted(r apimetrics.Request) (done func())
+	Handler() http.Handler
 }
 
 // Server is the API server's REST core.
@@ -59,6 +75,9 @@ type Server struct {
 	discPaths map[string]bool
 	extra     []route // other non-resource handlers (OpenAPI)
 	lifecycle lifecycle
+	// podTransport reaches pods' IPs for pods/proxy.
+	podTransport http.RoundTripper
+	delegates    map[schema.GroupVersionResource]*Delegate
 }
 
 // route is a non-resource path prefix served by another handler.
@@ -85,7 +104,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
-		kinds: map[schema.GroupVersionResource]*kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{}}
+		kinds: map[schema.GroupVersionResource]*kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{},
+		podTransport: newPodTransport()}
 	served := resource.Served()
 	for _, k := range kinds() {
 		info, ok := resource.Lookup(served, k.info.Group, k.info.Version, k.info.Resource)
@@ -96,8 +116,18 @@ func New(cfg Config) (*Server, error) {
 		s.kinds[info.GVR()] = k
 		s.byGV[info.GroupVersion()] = true
 	}
+	s.delegates = map[schema.GroupVersionResource]*Delegate{}
+	for i := range cfg.Delegates {
+		d := &cfg.Delegates[i]
+		if s.kinds[d.Info.GVR()] != nil || d.Get == nil || d.List == nil {
+			return nil, fmt.Errorf("apiserver: delegate %s is stored by the REST core or lacks Get or List", d.Info.GVR())
+		}
+		s.delegates[d.Info.GVR()] = d
+		s.byGV[d.Info.GroupVersion()] = true
+		served = append(served, d.Info)
+	}
 	for _, in := range served {
-		if s.kinds[in.GVR()] == nil {
+		if s.kinds[in.GVR()] == nil && s.delegates[in.GVR()] == nil {
 			return nil, fmt.Errorf("apiserver: resource.Served() lists %s, which the REST core does not implement", in.GVR())
 		}
 	}
@@ -110,6 +140,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("apiserver: generating OpenAPI: %w", err)
 	}
 	s.extra = []route{{prefix: "/openapi", h: oa}}
+	if cfg.Metrics != nil {
+		s.extra = append(s.extra, route{prefix: "/metrics", h: cfg.Metrics.Handler()})
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.ensureNamespaces(ctx); err != nil {
@@ -141,8 +174,26 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.runLifecycle(ctx)
 }
 
-// ServeHTTP authenticates, routes and authorizes one request.
+// ServeHTTP authenticates, routes and authorizes one request, and counts it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m := s.cfg.Metrics
+	if m == nil {
+		s.serve(w, r, nil)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	var info apimetrics.Request
+	s.serve(sw, r, &info)
+	code := sw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	m.ObserveRequest(info, code, time.Since(start))
+}
+
+// serve serves one request and says what it was in info (if not nil).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.Request) {
 	user, ok, err := s.cfg.Authenticate(r)
 	if err != nil {
 		writeStatus(w, newStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
@@ -158,8 +209,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rq, isResource := s.parse(r, path); isResource {
 		rq.user = user
+		if info != nil {
+			*info = apimetrics.Request{Verb: strings.ToUpper(rq.verb), Group: rq.group, Version: rq.version,
+				Resource: rq.resource, Subresource: rq.subresource, Namespace: rq.namespace, Name: rq.name}
+			if rq.kind == nil && rq.delegate == nil { // not served: do not let paths make up label values
+				*info = apimetrics.Request{Verb: strings.ToUpper(rq.verb)}
+			}
+			if rq.verb == "watch" && rq.kind != nil {
+				defer s.cfg.Metrics.WatchStarted(*info)()
+			}
+		}
 		s.serveResource(w, r, rq)
 		return
+	}
+	if info != nil {
+		info.Verb = r.Method
 	}
 	// Non-resource paths.
 	attrs := auth.Attributes{User: user, Verb: strings.ToLower(r.Method), Path: path}
@@ -212,3 +276,34 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, path string
 	}
 	_, _ = w.Write([]byte("ok"))
 }
+
+// statusWriter remembers the status code written; it passes Flush and
+// Hijack through (watches, log follows, upgraded connections).
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.code = http.StatusSwitchingProtocols
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -48,7 +48,8 @@ func testAuthenticate(r *http.Request) (auth.User, bool, error) {
 	return adminUser, true, nil
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+// newTestEnv starts the server; opts may change its Config first.
+func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -59,13 +60,17 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &testEnv{t: t, store: st, dir: dir}
-	srv, err := New(Config{Store: st, Authenticate: testAuthenticate, Authorize: auth.Authorize,
+	conf := Config{Store: st, Authenticate: testAuthenticate, Authorize: auth.Authorize,
 		Now: func() time.Time {
 			if e.now != nil {
 				return e.now()
 			}
 			return time.Now()
-		}})
+		}}
+	for _, o := range opts {
+		o(&conf)
+	}
+	srv, err := New(conf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,8 +104,21 @@ func toStatus(err error) metav1.Status {
 	return internalError(err).s
 }
 
+// writeStatus writes s with the fields kube-apiserver always writes: kind,
+// apiVersion, metadata, status, message, reason, details and code. A
+// failure without details gets "details": {} (clients such as kubectl debug
+// read Status.Details without checking it), and a failure without a reason
+// gets the one its code implies.
 func writeStatus(w http.ResponseWriter, s metav1.Status) {
 	s.Kind, s.APIVersion = "Status", "v1"
+	if s.Status == metav1.StatusFailure {
+		if s.Details == nil {
+			s.Details = &metav1.StatusDetails{}
+		}
+		if s.Reason == "" {
+			s.Reason = reasonForCode(s.Code)
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(int(s.Code))
@@ -113,3 +126,47 @@ func writeStatus(w http.ResponseWriter, s metav1.Status) {
 }
 
 func writeError(w http.ResponseWriter, err error) { writeStatus(w, toStatus(err)) }
+
+// reasonForCode is the StatusReason kube-apiserver gives an HTTP code
+// (apierrors.NewGenericServerResponse's table).
+func reasonForCode(code int32) metav1.StatusReason {
+	switch code {
+	case http.StatusBadRequest:
+		return metav1.StatusReasonBadRequest
+	case http.StatusUnauthorized:
+		return metav1.StatusReasonUnauthorized
+	case http.StatusForbidden:
+		return metav1.StatusReasonForbidden
+	case http.StatusNotFound:
+		return metav1.StatusReasonNotFound
+	case http.StatusMethodNotAllowed:
+		return metav1.StatusReasonMethodNotAllowed
+	case http.StatusNotAcceptable:
+		return metav1.StatusReasonNotAcceptable
+	case http.StatusConflict:
+		return metav1.StatusReasonConflict
+	case http.StatusGone:
+		return metav1.StatusReasonGone
+	case http.StatusRequestEntityTooLarge:
+		return metav1.StatusReasonRequestEntityTooLarge
+	case http.StatusUnsupportedMediaType:
+		return metav1.StatusReasonUnsupportedMediaType
+	case http.StatusUnprocessableEntity:
+		return metav1.StatusReasonInvalid
+	case http.StatusTooManyRequests:
+		return metav1.StatusReasonTooManyRequests
+	case http.StatusServiceUnavailable:
+		return metav1.StatusReasonServiceUnavailable
+	case http.StatusGatewayTimeout:
+		return metav1.StatusReasonTimeout
+	}
+	if code >= 500 {
+		return metav1.StatusReasonInternalError
+	}
+	return metav1.StatusReasonUnknown
+}
+
+// tooLarge answers a request whose object is too large to store.
+func tooLarge(msg string) *statusError {
+	return newStatus(http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge, msg)
+}

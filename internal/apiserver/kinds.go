@@ -137,6 +137,13 @@ func kinds() []*kind {
 			prefix: "selfsubjectreviews", newObj: func() object { return &authenticationv1.SelfSubjectReview{} },
 			createOnly: true, fields: nsFields,
 		},
+		{
+			info: resource.Info{Group: "authorization.k8s.io", Version: "v1", Kind: "SelfSubjectRulesReview",
+				Resource: "selfsubjectrulesreviews", Singular: "selfsubjectrulesreview", Verbs: []string{"create"},
+				New: func() any { return &authorizationv1.SelfSubjectRulesReview{} }},
+			prefix: "selfsubjectrulesreviews", newObj: func() object { return &authorizationv1.SelfSubjectRulesReview{} },
+			createOnly: true, fields: nsFields,
+		},
 	}
 }
 

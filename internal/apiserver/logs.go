@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // logParams are the pods/log query parameters passed to the node.
@@ -67,11 +68,7 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, rq *request) e
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		st := newStatus(int32(resp.StatusCode), "", fmt.Sprintf("logs of pod %s from node %s: %s", pod.Name, pod.Spec.NodeName, strings.TrimSpace(string(msg))))
-		if resp.StatusCode == http.StatusNotFound {
-			st.s.Reason = "NotFound"
-		}
-		return st
+		return nodeResponseError(resp.StatusCode, strings.TrimSpace(string(msg)), "pods/log", pod.Name, pod.Spec.NodeName)
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)
@@ -89,4 +86,20 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, rq *request) e
 			return nil
 		}
 	}
+}
+
+// nodeResponseError turns a node's refusal into the Status kube-apiserver
+// gives for it (its generic HTTP response checker of node streams): the
+// node's 400 is a BadRequest carrying the node's words, 500 an internal
+// error, anything else a Status of that code naming the object.
+func nodeResponseError(code int, body, resource, name, node string) error {
+	switch code {
+	case http.StatusBadRequest:
+		return badRequest("%s", body)
+	case http.StatusInternalServerError:
+		return internalError(fmt.Errorf("node %s: %s", node, body))
+	}
+	st := newStatus(int32(code), reasonForCode(int32(code)), fmt.Sprintf("%s %s from node %s: %s", resource, name, node, body))
+	st.s.Details = &metav1.StatusDetails{Name: name, Kind: resource}
+	return st
 }

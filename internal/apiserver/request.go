@@ -21,7 +21,8 @@ import (
 
 // request is one parsed resource request.
 type request struct {
-	kind        *kind // nil: the path names nothing served
+	kind        *kind     // nil: the path names nothing served
+	delegate    *Delegate // set (with kind nil) for a delegated resource
 	group       string
 	version     string
 	resource    string
@@ -32,6 +33,7 @@ type request struct {
 	query       url.Values
 	user        auth.User
 	notFound    string // why the path is not served, when kind == nil
+	proxyPath   string // the path after .../proxy, for the proxy subresources
 }
 
 func (rq *request) attributes() auth.Attributes {
@@ -70,6 +72,11 @@ func (s *Server) parse(r *http.Request, path string) (*request, bool) {
 		rq.namespace = segs[1]
 		segs = segs[2:]
 	}
+	if len(segs) > 3 && segs[2] == "proxy" {
+		// {nodes,pods}/NAME[:PORT]/proxy/PATH...: the rest is the proxied path.
+		rq.proxyPath = "/" + strings.Join(segs[3:], "/")
+		segs = segs[:3]
+	}
 	for _, sg := range segs {
 		if sg == "" {
 			rq.notFound = "the path has an empty segment"
@@ -87,7 +94,23 @@ func (s *Server) parse(r *http.Request, path string) (*request, bool) {
 	if len(segs) > 2 {
 		rq.subresource = segs[2]
 	}
-	k := s.kinds[schema.GroupVersionResource{Group: rq.group, Version: rq.version, Resource: rq.resource}]
+	gvr := schema.GroupVersionResource{Group: rq.group, Version: rq.version, Resource: rq.resource}
+	if d := s.delegates[gvr]; d != nil {
+		switch {
+		case !d.Info.Namespaced && rq.namespace != "":
+			rq.notFound = fmt.Sprintf("%s are not namespaced: use the path without namespaces/%s", rq.resource, rq.namespace)
+		case r.Method == http.MethodGet && rq.name != "":
+			rq.delegate, rq.verb = d, "get"
+		case r.Method == http.MethodGet && (rq.query.Get("watch") == "true" || watchPath):
+			rq.delegate, rq.verb = d, "watch"
+		case r.Method == http.MethodGet:
+			rq.delegate, rq.verb = d, "list"
+		default:
+			rq.delegate, rq.verb = d, strings.ToLower(r.Method)
+		}
+		return rq, true
+	}
+	k := s.kinds[gvr]
 	switch {
 	case k == nil:
 		gv := rq.version
@@ -104,6 +127,14 @@ func (s *Server) parse(r *http.Request, path string) (*request, bool) {
 		return rq, true
 	}
 	rq.kind = k
+	if rq.subresource == "proxy" {
+		// As kube-apiserver: the proxied request's method names the verb.
+		rq.verb = proxyVerb(r.Method)
+		if rq.proxyPath == "" {
+			rq.proxyPath = "/"
+		}
+		return rq, true
+	}
 	isWatch := watchPath || rq.query.Get("watch") == "true" || rq.query.Get("watch") == "1"
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -152,8 +183,10 @@ func contains(s []string, v string) bool {
 const maxBody = 3 << 20
 
 // readBody reads a request body, turning YAML and protobuf (for kind k)
-// into JSON.
-func readBody(r *http.Request, k *kind) ([]byte, string, error) {
+// into JSON. A body of another media type is refused with 415, as
+// kube-apiserver does; patch bodies (patch true) are returned as sent, for
+// servePatch to check their patch type.
+func readBody(r *http.Request, k *kind, patch bool) ([]byte, string, error) {
 	ct := r.Header.Get("Content-Type")
 	mt := ""
 	if ct != "" {
@@ -163,22 +196,28 @@ func readBody(r *http.Request, k *kind) ([]byte, string, error) {
 			return nil, "", unsupportedMedia(fmt.Sprintf("the Content-Type %q cannot be parsed: %v", ct, err))
 		}
 	}
+	if !patch {
+		switch mt {
+		case "", "application/json", "application/yaml", protobufType:
+		default:
+			return nil, "", unsupportedMedia(fmt.Sprintf("the body of the request was in an unknown format (Content-Type %q) - accepted media types include: application/json, application/yaml, %s", ct, protobufType))
+		}
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return nil, "", badRequest("reading the request body: %v", err)
 	}
 	if len(body) > maxBody {
-		return nil, "", newStatus(http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge,
-			"the request body is larger than 3 MiB")
+		return nil, "", tooLarge("the server has received a request that is too large: the request body is larger than 3 MiB")
 	}
-	if mt == "application/yaml" {
+	if mt == "application/yaml" && !patch {
 		j, err := yaml.YAMLToJSON(body)
 		if err != nil {
 			return nil, "", badRequest("the request body is not valid YAML: %v", err)
 		}
 		return j, "application/json", nil
 	}
-	if mt == protobufType {
+	if mt == protobufType && !patch {
 		j, err := protobufToJSON(k, body)
 		if err != nil {
 			return nil, "", badRequest("the protobuf request body is not a valid %s: %v", k.info.Kind, err)
@@ -186,6 +225,19 @@ func readBody(r *http.Request, k *kind) ([]byte, string, error) {
 		return j, "application/json", nil
 	}
 	return body, mt, nil
+}
+
+// maxStored bounds an object as stored: etcd refuses requests over 1.5 MiB
+// by default (--max-request-bytes), which kube-apiserver answers with 413.
+const maxStored = 3 << 19
+
+// checkStoredSize refuses to store value, the encoding of k's object name,
+// when etcd would refuse it.
+func checkStoredSize(k *kind, name string, value []byte) error {
+	if len(value) <= maxStored {
+		return nil
+	}
+	return tooLarge(fmt.Sprintf("%s %q is too large to store: %d bytes, the limit is %d bytes (1.5 MiB); make it smaller", k.info.Kind, name, len(value), maxStored))
 }
 
 // fieldValidation reads ?fieldValidation=: "Strict", "Warn" (default) or "Ignore".

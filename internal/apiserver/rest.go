@@ -26,6 +26,10 @@ import (
 
 // serveResource serves one request on a served resource.
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *request) {
+	if rq.delegate != nil {
+		s.serveDelegate(w, r, rq, rq.delegate)
+		return
+	}
 	if rq.kind == nil {
 		if rq.verb == "" {
 			rq.verb = strings.ToLower(r.Method)
@@ -37,6 +41,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *reque
 		}
 		writeStatus(w, newStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
 			fmt.Sprintf("the server could not find the requested resource (%s %s): %s", r.Method, r.URL.Path, rq.notFound)).s)
+		return
+	}
+	if rq.resource == "pods" && auth.IsStreamingSubresource(rq.subresource) {
+		s.serveStream(w, r, rq)
 		return
 	}
 	if err := s.checkVerb(rq); err != nil {
@@ -54,6 +62,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *reque
 	switch {
 	case rq.subresource == "log":
 		err = s.serveLog(w, r, rq)
+	case rq.subresource == "ephemeralcontainers":
+		err = s.serveEphemeralContainers(w, r, rq)
+	case rq.subresource == "proxy":
+		err = s.serveProxy(w, r, rq)
 	case rq.verb == "get":
 		err = s.serveGet(w, r, rq)
 	case rq.verb == "list":
@@ -115,6 +127,10 @@ func (s *Server) checkVerb(rq *request) error {
 		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
 	case "log":
 		ok = rq.verb == "get"
+	case "ephemeralcontainers":
+		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
+	case "proxy":
+		ok = rq.verb != ""
 	}
 	if !ok {
 		what := rq.resource
@@ -138,6 +154,10 @@ func (s *Server) verbList(rq *request) string {
 		return "get, update, patch"
 	case "log":
 		return "get"
+	case "ephemeralcontainers":
+		return "get, update, patch"
+	case "proxy":
+		return "GET, POST, PUT, PATCH, DELETE"
 	}
 	return strings.Join(rq.kind.info.Verbs, ", ")
 }
@@ -271,6 +291,9 @@ func (s *Server) createObject(ctx context.Context, k *kind, o object, dry bool) 
 		value, err := k.encodeStored(o)
 		if err != nil {
 			return nil, internalError(err)
+		}
+		if err := checkStoredSize(k, o.GetName(), value); err != nil {
+			return nil, err
 		}
 		rev, err := s.store.Create(ctx, k.key(o.GetNamespace(), o.GetName()), value, k.ttl)
 		if errors.Is(err, storage.ErrAlreadyExists) && generated && attempt < 5 {
@@ -427,6 +450,9 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 		if err != nil {
 			return nil, err
 		}
+		if err := checkStoredSize(k, rq.name, value); err != nil {
+			return nil, err
+		}
 		result = next
 		oldValue, _ := k.encodeStored(old)
 		if dry || string(oldValue) == string(value) {
@@ -483,7 +509,7 @@ func prepareUpdate(k *kind, sub string, old, in object) object {
 
 func (s *Server) deleteOptions(r *http.Request, rq *request) (*metav1.DeleteOptions, error) {
 	opts := &metav1.DeleteOptions{}
-	body, _, err := readBody(r, rq.kind)
+	body, _, err := readBody(r, rq.kind, false)
 	if err != nil {
 		return nil, err
 	}
@@ -680,7 +706,7 @@ func gr(k *kind) schema.GroupResource {
 // body and its media type, the field validation (Strict, Warn or Ignore),
 // and dryRun.
 func writeRequest(r *http.Request, rq *request) (body []byte, mediaType, fv string, dry bool, err error) {
-	body, mediaType, err = readBody(r, rq.kind)
+	body, mediaType, err = readBody(r, rq.kind, rq.verb == "patch")
 	if err != nil {
 		return nil, "", "", false, err
 	}

@@ -21,6 +21,9 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request
 		writeJSON(w, http.StatusCreated, "application/json", sr)
 		return nil
 	}
+	if rr, ok := o.(*authorizationv1.SelfSubjectRulesReview); ok {
+		return s.serveRulesReview(w, rq, rr)
+	}
 	rev := o.(*authorizationv1.SelfSubjectAccessReview)
 	a := auth.Attributes{User: rq.user}
 	switch {
@@ -69,5 +72,19 @@ func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request, rq *re
 	}
 	rq.kind.setTypeMeta(tr)
 	writeJSON(w, http.StatusCreated, "application/json", tr)
+	return nil
+}
+
+// serveRulesReview answers a SelfSubjectRulesReview (`kubectl auth can-i
+// --list`) with the caller's rules in spec.namespace, from auth.Rules,
+// which is checked against Authorize.
+func (s *Server) serveRulesReview(w http.ResponseWriter, rq *request, rr *authorizationv1.SelfSubjectRulesReview) error {
+	res, nonRes := auth.Rules(rq.user, rr.Spec.Namespace)
+	rr.Status = authorizationv1.SubjectRulesReviewStatus{ResourceRules: res, NonResourceRules: nonRes}
+	if rr.Status.ResourceRules == nil {
+		rr.Status.ResourceRules = []authorizationv1.ResourceRule{}
+	}
+	rq.kind.setTypeMeta(rr)
+	writeJSON(w, http.StatusCreated, "application/json", rr)
 	return nil
 }

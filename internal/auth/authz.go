@@ -3,6 +3,7 @@ package auth
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -38,7 +39,12 @@ var discoveryPaths = []string{"/api", "/apis", "/openapi"}
 //     server must check it (spec.nodeName) in admission, with AdmitNodePod;
 //     create tokenreviews and subjectaccessreviews, so the node's HTTPS API
 //     (issue 5) can check bearer tokens and permissions against the server,
-//     as the kubelet does with its system:node role.
+//     as the kubelet does with its system:node role;
+//     never pods/exec, pods/attach or pods/portforward, not even on its own
+//     pods: a node's credentials open no shell anywhere.
+//   - streaming into pods (create pods/exec, pods/attach, pods/portforward;
+//     the API server authorizes both GET and POST as create, as
+//     kube-apiserver 1.32 does for WebSocket upgrades): system:masters only.
 //   - everything else is denied, with a reason naming user, verb and resource.
 //
 // For create, the request URL has no name: the server must set Name to the
@@ -68,7 +74,67 @@ func Authorize(a Attributes) Decision {
 	if node := u.NodeName(); node != "" {
 		return authorizeNode(a, verb, node)
 	}
+	if a.Group == "" && a.Resource == "pods" && IsStreamingSubresource(a.Subresource) {
+		return deny(a, "only members of system:masters may exec into, attach to or forward ports of pods")
+	}
 	return deny(a, "only members of system:masters may use this API beyond discovery")
+}
+
+// IsStreamingSubresource tells whether a pod subresource opens a stream into
+// the pod: exec, attach, portforward.
+func IsStreamingSubresource(sub string) bool {
+	return sub == "exec" || sub == "attach" || sub == "portforward"
+}
+
+// KubeletStreamAction is how a node's kubelet API decides a request that
+// opens a stream into a pod.
+type KubeletStreamAction int
+
+const (
+	// KubeletStreamDeny refuses the request (Decision.Reason says why).
+	KubeletStreamDeny KubeletStreamAction = iota
+	// KubeletStreamAllow lets it through.
+	KubeletStreamAllow
+	// KubeletStreamAskAPIServer: the API server decides, with a
+	// SubjectAccessReview of KubeletStreamAttributes.
+	KubeletStreamAskAPIServer
+)
+
+// IsKubeletStreamPath tells whether a path of the kubelet API opens a stream
+// into a pod: /exec/, /attach/, /portForward/ and /run/ (the kubelet
+// authorizes them all as nodes/proxy).
+func IsKubeletStreamPath(p string) bool {
+	return underAny(p, []string{"/exec", "/attach", "/portForward", "/run"})
+}
+
+// KubeletStreamAttributes is what the kubelet asks the API server about a
+// stream into a pod on node: create nodes/proxy NODE. Create whatever the
+// method: a WebSocket upgrade is a GET, and must not need less permission
+// than SPDY's POST.
+func KubeletStreamAttributes(u User, node string) Attributes {
+	return Attributes{User: u, Verb: "create", Resource: "nodes", Subresource: "proxy", Name: node}
+}
+
+// AuthorizeKubeletStream decides a stream into a pod (IsKubeletStreamPath)
+// on a node's kubelet API, for u authenticated by a client certificate the
+// node trusts (--client-ca-file: the API servers' kubelet client
+// certificates) or by a TokenReview:
+//
+//   - a node's identity (system:node:*, or group system:nodes), never, not
+//     even this node's: a node's credentials open no shell anywhere;
+//   - another client certificate from the trusted CA: allowed, as the API
+//     server's own kubelet client is;
+//   - a token user: the API server decides (KubeletStreamAskAPIServer) with a
+//     SubjectAccessReview for create nodes/proxy on this node, as the
+//     kubelet's webhook authorization does.
+func AuthorizeKubeletStream(u User, viaClientCert bool, node string) (KubeletStreamAction, Decision) {
+	if strings.HasPrefix(u.Name, NodeUserPrefix) || slices.Contains(u.Groups, GroupNodes) {
+		return KubeletStreamDeny, deny(KubeletStreamAttributes(u, node), "a node's credentials may never exec into, attach to or forward ports of pods")
+	}
+	if viaClientCert {
+		return KubeletStreamAllow, allow()
+	}
+	return KubeletStreamAskAPIServer, Decision{}
 }
 
 func authorizePath(u User, verb, p string) Decision {
@@ -166,6 +232,9 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 		if verb == "create" || verb == "update" || verb == "patch" || verb == "delete" {
 			return allow()
 		}
+
+	case isCore && res == "pods" && IsStreamingSubresource(sub):
+		return deny(a, "a node's credentials may never exec into, attach to or forward ports of pods, not even its own")
 
 	case verb == "create" && sub == "" &&
 		((a.Group == "authentication.k8s.io" && res == "tokenreviews") ||

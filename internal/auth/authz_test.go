@@ -118,7 +118,21 @@ func TestAuthorize(t *testing.T) {
 		{"node updates pod status", res(nodeA, "update", "", "pods", "status", "default", "p-a"), true, nil},
 		{"node deletecollection pods", res(nodeA, "deletecollection", "", "pods", "", "default", ""), false, nil},
 		{"node evicts pod", res(nodeA, "create", "", "pods", "eviction", "default", "p"), false, nil},
-		{"node exec", res(nodeA, "create", "", "pods", "exec", "default", "p"), false, nil},
+		{"node exec", res(nodeA, "create", "", "pods", "exec", "default", "p"), false, []string{"never exec"}},
+		{"node exec own pod", res(nodeA, "create", "", "pods", "exec", "default", "p-a"), false, []string{"not even its own"}},
+		{"node attach", res(nodeA, "create", "", "pods", "attach", "default", "p-a"), false, []string{"never exec"}},
+		{"node portforward", res(nodeA, "create", "", "pods", "portforward", "default", "p-a"), false, []string{"never exec"}},
+		{"node get exec", res(nodeA, "get", "", "pods", "exec", "default", "p-a"), false, nil},
+
+		// streaming into pods
+		{"admin exec", res(admin, "create", "", "pods", "exec", "kube-system", "etcd-a"), true, nil},
+		{"admin attach", res(admin, "create", "", "pods", "attach", "default", "p"), true, nil},
+		{"admin portforward", res(admin, "create", "", "pods", "portforward", "default", "p"), true, nil},
+		{"alice exec", res(alice, "create", "", "pods", "exec", "default", "p"), false,
+			[]string{`User "alice" cannot create resource "pods/exec" "p" in namespace "default"`, "system:masters"}},
+		{"alice portforward", res(alice, "create", "", "pods", "portforward", "default", "p"), false, []string{"forward ports"}},
+		{"anon exec", res(anon, "create", "", "pods", "exec", "default", "p"), false, []string{"anonymous"}},
+		{"fake node exec", res(fakeNode, "create", "", "pods", "exec", "default", "p-a"), false, []string{"system:masters"}},
 
 		// namespaces
 		{"node creates namespace", res(nodeA, "create", "", "namespaces", "", "", "x"), false, nil},
@@ -169,5 +183,45 @@ func TestAdmitNodePod(t *testing.T) {
 		if d.Allowed != tc.allow || !strings.Contains(d.Reason, tc.reason) {
 			t.Errorf("AdmitNodePod(%s, %q) = %+v", tc.u.Name, tc.nodeName, d)
 		}
+	}
+}
+
+func TestAuthorizeKubeletStream(t *testing.T) {
+	apiserver := User{Name: "kube-apiserver-kubelet-client", Groups: []string{GroupMasters}}
+	ballastServer := User{Name: "system:kube-apiserver", Groups: []string{GroupMasters}}
+	alice := User{Name: "alice"}
+	for _, tc := range []struct {
+		name   string
+		u      User
+		cert   bool
+		want   KubeletStreamAction
+		reason string
+	}{
+		{"kube-apiserver's client certificate", apiserver, true, KubeletStreamAllow, ""},
+		{"ballast server's client certificate", ballastServer, true, KubeletStreamAllow, ""},
+		{"another certificate from the trusted CA", alice, true, KubeletStreamAllow, ""},
+		{"this node's certificate", User{Name: "system:node:n1", Groups: []string{GroupNodes}}, true, KubeletStreamDeny, "never exec"},
+		{"another node's certificate", User{Name: "system:node:n2", Groups: []string{GroupNodes}}, true, KubeletStreamDeny, `User "system:node:n2" cannot create resource "nodes/proxy" "n1"`},
+		{"a node's name without the group", User{Name: "system:node:n2"}, true, KubeletStreamDeny, "never exec"},
+		{"the nodes group under another name", User{Name: "x", Groups: []string{GroupNodes}}, false, KubeletStreamDeny, "never exec"},
+		{"another node's token", User{Name: "system:node:n2", Groups: []string{GroupNodes}}, false, KubeletStreamDeny, "never exec"},
+		{"a token user", alice, false, KubeletStreamAskAPIServer, ""},
+		{"an admin's token", User{Name: "admin", Groups: []string{GroupMasters}}, false, KubeletStreamAskAPIServer, ""},
+	} {
+		got, d := AuthorizeKubeletStream(tc.u, tc.cert, "n1")
+		if got != tc.want || !strings.Contains(d.Reason, tc.reason) || (got == KubeletStreamDeny && d.Reason == "") {
+			t.Errorf("%s: %v %+v, want %v with %q", tc.name, got, d, tc.want, tc.reason)
+		}
+	}
+	for p, want := range map[string]bool{
+		"/exec/default/p/c": true, "/attach/default/p/c": true, "/portForward/default/p": true, "/run/default/p/c": true,
+		"/exec": true, "/executor": false, "/pods": false, "/containerLogs/default/p/c": false, "/healthz": false,
+	} {
+		if IsKubeletStreamPath(p) != want {
+			t.Errorf("IsKubeletStreamPath(%q) = %v", p, !want)
+		}
+	}
+	if a := KubeletStreamAttributes(alice, "n1"); a.Verb != "create" || a.Resource != "nodes" || a.Subresource != "proxy" || a.Name != "n1" {
+		t.Errorf("attributes %+v", a)
 	}
 }

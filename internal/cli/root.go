@@ -18,7 +18,8 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newNodeCmd(), newServerCmd(), newUpCmd(), newPodsCmd(), newLogsCmd(), newEventsCmd(), newVersionCmd())
+	root.AddCommand(newNodeCmd(), newServerCmd(), newUpCmd(), newPodsCmd(), newLogsCmd(), newEventsCmd(),
+		newExecCmd(), newPortForwardCmd(), newTopCmd(), newVersionCmd())
 	return root
 }
 
@@ -47,5 +48,7 @@ func newLogger(level string) *slog.Logger {
 	default:
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	routeKlog(log)
+	return log
 }

@@ -2,30 +2,22 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/ballast-dev/ballast/internal/auth"
-	"github.com/ballast-dev/ballast/internal/kubeletapi"
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/node"
 	"github.com/ballast-dev/ballast/internal/server"
-	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 type serverFlags struct {
@@ -73,13 +65,10 @@ func newServerCmd() *cobra.Command {
 			log := newLogger(f.logLevel)
 			o := f.options(f.dataDir)
 			o.Log = log
-			remote := &remoteNodes{}
-			o.NodeLogs = remote.nodeLogs
 			s, err := server.Start(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
-			remote.set(s)
 			fmt.Printf("ballast server ready at %s\nadmin kubeconfig: %s\n  export KUBECONFIG=%s\n", s.URL, s.Kubeconfig, s.Kubeconfig)
 			return s.Wait()
 		},
@@ -140,20 +129,15 @@ func newUpCmd() *cobra.Command {
 			g, ctx := errgroup.WithContext(cmd.Context())
 			o := sf.options(nf.dataDir)
 			o.Log = log
-			// In one process the API reaches the local agent's socket for logs.
+			// In one process the API reaches the local agent's socket.
 			sock := socketPath(nf.dataDir)
-			remote := &remoteNodes{}
-			o.NodeLogs = func(ctx context.Context, name string) (*http.Client, *url.URL, error) {
-				if name != cfg.NodeName {
-					return remote.nodeLogs(ctx, name) // another machine's `ballast node`
-				}
+			o.LocalNodes = map[string]server.NodeDialer{cfg.NodeName: func(context.Context, string) (*http.Client, *url.URL, error) {
 				return localapi.HTTPClient(sock), &url.URL{Scheme: "http", Host: "ballast"}, nil
-			}
+			}}
 			s, err := server.Start(ctx, o)
 			if err != nil {
 				return err
 			}
-			remote.set(s)
 			// The node acts as system:node:NAME with a client certificate
 			// from the server's CA: in one process, no token needed.
 			cfg.API.Client = func(name string) (kubernetes.Interface, error) { return nodeClient(s, name) }
@@ -186,90 +170,4 @@ func nodeClient(s *server.Server, name string) (kubernetes.Interface, error) {
 		Host:            s.URL,
 		TLSClientConfig: rest.TLSClientConfig{CAData: s.PKI.CAPEM(), CertData: certPEM, KeyData: keyPEM},
 	}, Version))
-}
-
-// remoteNodes reaches remote nodes' kubelet HTTPS API for pods/log: at the
-// Node's InternalIP and status.daemonEndpoints.kubeletEndpoint.port, with a
-// client certificate for user system:kube-apiserver issued from the server's
-// CA (nodes trust it through --client-ca-file), and trusting the node's
-// serving certificate only if its SHA-256 matches the one the node pinned in
-// its Node's annotation (wellknown.AnnotationServingCertSHA256; only the
-// node itself may write its Node). A Node without the pin must present a
-// certificate from the server's CA.
-type remoteNodes struct {
-	mu      sync.Mutex
-	s       *server.Server
-	api     kubernetes.Interface
-	cert    tls.Certificate
-	clients map[string]*http.Client // by pin
-}
-
-func (r *remoteNodes) set(s *server.Server) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.s = s
-}
-
-func (r *remoteNodes) init() error {
-	if r.s == nil {
-		return errors.New("the API server is starting")
-	}
-	if r.api != nil {
-		return nil
-	}
-	certPEM, keyPEM, err := r.s.PKI.IssueClientCert(auth.User{Name: "system:kube-apiserver", Groups: []string{auth.GroupMasters}})
-	if err != nil {
-		return err
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return err
-	}
-	api, err := kubernetes.NewForConfig(&rest.Config{
-		Host:            r.s.URL,
-		TLSClientConfig: rest.TLSClientConfig{CAData: r.s.PKI.CAPEM(), CertData: certPEM, KeyData: keyPEM},
-		UserAgent:       "ballast-server/" + Version,
-		ContentConfig:   rest.ContentConfig{ContentType: "application/json"},
-	})
-	if err != nil {
-		return err
-	}
-	r.api, r.cert, r.clients = api, cert, map[string]*http.Client{}
-	return nil
-}
-
-func (r *remoteNodes) nodeLogs(ctx context.Context, node string) (*http.Client, *url.URL, error) {
-	r.mu.Lock()
-	err := r.init()
-	api := r.api
-	r.mu.Unlock()
-	if err != nil {
-		return nil, nil, err
-	}
-	n, err := api.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	port := n.Status.DaemonEndpoints.KubeletEndpoint.Port
-	if port == 0 {
-		return nil, nil, fmt.Errorf("node %s publishes no kubelet port (status.daemonEndpoints.kubeletEndpoint.port): start its `ballast node` with an API server and --port", node)
-	}
-	host := ""
-	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && host == "" {
-			host = a.Address
-		}
-	}
-	if host == "" {
-		return nil, nil, fmt.Errorf("node %s has no InternalIP address", node)
-	}
-	pin := n.Annotations[wellknown.AnnotationServingCertSHA256]
-	r.mu.Lock()
-	c := r.clients[pin]
-	if c == nil {
-		c = kubeletapi.PinnedClient(r.cert, pin, r.s.PKI.CAPool())
-		r.clients[pin] = c
-	}
-	r.mu.Unlock()
-	return c, &url.URL{Scheme: "https", Host: net.JoinHostPort(host, fmt.Sprint(port))}, nil
 }

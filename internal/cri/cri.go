@@ -70,12 +70,12 @@ func SocketPath(endpoint string) (string, error) {
 
 // Dial connects to the runtime at endpoint. It does not wait for the runtime to
 // answer: gRPC reconnects by itself, so a runtime that restarts is reached again.
-func Dial(endpoint string) (*Runtime, error) {
+func Dial(endpoint string, opts ...grpc.DialOption) (*Runtime, error) {
 	path, err := SocketPath(endpoint)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient("passthrough:///"+path,
+	conn, err := grpc.NewClient("passthrough:///"+path, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -85,8 +85,8 @@ func Dial(endpoint string) (*Runtime, error) {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: 2 * time.Second,
 		}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
-	)
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16 << 20)),
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to container runtime at %s: %w", path, err)
 	}

@@ -51,17 +51,34 @@ func BuildProgram(ctx context.Context, pkgDir string, outBinary string) error {
 	return nil
 }
 
+// Option changes what Image puts in the image.
+type Option func(*options)
+
+type options struct {
+	links []string
+}
+
+// Links adds /bin/NAME symlinks to the binary for each name, for a
+// multi-call program that acts on the name it is run as (as busybox).
+func Links(names ...string) Option {
+	return func(o *options) { o.links = append(o.links, names...) }
+}
+
 // Image returns a single-layer linux/amd64 image holding the binary at
 // /<base name of binaryPath>, plus /tmp (1777) and minimal /etc/passwd,
 // /etc/group and /etc/nsswitch.conf. The config's Entrypoint is entrypoint
 // (default: the binary), Env is PATH plus env, and it runs as root.
-func Image(binaryPath string, entrypoint []string, env []string) (v1.Image, error) {
+func Image(binaryPath string, entrypoint []string, env []string, opts ...Option) (v1.Image, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bin, err := os.ReadFile(binaryPath)
 	if err != nil {
 		return nil, err
 	}
 	binName := filepath.Base(binaryPath)
-	layerTar, err := layerTarball(binName, bin)
+	layerTar, err := layerTarball(binName, bin, o.links)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +109,7 @@ func Image(binaryPath string, entrypoint []string, env []string) (v1.Image, erro
 	return mutate.ConfigFile(img, cf)
 }
 
-func layerTarball(binName string, bin []byte) ([]byte, error) {
+func layerTarball(binName string, bin []byte, links []string) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mtime := time.Unix(0, 0)
@@ -115,6 +132,14 @@ func layerTarball(binName string, bin []byte) ([]byte, error) {
 		func() error { return file("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n")) },
 		func() error { return file("etc/nsswitch.conf", 0o644, []byte("hosts: files dns\n")) },
 		func() error { return file(binName, 0o755, bin) },
+	}
+	if len(links) > 0 {
+		steps = append(steps, func() error { return dir("bin/", 0o755) })
+	}
+	for _, l := range links {
+		steps = append(steps, func() error {
+			return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + l, Linkname: "/" + binName, Mode: 0o777, ModTime: mtime})
+		})
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {

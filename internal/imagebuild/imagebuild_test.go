@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -76,7 +77,19 @@ func TestBuildImageTarball(t *testing.T) {
 	if cf.Config.Env[len(cf.Config.Env)-1] != "FOO=bar" {
 		t.Errorf("env %q", cf.Config.Env)
 	}
-	layers, err := back.Layers()
+	seen := layerEntries(t, back)
+	if h := seen["pause"]; h == nil || h.Mode&0o111 == 0 || h.Size < 1000 {
+		t.Errorf("binary entry %+v", h)
+	}
+	if seen["tmp/"] == nil || seen["etc/passwd"] == nil {
+		t.Errorf("missing basics: %v", seen)
+	}
+}
+
+// layerEntries reads the headers of an image's single layer, by name.
+func layerEntries(t *testing.T, img v1.Image) map[string]*tar.Header {
+	t.Helper()
+	layers, err := img.Layers()
 	if err != nil || len(layers) != 1 {
 		t.Fatalf("layers %d %v", len(layers), err)
 	}
@@ -90,17 +103,31 @@ func TestBuildImageTarball(t *testing.T) {
 	for {
 		h, err := lr.Next()
 		if err == io.EOF {
-			break
+			return seen
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		seen[h.Name] = h
 	}
-	if h := seen["pause"]; h == nil || h.Mode&0o111 == 0 || h.Size < 1000 {
-		t.Errorf("binary entry %+v", h)
+}
+
+func TestLinks(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "multi")
+	if err := os.WriteFile(bin, []byte("#!not really a program"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if seen["tmp/"] == nil || seen["etc/passwd"] == nil {
-		t.Errorf("missing basics: %v", seen)
+	img, err := Image(bin, nil, nil, Links("sh", "tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{}
+	for name, h := range layerEntries(t, img) {
+		if h.Typeflag == tar.TypeSymlink {
+			links[name] = h.Linkname
+		}
+	}
+	if len(links) != 2 || links["bin/sh"] != "/multi" || links["bin/tar"] != "/multi" {
+		t.Errorf("links %v, want bin/sh and bin/tar -> /multi", links)
 	}
 }

@@ -1,9 +1,11 @@
 // Package kubeletapi is the node's HTTPS API on the kubelet's port (10250):
 // the agent's read-only paths (/healthz, /pods, /containerLogs/...) served
-// by internal/localapi's handler, behind TLS, for kube-apiserver and
-// `ballast server` (pods/log). Every request must authenticate, by a client
+// by internal/localapi's handler, and the streams into pods (/exec, /attach,
+// /portForward, internal/streaming), behind TLS, for kube-apiserver and
+// `ballast server`. Every request must authenticate, by a client
 // certificate from ClientCAs or by a bearer token that the API server
-// confirms with a TokenReview; there is no anonymous access.
+// confirms with a TokenReview; there is no anonymous access. Streams are
+// authorized as the kubelet's nodes/proxy (auth.AuthorizeKubeletStream).
 package kubeletapi
 
 import (
@@ -34,6 +36,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
@@ -59,7 +62,7 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &authn{o: o, cache: map[string]cached{}}
+	a := &authn{o: o, cache: map[string]cached{}, streams: &streamAuthz{o: o}}
 	tc := &tls.Config{
 		Certificates: []tls.Certificate{o.Cert},
 		ClientAuth:   tls.RequestClientCert,
@@ -92,9 +95,10 @@ type cached struct {
 }
 
 type authn struct {
-	o     Options
-	mu    sync.Mutex
-	cache map[string]cached
+	o       Options
+	streams *streamAuthz
+	mu      sync.Mutex
+	cache   map[string]cached
 }
 
 func (a *authn) wrap(next http.Handler) http.Handler {
@@ -106,6 +110,10 @@ func (a *authn) wrap(next http.Handler) http.Handler {
 			http.Error(w, "Unauthorized: "+err.Error(), http.StatusUnauthorized)
 			return
 		}
+		if auth.IsKubeletStreamPath(r.URL.Path) {
+			a.serveStream(w, r, user, groups, next)
+			return
+		}
 		if !allowed(user, groups, a.o.NodeName, r.URL.Path) {
 			http.Error(w, fmt.Sprintf("Forbidden (user=%s, path=%s): only the API server, admins (system:masters) and this node may use the kubelet API", user, r.URL.Path), http.StatusForbidden)
 			return
@@ -114,15 +122,20 @@ func (a *authn) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// allowed: /healthz for anyone authenticated; the rest for client
+// allowed: /healthz for anyone authenticated; the rest (logs, /metrics*
+// as the kubelet's nodes/metrics, /stats as nodes/stats) for client
 // certificates (ClientCAs are trusted for it, as the kubelet's
-// --client-ca-file with the API server's client cert), admins and this node.
+// --client-ca-file with the API server's client cert), admins and this
+// node, never another node.
 func allowed(user string, groups []string, node, path string) bool {
 	if path == "/healthz" {
 		return true
 	}
+	if other, ok := strings.CutPrefix(user, "system:node:"); ok && other != node {
+		return false // another node: never (logs, metrics, stats)
+	}
 	return slices.Contains(groups, "system:masters") || user == "system:node:"+node ||
-		user == "system:kube-apiserver" || slices.Contains(groups, "ballast:client-cert")
+		user == "system:kube-apiserver" || slices.Contains(groups, groupClientCert)
 }
 
 func (a *authn) authenticate(r *http.Request) (string, []string, error) {
@@ -141,7 +154,7 @@ func (a *authn) authenticate(r *http.Request) (string, []string, error) {
 		if certs[0].Subject.CommonName == "" {
 			return "", nil, errors.New("invalid client certificate: no CommonName")
 		}
-		return certs[0].Subject.CommonName, append(slices.Clone(certs[0].Subject.Organization), "ballast:client-cert"), nil
+		return certs[0].Subject.CommonName, append(slices.Clone(certs[0].Subject.Organization), groupClientCert), nil
 	}
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")

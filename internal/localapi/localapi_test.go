@@ -45,7 +45,11 @@ func (f *fakeProvider) LogFile(ns, pod, container string, previous bool) (string
 	}
 	p, ok := f.files[key]
 	if !ok {
-		if previous {
+		switch {
+		case previous && container == "other":
+			// The agent's own words, without ErrBadRequest: still a 400.
+			return "", nil, fmt.Errorf("previous terminated container %q in pod %s/%s not found", container, ns, pod)
+		case previous:
 			return "", nil, fmt.Errorf("%w: container %q of pod %s/%s has not restarted", ErrBadRequest, container, ns, pod)
 		}
 		return "", nil, fmt.Errorf("%w: no log for %s", ErrNotFound, key)
@@ -92,7 +96,7 @@ func newFake(t *testing.T) *fakeProvider {
 		asked: make(chan struct{}, 1),
 		pods: []corev1.Pod{
 			{ObjectMeta: metav1.ObjectMeta{Name: "web-node1", Namespace: "default", Annotations: map[string]string{wellknown.AnnotationManifest: "/etc/kubernetes/manifests/web.yaml"}},
-				Spec: corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "nginx"}, {Name: "sidecar"}}},
+				Spec: corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "nginx"}, {Name: "sidecar"}, {Name: "other"}}},
 				Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
 					{Name: "nginx", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
 					{Name: "sidecar", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}},
@@ -152,6 +156,7 @@ func TestHandler(t *testing.T) {
 		{"/containerLogs/default/web-node1/redis", 404, []string{`container "redis" not found in pod default/web-node1`, "nginx, sidecar"}},
 		{"/containerLogs/default/web-node1/sidecar", 400, []string{"waiting to start: ContainerCreating"}},
 		{"/containerLogs/default/web-node1/sidecar?previous=true", 400, []string{"has not restarted"}},
+		{"/containerLogs/default/web-node1/other?previous=true", 400, []string{"previous terminated container"}},
 		{"/containerLogs/kube-system/etcd-node1/etcd", 404, []string{"no log for"}},
 		{"/containerLogs/default/web-node1/nginx?follow=maybe", 400, []string{`invalid follow="maybe"`}},
 		{"/containerLogs/default/web-node1/nginx?tailLines=-2", 400, []string{"tailLines"}},

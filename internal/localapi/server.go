@@ -47,9 +47,17 @@ type Provider interface {
 	LogFile(namespace, pod, container string, previous bool) (path string, running func() bool, err error)
 }
 
-// Handler serves /healthz, /pods, /containerLogs/{namespace}/{pod}/{container}
-// and /manifests/problems.
-func Handler(p Provider, log *slog.Logger) http.Handler {
+// Mount serves more paths (metrics, stats) on the socket and, through it,
+// on the kubelet HTTPS API: Handler handles each of Patterns
+// (http.ServeMux patterns, e.g. "GET /metrics").
+type Mount struct {
+	Patterns []string
+	Handler  http.Handler
+}
+
+// Handler serves /healthz, /pods, /containerLogs/{namespace}/{pod}/{container},
+// /manifests/problems, /events, and the paths of mounts.
+func Handler(p Provider, log *slog.Logger, mounts ...Mount) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -64,6 +72,11 @@ func Handler(p Provider, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", h.containerLogs)
 	mux.HandleFunc("GET /manifests/problems", h.problems)
 	mux.HandleFunc("GET /events", h.events)
+	for _, m := range mounts {
+		for _, pat := range m.Patterns {
+			mux.Handle(pat, m.Handler)
+		}
+	}
 	return mux
 }
 
@@ -243,6 +256,9 @@ func (h *handler) containerLogs(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		code := http.StatusInternalServerError
 		switch {
+		case lr.previous && !errors.Is(err, ErrNotFound):
+			// No previous instance: a client mistake, 400 as the kubelet answers.
+			code = http.StatusBadRequest
 		case errors.Is(err, ErrNotFound), errors.Is(err, fs.ErrNotExist):
 			code = http.StatusNotFound
 		case errors.Is(err, ErrBadRequest):

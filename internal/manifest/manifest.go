@@ -22,13 +22,20 @@ import (
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
-// AnnotationConfigHash and AnnotationManifest are internal/wellknown's,
-// under the names the planner and the agent still use; they go once those
-// use wellknown's.
+// These are internal/wellknown's names, under the names the planner and
+// the agent still use; they go once those use wellknown's.
 const (
 	AnnotationConfigHash = wellknown.AnnotationConfigHash
+	AnnotationConfigSeen = wellknown.AnnotationConfigSeen
 	AnnotationManifest   = wellknown.AnnotationManifest
 )
+
+// MaxContainersPerPod bounds a pod's containers and init containers
+// together. A node starts and stops a pod's containers one job at a time:
+// a pod of a thousand containers takes minutes either way and holds up the
+// runtime for everyone else. Static pods are system components; a hundred is
+// far beyond what one needs.
+const MaxContainersPerPod = 100
 
 // identityVersion is part of every hash. Never change it: doing so would
 // restart every static pod on upgrade.

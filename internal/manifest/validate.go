@@ -123,6 +123,9 @@ func validatePodContent(pod *corev1.Pod, f func(string) string, el *errList) {
 	if len(spec.Containers) == 0 {
 		el.add(f("spec.containers"), "Required value: a pod needs at least one container; add one under spec.containers")
 	}
+	if n := len(spec.Containers) + len(spec.InitContainers); n > MaxContainersPerPod {
+		el.addf(f("spec.containers"), "Too many: %d containers and init containers, at most %d are allowed per pod; split the pod into several manifests", n, MaxContainersPerPod)
+	}
 	names := map[string]bool{}
 	for i := range spec.Containers {
 		validateContainer(&spec.Containers[i], f(fmt.Sprintf("spec.containers[%d]", i)), names, volumes, el)

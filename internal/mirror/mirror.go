@@ -82,6 +82,10 @@ type Options struct {
 	// NodeAnnotations are set on the Node (for example the pinned serving
 	// certificate of the kubelet API).
 	NodeAnnotations map[string]string
+	// ObserveSyncLag, if set, is given the time from each change of the
+	// agent's pods to the end of the sync that brought the mirror pods in
+	// step (internal/nodemetrics' mirror sync lag).
+	ObserveSyncLag func(time.Duration)
 }
 
 // Run keeps the API in step with the node until ctx ends.
@@ -146,15 +150,29 @@ func (s *syncer) run(ctx context.Context) error {
 	probe.Stop()
 	defer probe.Stop()
 	down := false
+	var changedAt time.Time // when the agent's pods changed, until synced
 	s.renewLease(ctx)
+	var changed <-chan struct{}
 	for {
-		changed := s.o.Source.Changed()
+		if changed != nil && changedAt.IsZero() {
+			// A change signalled while the loop was busy: it is synced now.
+			select {
+			case <-changed:
+				changedAt = time.Now()
+			default:
+			}
+		}
+		changed = s.o.Source.Changed()
 		evChanged := s.o.Source.EventsChanged()
 		s.reportProblems()
 		if !down && w != nil {
 			pods, err := w.lister.List(labels.Everything())
 			if err == nil {
 				s.syncPods(ctx, pods)
+				if !changedAt.IsZero() && s.o.ObserveSyncLag != nil {
+					s.o.ObserveSyncLag(time.Since(changedAt))
+				}
+				changedAt = time.Time{}
 			}
 			s.publishEvents(ctx)
 			if s.readyPosted != nil && *s.readyPosted != s.runtimeReady() {
@@ -169,6 +187,9 @@ func (s *syncer) run(ctx context.Context) error {
 			w.stop()
 			return nil
 		case <-changed:
+			if changedAt.IsZero() {
+				changedAt = time.Now()
+			}
 		case <-evChanged:
 		case <-kick:
 		case <-lost:

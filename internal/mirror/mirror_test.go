@@ -138,8 +138,9 @@ type fixture struct {
 	mu     sync.Mutex
 	uids   int
 	rv     int
-	rvs    map[string]string // resource/namespace/name -> resourceVersion stored
-	done   map[string]int    // "update pods/status", "delete pods", ... -> writes the API applied
+	rvs    map[string]string  // resource/namespace/name -> resourceVersion stored
+	done   map[string]int     // "update pods/status", "delete pods", ... -> writes the API applied
+	lags   chan time.Duration // ObserveSyncLag's observations
 }
 
 // start runs the sync against a fake API that behaves as a real one where
@@ -148,7 +149,7 @@ type fixture struct {
 // as JSON (times at second precision).
 func start(t *testing.T, pods ...corev1.Pod) *fixture {
 	f := &fixture{t: t, client: fake.NewClientset(), src: newSource(pods...), rec: &fakeRecorder{},
-		rvs: map[string]string{}, done: map[string]int{}}
+		rvs: map[string]string{}, done: map[string]int{}, lags: make(chan time.Duration, 100)}
 	key := func(a k8stesting.Action, ns, name string) string {
 		return a.GetResource().Resource + "/" + ns + "/" + name
 	}
@@ -203,6 +204,12 @@ func start(t *testing.T, pods ...corev1.Pod) *fixture {
 	go func() {
 		defer close(done)
 		_ = Run(ctx, Options{Client: f.client, NodeName: testNode, HostIP: "10.0.0.1", Source: f.src, Recorder: f.rec,
+			ObserveSyncLag: func(d time.Duration) {
+				select {
+				case f.lags <- d:
+				default:
+				}
+			},
 			Log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
@@ -473,4 +480,25 @@ func TestMain(m *testing.M) {
 		logOut = io.Discard
 	}
 	os.Exit(m.Run())
+}
+
+// TestMirrorSyncLagObserved: each change of the agent's pods is followed by
+// one observation of the time it took to bring the mirrors in step.
+func TestMirrorSyncLagObserved(t *testing.T) {
+	f := start(t, staticPod("web", "h1", time.Now()))
+	f.mirror("web-n1", nil)
+	for len(f.lags) > 0 {
+		<-f.lags
+	}
+	sp := staticPod("web", "h1", time.Now())
+	sp.Status.ContainerStatuses[0].Ready = false
+	f.src.set([]corev1.Pod{sp})
+	select {
+	case d := <-f.lags:
+		if d < 0 {
+			t.Errorf("negative lag %v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sync lag observed after the agent's pods changed")
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ballast-dev/ballast/internal/agent"
@@ -33,9 +34,11 @@ import (
 	"github.com/ballast-dev/ballast/internal/logs"
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/mirror"
+	"github.com/ballast-dev/ballast/internal/nodemetrics"
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
+	"github.com/ballast-dev/ballast/internal/streaming"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
@@ -85,6 +88,18 @@ type Node struct {
 	Agent          *agent.Agent
 	Name, HostIP   string
 	RuntimeVersion string
+	// Metrics are the node's metrics (its observers: ObservePodStart).
+	Metrics *nodemetrics.Metrics
+}
+
+// metricsMount serves the node's metrics paths on its local socket and
+// kubelet API.
+func metricsMount(h http.Handler) localapi.Mount {
+	m := localapi.Mount{Handler: h}
+	for _, p := range nodemetrics.Paths {
+		m.Patterns = append(m.Patterns, "GET "+p)
+	}
+	return m
 }
 
 // Run runs the node until ctx ends or a part of it fails for good; ready, if
@@ -152,7 +167,12 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 			return nil
 		})
 	}
-	rt, err := cri.Dial(endpoint)
+	metrics := nodemetrics.New(nodemetrics.Options{NodeName: cfg.NodeName, Log: log.With("component", "metrics")})
+	host, err := nodemetrics.NewProcHost()
+	if err != nil {
+		return fmt.Errorf("reading /proc for node metrics: %w", err)
+	}
+	rt, err := cri.Dial(endpoint, grpc.WithChainUnaryInterceptor(metrics.RuntimeInterceptor()))
 	if err != nil {
 		return err
 	}
@@ -173,7 +193,8 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 	a := agent.New(agent.Options{
 		NodeName: cfg.NodeName, DataDir: cfg.DataDir, HostIP: cfg.NodeIP, Runtime: rt,
 		RuntimeName: "containerd", Backoff: cfg.Backoff, Log: log,
-		Pulls: registryauth.Config{CredentialFile: cfg.ImageCredentials, Timeout: cfg.PullTimeout},
+		Pulls:      registryauth.Config{CredentialFile: cfg.ImageCredentials, Timeout: cfg.PullTimeout},
+		PodStarted: metrics.ObservePodStart,
 	})
 	g.Go(func() error {
 		return source.Run(ctx, source.Options{Dir: cfg.ManifestDir, NodeName: cfg.NodeName, Log: log.With("component", "manifests")}, a.Snapshots())
@@ -187,9 +208,10 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 		return nil
 	})
 	sock := localapi.SocketPath(cfg.DataDir)
-	handler := localapi.Handler(a, log.With("component", "localapi"))
+	handler := streaming.Handler(localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host))),
+		streaming.Options{Pods: a, Runtime: rt, Log: log.With("component", "streaming")})
 	g.Go(func() error { return localapi.Serve(ctx, sock, handler) })
-	if err := connectAPI(ctx, g, cfg, a, handler, runtimeVersion, log); err != nil {
+	if err := connectAPI(ctx, g, cfg, a, handler, runtimeVersion, metrics, log); err != nil {
 		return err
 	}
 	// An always-on agent with little garbage: a tighter heap goal costs
@@ -203,7 +225,7 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 	})
 	log.Info("node agent running", "socket", sock)
 	if ready != nil {
-		ready(&Node{Agent: a, Name: cfg.NodeName, HostIP: cfg.NodeIP, RuntimeVersion: runtimeVersion})
+		ready(&Node{Agent: a, Name: cfg.NodeName, HostIP: cfg.NodeIP, RuntimeVersion: runtimeVersion, Metrics: metrics})
 	}
 	g.Go(func() error { return a.Run(ctx) })
 	return nil
@@ -211,7 +233,7 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 
 // connectAPI starts the mirror sync against the API server and the kubelet
 // HTTPS API, as configured.
-func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Agent, handler http.Handler, runtimeVersion string, log *slog.Logger) error {
+func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Agent, handler http.Handler, runtimeVersion string, metrics *nodemetrics.Metrics, log *slog.Logger) error {
 	var client kubernetes.Interface
 	if cfg.API.Client != nil {
 		c, err := cfg.API.Client(cfg.NodeName)
@@ -257,7 +279,7 @@ func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Age
 			err := mirror.Run(ctx, mirror.Options{
 				Client: client, NodeName: cfg.NodeName, HostIP: cfg.NodeIP, RuntimeVersion: runtimeVersion,
 				Source: a, Recorder: a.Recorder(), Log: log.With("component", "mirror"),
-				KubeletPort: int32(port), NodeAnnotations: annotations,
+				KubeletPort: int32(port), NodeAnnotations: annotations, ObserveSyncLag: metrics.ObserveMirrorSyncLag,
 			})
 			if err != nil && ctx.Err() == nil {
 				log.Error("mirror pod sync stopped; pods keep running, the API server no longer sees them", "err", err)

@@ -117,6 +117,11 @@ type pod struct {
 	admitted, rejected bool
 	// missing are the dependencies (ballast.dev/after) last warned about as missing.
 	missing string
+	// fromFile: the pod's first start is under way; startedFromFile: it
+	// ended with every container running (reported once).
+	fromFile, startedFromFile bool
+	// cancelled: its job in flight was asked to stop.
+	cancelled bool
 	// observing: a read of the pod (after an exit) is under way; reobserve:
 	// a process of the pod exited while a job or a read was in flight, so
 	// read it again when that returns.
@@ -201,6 +206,12 @@ type Output struct {
 	// Saves are rollout records to write durably before anything else is
 	// done; an empty one (Rollout.Empty) deletes its file's record.
 	Saves []Rollout
+	// Started are pods started from their files that now run every
+	// container, with the time since the node first saw their file.
+	Started []Started
+	// Cancel are pods whose job in flight must stop as soon as it can: it
+	// starts what is no longer wanted (the file was removed mid-start).
+	Cancel []string
 	// WakeAt is when to feed a Tick; zero for never.
 	WakeAt time.Time
 	// Changed: what readers see (View) changed.
@@ -215,6 +226,13 @@ type Job struct {
 	File    string
 	Runtime *podruntime.Pod // never nil
 	Plan    Plan
+}
+
+// Started is a pod started from its file, now running: Since is how long
+// it took from the node seeing the file (its kubernetes.io/config.seen).
+type Started struct {
+	UID   string
+	Since time.Duration
 }
 
 // Observe asks for a fresh read of one pod. ExitedID, when set, is the
@@ -312,6 +330,11 @@ func (s *State) decide(now time.Time, out *Output) {
 	}
 	for _, uid := range s.sortedUIDs() {
 		p := s.pods[uid]
+		if p.life == Syncing && p.desired == nil && !p.cancelled && (p.plan.CreateSandbox || len(p.plan.Start) > 0) {
+			// Starting what is no longer wanted: stop at the next container.
+			p.cancelled = true
+			out.Cancel = append(out.Cancel, uid)
+		}
 		if !(p.dirty || p.life == Blocked) || p.inFlight() {
 			continue
 		}
@@ -437,6 +460,11 @@ func (s *State) dispatch(now time.Time, out *Output) {
 			}
 		}
 		out.Jobs = append(out.Jobs, Job{UID: p.uid, Desired: p.desired, File: p.file, Runtime: rt, Plan: p.plan})
+		if p.plan.CreateSandbox && rt.Empty() && p.desired != nil && !p.startedFromFile && !s.reverted(p) {
+			// The pod's first start, for a file that defines it: it counts
+			// as started from its file once all its containers run.
+			p.fromFile = true
+		}
 		s.killEvents(p, rt, out)
 	}
 }
@@ -506,8 +534,12 @@ func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 			names[rec.Namespace+"/"+rec.Name] = true
 		}
 	}
+	podsChanged := false
 	for uid, w := range want {
 		p := s.pods[uid]
+		if p == nil || p.desired == nil {
+			podsChanged = true
+		}
 		if p == nil {
 			p = &pod{uid: uid}
 			s.pods[uid] = p
@@ -528,12 +560,22 @@ func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 	}
 	for uid, p := range s.pods {
 		if _, ok := want[uid]; !ok && p.desired != nil {
+			podsChanged = true
 			p.desired, p.kept, p.rejected, p.admitted = nil, false, false, false
 			if p.life == Rejected || p.life == Blocked {
 				p.life = Idle
 			}
 			p.dirty, p.touched = true, true
 			out.Changed = true
+		}
+	}
+	if podsChanged {
+		// Pods that wait for others (ballast.dev/after) look again at what
+		// they wait for.
+		for _, p := range s.pods {
+			if p.desired != nil && len(after(p.desired)) > 0 {
+				p.dirty = true
+			}
 		}
 	}
 }
@@ -645,6 +687,15 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	}
 	if d.Runtime != nil {
 		s.setRuntime(p, d.Runtime)
+	}
+	if p.cancelled {
+		// Stopped as asked: not a failure to back off from. Its own read
+		// was cancelled too: read the pod again to know what it left.
+		p.cancelled = false
+		d.Err, d.Failed = nil, nil
+		if d.Runtime == nil && !p.observing {
+			s.observe(p, "", out)
+		}
 	}
 	p.failed = nil
 	for name, f := range d.Failed {

@@ -250,3 +250,9 @@ func annotationDuration(pod *corev1.Pod, key string, def time.Duration) time.Dur
 func (s *State) nodeRef() corev1.ObjectReference {
 	return corev1.ObjectReference{Kind: "Node", Name: s.cfg.NodeName, UID: typesUID(s.cfg.NodeName)}
 }
+
+// reverted reports whether a pod runs because its file's new pod was rejected.
+func (s *State) reverted(p *pod) bool {
+	r := s.files[p.file]
+	return r != nil && r.Rejected != "" && r.Good != nil && string(r.Good.UID) == p.uid
+}

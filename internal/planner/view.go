@@ -61,7 +61,8 @@ func (s *State) View() *View {
 		} else if p.kept {
 			pod.Annotations[AnnotationManifestError] = problemByFile[p.file]
 		}
-		if r := s.files[p.file]; r != nil && r.Rejected != "" && r.Good != nil && r.Good.UID == p.desired.UID {
+		if s.reverted(p) {
+			r := s.files[p.file]
 			pod.Annotations[AnnotationReverted] = r.Reason
 			pod.Annotations[AnnotationRejectedHash] = r.RejectedHash
 			pod.Annotations[AnnotationRunningHash] = r.Good.Annotations[manifest.AnnotationConfigHash]
@@ -151,6 +152,12 @@ func (s *State) statuses(now time.Time, out *Output) map[string]bool {
 			StartTime: p.startTime, Now: now, Previous: &p.status, RuntimeName: s.cfg.RuntimeName,
 			Probes: p.currentProbes(), DeadlineExceeded: p.deadlineExceeded,
 		})
+		if p.fromFile && allRunning(&st) {
+			p.fromFile, p.startedFromFile = false, true
+			if seen, err := time.Parse(time.RFC3339Nano, p.desired.Annotations[manifest.AnnotationConfigSeen]); err == nil {
+				out.Started = append(out.Started, Started{UID: p.uid, Since: now.Sub(seen)})
+			}
+		}
 		if !equality.Semantic.DeepEqual(st, p.status) {
 			if podReady(&st) != podReady(&p.status) {
 				if readied == nil {
@@ -170,4 +177,17 @@ func typesUID(s string) types.UID { return types.UID(s) }
 // podEvent is an event about a pod, or one of its containers.
 func podEvent(pod *corev1.Pod, container, eventType, reason, message string) Event {
 	return Event{Ref: events.PodRef(pod, container), Type: eventType, Reason: reason, Message: message}
+}
+
+// allRunning reports whether every regular container runs.
+func allRunning(st *corev1.PodStatus) bool {
+	if len(st.ContainerStatuses) == 0 {
+		return false
+	}
+	for _, cs := range st.ContainerStatuses {
+		if cs.State.Running == nil {
+			return false
+		}
+	}
+	return true
 }

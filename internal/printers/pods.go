@@ -1,5 +1,6 @@
 // Package printers prints pods for people: kubectl's columns and STATUS
-// reasons, plus what Ballast knows about manifest files.
+// reasons, plus what Ballast knows about manifest files; and the node's and
+// pods' CPU and memory as kubectl top prints them (ballast top).
 package printers
 
 import (

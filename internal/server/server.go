@@ -10,12 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/apiserver"
+	"github.com/ballast-dev/ballast/internal/apiserver/apimetrics"
+	"github.com/ballast-dev/ballast/internal/apiserver/metricsapi"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
@@ -32,9 +33,11 @@ type Options struct {
 	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
 	// Hosts are extra names and IPs for the serving certificate.
 	Hosts []string
-	// NodeLogs reaches a node's agent for pods/log (nil: logs unavailable).
-	NodeLogs func(ctx context.Context, node string) (*http.Client, *url.URL, error)
-	Log      *slog.Logger
+	// LocalNodes reach the nodes that run in this process by name (`ballast
+	// up`: its own node's unix socket). Every other node is reached at its
+	// kubelet HTTPS API, as its Node says (see NodeDialer).
+	LocalNodes map[string]NodeDialer
+	Log        *slog.Logger
 }
 
 // Server is a running API server.
@@ -45,6 +48,8 @@ type Server struct {
 	PKI        *auth.PKI
 	Tokens     *auth.TokenStore
 	API        *apiserver.Server
+	// DialNode reaches a node's kubelet API (logs, proxy, metrics, streaming).
+	DialNode NodeDialer
 
 	store *etcd.Store
 	http  *http.Server
@@ -94,11 +99,16 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	authn := auth.NewAuthenticator(pki, tokens)
+	nodes := &nodeDialer{pki: pki, local: o.LocalNodes}
+	metrics := apimetrics.New()
+	metricsAPI := &metricsapi.API{Dial: nodes.dial, Cluster: nodes, Log: o.Log.With("component", "metrics-api")}
 	api, err := apiserver.New(apiserver.Config{
-		Store:        store,
+		Store:        metrics.Store(store),
+		Metrics:      metrics,
+		Delegates:    metricsAPI.Delegates(),
 		Authenticate: authn.Authenticate,
 		Authorize:    auth.Authorize,
-		NodeLogs:     o.NodeLogs,
+		NodeLogs:     nodes.dial,
 		Log:          o.Log.With("component", "apiserver"),
 	})
 	if err != nil {
@@ -110,13 +120,14 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		store.Close()
 		return nil, fmt.Errorf("listening on %s: %w (is another server running? choose another --listen)", o.Listen, err)
 	}
-	s := &Server{PKI: pki, Tokens: tokens, API: api, store: store, done: make(chan error, 2)}
+	s := &Server{PKI: pki, Tokens: tokens, API: api, DialNode: nodes.dial, store: store, done: make(chan error, 2)}
 	addr := ln.Addr().(*net.TCPAddr)
 	urlHost := host
 	if urlHost == "" || urlHost == "0.0.0.0" || urlHost == "::" {
 		urlHost = "127.0.0.1"
 	}
 	s.URL = "https://" + net.JoinHostPort(urlHost, fmt.Sprint(addr.Port))
+	nodes.listening(s.URL)
 	s.Kubeconfig = filepath.Join(o.DataDir, "kubeconfig")
 	if _, err := auth.EnsureAdminKubeconfig(s.Kubeconfig, s.URL, pki); err != nil {
 		ln.Close()

@@ -2,5 +2,7 @@
 // `make bench`): on one private containerd (test/e2e/harness), the time from
 // writing manifest files to every pod serving HTTP, against raw CRI calls
 // doing the same, for 1 and 20 pods, and the agent's idle CPU and RSS with 50
-// pods. See docs/benchmarks.md for the method and the recorded figures.
+// pods; the mirror pod and API server benchmarks; and streaming through
+// `ballast up` with the real kubectl (exec round trip, port-forward
+// throughput). See docs/benchmarks.md for the method and the recorded figures.
 package bench

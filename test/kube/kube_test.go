@@ -3,6 +3,8 @@ package kube
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,10 +131,13 @@ spec:
 		t.Fatal(err)
 	}
 
+	// kube-apiserver proxies nodes/proxy only to a node address that is
+	// not loopback, as to any real node: the node gets one of its own.
+	nodeIP := nodeAddress(t)
 	args := []string{"node",
 		"--kubeconfig", nodeKC,
 		"--node-name", nodeName,
-		"--node-ip", "127.0.0.1",
+		"--node-ip", nodeIP,
 		"--container-runtime-endpoint", env.Endpoint,
 		"--data-dir", filepath.Join(env.Dir, "ballast"),
 		"--pod-manifest-path", manifests,
@@ -145,10 +150,10 @@ spec:
 		// kubelet-client certificate, issued by this CA.
 		args = append(args, "--port", fmt.Sprint(freePort(t)), "--client-ca-file", c.pki.CA)
 		if flags["--address"] {
-			args = append(args, "--address", "127.0.0.1")
+			args = append(args, "--address", nodeIP)
 		}
 		if servingCert {
-			cert, key := c.pki.issue(t, "kubelet-serving", "system:node:"+nodeName, []string{"system:nodes"}, "127.0.0.1")
+			cert, key := c.pki.issue(t, "kubelet-serving", "system:node:"+nodeName, []string{"system:nodes"}, nodeIP)
 			args = append(args, "--tls-cert-file", cert, "--tls-private-key-file", key)
 		}
 	}
@@ -164,8 +169,8 @@ spec:
 		if err != nil {
 			return err
 		}
-		if f := strings.Fields(out); len(f) < 3 || f[0] != "True" || f[1] != "127.0.0.1" {
-			return fmt.Errorf("want Ready=True, InternalIP 127.0.0.1 and a runtime version, got %q", out)
+		if f := strings.Fields(out); len(f) < 3 || f[0] != "True" || f[1] != nodeIP {
+			return fmt.Errorf("want Ready=True, InternalIP %s and a runtime version, got %q", nodeIP, out)
 		}
 		return nil
 	})
@@ -247,6 +252,37 @@ spec:
 		})
 	}
 
+	// The node's metrics and stats through kube-apiserver's node proxy
+	// (nodes/proxy), and kube-apiserver's 400 for logs --previous with no
+	// previous instance, from the node's kubelet API.
+	if kubeletAPI {
+		proxy := "/api/v1/nodes/" + nodeName + "/proxy/"
+		eventually(t, "the node's /metrics through kube-apiserver", 30*time.Second, func() error {
+			out, err := admin("get", "--raw", proxy+"metrics")
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			for _, want := range []string{"# TYPE ballast_node_pods gauge", `ballast_node_pods{phase="Running"} 1`, "ballast_node_runtime_operations_duration_seconds_bucket"} {
+				if !strings.Contains(out, want) {
+					return fmt.Errorf("no %q in the node's /metrics:\n%s", want, out)
+				}
+			}
+			return nil
+		})
+		out, err := admin("get", "--raw", proxy+"stats/summary")
+		if err != nil || !strings.Contains(out, `"nodeName": "`+nodeName+`"`) && !strings.Contains(out, `"nodeName":"`+nodeName+`"`) || !strings.Contains(out, `"name":"`+podName+`"`) {
+			t.Errorf("the node's /stats/summary through kube-apiserver: %v\n%s", err, out)
+		}
+		out, err = admin("get", "--raw", proxy+"metrics/resource")
+		if err != nil || !strings.Contains(out, "container_cpu_usage_seconds_total{") {
+			t.Errorf("the node's /metrics/resource through kube-apiserver: %v\n%s", err, out)
+		}
+		out, err = admin("logs", "-n", "default", podName, "--previous")
+		if err == nil || !strings.Contains(out, "BadRequest") || !strings.Contains(out, "previous terminated container") {
+			t.Errorf("kubectl logs --previous through kube-apiserver, want 400 BadRequest: %v\n%s", err, out)
+		}
+	}
+
 	// Deleted through the API, the mirror pod comes back at once; its
 	// container keeps running.
 	if out, err := admin("delete", "pod", "-n", "default", podName, "--wait=false"); err != nil {
@@ -276,4 +312,35 @@ spec:
 		}
 		return nil
 	})
+}
+
+// nodeAddress gives the node an address of its own that is not a loopback
+// address: a random 10.254.x.y/32 added to the lo device (removed at the
+// end), so it stays local to this machine.
+func nodeAddress(t *testing.T) string {
+	t.Helper()
+	used := map[string]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				used[n.IP.String()] = true
+			}
+		}
+	}
+	var ip string
+	for {
+		ip = fmt.Sprintf("10.254.%d.%d", 1+rand.IntN(250), 1+rand.IntN(250))
+		if !used[ip] {
+			break
+		}
+	}
+	if out, err := exec.Command("ip", "addr", "add", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add %s/32 dev lo: %v: %s (the test needs root to give the node an address)", ip, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "addr", "del", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
+			t.Errorf("removing the node's address %s: %v: %s", ip, err, out)
+		}
+	})
+	return ip
 }

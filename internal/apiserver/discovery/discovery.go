@@ -187,7 +187,7 @@ func APIResourceList(infos []resource.Info, group, ver string) *metav1.APIResour
 			l.APIResources = append(l.APIResources, metav1.APIResource{
 				Name:       in.Resource + "/" + sub,
 				Namespaced: in.Namespaced,
-				Kind:       in.Kind,
+				Kind:       resource.SubresourceKind(in.Kind, sub),
 				Verbs:      resource.SubresourceVerbs(sub),
 			})
 		}
@@ -234,6 +234,7 @@ func Aggregated(infos []resource.Info, core bool) *apidiscoveryv2.APIGroupDiscov
 			}
 			for _, sub := range in.Subresources {
 				k := gvk
+				k.Kind = resource.SubresourceKind(in.Kind, sub)
 				rd.Subresources = append(rd.Subresources, apidiscoveryv2.APISubresourceDiscovery{
 					Subresource:  sub,
 					ResponseKind: &k,

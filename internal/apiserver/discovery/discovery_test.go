@@ -81,9 +81,19 @@ func TestAggregated(t *testing.T) {
 			r.ResponseKind == nil || r.ResponseKind.Kind != "Pod" {
 			t.Errorf("pods: %+v", r)
 		}
-		if len(r.Subresources) != 2 || r.Subresources[0].Subresource != "status" || r.Subresources[1].Subresource != "log" ||
-			!slices.Equal(r.Subresources[1].Verbs, []string{"get"}) {
+		if len(r.Subresources) != 7 || r.Subresources[0].Subresource != "status" || r.Subresources[1].Subresource != "log" ||
+			!slices.Equal(r.Subresources[1].Verbs, []string{"get"}) ||
+			r.Subresources[5].Subresource != "ephemeralcontainers" || !slices.Equal(r.Subresources[5].Verbs, []string{"get", "patch", "update"}) ||
+			r.Subresources[6].Subresource != "proxy" {
 			t.Errorf("pods subresources: %+v", r.Subresources)
+		}
+		// The streams, as kube-apiserver lists them.
+		for i, want := range []string{"exec", "attach", "portforward"} {
+			sr := r.Subresources[2+i]
+			if sr.Subresource != want || !slices.Equal(sr.Verbs, []string{"create", "get"}) || sr.ResponseKind == nil ||
+				sr.ResponseKind.Kind != resource.SubresourceKind("Pod", want) {
+				t.Errorf("pods/%s: %+v", want, sr)
+			}
 		}
 	}
 	if !slices.Equal(names, []string{"namespaces", "nodes", "pods", "events"}) {
@@ -140,6 +150,9 @@ func TestLegacy(t *testing.T) {
 	}
 	if r := byName["pods/status"]; r.Kind != "Pod" || !slices.Equal(r.Verbs, []string{"get", "patch", "update"}) || !r.Namespaced {
 		t.Errorf("pods/status: %+v", r)
+	}
+	if r := byName["pods/exec"]; r.Kind != "PodExecOptions" || !slices.Equal(r.Verbs, []string{"create", "get"}) {
+		t.Errorf("pods/exec: %+v", r)
 	}
 	if r := byName["pods/log"]; r.Kind != "Pod" || !slices.Equal(r.Verbs, []string{"get"}) {
 		t.Errorf("pods/log: %+v", r)

@@ -280,7 +280,7 @@ func TestRealKubectl(t *testing.T) {
 
 	// kubectl probes the OpenAPI v3 paths for server-side field
 	// validation; finding it, it sends fieldValidation=Strict and never
-	// needs /openapi/v2 (protobuf only) for client-side validation.
+	// needs /openapi/v2 for client-side validation.
 	manifest := filepath.Join(t.TempDir(), "pod.yaml")
 	if err := os.WriteFile(manifest, []byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n  - name: c\n    image: i\n"), 0o600); err != nil {
 		t.Fatal(err)

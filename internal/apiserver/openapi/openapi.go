@@ -14,8 +14,13 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	openapi_v2 "github.com/google/gnostic-models/openapiv2"
+	"google.golang.org/protobuf/proto"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -24,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kschema "k8s.io/apimachinery/pkg/runtime/schema"
+	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
@@ -34,6 +40,7 @@ var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, eventsv1.AddToScheme, coordinationv1.AddToScheme, authorizationv1.AddToScheme,
+		metricsv1beta1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			panic(err)
@@ -45,11 +52,15 @@ var scheme = func() *runtime.Scheme {
 // Spec holds the generated documents; it is an http.Handler for
 // /openapi/v2, /openapi/v3 and /openapi/v3/<group-version path>.
 type Spec struct {
-	v2     document
-	index  document
-	v3     map[string]document // "api/v1", "apis/coordination.k8s.io/v1"
-	start  time.Time
-	v3Keys []string
+	v2 document
+	// v2pb is v2 in protobuf, made once when first asked for.
+	v2pbOnce sync.Once
+	v2pb     document
+	v2pbErr  error
+	index    document
+	v3       map[string]document // "api/v1", "apis/coordination.k8s.io/v1"
+	start    time.Time
+	v3Keys   []string
 }
 
 type document struct {
@@ -161,8 +172,65 @@ func (s *Spec) V3(path string) (body []byte, hash string, ok bool) {
 // V2 returns the swagger 2.0 document.
 func (s *Spec) V2() []byte { return s.v2.body }
 
-// acceptsJSON: kubectl asks for protobuf first for /openapi/v2; only JSON
-// is served, so protobuf-only requests get 406 (client-go then falls back).
+// MediaTypeV2Protobuf is the media type of /openapi/v2 in protobuf
+// (gnostic's openapi_v2.Document), as kube-openapi answers it; clients
+// (client-go's discovery: kubectl, helm) ask for it as
+// MediaTypeV2ProtobufDeprecated, which mime.ParseMediaType cannot parse.
+const (
+	MediaTypeV2Protobuf           = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+	MediaTypeV2ProtobufDeprecated = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+)
+
+// prefersV2Protobuf: the Accept header prefers the protobuf v2 document to
+// JSON (the highest q wins, then the first listed), as kube-openapi decides.
+func prefersV2Protobuf(accept string) bool {
+	best, bestQ := "", -1.0
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		mt = strings.TrimSpace(mt)
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && k == "q" {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch mt {
+		case MediaTypeV2Protobuf, MediaTypeV2ProtobufDeprecated:
+			mt = MediaTypeV2Protobuf
+		case "application/json", "*/*", "application/*":
+			mt = "application/json"
+		default:
+			continue
+		}
+		if q > bestQ {
+			best, bestQ = mt, q
+		}
+	}
+	return best == MediaTypeV2Protobuf
+}
+
+// v2Protobuf is the v2 document in protobuf, made on first request (most
+// servers are never asked).
+func (s *Spec) v2Protobuf() (document, error) {
+	s.v2pbOnce.Do(func() {
+		doc, err := openapi_v2.ParseDocument(s.v2.body)
+		if err != nil {
+			s.v2pbErr = fmt.Errorf("converting /openapi/v2 to protobuf: %w", err)
+			return
+		}
+		body, err := proto.Marshal(doc)
+		if err != nil {
+			s.v2pbErr = fmt.Errorf("encoding /openapi/v2 as protobuf: %w", err)
+			return
+		}
+		s.v2pb = document{body: body, hash: fmt.Sprintf("%X", sha512.Sum512(body))}
+	})
+	return s.v2pb, s.v2pbErr
+}
+
+// acceptsJSON: the Accept header allows JSON.
 func acceptsJSON(accept string) bool {
 	if strings.TrimSpace(accept) == "" {
 		return true
@@ -186,12 +254,21 @@ func (s *Spec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status(w, http.StatusMethodNotAllowed, metav1.StatusReasonMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+": use GET")
 		return
 	}
-	if !acceptsJSON(r.Header.Get("Accept")) {
-		status(w, http.StatusNotAcceptable, metav1.StatusReasonNotAcceptable,
-			"only application/json is served for "+r.URL.Path)
+	p := strings.TrimSuffix(r.URL.Path, "/")
+	if p == "/openapi/v2" && prefersV2Protobuf(r.Header.Get("Accept")) {
+		d, err := s.v2Protobuf()
+		if err != nil {
+			status(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, err.Error())
+			return
+		}
+		serveAs(w, r, d, false, MediaTypeV2Protobuf)
 		return
 	}
-	p := strings.TrimSuffix(r.URL.Path, "/")
+	if !acceptsJSON(r.Header.Get("Accept")) {
+		status(w, http.StatusNotAcceptable, metav1.StatusReasonNotAcceptable,
+			"only application/json (and "+MediaTypeV2Protobuf+" for /openapi/v2) is served for "+r.URL.Path)
+		return
+	}
 	switch {
 	case p == "/openapi/v2":
 		serve(w, r, s.v2, false)
@@ -221,8 +298,12 @@ func (s *Spec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func serve(w http.ResponseWriter, r *http.Request, d document, immutable bool) {
+	serveAs(w, r, d, immutable, "application/json")
+}
+
+func serveAs(w http.ResponseWriter, r *http.Request, d document, immutable bool, contentType string) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("ETag", `"`+d.hash+`"`)
 	h.Set("Vary", "Accept")
 	if immutable {

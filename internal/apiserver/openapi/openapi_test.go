@@ -1,6 +1,10 @@
 package openapi
 
 import (
+	openapi_v2 "github.com/google/gnostic-models/openapiv2"
+	"google.golang.org/protobuf/proto"
+	"mime"
+
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -192,8 +196,40 @@ func TestServing(t *testing.T) {
 	if rec = serve("/openapi/v3/apis/apps/v1"); rec.Code != http.StatusNotFound {
 		t.Errorf("unknown gv: %d", rec.Code)
 	}
-	if rec = serve("/openapi/v2", "Accept", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"); rec.Code != http.StatusNotAcceptable {
-		t.Errorf("v2 protobuf: %d", rec.Code)
+	// What client-go's discovery (kubectl, helm) asks for: gnostic's protobuf.
+	rec = serve("/openapi/v2", "Accept", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != MediaTypeV2Protobuf {
+		t.Fatalf("v2 protobuf: %d %v", rec.Code, rec.Header())
+	}
+	var pb openapi_v2.Document
+	if err := proto.Unmarshal(rec.Body.Bytes(), &pb); err != nil {
+		t.Fatalf("v2 protobuf does not decode: %v", err)
+	}
+	found := false
+	for _, d := range pb.GetDefinitions().GetAdditionalProperties() {
+		if d.GetName() == "io.k8s.api.core.v1.Pod" {
+			found = len(d.GetValue().GetProperties().GetAdditionalProperties()) > 0
+		}
+	}
+	if pb.GetSwagger() != "2.0" || !found {
+		t.Errorf("v2 protobuf: swagger %q, Pod definition with properties found: %v", pb.GetSwagger(), found)
+	}
+	if rec = serve("/openapi/v3", "Accept", "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"); rec.Code != http.StatusNotAcceptable {
+		t.Errorf("v3 asked as v2 protobuf: %d", rec.Code)
+	}
+	for accept, want := range map[string]string{
+		MediaTypeV2Protobuf: MediaTypeV2Protobuf,
+		"application/json, " + MediaTypeV2ProtobufDeprecated:        "application/json",
+		MediaTypeV2ProtobufDeprecated + ", application/json":        MediaTypeV2Protobuf,
+		MediaTypeV2ProtobufDeprecated + "; q=0.5, application/json": "application/json",
+		"": "application/json",
+	} {
+		if got := serve("/openapi/v2", "Accept", accept).Header().Get("Content-Type"); got != want {
+			t.Errorf("Accept %q: Content-Type %q, want %q", accept, got, want)
+		}
+		if _, _, err := mime.ParseMediaType(want); err != nil {
+			t.Errorf("answered media type %q does not parse: %v", want, err)
+		}
 	}
 	v2 := doc(t, h, "/openapi/v2")
 	if v2["swagger"] != "2.0" {

@@ -53,6 +53,28 @@ var (
 	}
 )
 
+// connectParams are the query parameters of the connect subresources.
+var connectParams = map[string][]param{
+	"exec": {
+		{"command", "query", "string", "Command is the remote command to execute. argv array. Not executed within a shell.", false},
+		{"container", "query", "string", "Container in which to execute the command. Defaults to only container if there is only one container in the pod.", false},
+		{"stderr", "query", "boolean", "Redirect the standard error stream of the pod for this call.", false},
+		{"stdin", "query", "boolean", "Redirect the standard input stream of the pod for this call. Defaults to false.", false},
+		{"stdout", "query", "boolean", "Redirect the standard output stream of the pod for this call.", false},
+		{"tty", "query", "boolean", "TTY if true indicates that a tty will be allocated for the exec call. Defaults to false.", false},
+	},
+	"attach": {
+		{"container", "query", "string", "The container in which to execute the command. Defaults to only container if there is only one container in the pod.", false},
+		{"stderr", "query", "boolean", "Stderr if true indicates that stderr is to be redirected for the attach call. Defaults to true.", false},
+		{"stdin", "query", "boolean", "Stdin if true, redirects the standard input stream of the pod for this call. Defaults to false.", false},
+		{"stdout", "query", "boolean", "Stdout if true indicates that stdout is to be redirected for the attach call. Defaults to true.", false},
+		{"tty", "query", "boolean", "TTY if true indicates that a tty will be allocated for the attach call. This is passed through the container runtime so the tty is allocated on the worker node by the container runtime. Defaults to false.", false},
+	},
+	"portforward": {
+		{"ports", "query", "integer", "List of ports to forward Required when using WebSockets", false},
+	},
+}
+
 // op describes one operation independently of the OpenAPI version.
 type op struct {
 	method, action, id, desc string
@@ -275,6 +297,12 @@ func addResource(b *builder, paths schema, in resource.Info) error {
 		var ops []op
 		for _, v := range resource.SubresourceVerbs(sub) {
 			switch {
+			case connectParams[sub] != nil:
+				// pods/exec, attach, portforward: connect GET (WebSocket) and POST (SPDY).
+				method := map[string]string{"get": "get", "create": "post"}[v]
+				verb := map[string]string{"get": "Get", "create": "Post"}[v]
+				ops = append(ops, op{method: method, action: "connect", id: "connect" + gvTitle + verb + scopeWord + in.Kind + suffix,
+					desc: "connect " + strings.ToUpper(method) + " requests to " + sub + " of " + in.Kind, params: connectParams[sub]})
 			case sub == "log" && v == "get":
 				ops = append(ops, op{method: "get", action: "get", id: id("read", suffix),
 					desc: "read log of the specified " + in.Kind, params: logParams})

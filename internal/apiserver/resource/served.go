@@ -29,13 +29,19 @@ func Served() []Info {
 		{
 			Group: "", Version: "v1", Kind: "Node", ListKind: "NodeList",
 			Resource: "nodes", Singular: "node", ShortNames: []string{"no"},
-			Namespaced: false, Verbs: clone(crudVerbs), Subresources: []string{"status"},
+			Namespaced: false, Verbs: clone(crudVerbs), Subresources: []string{"status",
+				"proxy", // the node's kubelet API
+			},
 			New: func() any { return &corev1.Node{} },
 		},
 		{
 			Group: "", Version: "v1", Kind: "Pod", ListKind: "PodList",
 			Resource: "pods", Singular: "pod", ShortNames: []string{"po"},
-			Namespaced: true, Verbs: clone(crudVerbs), Subresources: []string{"status", "log"},
+			Namespaced: true, Verbs: clone(crudVerbs), Subresources: []string{"status", "log",
+				"exec", "attach", "portforward", // streams, proxied to the pod's node
+				"ephemeralcontainers", // refused for static pods, as kube-apiserver does
+				"proxy",               // to the pod's IP
+			},
 			Categories: []string{"all"},
 			New:        func() any { return &corev1.Pod{} },
 		},
@@ -65,6 +71,13 @@ func Served() []Info {
 			New: func() any { return &authorizationv1.SelfSubjectAccessReview{} },
 		},
 		{
+			// Only so `kubectl auth can-i --list` works: created, never stored.
+			Group: "authorization.k8s.io", Version: "v1", Kind: "SelfSubjectRulesReview",
+			Resource: "selfsubjectrulesreviews", Singular: "selfsubjectrulesreview",
+			Namespaced: false, Verbs: []string{"create"},
+			New: func() any { return &authorizationv1.SelfSubjectRulesReview{} },
+		},
+		{
 			// So that a node's kubelet API can check bearer tokens: created, never stored.
 			Group: "authentication.k8s.io", Version: "v1", Kind: "TokenReview",
 			Resource: "tokenreviews", Singular: "tokenreview",
@@ -82,15 +95,38 @@ func Served() []Info {
 }
 
 // SubresourceVerbs are the verbs kube-apiserver offers on a subresource:
-// status is read and written like the object, log is only read.
+// status is read and written like the object, log is only read, and the
+// streams (exec, attach, portforward) are created or got.
 func SubresourceVerbs(sub string) []string {
 	switch sub {
 	case "status":
 		return []string{"get", "patch", "update"}
 	case "log":
 		return []string{"get"}
+	case "ephemeralcontainers":
+		return []string{"get", "patch", "update"}
+	case "proxy":
+		return []string{"create", "delete", "get", "patch", "update"}
+	case "exec", "attach", "portforward":
+		// Connect subresources: kubectl POSTs (SPDY) or GETs (WebSocket).
+		return []string{"create", "get"}
 	}
 	return []string{"get"}
+}
+
+// SubresourceKind is the kind discovery names for a subresource of a
+// resource of kind: the options kind of a connect subresource, as
+// kube-apiserver lists them (pods/exec is PodExecOptions).
+func SubresourceKind(kind, sub string) string {
+	switch sub {
+	case "exec":
+		return kind + "ExecOptions"
+	case "attach":
+		return kind + "AttachOptions"
+	case "portforward":
+		return kind + "PortForwardOptions"
+	}
+	return kind
 }
 
 // Lookup finds the served resource of a group, version and resource.

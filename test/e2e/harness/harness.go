@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/ballast-dev/ballast/images/hello/toolbox"
 	"github.com/ballast-dev/ballast/internal/containerd"
 	"github.com/ballast-dev/ballast/internal/imagebuild"
 	"github.com/ballast-dev/ballast/internal/images"
@@ -116,7 +117,8 @@ func builtBinaries() (hello, pause []byte, err error) {
 	return helloBin, pauseBin, buildErr
 }
 
-// programImage makes an image from a built binary named prog.
+// programImage makes an image from a built binary named prog. The hello
+// image also has its toolbox commands (/bin/sh, /bin/tar, ...).
 func programImage(prog string, bin []byte, entrypoint, env []string) (v1.Image, error) {
 	tmp, err := os.MkdirTemp("", "ballast-img-")
 	if err != nil {
@@ -127,7 +129,11 @@ func programImage(prog string, bin []byte, entrypoint, env []string) (v1.Image, 
 	if err := os.WriteFile(p, bin, 0o755); err != nil {
 		return nil, err
 	}
-	return imagebuild.Image(p, entrypoint, env)
+	var opts []imagebuild.Option
+	if prog == "hello" {
+		opts = append(opts, imagebuild.Links(toolbox.Commands...))
+	}
+	return imagebuild.Image(p, entrypoint, env, opts...)
 }
 
 // RepoRoot finds the module root (the directory with Ballast's go.mod),
