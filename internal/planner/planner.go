@@ -145,16 +145,6 @@ type pod struct {
 	status           corev1.PodStatus
 }
 
-func (p *pod) name() string {
-	if p.desired != nil {
-		return p.desired.Namespace + "/" + p.desired.Name
-	}
-	if p.rt != nil && p.rt.Name != "" {
-		return p.rt.Namespace + "/" + p.rt.Name
-	}
-	return p.uid
-}
-
 func (p *pod) inFlight() bool { return p.life == Syncing }
 
 // wake asks for a decision at t at the latest.

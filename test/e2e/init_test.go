@@ -198,7 +198,7 @@ func TestInitJoin(t *testing.T) {
 		t.Errorf("init while init runs: %v\n%s", err, out)
 	}
 	cp.stop()
-	cp = startBallast(t, "ballast init (again)", initArgs(dataDir)...)
+	startBallast(t, "ballast init (again)", initArgs(dataDir)...)
 	eventuallyDo(t, "the server's pod kept across init's second run", 60*time.Second, func() error {
 		p, err := getPod(k, "kube-system", "ballast-server-cp")
 		if err != nil {
