@@ -251,8 +251,8 @@ func (s *State) Step(now time.Time, in Input) Output {
 	case Restored:
 		s.applyRestored(in)
 	case Snapshot:
-		s.snap = in
-		s.applySnapshot(now, in, &out)
+		s.snap = s.whileUnavailable(in)
+		s.applySnapshot(now, s.snap, &out)
 	case Relisted:
 		s.applyRelist(now, in, &out)
 	case Exited:
@@ -532,7 +532,7 @@ func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 			continue
 		}
 		file := rec.Annotations[manifest.AnnotationManifest]
-		if broken[file] && !names[rec.Namespace+"/"+rec.Name] {
+		if (broken[file] || snap.Unavailable != "") && !names[rec.Namespace+"/"+rec.Name] {
 			want[uid] = wanted{Desired: Desired{Pod: rec, File: file}, kept: true}
 			names[rec.Namespace+"/"+rec.Name] = true
 		}
