@@ -39,6 +39,26 @@ const (
 	// AnnotationRolloutReverted says why the file's new pod was rejected
 	// (the pod running is the file's last good one); absent otherwise.
 	AnnotationRolloutReverted = "ballast.dev/rollout-reverted"
+	// AnnotationConfigDataHash is the hash of the node-local ConfigMap and
+	// Secret data the pod's identity covers (what its env uses, and its
+	// volumes with AnnotationRestartOnConfigChange); absent when none.
+	AnnotationConfigDataHash = "ballast.dev/config-hash"
+	// AnnotationRestartOnConfigChange "true" (set in the manifest) makes a
+	// change to the data a pod's volumes show replace the pod, as a change
+	// to what its env uses does, instead of updating the files in place.
+	AnnotationRestartOnConfigChange = "ballast.dev/restart-on-config-change"
+)
+
+// Annotations and labels on the mirror of a node-local ConfigMap or Secret
+// in the API (the node's own objects carry none of them).
+const (
+	// AnnotationSecretData says what a mirror Secret shows of the data:
+	// SecretDataNodeLocal (keys only, empty values) unless the node
+	// publishes it.
+	AnnotationSecretData = "ballast.dev/secret-data"
+	// SecretDataNodeLocal is AnnotationSecretData's value on a mirror
+	// Secret without its values.
+	SecretDataNodeLocal = "node-local"
 )
 
 // AnnotationDefaultContainer names the container kubectl logs, exec and
