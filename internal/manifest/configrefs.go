@@ -90,11 +90,12 @@ func ConfigKeys(pod *corev1.Pod) []ConfigKey {
 			keys = append(keys, r.Key)
 		}
 	}
-	slices.SortFunc(keys, compareKeys)
+	slices.SortFunc(keys, CompareConfigKeys)
 	return keys
 }
 
-func compareKeys(a, b ConfigKey) int {
+// CompareConfigKeys orders keys by kind, namespace and name.
+func CompareConfigKeys(a, b ConfigKey) int {
 	switch {
 	case a.Kind != b.Kind:
 		return cmpString(string(a.Kind), string(b.Kind))
