@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/wellknown"
@@ -185,3 +187,26 @@ func WithConfigs(pod *corev1.Pod, lookup func(ConfigKey) *Config) *corev1.Pod {
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// SameManifest tells whether two pods come from the same content of a file
+// (so that they differ only in the config data their identity covers): same
+// spec, labels and annotations but for the identity's own.
+func SameManifest(a, b *corev1.Pod) bool {
+	if a.Namespace != b.Namespace || a.Name != b.Name || !maps.Equal(a.Labels, b.Labels) || !equality.Semantic.DeepEqual(a.Spec, b.Spec) {
+		return false
+	}
+	own := func(k string) bool {
+		return k == wellknown.AnnotationConfigHash || k == wellknown.AnnotationConfigDataHash || k == wellknown.AnnotationConfigSeen
+	}
+	for k, v := range a.Annotations {
+		if !own(k) && b.Annotations[k] != v {
+			return false
+		}
+	}
+	for k := range b.Annotations {
+		if _, ok := a.Annotations[k]; !ok && !own(k) {
+			return false
+		}
+	}
+	return true
+}

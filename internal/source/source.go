@@ -207,18 +207,18 @@ type pendingOp struct {
 }
 
 type fileState struct {
-	path   string
-	key    string // stat of what was last read, to skip unchanged files on rescan
-	sum    [32]byte
-	hasSum bool
+	path    string
+	key     string // stat of what was last read, to skip unchanged files on rescan
+	sum     [32]byte
+	hasSum  bool
 	pods    []*corev1.Pod      // from the last good content
 	configs []*manifest.Config // from the last good content
 	mode    fs.FileMode        // of the file (its target for a symlink), when last read
 	warned  string             // the warning last logged
 	err     error              // current problem, nil if the content is good
-	logged string        // text of the last problem logged
-	links  []string      // directories the symlink chain goes through (watched)
-	isLink bool
+	logged  string             // text of the last problem logged
+	links   []string           // directories the symlink chain goes through (watched)
+	isLink  bool
 }
 
 type watcher struct {
@@ -838,7 +838,9 @@ func (w *watcher) snapshot() Snapshot {
 		}
 		return a.Name < b.Name
 	})
-	sort.Slice(snap.Configs, func(i, j int) bool { return manifest.CompareConfigKeys(snap.Configs[i].Key(), snap.Configs[j].Key()) < 0 })
+	sort.Slice(snap.Configs, func(i, j int) bool {
+		return manifest.CompareConfigKeys(snap.Configs[i].Key(), snap.Configs[j].Key()) < 0
+	})
 	for n := range w.ignored {
 		snap.Ignored = append(snap.Ignored, filepath.Join(w.opts.Dir, n))
 	}
