@@ -76,9 +76,9 @@ type goldenVolume struct {
 }
 
 type goldenContainer struct {
-	Name           string          `json:"name"`
+	Name string `json:"name"`
 	// SkippedEnv are envFrom keys left out (InvalidEnvFromKeys).
-	SkippedEnv []string `json:"skippedEnv,omitempty"`
+	SkippedEnv     []string        `json:"skippedEnv,omitempty"`
 	NeedsImageUser bool            `json:"needsImageUser,omitempty"`
 	Error          string          `json:"error,omitempty"`
 	Config         json.RawMessage `json:"config,omitempty"`
