@@ -35,7 +35,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/mirror"
 	"github.com/ballast-dev/ballast/internal/nodemetrics"
-	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
 	"github.com/ballast-dev/ballast/internal/streaming"
@@ -54,7 +54,7 @@ type Config struct {
 	PodInfraImage, BridgeName, PodCIDR string
 	ImagesDir                          string // default DataDir/images
 	NodeIP                             string // default: the default route's interface's address
-	Backoff                            planner.Backoff
+	Backoff                            podplan.Backoff
 	LogMaxSize                         int64
 	LogMaxFiles                        int
 	LogCheck                           time.Duration
