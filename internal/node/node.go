@@ -42,6 +42,17 @@ import (
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
+// The agent is found by type assertion by the parts it feeds: say here, at
+// compile time, that it is each of them.
+var (
+	_ localapi.Provider        = (*agent.Agent)(nil)
+	_ localapi.EventProvider   = (*agent.Agent)(nil)
+	_ localapi.ProblemProvider = (*agent.Agent)(nil)
+	_ mirror.Source            = (*agent.Agent)(nil)
+	_ mirror.ProblemSource     = (*agent.Agent)(nil)
+	_ mirror.RuntimeReporter   = (*agent.Agent)(nil)
+)
+
 // Config is everything `ballast node` is told.
 type Config struct {
 	ManifestDir string
