@@ -14,6 +14,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/executor"
 	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/volumes"
 )
 
@@ -78,7 +79,7 @@ func TestConfigVolumes(t *testing.T) {
 		t.Errorf("no Failed event: %s", ev)
 	}
 
-	j := job(pod, d.Runtime, planner.Plan{Start: []planner.Start{{Name: "app"}}})
+	j := job(pod, d.Runtime, podplan.Plan{Start: []podplan.Start{{Name: "app"}}})
 	j.Configs = configsOf(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {app.conf: v1}\n")
 	d = x.Run(context.Background(), j)
 	if d.Err != nil {
@@ -90,7 +91,7 @@ func TestConfigVolumes(t *testing.T) {
 	}
 	containers := len(f.Containers())
 
-	j = job(pod, d.Runtime, planner.Plan{Refresh: []string{"cfg"}})
+	j = job(pod, d.Runtime, podplan.Plan{Refresh: []string{"cfg"}})
 	j.Configs = configsOf(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {app.conf: v2}\n")
 	d = x.Run(context.Background(), j)
 	if d.Err != nil {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -171,7 +172,7 @@ func (s *State) volumeState(pod *corev1.Pod) (version string, volumes []string, 
 // refresh adds to a running pod's plan the volumes whose files show other
 // data than the objects have now. A pod whose sandbox is new (or going)
 // gets its volumes written when its containers start.
-func (s *State) refresh(p *pod, plan *Plan) {
+func (s *State) refresh(p *pod, plan *podplan.Plan) {
 	if p.desired == nil || plan.CreateSandbox || plan.KillPod || plan.RemovePod || plan.StopSandbox || plan.DeadlineExceeded {
 		return
 	}
