@@ -48,6 +48,7 @@ var (
 	_ localapi.Provider        = (*agent.Agent)(nil)
 	_ localapi.EventProvider   = (*agent.Agent)(nil)
 	_ localapi.ProblemProvider = (*agent.Agent)(nil)
+	_ localapi.ConfigProvider  = (*agent.Agent)(nil)
 	_ mirror.Source            = (*agent.Agent)(nil)
 	_ mirror.ProblemSource     = (*agent.Agent)(nil)
 	_ mirror.RuntimeReporter   = (*agent.Agent)(nil)

@@ -80,6 +80,15 @@ const (
 	// SecretDataNodeLocal is AnnotationSecretData's value on a mirror
 	// Secret without its values.
 	SecretDataNodeLocal = "node-local"
+	// AnnotationUsedBy lists the pods ("namespace/name", comma-separated)
+	// that reference a node-local object, as the node's local API shows it.
+	AnnotationUsedBy = "ballast.dev/used-by"
+	// AnnotationConfigMissing marks an object the node's pods reference but
+	// no manifest file defines, in the node's local API; its value says so.
+	AnnotationConfigMissing = "ballast.dev/config-missing"
+	// AnnotationFileWarning says what is wrong with the file of a
+	// node-local object (a Secret file others may read).
+	AnnotationFileWarning = "ballast.dev/file-warning"
 )
 
 // AnnotationDefaultContainer names the container kubectl logs, exec and
