@@ -315,3 +315,40 @@ func Redacted(s *corev1.Secret) *corev1.Secret {
 	out.StringData = nil
 	return out
 }
+
+// ValidateConfigMap validates a ConfigMap as the node validates one of its
+// files (keys, 1 MiB, metadata); the API server checks mirror ConfigMaps
+// with it. It returns nil, an *Error, or several joined (see Errors); they
+// name the field but no file.
+func ValidateConfigMap(cm *corev1.ConfigMap) error {
+	return validateObjectConfig(&Config{ConfigMap: cm})
+}
+
+// ValidateSecret validates a Secret as ValidateConfigMap does (its data
+// merged with stringData first, as the API server does). No message holds
+// a value.
+func ValidateSecret(s *corev1.Secret) error {
+	merged := s.DeepCopy()
+	if len(merged.StringData) > 0 && merged.Data == nil {
+		merged.Data = map[string][]byte{}
+	}
+	for k, v := range merged.StringData {
+		merged.Data[k] = []byte(v)
+	}
+	if merged.Type == "" {
+		merged.Type = corev1.SecretTypeOpaque
+	}
+	return validateObjectConfig(&Config{Secret: merged})
+}
+
+func validateObjectConfig(c *Config) error {
+	el := &errList{lines: map[string]int{}}
+	f := func(p string) string { return p }
+	validateConfig(c, f, el)
+	if s := c.Secret; s != nil && s.StringData != nil {
+		for _, k := range sortedKeys(s.StringData) {
+			invalidKey(el, "stringData["+k+"]", k)
+		}
+	}
+	return el.err()
+}

@@ -96,7 +96,7 @@ func TestAggregated(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(names, []string{"namespaces", "nodes", "pods", "events"}) {
+	if !slices.Equal(names, []string{"namespaces", "nodes", "pods", "configmaps", "secrets", "events"}) {
 		t.Errorf("core resources %v", names)
 	}
 
