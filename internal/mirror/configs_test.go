@@ -2,9 +2,9 @@ package mirror
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -211,5 +211,3 @@ func TestMirrorConfigsForbidden(t *testing.T) {
 }
 
 var errNodeRestriction = errors.New("node n1 can only read configmaps referenced by its pods")
-
-
