@@ -224,7 +224,15 @@ func TestWatch(t *testing.T) {
 			break
 		}
 	}
+	// A pod on a node is deleted gracefully: first marked, then, when its
+	// node deletes it with a grace period of 0, removed.
 	code, body = e.do("DELETE", pods+"/web-n1", "admin", "", nil, nil)
+	e.must(code, body, 200)
+	if ev := all(); ev.Type != "MODIFIED" || objMeta(t, ev.Object).DeletionTimestamp == nil ||
+		*objMeta(t, ev.Object).DeletionGracePeriodSeconds != 30 {
+		t.Fatalf("graceful delete: %s %s, want MODIFIED with deletionTimestamp and a grace period of 30", ev.Type, ev.Object)
+	}
+	code, body = e.do("DELETE", pods+"/web-n1?gracePeriodSeconds=0", "admin", "", nil, nil)
 	e.must(code, body, 200)
 	if ev := all(); ev.Type != "DELETED" {
 		t.Fatalf("unfiltered watch: %s", ev.Type)
