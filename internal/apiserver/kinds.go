@@ -121,7 +121,12 @@ func kinds() []*kind {
 		{
 			info: resource.Info{Version: "v1", Kind: "Service", ListKind: "ServiceList", Resource: "services",
 				Singular: "service", Namespaced: true, New: func() any { return &corev1.Service{} }},
-			prefix: "services", newObj: func() object { return &corev1.Service{} }, fields: nsFields,
+			prefix: "services", newObj: func() object { return &corev1.Service{} },
+			fields: func(o object) fields.Set {
+				svc := o.(*corev1.Service)
+				return fields.Set{"metadata.name": svc.Name, "metadata.namespace": svc.Namespace,
+					"spec.clusterIP": svc.Spec.ClusterIP, "spec.type": string(svc.Spec.Type)}
+			},
 		},
 		{
 			info: resource.Info{Group: "node.k8s.io", Version: "v1", Kind: "RuntimeClass", ListKind: "RuntimeClassList",
