@@ -97,11 +97,29 @@ func (s *memStore) Get(_ context.Context, key string) (storage.Object, error) {
 func (s *memStore) List(_ context.Context, prefix string, opts storage.ListOptions) (storage.ListResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if opts.Revision != 0 || opts.Continue != "" {
-		return storage.ListResult{}, fmt.Errorf("memStore lists only the latest state, whole")
+	if opts.Continue != "" {
+		return storage.ListResult{}, fmt.Errorf("memStore lists whole")
 	}
 	res := storage.ListResult{Revision: s.rev}
-	for k, o := range s.objects {
+	objects := s.objects
+	if opts.Revision != 0 && opts.Revision < s.rev {
+		if s.compacted > 0 { // the history is cut: no state to rebuild
+			return storage.ListResult{}, storage.ErrCompacted
+		}
+		objects = map[string]storage.Object{}
+		for _, e := range s.history {
+			if e.Revision > opts.Revision {
+				break
+			}
+			if e.Type == storage.Deleted {
+				delete(objects, e.Object.Key)
+			} else {
+				objects[e.Object.Key] = e.Object
+			}
+		}
+		res.Revision = opts.Revision
+	}
+	for k, o := range objects {
 		if strings.HasPrefix(k, prefix) {
 			res.Objects = append(res.Objects, o)
 		}

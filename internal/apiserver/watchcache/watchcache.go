@@ -172,32 +172,29 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 }
 
-// runOnce lists every object at one revision, starts the storage watch
-// there, and applies its events until it fails.
+// runOnce loads the objects as they were a window of revisions ago (so
+// that watches resuming from then, a server restart ago, are served) or,
+// when storage no longer has that revision, as they are now; replays the
+// changes since through the storage watch, and becomes ready once it has
+// caught up with the revision storage had when it started. It applies the
+// watch's events until the watch fails.
 func (c *Cache) runOnce(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	objects := map[string]*entry{}
-	var rev int64
-	cont := ""
-	for {
-		res, err := c.cfg.Store.List(wctx, c.cfg.Prefix, storage.ListOptions{Limit: listPageSize, Continue: cont})
-		if err != nil {
-			return fmt.Errorf("listing %s: %w", c.cfg.Prefix, err)
-		}
-		rev = res.Revision
-		for _, o := range res.Objects {
-			it, err := c.cfg.Transform(o.Value, o.Revision)
-			if err != nil {
-				c.cfg.Log.Error("watch cache: skipping an object that does not decode", "key", o.Key, "err", err)
-				continue
-			}
-			objects[o.Key] = &entry{key: o.Key, rev: o.Revision, item: it}
-		}
-		if res.Continue == "" {
-			break
-		}
-		cont = res.Continue
+	target, err := c.cfg.Store.Revision(wctx)
+	if err != nil {
+		return fmt.Errorf("reading the storage revision: %w", err)
+	}
+	from := target - int64(c.cfg.Window)
+	if from < 1 {
+		from = 1
+	}
+	objects, rev, err := c.load(wctx, from)
+	if errors.Is(err, storage.ErrCompacted) {
+		objects, rev, err = c.load(wctx, 0)
+	}
+	if err != nil {
+		return err
 	}
 	w, err := c.cfg.Store.Watch(wctx, c.cfg.Prefix, rev, true)
 	if err != nil {
@@ -211,18 +208,25 @@ func (c *Cache) runOnce(ctx context.Context) error {
 	}
 	c.rev, c.oldest = rev, rev
 	c.window.clear()
-	c.ready, c.lastErr = true, nil
-	close(c.readyCh)
-	c.advanceLocked()
 	c.mu.Unlock()
-	c.cfg.Log.Debug("watch cache loaded", "resource", c.cfg.Resource, "objects", len(objects), "revision", rev)
+	c.cfg.Log.Debug("watch cache loading", "resource", c.cfg.Resource, "objects", len(objects), "revision", rev, "catchingUpTo", target)
 
+	pr, _ := c.cfg.Store.(storage.ProgressRequester)
+	catchUp := time.NewTicker(100 * time.Millisecond) // asks for progress until caught up
+	defer catchUp.Stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		if c.markReady(target) {
+			catchUp.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-catchUp.C:
+			if pr != nil {
+				_ = pr.RequestProgress(wctx)
+			}
 		case <-tick.C:
 			c.sendBookmarks()
 		case ev, ok := <-w.Events():
@@ -235,6 +239,50 @@ func (c *Cache) runOnce(ctx context.Context) error {
 			c.apply(ev)
 		}
 	}
+}
+
+// load lists every object at rev (0: the latest) and returns them with
+// the revision read at.
+func (c *Cache) load(ctx context.Context, rev int64) (map[string]*entry, int64, error) {
+	objects := map[string]*entry{}
+	cont := ""
+	for {
+		res, err := c.cfg.Store.List(ctx, c.cfg.Prefix, storage.ListOptions{Limit: listPageSize, Continue: cont, Revision: rev})
+		if err != nil {
+			return nil, 0, fmt.Errorf("listing %s at revision %d: %w", c.cfg.Prefix, rev, err)
+		}
+		rev = res.Revision
+		for _, o := range res.Objects {
+			it, err := c.cfg.Transform(o.Value, o.Revision)
+			if err != nil {
+				c.cfg.Log.Error("watch cache: skipping an object that does not decode", "key", o.Key, "err", err)
+				continue
+			}
+			objects[o.Key] = &entry{key: o.Key, rev: o.Revision, item: it}
+		}
+		if res.Continue == "" {
+			return objects, rev, nil
+		}
+		cont = res.Continue
+	}
+}
+
+// markReady makes the cache ready once it has reached target, and reports
+// whether it is.
+func (c *Cache) markReady(target int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ready {
+		return true
+	}
+	if c.rev < target {
+		return false
+	}
+	c.ready, c.lastErr = true, nil
+	close(c.readyCh)
+	c.advanceLocked()
+	c.cfg.Log.Debug("watch cache ready", "resource", c.cfg.Resource, "objects", len(c.objects), "revision", c.rev, "window", c.window.n)
+	return true
 }
 
 // reset drops every watcher with err and marks the cache not ready.

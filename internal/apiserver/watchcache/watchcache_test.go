@@ -375,3 +375,20 @@ func TestCompaction(t *testing.T) {
 		t.Fatalf("watch from before the reload: %v, want ErrTooOld", err)
 	}
 }
+
+// TestResumeAcrossRestart: a cache that starts (a server restarted) loads
+// the objects as they were a window ago and replays the changes since, so
+// a watch resuming from before its start is served, not sent to relist.
+func TestResumeAcrossRestart(t *testing.T) {
+	e := newEnv(t, nil)
+	r1 := e.store.put("/things/a", value("a", "", nil))
+	r2 := e.store.put("/things/a", value("a", "n1", nil))
+	r3 := e.store.put("/things/b", value("b", "", nil))
+	e.start()
+	w := e.watch(WatchOptions{From: r1})
+	wantGot(t, "resumed from before the cache started", backlog(t, w), []got{{Modified, "a", r2}, {Added, "b", r3}})
+	items, rev, err := e.cache.List(&Filter{Prefix: "/things/"})
+	if err != nil || rev != r3 || len(items) != 2 {
+		t.Fatalf("the cache is ready at %d with %d objects (%v), want the latest state at %d", rev, len(items), err, r3)
+	}
+}
