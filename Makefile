@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/ballast-dev/ballast/internal/cli.Version=$(VERSION)
 
-.PHONY: build images example deps test test-unit test-e2e bench clean
+.PHONY: build images example deps test test-unit test-e2e bench bench-fleet clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ballast ./cmd/ballast
@@ -29,6 +29,12 @@ test: deps
 
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+
+# The fleet benchmark (docs/benchmarks.md): a simulated fleet against
+# ballast server, two of them, and kube-apiserver 1.32, each on a 3-member
+# etcd. Long (about an hour at the default sizes); FLEET_* variables set it.
+bench-fleet: deps
+	BALLAST_KUBE_BINARIES=$$(hack/kube-binaries.sh) $(GO) test -count=1 -run '^$$' -bench Fleet -benchtime 1x -timeout 6h ./test/fleet/
 
 clean:
 	rm -rf bin
