@@ -134,18 +134,20 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 		ws.status(gone(fmt.Sprintf("too old resource version: %d (%d)", opts.From, c.Revision())).s)
 		return nil
 	}
-	backlog := cw.Backlog()
-	for i, d := range backlog {
+	sent := 0
+	for d := range cw.Backlog() {
 		if err := ws.write(d); err != nil {
 			return nil
 		}
-		if (i+1)%100 == 0 || i == len(backlog)-1 {
+		if sent++; sent%100 == 0 {
 			if err := ws.flush(); err != nil {
 				return nil
 			}
 		}
 	}
-	backlog = nil
+	if err := ws.flush(); err != nil {
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -1,6 +1,8 @@
 package watchcache
 
 import (
+	"iter"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -191,26 +193,29 @@ type Watcher struct {
 	err          error
 }
 
-// Backlog returns what the watcher must send before its live events:
-// ADDED for each initial object that matches, then the initial-events-end
-// bookmark when asked; or the window's events after its start.
-func (w *Watcher) Backlog() []Delivery {
-	var out []Delivery
-	for _, e := range w.initial {
-		if w.filter.matches(e) {
-			out = append(out, Delivery{Type: Added, Rev: e.rev, item: &e.item})
-		}
-	}
-	if w.initialEnd {
-		out = append(out, Delivery{Type: Bookmark, Rev: w.startRev, InitialEnd: true})
-	}
-	for _, ev := range w.replay {
-		if typ := w.filter.eventType(ev); typ != "" {
-			out = append(out, Delivery{Type: typ, Rev: ev.Rev, ev: ev})
-		}
-	}
+// Backlog yields what the watcher must send before its live events, one
+// at a time (an initial list is not copied): ADDED for each initial object
+// that matches, in key order, then the initial-events-end bookmark when asked; or the
+// window's events after its start. It is used once.
+func (w *Watcher) Backlog() iter.Seq[Delivery] {
+	initial, replay := w.initial, w.replay
 	w.initial, w.replay = nil, nil
-	return out
+	return func(yield func(Delivery) bool) {
+		sort.Slice(initial, func(i, j int) bool { return initial[i].key < initial[j].key })
+		for _, e := range initial {
+			if w.filter.matches(e) && !yield(Delivery{Type: Added, Rev: e.rev, item: &e.item}) {
+				return
+			}
+		}
+		if w.initialEnd && !yield(Delivery{Type: Bookmark, Rev: w.startRev, InitialEnd: true}) {
+			return
+		}
+		for _, ev := range replay {
+			if typ := w.filter.eventType(ev); typ != "" && !yield(Delivery{Type: typ, Rev: ev.Rev, ev: ev}) {
+				return
+			}
+		}
+	}
 }
 
 // StartRevision is the revision the watcher's live events start after.
