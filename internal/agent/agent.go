@@ -155,7 +155,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if workers <= 0 {
 		workers = 64
 	}
-	jobs := make(chan planner.Job, workers)
+	type job struct {
+		planner.Job
+		ctx context.Context
+	}
+	jobs := make(chan job, workers)
 	for range workers {
 		goFn(func() {
 			for {
@@ -163,11 +167,13 @@ func (a *Agent) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case j := <-jobs:
-					send(a.exec.Run(ctx, j))
+					send(a.exec.Run(j.ctx, j.Job))
 				}
 			}
 		})
 	}
+	// cancels ends a job in flight when the planner asks (by pod UID).
+	cancels := map[string]context.CancelFunc{}
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -186,8 +192,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		for _, e := range out.Events {
 			a.events.Event(e.Ref, e.Type, e.Reason, e.Message)
 		}
+		for _, uid := range out.Cancel {
+			if cancel, ok := cancels[uid]; ok {
+				cancel()
+			}
+		}
 		for _, j := range out.Jobs {
-			jobs <- j
+			jctx, cancel := context.WithCancel(ctx)
+			cancels[j.UID] = cancel
+			jobs <- job{Job: j, ctx: jctx}
 		}
 		for _, o := range out.Observe {
 			goFn(func() { send(a.observe(ctx, o)) })
@@ -211,6 +224,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case snap := <-a.snapshots:
 			step(fromSource(snap))
 		case in := <-a.inputs:
+			if d, ok := in.(planner.Done); ok {
+				if cancel, ok := cancels[d.UID]; ok {
+					cancel()
+					delete(cancels, d.UID)
+				}
+			}
 			step(in)
 		case <-a.imagesIn:
 			step(planner.ImagesArrived{})

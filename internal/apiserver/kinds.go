@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
+	"github.com/ballast-dev/ballast/internal/manifest"
 )
 
 // object is what every served kind is: a typed k8s.io/api struct pointer.
@@ -327,7 +327,8 @@ func joinErr(s []string) string {
 func prepareCreate(o object) {
 	switch t := o.(type) {
 	case *corev1.Pod:
-		setPodDefaults(t)
+		// The node's defaults: one implementation for files and the API.
+		manifest.SetDefaults(t)
 		t.Generation = 1
 		t.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&t.Spec)}
 	case *corev1.Namespace:
@@ -336,9 +337,9 @@ func prepareCreate(o object) {
 		}
 		t.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 	case *corev1.Node:
-		if t.Spec.ConfigSource != nil {
-			t.Spec.ConfigSource = nil
-		}
+		// Dynamic kubelet config is gone; kube-apiserver drops the field too.
+		//lint:ignore SA1019 clearing the removed field is the point
+		t.Spec.ConfigSource = nil
 	}
 }
 
@@ -399,43 +400,4 @@ func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 		return corev1.PodQOSGuaranteed
 	}
 	return corev1.PodQOSBurstable
-}
-
-// setPodDefaults fills in what Kubernetes defaults on a pod, for the fields
-// clients show (mirror pods arrive already defaulted by their node).
-func setPodDefaults(p *corev1.Pod) {
-	s := &p.Spec
-	if s.RestartPolicy == "" {
-		s.RestartPolicy = corev1.RestartPolicyAlways
-	}
-	if s.TerminationGracePeriodSeconds == nil {
-		g := int64(corev1.DefaultTerminationGracePeriodSeconds)
-		s.TerminationGracePeriodSeconds = &g
-	}
-	if s.DNSPolicy == "" {
-		s.DNSPolicy = corev1.DNSClusterFirst
-	}
-	if s.SchedulerName == "" {
-		s.SchedulerName = corev1.DefaultSchedulerName
-	}
-	if s.SecurityContext == nil {
-		s.SecurityContext = &corev1.PodSecurityContext{}
-	}
-	for _, cs := range [][]corev1.Container{s.InitContainers, s.Containers} {
-		for i := range cs {
-			c := &cs[i]
-			if c.TerminationMessagePath == "" {
-				c.TerminationMessagePath = corev1.TerminationMessagePathDefault
-			}
-			if c.TerminationMessagePolicy == "" {
-				c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
-			}
-			if c.ImagePullPolicy == "" {
-				c.ImagePullPolicy = corev1.PullIfNotPresent
-				if !strings.Contains(c.Image, ":") || strings.HasSuffix(c.Image, ":latest") {
-					c.ImagePullPolicy = corev1.PullAlways
-				}
-			}
-		}
-	}
 }

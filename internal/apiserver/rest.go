@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
 
@@ -333,7 +334,7 @@ func validateObject(k *kind, o object) error {
 	}
 	errs := apivalidation.ValidateObjectMetaAccessor(meta.GetObjectMeta(), k.info.Namespaced, nameFn, field.NewPath("metadata"))
 	if p, ok := o.(*corev1.Pod); ok {
-		errs = append(errs, validatePodSpec(&p.Spec)...)
+		errs = append(errs, validatePod(p)...)
 	}
 	if len(errs) > 0 {
 		return fromAPIErr(apierrors.NewInvalid(k.info.GVK().GroupKind(), o.GetName(), errs))
@@ -341,25 +342,33 @@ func validateObject(k *kind, o object) error {
 	return nil
 }
 
-func validatePodSpec(spec *corev1.PodSpec) field.ErrorList {
+// validatePod validates a pod with the node's rules (internal/manifest),
+// so that a pod is accepted or refused alike from a file and through the
+// API, and turns what is wrong into field errors for a 422 Status.
+func validatePod(p *corev1.Pod) field.ErrorList {
 	var errs field.ErrorList
-	p := field.NewPath("spec", "containers")
-	if len(spec.Containers) == 0 {
-		errs = append(errs, field.Required(p, "a pod needs at least one container"))
-	}
-	seen := map[string]bool{}
-	for i, c := range spec.Containers {
-		if c.Name == "" {
-			errs = append(errs, field.Required(p.Index(i).Child("name"), ""))
-		} else if seen[c.Name] {
-			errs = append(errs, field.Duplicate(p.Index(i).Child("name"), c.Name))
-		}
-		seen[c.Name] = true
-		if c.Image == "" {
-			errs = append(errs, field.Required(p.Index(i).Child("image"), ""))
-		}
+	for _, e := range manifest.Errors(manifest.ValidatePod(p)) {
+		errs = append(errs, fieldError(e.Field, e.Msg))
 	}
 	return errs
+}
+
+// fieldErrorTypes are the kinds of field error, in the order their texts
+// are tried as a message's prefix.
+var fieldErrorTypes = []field.ErrorType{
+	field.ErrorTypeRequired, field.ErrorTypeDuplicate, field.ErrorTypeInvalid, field.ErrorTypeNotSupported,
+	field.ErrorTypeForbidden, field.ErrorTypeTooLong, field.ErrorTypeTooMany, field.ErrorTypeNotFound,
+}
+
+// fieldError makes a field error of a manifest message, which starts with
+// the error type's text as Kubernetes words it ("Invalid value: ...").
+func fieldError(path, msg string) *field.Error {
+	for _, t := range fieldErrorTypes {
+		if detail, ok := strings.CutPrefix(msg, t.String()+": "); ok {
+			return &field.Error{Type: t, Field: path, BadValue: field.OmitValueType{}, Detail: detail}
+		}
+	}
+	return &field.Error{Type: field.ErrorTypeInvalid, Field: path, BadValue: field.OmitValueType{}, Detail: msg}
 }
 
 // ---- update and patch

@@ -15,7 +15,6 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
-	"github.com/ballast-dev/ballast/internal/storage"
 )
 
 // initialEventsEnd marks the bookmark that ends the initial events of a
@@ -284,35 +283,5 @@ func (ws *watchStream) ended(err error, rev int64) {
 		ws.status(gone(fmt.Sprintf("too old resource version: the server's cache of %s was reloaded from etcd (%v) at %d; list again", res, err, rev)).s)
 	default:
 		ws.status(internalError(err).s)
-	}
-}
-
-// listAll lists every object under prefix matching sel, at rev (0: latest),
-// and returns them with the revision read at.
-func (s *Server) listAll(ctx context.Context, k *kind, prefix string, sel *selector, rev int64) ([]object, int64, error) {
-	var out []object
-	cont := ""
-	for {
-		res, err := s.store.List(ctx, prefix, storage.ListOptions{Limit: 1000, Continue: cont, Revision: rev})
-		if err != nil {
-			if errors.Is(err, storage.ErrCompacted) {
-				return nil, 0, err
-			}
-			return nil, 0, storageError(err, gr(k), "")
-		}
-		rev = res.Revision
-		for _, so := range res.Objects {
-			o, err := k.decodeStored(so.Value, so.Revision)
-			if err != nil {
-				return nil, 0, internalError(err)
-			}
-			if sel.matches(k, o) {
-				out = append(out, o)
-			}
-		}
-		if res.Continue == "" {
-			return out, rev, nil
-		}
-		cont = res.Continue
 	}
 }

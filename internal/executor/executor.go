@@ -224,6 +224,11 @@ func (e *Executor) Run(ctx context.Context, j planner.Job) planner.Done {
 	}
 	if sandboxID != "" && len(errs) == 0 {
 		for _, s := range p.Start {
+			if err := ctx.Err(); err != nil {
+				// Cancelled (the pod is no longer wanted): start nothing more.
+				errs = append(errs, err)
+				break
+			}
 			ctr := podconfig.FindContainer(j.Desired, s.Name)
 			if ctr == nil {
 				continue
@@ -288,6 +293,9 @@ func (e *Executor) Run(ctx context.Context, j planner.Job) planner.Done {
 	return res
 }
 
+// stopsPerPod bounds the container stops of one pod in flight at once.
+const stopsPerPod = 16
+
 // killPod stops every running container at once, each after its preStop
 // hook and within the pod's grace period, then the sandboxes.
 func (e *Executor) killPod(ctx context.Context, j planner.Job) error {
@@ -300,6 +308,9 @@ func (e *Executor) killPod(ctx context.Context, j planner.Job) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	// All at once, as the kubelet, but at most stopsPerPod calls in flight:
+	// a pod of a thousand containers must not swamp the runtime.
+	sem := make(chan struct{}, stopsPerPod)
 	for _, c := range j.Runtime.Containers {
 		if c.State != podruntime.StateRunning {
 			continue
@@ -307,6 +318,8 @@ func (e *Executor) killPod(ctx context.Context, j planner.Job) error {
 		wg.Add(1)
 		go func(c podruntime.Container) {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			if err := e.stopContainer(ctx, pod, c.Name, c.ID, grace, ip); err != nil {
 				mu.Lock()
 				errs = append(errs, err)

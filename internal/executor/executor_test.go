@@ -141,3 +141,22 @@ func TestPullFailure(t *testing.T) {
 		t.Errorf("events %q", got)
 	}
 }
+
+// A cancelled job starts no more containers (a file removed mid-start).
+func TestCancelledJobStartsNothingMore(t *testing.T) {
+	f, x, _ := setup(t)
+	pod := testPod(t, image)
+	d := x.Run(context.Background(), job(pod, nil, planner.Plan{CreateSandbox: true}))
+	if d.Err != nil {
+		t.Fatal(d.Err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d = x.Run(ctx, job(pod, d.Runtime, planner.Plan{Start: []planner.Start{{Name: "app"}}}))
+	if !errors.Is(d.Err, context.Canceled) {
+		t.Errorf("err %v, want context.Canceled", d.Err)
+	}
+	if n := len(f.Containers()); n != 0 {
+		t.Errorf("%d containers created after the cancel", n)
+	}
+}

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -32,5 +33,17 @@ func TestBallastAnnotations(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%q: error %v, want %q", c.annotations, err, c.want)
 		}
+	}
+}
+
+func TestContainerLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: Pod\nmetadata:\n  name: huge\nspec:\n  containers:\n")
+	for i := 0; i <= MaxContainersPerPod; i++ {
+		fmt.Fprintf(&b, "  - name: c%d\n    image: img\n", i)
+	}
+	_, err := Parse("huge.yaml", []byte(b.String()), "node")
+	if err == nil || !strings.Contains(err.Error(), "huge.yaml:6: spec.containers: Too many: 101 containers") {
+		t.Fatalf("error %v", err)
 	}
 }

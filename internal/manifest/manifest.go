@@ -18,16 +18,24 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
-// Annotations Ballast puts on each static pod.
+// These are internal/wellknown's names, under the names the planner and
+// the agent still use; they go once those use wellknown's.
 const (
-	AnnotationConfigHash   = "kubernetes.io/config.hash"
-	AnnotationConfigSource = "kubernetes.io/config.source"
-	AnnotationConfigSeen   = "kubernetes.io/config.seen" // set by internal/source
-	AnnotationManifest     = "ballast.dev/manifest"
-	ConfigSourceFile       = "file"
+	AnnotationConfigHash = wellknown.AnnotationConfigHash
+	AnnotationConfigSeen = wellknown.AnnotationConfigSeen
+	AnnotationManifest   = wellknown.AnnotationManifest
 )
+
+// MaxContainersPerPod bounds a pod's containers and init containers
+// together. A node starts and stops a pod's containers one job at a time:
+// a pod of a thousand containers takes minutes either way and holds up the
+// runtime for everyone else. Static pods are system components; a hundred is
+// far beyond what one needs.
+const MaxContainersPerPod = 100
 
 // identityVersion is part of every hash. Never change it: doing so would
 // restart every static pod on upgrade.
@@ -227,9 +235,9 @@ func setIdentity(pod *corev1.Pod, path, nodeName, index string, canonical []byte
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Annotations[AnnotationConfigHash] = sum
-	pod.Annotations[AnnotationConfigSource] = ConfigSourceFile
-	pod.Annotations[AnnotationManifest] = path
+	pod.Annotations[wellknown.AnnotationConfigHash] = sum
+	pod.Annotations[wellknown.AnnotationConfigSource] = wellknown.ConfigSourceFile
+	pod.Annotations[wellknown.AnnotationManifest] = path
 
 	// The kubelet lets static pods tolerate every NoExecute taint.
 	for _, t := range pod.Spec.Tolerations {

@@ -34,12 +34,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/hostinfo"
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/podstatus"
-)
-
-// Annotations of mirror pods.
-const (
-	AnnotationMirror = "kubernetes.io/config.mirror"
-	AnnotationHash   = "kubernetes.io/config.hash"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Source is what the agent offers: the pods it runs (with status), a signal
@@ -55,6 +50,12 @@ type Source interface {
 // cannot use (the agent); each is then reported as a Warning event.
 type ProblemSource interface {
 	ManifestProblems() []localapi.ManifestProblem
+}
+
+// RuntimeReporter is implemented by a Source that knows whether its
+// container runtime answers (the agent): the Node's Ready condition says so.
+type RuntimeReporter interface {
+	RuntimeReady() bool
 }
 
 // Recorder records an event.
@@ -365,7 +366,7 @@ func (s *syncer) reportProblems() {
 func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 	byName := map[string]*corev1.Pod{}
 	for _, p := range existing {
-		if _, ok := p.Annotations[AnnotationMirror]; ok {
+		if _, ok := p.Annotations[wellknown.AnnotationConfigMirror]; ok {
 			byName[p.Namespace+"/"+p.Name] = p
 		}
 	}
@@ -374,8 +375,8 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 		key := sp.Namespace + "/" + sp.Name
 		want[key] = true
 		cur := byName[key]
-		hash := sp.Annotations[AnnotationHash]
-		if cur != nil && cur.Annotations[AnnotationMirror] != hash {
+		hash := sp.Annotations[wellknown.AnnotationConfigHash]
+		if cur != nil && cur.Annotations[wellknown.AnnotationConfigMirror] != hash {
 			// Outdated: the file changed. Replace it.
 			s.deletePod(ctx, cur)
 			cur = nil
@@ -398,7 +399,7 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 			if s.o.Recorder != nil {
 				s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: sp.Namespace, Name: sp.Name, UID: sp.UID},
 					corev1.EventTypeWarning, "MirrorPodReverted",
-					fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations["ballast.dev/manifest"], s.o.NodeName))
+					fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations[wellknown.AnnotationManifest], s.o.NodeName))
 			}
 			s.deletePod(ctx, cur)
 			s.createMirror(ctx, &sp)
@@ -478,7 +479,7 @@ func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) {
 	for k, v := range sp.Annotations {
 		m.Annotations[k] = v
 	}
-	m.Annotations[AnnotationMirror] = sp.Annotations[AnnotationHash]
+	m.Annotations[wellknown.AnnotationConfigMirror] = sp.Annotations[wellknown.AnnotationConfigHash]
 	created, err := s.o.Client.CoreV1().Pods(sp.Namespace).Create(ctx, m, metav1.CreateOptions{})
 	if err == nil {
 		s.specs[created.UID] = created.Spec
@@ -544,7 +545,7 @@ func (s *syncer) ensureNode(ctx context.Context) error {
 
 // runtimeReady asks the source whether its container runtime answers.
 func (s *syncer) runtimeReady() bool {
-	if r, ok := s.o.Source.(interface{ RuntimeReady() bool }); ok {
+	if r, ok := s.o.Source.(RuntimeReporter); ok {
 		return r.RuntimeReady()
 	}
 	return true

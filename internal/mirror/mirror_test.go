@@ -22,6 +22,9 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // fakeSource is the agent as the sync sees it.
@@ -31,10 +34,14 @@ type fakeSource struct {
 	events  []corev1.Event
 	changed chan struct{}
 	evCh    chan struct{}
+	// rounds counts the sync loop's rounds: it asks for Changed at the top
+	// of each, before syncing. round gets a value (when it has room) then.
+	rounds int
+	round  chan struct{}
 }
 
 func newSource(pods ...corev1.Pod) *fakeSource {
-	return &fakeSource{pods: pods, changed: make(chan struct{}), evCh: make(chan struct{})}
+	return &fakeSource{pods: pods, changed: make(chan struct{}), evCh: make(chan struct{}), round: make(chan struct{}, 1)}
 }
 
 func (f *fakeSource) Pods() []corev1.Pod {
@@ -50,7 +57,18 @@ func (f *fakeSource) Pods() []corev1.Pod {
 func (f *fakeSource) Changed() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.rounds++
+	select {
+	case f.round <- struct{}{}:
+	default:
+	}
 	return f.changed
+}
+
+func (f *fakeSource) roundsSoFar() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rounds
 }
 
 func (f *fakeSource) Events() []corev1.Event {
@@ -116,7 +134,7 @@ func staticPod(name, hash string, started time.Time) corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name + "-" + testNode, Namespace: "default", UID: types.UID("static-" + name),
 			Labels:      map[string]string{"app": name},
-			Annotations: map[string]string{AnnotationHash: hash, "ballast.dev/manifest": "/etc/manifests/" + name + ".yaml"},
+			Annotations: map[string]string{wellknown.AnnotationConfigHash: hash, wellknown.AnnotationManifest: "/etc/manifests/" + name + ".yaml"},
 		},
 		Spec: corev1.PodSpec{NodeName: testNode, Containers: []corev1.Container{{Name: "app", Image: "hello:1"}}},
 		Status: corev1.PodStatus{
@@ -137,35 +155,73 @@ type fixture struct {
 	client *fake.Clientset
 	src    *fakeSource
 	rec    *fakeRecorder
-	uids   int
 	mu     sync.Mutex
+	uids   int
+	rv     int
+	rvs    map[string]string  // resource/namespace/name -> resourceVersion stored
+	done   map[string]int     // "update pods/status", "delete pods", ... -> writes the API applied
 	lags   chan time.Duration // ObserveSyncLag's observations
 }
 
 // start runs the sync against a fake API that behaves as a real one where
-// it matters here: it gives every object a UID and stores objects as JSON
-// (times at second precision).
+// it matters here: it gives every object a UID and a resourceVersion,
+// refuses an update from a stale copy with a Conflict, and stores objects
+// as JSON (times at second precision).
 func start(t *testing.T, pods ...corev1.Pod) *fixture {
 	return startWith(t, 0, pods...)
 }
 
 // startWith starts the sync with a Lease duration (0: the default).
 func startWith(t *testing.T, leaseDuration time.Duration, pods ...corev1.Pod) *fixture {
-	f := &fixture{t: t, client: fake.NewClientset(), src: newSource(pods...), rec: &fakeRecorder{}, lags: make(chan time.Duration, 100)}
+	f := &fixture{t: t, client: fake.NewClientset(), src: newSource(pods...), rec: &fakeRecorder{},
+		rvs: map[string]string{}, done: map[string]int{}, lags: make(chan time.Duration, 100)}
+	key := func(a k8stesting.Action, ns, name string) string {
+		return a.GetResource().Resource + "/" + ns + "/" + name
+	}
 	f.client.PrependReactor("create", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
 		o := a.(k8stesting.CreateAction).GetObject()
-		m, err := meta.Accessor(o)
-		if err == nil && m.GetUID() == "" {
+		if m, err := meta.Accessor(o); err == nil {
 			f.mu.Lock()
-			f.uids++
-			m.SetUID(types.UID(fmt.Sprintf("uid-%d", f.uids)))
+			if m.GetUID() == "" {
+				f.uids++
+				m.SetUID(types.UID(fmt.Sprintf("uid-%d", f.uids)))
+			}
+			f.rv++
+			m.SetResourceVersion(fmt.Sprint(f.rv))
+			f.rvs[key(a, m.GetNamespace(), m.GetName())] = m.GetResourceVersion()
+			f.done["create "+a.GetResource().Resource]++
 			f.mu.Unlock()
 		}
 		roundTrip(o)
 		return false, nil, nil
 	})
 	f.client.PrependReactor("update", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
-		roundTrip(a.(k8stesting.UpdateAction).GetObject())
+		o := a.(k8stesting.UpdateAction).GetObject()
+		if m, err := meta.Accessor(o); err == nil {
+			f.mu.Lock()
+			k := key(a, m.GetNamespace(), m.GetName())
+			if rv := m.GetResourceVersion(); rv != "" && rv != f.rvs[k] {
+				f.mu.Unlock()
+				return true, nil, apierrors.NewConflict(a.GetResource().GroupResource(), m.GetName(),
+					fmt.Errorf("the object has been modified; resourceVersion %s, stored %s", rv, f.rvs[k]))
+			}
+			f.rv++
+			m.SetResourceVersion(fmt.Sprint(f.rv))
+			f.rvs[k] = m.GetResourceVersion()
+			f.done["update "+a.GetResource().Resource+"/"+a.GetSubresource()]++
+			f.mu.Unlock()
+		}
+		roundTrip(o)
+		return false, nil, nil
+	})
+	f.client.PrependReactor("delete", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		d := a.(k8stesting.DeleteAction)
+		if _, err := f.client.Tracker().Get(d.GetResource(), d.GetNamespace(), d.GetName()); err == nil {
+			f.mu.Lock()
+			delete(f.rvs, key(a, d.GetNamespace(), d.GetName()))
+			f.done["delete "+a.GetResource().Resource]++
+			f.mu.Unlock()
+		}
 		return false, nil, nil
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -200,17 +256,33 @@ func roundTrip(o k8sruntime.Object) {
 
 func (f *fixture) eventually(what string, check func() error) {
 	f.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := testutil.Poll(10*time.Second, check); err != nil {
+		f.t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// nextRound signals a change (pods unchanged) and waits until the sync
+// loop has begun a round after it.
+func (f *fixture) nextRound() {
+	f.t.Helper()
+	n := f.src.roundsSoFar()
+	f.src.set(nil)
+	for f.src.roundsSoFar() <= n {
+		select {
+		case <-f.src.round:
+		case <-time.After(10 * time.Second):
+			f.t.Fatal("the sync loop does not go round")
+		}
+	}
+}
+
+// settled returns once the sync has finished a whole round that began
+// after everything the test did before: a round begins after one signal,
+// and the next round only after it ended.
+func (f *fixture) settled() {
+	f.t.Helper()
+	f.nextRound()
+	f.nextRound()
 }
 
 func (f *fixture) get(name string) (*corev1.Pod, error) {
@@ -238,18 +310,12 @@ func (f *fixture) mirror(name string, ok func(*corev1.Pod) error) *corev1.Pod {
 	return p
 }
 
-// statusUpdates counts the pod status updates sent so far.
+// statusUpdates counts the pod status updates the API applied so far.
 func (f *fixture) statusUpdates() int {
-	n := 0
-	for _, a := range f.client.Actions() {
-		if a.GetVerb() == "update" && a.GetResource().Resource == "pods" && a.GetSubresource() == "status" {
-			n++
-		}
-	}
-	return n
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done["update pods/status"]
 }
-
-func (f *fixture) count(verb string) int { return f.countOf(verb, "pods") }
 
 // countOf counts the requests of verb on resource (not its subresources).
 func (f *fixture) countOf(verb, resource string) int {
@@ -262,11 +328,18 @@ func (f *fixture) countOf(verb, resource string) int {
 	return n
 }
 
+// deletes counts the pod deletes the API applied so far.
+func (f *fixture) deletes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done["delete pods"]
+}
+
 func TestMirrorCreated(t *testing.T) {
 	f := start(t, staticPod("web", "h1", time.Now()))
 	p := f.mirror("web-n1", nil)
-	if p.Annotations[AnnotationMirror] != "h1" {
-		t.Errorf("config.mirror annotation %q, want the hash h1", p.Annotations[AnnotationMirror])
+	if p.Annotations[wellknown.AnnotationConfigMirror] != "h1" {
+		t.Errorf("config.mirror annotation %q, want the hash h1", p.Annotations[wellknown.AnnotationConfigMirror])
 	}
 	node, err := f.client.CoreV1().Nodes().Get(context.Background(), testNode, metav1.GetOptions{})
 	if err != nil {
@@ -294,17 +367,16 @@ func TestMirrorStatusUpdatedOnlyOnChange(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond) // let the informer settle
+	f.settled()
 	base := f.statusUpdates()
-	if base > 2 {
-		t.Errorf("%d status updates for one new mirror, want 1 (at most 2 with the informer behind)", base)
+	if base != 1 {
+		t.Errorf("%d status updates for one new mirror, want 1", base)
 	}
 	// The agent signals changes that leave the status as it is: no update.
 	for range 5 {
-		f.src.set(nil)
-		time.Sleep(20 * time.Millisecond)
+		f.nextRound()
 	}
-	time.Sleep(200 * time.Millisecond)
+	f.settled()
 	if n := f.statusUpdates(); n != base {
 		t.Fatalf("%d status updates after 5 signals with no status change, want none", n-base)
 	}
@@ -320,7 +392,7 @@ func TestMirrorStatusUpdatedOnlyOnChange(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond)
+	f.settled()
 	if n := f.statusUpdates(); n != base+1 {
 		t.Errorf("%d status updates for one status change, want 1", n-base)
 	}
@@ -368,8 +440,8 @@ func TestMirrorOutdatedReplaced(t *testing.T) {
 	sp.Spec.Containers[0].Image = "hello:2"
 	f.src.set([]corev1.Pod{sp})
 	p := f.mirror("web-n1", func(p *corev1.Pod) error {
-		if p.Annotations[AnnotationMirror] != "h2" {
-			return fmt.Errorf("config.mirror %q", p.Annotations[AnnotationMirror])
+		if p.Annotations[wellknown.AnnotationConfigMirror] != "h2" {
+			return fmt.Errorf("config.mirror %q", p.Annotations[wellknown.AnnotationConfigMirror])
 		}
 		return nil
 	})
@@ -381,7 +453,7 @@ func TestMirrorOutdatedReplaced(t *testing.T) {
 func TestMirrorEditedSpecReverted(t *testing.T) {
 	f := start(t, staticPod("web", "h1", time.Now()))
 	old := f.mirror("web-n1", nil)
-	time.Sleep(100 * time.Millisecond)
+	f.settled()
 	edited := old.DeepCopy()
 	edited.Spec.Containers[0].Image = "evil:1"
 	if _, err := f.client.CoreV1().Pods("default").Update(context.Background(), edited, metav1.UpdateOptions{}); err != nil {
@@ -396,8 +468,8 @@ func TestMirrorEditedSpecReverted(t *testing.T) {
 		}
 		return nil
 	})
-	if p.Annotations[AnnotationMirror] != "h1" {
-		t.Errorf("config.mirror %q", p.Annotations[AnnotationMirror])
+	if p.Annotations[wellknown.AnnotationConfigMirror] != "h1" {
+		t.Errorf("config.mirror %q", p.Annotations[wellknown.AnnotationConfigMirror])
 	}
 	var found bool
 	for _, e := range f.rec.list() {
@@ -418,7 +490,7 @@ func TestMirrorDeletedWithStaticPod(t *testing.T) {
 	f := start(t, staticPod("web", "h1", time.Now()), db)
 	f.mirror("web-n1", nil)
 	f.mirror("db-n1", nil)
-	time.Sleep(100 * time.Millisecond)
+	f.settled()
 	f.src.set([]corev1.Pod{db})
 	f.eventually("mirror of the removed static pod deleted", func() error {
 		if _, err := f.get("web-n1"); err == nil {
@@ -429,8 +501,8 @@ func TestMirrorDeletedWithStaticPod(t *testing.T) {
 	if _, err := f.get("db-n1"); err != nil {
 		t.Errorf("the other mirror: %v", err)
 	}
-	if n := f.count("delete"); n != 1 {
-		t.Errorf("%d pod deletes, want 1", n)
+	if n := f.deletes(); n != 1 {
+		t.Errorf("%d deletes, want 1", n)
 	}
 }
 
@@ -545,7 +617,7 @@ func TestMirrorStatusUnderChurn(t *testing.T) {
 	for i := range pods {
 		f.mirror(pods[i].Name, nil)
 	}
-	time.Sleep(300 * time.Millisecond) // let the informer settle
+	f.settled()
 	base := f.statusUpdates()
 	changes := 0
 	for round := range 10 {
@@ -565,7 +637,7 @@ func TestMirrorStatusUnderChurn(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond)
+	f.settled()
 	if n := f.statusUpdates() - base; n != changes {
 		t.Fatalf("%d status updates for %d status changes under churn, want one each", n, changes)
 	}

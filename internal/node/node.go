@@ -39,6 +39,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
 	"github.com/ballast-dev/ballast/internal/streaming"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Config is everything `ballast node` is told.
@@ -259,7 +260,7 @@ func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Age
 		if err != nil {
 			return err
 		}
-		annotations[kubeletapi.AnnotationServingCertSHA256] = kubeletapi.CertSHA256(cert.Certificate[0])
+		annotations[wellknown.AnnotationServingCertSHA256] = kubeletapi.CertSHA256(cert.Certificate[0])
 		addr := net.JoinHostPort(cfg.API.Address, fmt.Sprint(cfg.API.Port))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -266,6 +267,14 @@ func (c Backoff) startOrBackOff(p *Plan, in PodInput, pod *corev1.Pod, ctr corev
 	if len(insts) > 0 {
 		latest = &insts[0]
 	}
+	if latest != nil && interrupted(latest) {
+		// Its start was cut short by the agent itself (killed mid-start):
+		// it never ran, so it is replaced as it was, without counting a
+		// restart or waiting out a back-off.
+		p.RemoveContainers = append(p.RemoveContainers, latest.ID)
+		p.Start = append(p.Start, Start{Name: ctr.Name, RestartCount: latest.RestartCount, Backoff: latest.Backoff, BackoffSince: latest.BackoffSince})
+		return
+	}
 	fresh := p.CreateSandbox
 	if latest != nil && latest.State == podruntime.StateRunning && fresh {
 		// Runs in a dead sandbox: killed with the pod, then started again.
@@ -313,6 +322,24 @@ func (c Backoff) startOrBackOff(p *Plan, in PodInput, pod *corev1.Pod, ctr corev
 		return
 	}
 	p.Start = append(p.Start, s)
+}
+
+// interrupted reports whether a container instance never ran because its
+// start was interrupted: created and never started, or failed to start
+// because the caller's context ended (the agent was killed while it waited
+// for StartContainer). A start the runtime refused for another reason (a
+// missing executable, say) is a real failure and counts as one.
+func interrupted(c *podruntime.Container) bool {
+	if !c.StartedAt.IsZero() {
+		return false
+	}
+	switch c.State {
+	case podruntime.StateCreated:
+		return true
+	case podruntime.StateExited:
+		return c.Reason == "StartError" && strings.Contains(c.Message, "context canceled")
+	}
+	return false
 }
 
 // shouldRestart applies the restart policy to an exited container.

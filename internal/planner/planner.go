@@ -120,6 +120,11 @@ type pod struct {
 	// fromFile: the pod's first start is under way; startedFromFile: it
 	// ended with every container running (reported once).
 	fromFile, startedFromFile bool
+	// cancelled: its job in flight was asked to stop.
+	cancelled bool
+	// stale: the last job could not read the pod back; its runtime state
+	// is unknown until the next read.
+	stale bool
 	// observing: a read of the pod (after an exit) is under way; reobserve:
 	// a process of the pod exited while a job or a read was in flight, so
 	// read it again when that returns.
@@ -138,16 +143,6 @@ type pod struct {
 	// deadlineExceeded: activeDeadlineSeconds passed; the pod was killed for good.
 	deadlineExceeded bool
 	status           corev1.PodStatus
-}
-
-func (p *pod) name() string {
-	if p.desired != nil {
-		return p.desired.Namespace + "/" + p.desired.Name
-	}
-	if p.rt != nil && p.rt.Name != "" {
-		return p.rt.Namespace + "/" + p.rt.Name
-	}
-	return p.uid
 }
 
 func (p *pod) inFlight() bool { return p.life == Syncing }
@@ -207,6 +202,9 @@ type Output struct {
 	// Started are pods started from their files that now run every
 	// container, with the time since the node first saw their file.
 	Started []Started
+	// Cancel are pods whose job in flight must stop as soon as it can: it
+	// starts what is no longer wanted (the file was removed mid-start).
+	Cancel []string
 	// WakeAt is when to feed a Tick; zero for never.
 	WakeAt time.Time
 	// Changed: what readers see (View) changed.
@@ -325,7 +323,20 @@ func (s *State) decide(now time.Time, out *Output) {
 	}
 	for _, uid := range s.sortedUIDs() {
 		p := s.pods[uid]
+		if p.life == Syncing && p.desired == nil && !p.cancelled && (p.plan.CreateSandbox || len(p.plan.Start) > 0) {
+			// Starting what is no longer wanted: stop at the next container.
+			p.cancelled = true
+			out.Cancel = append(out.Cancel, uid)
+		}
 		if !(p.dirty || p.life == Blocked) || p.inFlight() {
+			continue
+		}
+		if p.stale {
+			// Decide nothing on a stale read (it could remove a pod whose
+			// containers run): read it first.
+			if !p.observing {
+				s.observe(p, "", out)
+			}
 			continue
 		}
 		p.dirty = false
@@ -677,6 +688,15 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	}
 	if d.Runtime != nil {
 		s.setRuntime(p, d.Runtime)
+	} else {
+		// The job's own read failed: what it left is unknown until the
+		// pod is read again (see decide).
+		p.stale = true
+	}
+	if p.cancelled {
+		// Stopped as asked: not a failure to back off from.
+		p.cancelled = false
+		d.Err, d.Failed = nil, nil
 	}
 	p.failed = nil
 	for name, f := range d.Failed {
@@ -751,6 +771,7 @@ func (s *State) setRuntime(p *pod, rt *podruntime.Pod) {
 		}
 	}
 	p.rt = rt
+	p.stale = false
 	p.touched = true
 	for _, sb := range rt.Sandboxes {
 		s.byID[sb.ID] = p.uid

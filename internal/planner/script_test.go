@@ -338,7 +338,7 @@ func (sc *script) run(c scriptCase) (string, error) {
 	case "restart-agent":
 		// A new agent: a fresh planner over the same runtime, given the
 		// rollout records saved so far.
-		sc.s, sc.jobs = nil, map[string]planner.Job{}
+		sc.s, sc.jobs, sc.applied = nil, map[string]planner.Job{}, map[string]planner.Done{}
 		var rs []planner.Rollout
 		for _, f := range slices.Sorted(maps.Keys(sc.saved)) {
 			rs = append(rs, sc.saved[f])
@@ -448,7 +448,14 @@ func (sc *script) step(in planner.Input) string {
 		b.WriteString("relist\n")
 	}
 	for _, o := range out.Observe {
-		fmt.Fprintf(&b, "observe %s (exited %s)\n", sc.label(o.UID), o.ExitedID)
+		if o.ExitedID == "" {
+			fmt.Fprintf(&b, "observe %s\n", sc.label(o.UID))
+		} else {
+			fmt.Fprintf(&b, "observe %s (exited %s)\n", sc.label(o.UID), o.ExitedID)
+		}
+	}
+	for _, uid := range out.Cancel {
+		fmt.Fprintf(&b, "cancel %s\n", sc.label(uid))
 	}
 	for _, j := range out.Jobs {
 		sc.jobs[j.UID] = j
@@ -524,8 +531,10 @@ var steps = map[string]planner.Step{
 }
 
 // apply carries out the job in flight for a pod in the simulated runtime and
-// returns its Done. Arguments: fail=MSG (nothing happened), waiting=CTR:REASON
-// (that container could not start), pullfail=IMAGE (its pull failed).
+// returns its Done. Arguments: fail=MSG (nothing happened; with noread, not
+// even the job's read of the pod), waiting=CTR:REASON
+// (that container could not start), pullfail=IMAGE (its pull failed),
+// interrupt=CTR:created|canceled (the agent died while starting it).
 func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
 	j, ok := sc.jobs[uid]
 	if !ok {
@@ -536,6 +545,12 @@ func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
 	if msg, ok := a["fail"]; ok {
 		d.Err = errors.New(msg)
 		d.Runtime = clone(sc.world[uid])
+		if d.Runtime == nil {
+			d.Runtime = &podruntime.Pod{UID: uid}
+		}
+		if _, ok := a["noread"]; ok {
+			d.Runtime = nil // the job's own read failed too
+		}
 		return d, nil
 	}
 	failCtr, failReason, _ := strings.Cut(a["waiting"], ":")
@@ -595,6 +610,16 @@ func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
 		c := podruntime.Container{ID: fmt.Sprintf("c%d", sc.seq), SandboxID: rt.LatestSandbox().ID, Name: s.Name,
 			State: podruntime.StateRunning, CreatedAt: sc.now, StartedAt: sc.now, Image: image,
 			RestartCount: s.RestartCount, Backoff: s.Backoff, BackoffSince: s.BackoffSince}
+		if ictr, how, _ := strings.Cut(a["interrupt"], ":"); ictr == s.Name {
+			// The agent died during this start: created and never started,
+			// or StartContainer cut off by the agent's own context.
+			c.StartedAt = time.Time{}
+			c.State = podruntime.StateCreated
+			if how == "canceled" {
+				c.State, c.ExitCode, c.FinishedAt = podruntime.StateExited, 128, sc.now
+				c.Reason, c.Message = "StartError", "failed to start containerd task: context canceled: unknown"
+			}
+		}
 		rt.Containers = append([]podruntime.Container{c}, rt.Containers...)
 		d.PullsOK = append(d.PullsOK, image)
 	}

@@ -30,8 +30,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/localapi"
+	"github.com/ballast-dev/ballast/internal/testutil"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -232,6 +233,24 @@ func (a *agent) since(t time.Time) []logLine {
 	defer a.mu.Unlock()
 	i := sort.Search(len(a.lines), func(i int) bool { return !a.lines[i].at.Before(t) })
 	return slices.Clone(a.lines[i:])
+}
+
+// waitStarted waits (up to a few seconds) until the agent has logged
+// "container started" since t0 for each pod in pods ("namespace/name"): a
+// pod may serve before the agent logs that it started it.
+func (a *agent) waitStarted(t0 time.Time, pods map[string]bool) {
+	_ = testutil.PollEvery(10*time.Millisecond, 5*time.Second, func() error {
+		seen := map[string]bool{}
+		for _, l := range a.since(t0) {
+			if f := logFields(l.text); f["msg"] == "container started" && pods[f["pod"]] {
+				seen[f["pod"]] = true
+			}
+		}
+		if len(seen) < len(pods) {
+			return fmt.Errorf("%d of %d pods logged as started", len(seen), len(pods))
+		}
+		return nil
+	})
 }
 
 func (a *agent) text() string {
@@ -566,8 +585,8 @@ func (bn *bench) rawConfigs(name, uid string) (*runtimeapi.PodSandboxConfig, *ru
 	}
 	raw, _ := json.Marshal(pod)
 	labels := map[string]string{
-		"app": name, cri.LabelPodName: name, cri.LabelPodNamespace: "default", cri.LabelPodUID: uid,
-		cri.LabelNode: "raw-cri-baseline",
+		"app": name, wellknown.LabelPodName: name, wellknown.LabelPodNamespace: "default", wellknown.LabelPodUID: uid,
+		wellknown.LabelNode: "raw-cri-baseline",
 	}
 	ns := &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD}
 	sb := &runtimeapi.PodSandboxConfig{
@@ -575,22 +594,22 @@ func (bn *bench) rawConfigs(name, uid string) (*runtimeapi.PodSandboxConfig, *ru
 		Hostname:     name,
 		LogDirectory: filepath.Join(bn.env.LogDir, "default_"+name+"_"+uid),
 		Labels:       labels,
-		Annotations:  map[string]string{cri.AnnotationPod: string(raw)},
+		Annotations:  map[string]string{wellknown.AnnotationPod: string(raw)},
 		DnsConfig:    hostDNS(),
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: ns},
 		},
 	}
 	clabels := map[string]string{
-		cri.LabelPodName: name, cri.LabelPodNamespace: "default", cri.LabelPodUID: uid,
-		cri.LabelContainerName: "app", cri.LabelNode: "raw-cri-baseline",
+		wellknown.LabelPodName: name, wellknown.LabelPodNamespace: "default", wellknown.LabelPodUID: uid,
+		wellknown.LabelContainerName: "app", wellknown.LabelNode: "raw-cri-baseline",
 	}
 	ctr := &runtimeapi.ContainerConfig{
 		Metadata:    &runtimeapi.ContainerMetadata{Name: "app"},
 		Image:       &runtimeapi.ImageSpec{Image: bn.imageRef, UserSpecifiedImage: bn.image},
 		LogPath:     "app/0.log",
 		Labels:      clabels,
-		Annotations: map[string]string{cri.AnnotationRestartCount: "0"},
+		Annotations: map[string]string{wellknown.AnnotationRestartCount: "0"},
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources:       &runtimeapi.LinuxContainerResources{},
 			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns},
@@ -665,7 +684,11 @@ func (bn *bench) ballastRound(n int, label string) (roundResult, error) {
 		agentCPU: cpuMs(bn.agent.pid()) - a0, containerdCPU: cpuMs(bn.env.Containerd.Pid()) - c0}
 	if werr == nil {
 		res.total = latest(got).Sub(t0)
-		time.Sleep(300 * time.Millisecond) // the pod may serve before the agent logs that it started it
+		want := map[string]bool{}
+		for _, n := range names {
+			want["default/"+n+"-"+nodeName] = true
+		}
+		bn.agent.waitStarted(t0, want)
 		res.phases = bn.ballastPhases(t0, names)
 		for _, s := range got {
 			if !strings.HasPrefix(s.body, "hello from "+label+"-p") {

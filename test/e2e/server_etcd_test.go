@@ -101,17 +101,27 @@ func TestServerExternalEtcd(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(time.Second) // kubectl's watch is established
+	kubectlShows := func(lease, what string) {
+		t.Helper()
+		eventuallyDo(t, "kubectl get -w on b shows "+what, 20*time.Second, func() error {
+			if !strings.Contains(kout.String(), "lease.coordination.k8s.io/"+lease) {
+				return fmt.Errorf("kubectl get -w output: %q", kout.String())
+			}
+			return nil
+		})
+	}
+	// kubectl watches once it has printed a lease that existed before:
+	// what comes after reaches it through the watch.
+	if _, err := cb.CoordinationV1().Leases("default").Create(ctx, newLease("before"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitSeen("before", "write through b")
+	kubectlShows("before", "the first lease")
 	if _, err := ca.CoordinationV1().Leases("default").Create(ctx, newLease("via-a"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitSeen("via-a", "write through a")
-	eventuallyDo(t, "kubectl get -w on b shows the lease written through a", 20*time.Second, func() error {
-		if !strings.Contains(kout.String(), "lease.coordination.k8s.io/via-a") {
-			return fmt.Errorf("kubectl get -w output: %q", kout.String())
-		}
-		return nil
-	})
+	kubectlShows("via-a", "the lease written through a")
 	if _, err := cb.CoordinationV1().Leases("default").Create(ctx, newLease("via-b"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -143,17 +153,12 @@ func TestServerExternalEtcd(t *testing.T) {
 			names = append(names, x.Name)
 		}
 		sort.Strings(names)
-		if strings.Join(names, ",") != "after-0,after-1,via-a,via-b" {
+		if strings.Join(names, ",") != "after-0,after-1,before,via-a,via-b" {
 			t.Errorf("leases with one member down: %v", names)
 		}
 	}
 	waitSeen("after-0", "with the leader member down, the watch on b")
-	eventuallyDo(t, "kubectl get -w on b, with one member down", 20*time.Second, func() error {
-		if !strings.Contains(kout.String(), "lease.coordination.k8s.io/after-0") {
-			return fmt.Errorf("kubectl get -w output: %q", kout.String())
-		}
-		return nil
-	})
+	kubectlShows("after-0", "a lease written with one member down")
 	for _, s := range []*srvProc{a, b} {
 		if out, err := newKubectl(t, "--kubeconfig", s.Kubeconfig).run("get", "--raw", "/readyz"); err != nil || strings.TrimSpace(out) != "ok" {
 			t.Errorf("readyz with one etcd member down: %v %s", err, out)
@@ -183,6 +188,8 @@ func (l *lockedBuf) String() string {
 type relistCounter struct {
 	rt    http.RoundTripper
 	count atomic.Int64
+	// failed counts requests that got no answer (the server is down).
+	failed atomic.Int64
 }
 
 func (r *relistCounter) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -190,7 +197,11 @@ func (r *relistCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if strings.HasSuffix(req.URL.Path, "/pods") && (q.Get("watch") == "" || q.Get("sendInitialEvents") == "true") {
 		r.count.Add(1)
 	}
-	return r.rt.RoundTrip(req)
+	resp, err := r.rt.RoundTrip(req)
+	if err != nil {
+		r.failed.Add(1)
+	}
+	return resp, err
 }
 
 // A client-go informer on pods (JSON) keeps its cache while its server is
@@ -268,7 +279,14 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 	// 1. kill -9, a write through b meanwhile, restart: the watch resumes.
 	a.kill()
 	create(nodeB, "p2")
-	time.Sleep(time.Second)
+	// The informer has tried its server since (and found it down).
+	failed := counter.failed.Load()
+	eventuallyDo(t, "the informer tries its server", 30*time.Second, func() error {
+		if counter.failed.Load() == failed {
+			return fmt.Errorf("no request to the killed server since the write")
+		}
+		return nil
+	})
 	if got := cached(); got != "p1-n1" {
 		t.Errorf("informer cache while its server is down: %q, want p1-n1", got)
 	}

@@ -47,6 +47,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ballast-dev/ballast/internal/mirror"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Config describes a fleet.
@@ -287,7 +288,7 @@ func newSource(nodeName string, n int) *source {
 		s.pods = append(s.pods, corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceDefault, UID: types.UID("static-" + name),
 				Labels:      map[string]string{"app": fmt.Sprintf("p%02d", j), "fleet": "sim"},
-				Annotations: map[string]string{mirror.AnnotationHash: "fleet-v1", "kubernetes.io/config.source": "file"}},
+				Annotations: map[string]string{wellknown.AnnotationConfigHash: "fleet-v1", "kubernetes.io/config.source": "file"}},
 			Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "app", Image: "fleet.invalid/app:v1",
 				ImagePullPolicy: corev1.PullIfNotPresent, TerminationMessagePath: corev1.TerminationMessagePathDefault,
 				TerminationMessagePolicy: corev1.TerminationMessageReadFile}},
