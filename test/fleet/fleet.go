@@ -22,6 +22,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -32,7 +33,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -430,36 +430,11 @@ func ownConnection(rc *rest.Config) {
 
 // loadCA reads a CA certificate and its private key (PEM).
 func loadCA(certFile, keyFile string) (*x509.Certificate, any, error) {
-	cb, err := os.ReadFile(certFile)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("fleet: node CA certificate: %w", err)
+		return nil, nil, fmt.Errorf("fleet: the node CA (%s, %s): %w", certFile, keyFile, err)
 	}
-	kb, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fleet: node CA key: %w", err)
-	}
-	cblock, _ := pem.Decode(cb)
-	kblock, _ := pem.Decode(kb)
-	if cblock == nil || kblock == nil {
-		return nil, nil, fmt.Errorf("fleet: %s or %s is not PEM", certFile, keyFile)
-	}
-	cert, err := x509.ParseCertificate(cblock.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fleet: %s: %w", certFile, err)
-	}
-	var key any
-	switch kblock.Type {
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(kblock.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(kblock.Bytes)
-	default:
-		key, err = x509.ParsePKCS8PrivateKey(kblock.Bytes)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("fleet: %s: %w", keyFile, err)
-	}
-	return cert, key, nil
+	return pair.Leaf, pair.PrivateKey, nil
 }
 
 // nodeCert mints a client certificate for system:node:name in system:nodes.

@@ -6,10 +6,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage/etcd/etcdtest"
 )
 
@@ -192,24 +191,44 @@ func startKube(tb testing.TB, bins string) *under {
 	tb.Helper()
 	u := &under{etcd: etcdtest.StartClusterOf(tb, filepath.Join(bins, "etcd"), 3)}
 	dir := tb.TempDir()
-	ca := newCA(tb, dir)
-	serving, servingKey := ca.issue(tb, "serving", "kube-apiserver", nil, "127.0.0.1", "localhost", "10.96.0.1")
-	admin, adminKey := ca.issue(tb, "admin", "admin", []string{"system:masters"})
-	_, saKey := ca.issue(tb, "sa", "sa", nil) // its key signs service account tokens
+	pki, err := auth.LoadOrCreatePKI(filepath.Join(dir, "pki"), nil) // serving 127.0.0.1 and localhost
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := func(name string) string { return filepath.Join(dir, "pki", name) }
+	certPEM, keyPEM, err := pki.IssueClientCert(auth.User{Name: "admin", Groups: []string{"system:masters"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	admin, adminKey := filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")
+	saKey := filepath.Join(dir, "sa.key") // signs service account tokens
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for file, b := range map[string][]byte{admin: certPEM, adminKey: keyPEM, saKey: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})} {
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	port := freePort(tb)
 	s := startProc(tb, dir, "kube-apiserver", filepath.Join(bins, "kube-apiserver"),
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", fmt.Sprint(port),
 		"--etcd-servers", strings.Join(u.etcd.Endpoints, ","),
 		"--etcd-cafile", u.etcd.CAFile, "--etcd-certfile", u.etcd.CertFile, "--etcd-keyfile", u.etcd.KeyFile,
-		"--tls-cert-file", serving, "--tls-private-key-file", servingKey,
-		"--client-ca-file", ca.certFile,
+		"--tls-cert-file", p(auth.ServerCertFile), "--tls-private-key-file", p(auth.ServerKeyFile),
+		"--client-ca-file", p(auth.CACertFile),
 		"--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction",
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
 		"--service-cluster-ip-range", "10.96.0.0/24", "--endpoint-reconciler-type", "none",
 		"--cert-dir", filepath.Join(dir, "apiserver-certs"), "--profiling=false", "--v", "1")
 	s.kubeconfig = filepath.Join(dir, "admin.kubeconfig")
-	s.caCert, s.caKey = ca.certFile, ca.keyFile
+	s.caCert, s.caKey = p(auth.CACertFile), p(auth.CAKeyFile)
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -222,75 +241,11 @@ contexts:
 - name: admin
   context: {cluster: kube, user: admin}
 current-context: admin
-`, port, ca.certFile, admin, adminKey)
+`, port, p(auth.CACertFile), admin, adminKey)
 	if err := os.WriteFile(s.kubeconfig, []byte(kc), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	s.waitReady(tb, 3*time.Minute)
 	u.servers = []*server{s}
 	return u
-}
-
-// testCA is a CA in files.
-type testCA struct {
-	dir, certFile, keyFile string
-	cert                   *x509.Certificate
-	key                    *ecdsa.PrivateKey
-}
-
-func newCA(tb testing.TB, dir string) *testCA {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fleet-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{dir: dir, cert: cert, key: key, certFile: filepath.Join(dir, "ca.crt"), keyFile: filepath.Join(dir, "ca.key")}
-	writePEM(tb, ca.certFile, "CERTIFICATE", der)
-	kder, _ := x509.MarshalECPrivateKey(key)
-	writePEM(tb, ca.keyFile, "EC PRIVATE KEY", kder)
-	return ca
-}
-
-// issue writes a certificate (client and server use) and its key.
-func (ca *testCA) issue(tb testing.TB, name, cn string, orgs []string, hosts ...string) (certFile, keyFile string) {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: orgs},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(ca.dir, name+".crt"), filepath.Join(ca.dir, name+".key")
-	writePEM(tb, certFile, "CERTIFICATE", der)
-	kder, _ := x509.MarshalECPrivateKey(key)
-	writePEM(tb, keyFile, "EC PRIVATE KEY", kder)
-	return certFile, keyFile
-}
-
-func writePEM(tb testing.TB, path, typ string, der []byte) {
-	tb.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		tb.Fatal(err)
-	}
 }

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -206,17 +205,7 @@ spec:
 		return nil
 	})
 	podName := "hello-" + nodeName
-	getPod := func() (*pod, error) {
-		out, err := kubectl(kubectlBin, admin, "get", "pod", "-n", "default", podName, "-o", "json")
-		if err != nil {
-			return nil, err
-		}
-		var p pod
-		if err := json.Unmarshal([]byte(out), &p); err != nil {
-			return nil, fmt.Errorf("%v: %s", err, out)
-		}
-		return &p, nil
-	}
+	getPod := func() (*pod, error) { return getPod(kubectlBin, admin, "default", podName) }
 	var first *pod
 	eventually(t, "mirror pod "+podName+" Running", 120*time.Second, func() error {
 		if err := kubelet.running(); err != nil {
