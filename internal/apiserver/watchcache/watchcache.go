@@ -216,8 +216,10 @@ func (c *Cache) runOnce(ctx context.Context) error {
 	defer catchUp.Stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	ready := false
 	for {
-		if c.markReady(target) {
+		if !ready && c.markReady(target) {
+			ready = true
 			catchUp.Stop()
 		}
 		select {
