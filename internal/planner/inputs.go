@@ -13,6 +13,12 @@ type Input interface{ input() }
 type Snapshot struct {
 	Pods     []Desired
 	Problems []Problem // sorted by file
+	// Unavailable says why the directory itself cannot be read (it is
+	// missing, or not a directory): then Pods says nothing, and no pod is
+	// stopped for it (see State.whileUnavailable).
+	Unavailable string
+	// Dir is the manifest directory, to name it in a problem.
+	Dir string
 }
 
 // Desired is a pod a manifest file defines.

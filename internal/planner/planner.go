@@ -251,14 +251,14 @@ func (s *State) Step(now time.Time, in Input) Output {
 	case Restored:
 		s.applyRestored(in)
 	case Snapshot:
-		s.snap = in
-		s.applySnapshot(now, in, &out)
+		s.snap = s.whileUnavailable(in)
+		s.applySnapshot(now, s.snap, &out)
 	case Relisted:
 		s.applyRelist(now, in, &out)
 	case Exited:
 		s.applyExit(in, &out)
 	case Observed:
-		s.applyObserved(in, &out)
+		s.applyObserved(now, in, &out)
 	case Done:
 		s.applyDone(now, in, &out)
 	case Probed:
@@ -331,17 +331,19 @@ func (s *State) decide(now time.Time, out *Output) {
 		if !(p.dirty || p.life == Blocked) || p.inFlight() {
 			continue
 		}
-		if p.stale {
-			// Decide nothing on a stale read (it could remove a pod whose
-			// containers run): read it first.
-			if !p.observing {
-				s.observe(p, "", out)
-			}
-			continue
-		}
+
 		p.dirty = false
 		p.touched = true
 		if p.desired == nil && p.rt.Empty() {
+			if p.stale {
+				// Nothing known to run, but the last read failed: a pod
+				// forgotten now would leave its containers running until
+				// a relist finds them. Read it first.
+				if !p.observing {
+					s.observe(p, "", out)
+				}
+				continue
+			}
 			s.remove(uid)
 			out.Changed = true
 			continue
@@ -530,7 +532,7 @@ func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 			continue
 		}
 		file := rec.Annotations[manifest.AnnotationManifest]
-		if broken[file] && !names[rec.Namespace+"/"+rec.Name] {
+		if (broken[file] || snap.Unavailable != "") && !names[rec.Namespace+"/"+rec.Name] {
 			want[uid] = wanted{Desired: Desired{Pod: rec, File: file}, kept: true}
 			names[rec.Namespace+"/"+rec.Name] = true
 		}
@@ -649,7 +651,7 @@ func (s *State) observe(p *pod, exited string, out *Output) {
 	out.Observe = append(out.Observe, Observe{UID: p.uid, ExitedID: exited})
 }
 
-func (s *State) applyObserved(o Observed, out *Output) {
+func (s *State) applyObserved(now time.Time, o Observed, out *Output) {
 	p := s.pods[o.UID]
 	if p == nil || !p.observing {
 		return
@@ -657,6 +659,11 @@ func (s *State) applyObserved(o Observed, out *Output) {
 	p.observing = false
 	if p.inFlight() {
 		return // the job in flight reads the pod when it returns
+	}
+	if o.Err != nil && p.stale {
+		// Still unknown: read again after a back-off.
+		s.backOff(now, p)
+		return
 	}
 	p.dirty = true
 	if o.Err == nil {
@@ -708,12 +715,7 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	if d.Err != nil {
 		// Try again after a back-off, or at once if an input arrived
 		// meanwhile (p.dirty).
-		if p.retry == 0 {
-			p.retry = s.cfg.RetryInitial
-		} else {
-			p.retry = min(2*p.retry, s.cfg.RetryMax)
-		}
-		p.wakeAt = now.Add(p.retry)
+		s.backOff(now, p)
 	} else {
 		p.retry = 0
 		p.dirty = true
@@ -721,6 +723,16 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	if p.reobserve != "" && !p.observing {
 		s.observe(p, p.reobserve, out)
 	}
+}
+
+// backOff schedules the pod's next try after a failed runtime call.
+func (s *State) backOff(now time.Time, p *pod) {
+	if p.retry == 0 {
+		p.retry = s.cfg.RetryInitial
+	} else {
+		p.retry = min(2*p.retry, s.cfg.RetryMax)
+	}
+	p.wakeAt = now.Add(p.retry)
 }
 
 func (s *State) applyProbe(r Probed, out *Output) {

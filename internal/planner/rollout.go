@@ -256,3 +256,24 @@ func (s *State) reverted(p *pod) bool {
 	r := s.files[p.file]
 	return r != nil && r.Rejected != "" && r.Good != nil && string(r.Good.UID) == p.uid
 }
+
+// whileUnavailable is the snapshot to act on: a directory that cannot be
+// read is not an empty one. Its pods go on as the last snapshot had them
+// (after an agent restart, as the runtime recorded them), with a problem
+// that names the directory, until it is back; removing files still stops
+// their pods.
+func (s *State) whileUnavailable(in Snapshot) Snapshot {
+	if in.Unavailable == "" {
+		return in
+	}
+	if s.snap.Unavailable != "" {
+		return s.snap // still as it was when the directory went
+	}
+	var pods []string
+	for _, d := range s.snap.Pods {
+		pods = append(pods, d.Pod.Name)
+	}
+	return Snapshot{Pods: s.snap.Pods, Unavailable: in.Unavailable, Dir: in.Dir,
+		Problems: append(append([]Problem(nil), s.snap.Problems...), Problem{File: in.Dir, Pods: pods,
+			Message: fmt.Sprintf("the manifest directory %s cannot be read (%s); its pods keep running as they were until it is back", in.Dir, in.Unavailable)})}
+}

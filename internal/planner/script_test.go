@@ -243,6 +243,9 @@ func (sc *script) run(c scriptCase) (string, error) {
 		return "", sc.definePod(c.args[0], c.args[1:], c.body)
 	case "snapshot":
 		var snap planner.Snapshot
+		if why, ok := a["unavailable"]; ok {
+			return sc.step(planner.Snapshot{Unavailable: why, Dir: "/m"}), nil
+		}
 		for _, arg := range c.args {
 			if file, msg, ok := strings.Cut(arg, ":"); ok {
 				// FILE:MESSAGE names a broken file; FILE:MESSAGE#POD,POD the pods it keeps.

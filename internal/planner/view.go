@@ -59,7 +59,11 @@ func (s *State) View() *View {
 		if msg, ok := problemByPod[pod.Name]; ok {
 			pod.Annotations[AnnotationManifestError] = msg
 		} else if p.kept {
-			pod.Annotations[AnnotationManifestError] = problemByFile[p.file]
+			msg := problemByFile[p.file]
+			if msg == "" && s.snap.Unavailable != "" {
+				msg = problemByFile[s.snap.Dir]
+			}
+			pod.Annotations[AnnotationManifestError] = msg
 		}
 		if s.reverted(p) {
 			r := s.files[p.file]
