@@ -34,7 +34,9 @@ var discoveryPaths = []string{"/api", "/apis", "/openapi"}
 //     whoami`).
 //   - a node (User.NodeName() != ""):
 //     get/list/watch pods, nodes, namespaces, events (core and
-//     events.k8s.io), leases, and their status;
+//     events.k8s.io), leases, services, runtimeclasses, csidrivers and
+//     csinodes (what a kubelet reads), and their status;
+//     create/update/patch/delete its own CSINode (Name must be the node's);
 //     create/update/patch/delete its own Node and get/update/patch its
 //     nodes/status (Name must be the node's);
 //     create/update/patch/get its own Lease in kube-node-lease;
@@ -197,8 +199,10 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 	sub := a.Subresource
 	isEvents := res == "events" && (a.Group == "" || a.Group == "events.k8s.io")
 	isCore := a.Group == ""
-	readable := (isCore && (res == "pods" || res == "nodes" || res == "namespaces")) || isEvents ||
-		(a.Group == "coordination.k8s.io" && res == "leases")
+	readable := (isCore && (res == "pods" || res == "nodes" || res == "namespaces" || res == "services")) || isEvents ||
+		(a.Group == "coordination.k8s.io" && res == "leases") ||
+		(a.Group == "node.k8s.io" && res == "runtimeclasses") ||
+		(a.Group == "storage.k8s.io" && (res == "csidrivers" || res == "csinodes"))
 
 	switch verb {
 	case "get", "list", "watch":
@@ -229,6 +233,15 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 		}
 		if a.Namespace != NodeLeaseNamespace || a.Name != node {
 			return deny(a, fmt.Sprintf("a node may only write its own Lease (%q in namespace %q)", node, NodeLeaseNamespace))
+		}
+		return allow()
+
+	case a.Group == "storage.k8s.io" && res == "csinodes" && sub == "":
+		if verb != "create" && verb != "update" && verb != "patch" && verb != "delete" {
+			break
+		}
+		if a.Name != node {
+			return deny(a, "a node may only write its own CSINode")
 		}
 		return allow()
 
@@ -268,7 +281,7 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 			(a.Group == "authorization.k8s.io" && res == "subjectaccessreviews")):
 		return allow()
 	}
-	return deny(a, "a node may only read pods, nodes, namespaces, configmaps, events and leases, and write its own Node, Lease, mirror pods, mirror ConfigMaps and Secrets, and events")
+	return deny(a, "a node may only read pods, nodes, namespaces, configmaps, events, leases, services, runtimeclasses, csidrivers and csinodes, and write its own Node, Lease, CSINode, mirror pods, mirror ConfigMaps and Secrets, and events")
 }
 
 // SelectsNode tells whether a label selector selects only objects labelled
