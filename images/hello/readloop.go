@@ -61,7 +61,7 @@ func readLoop(w http.ResponseWriter, r *http.Request) {
 			started = true
 			fmt.Fprintln(os.Stdout, "hello: readloop started")
 		}
-		if values[0] == until && mixed == 0 {
+		if values[0] == until {
 			done := true
 			for _, v := range values {
 				done = done && v == until
