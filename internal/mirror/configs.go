@@ -196,7 +196,7 @@ func (k *configKind) failed(err error) {
 		if !k.forbidden {
 			k.forbidden = true
 			o.Log.Warn(fmt.Sprintf("the API server does not let this node publish its %s (as a kube-apiserver's NodeRestriction and Node authorizer do not); they stay node-local, pods are not affected, and the node asks again later", k.resource),
-				"node", o.NodeName, "err", err)
+				"err", err)
 		}
 		k.retry = min(max(2*k.retry, o.RetryMax), o.ForbiddenMax)
 	} else {

@@ -174,7 +174,13 @@ spec:
 			t.Errorf("the refusal of %s logged %d times, want once", kind, n)
 		}
 	}
-	if n := strings.Count(log, `creating mirror pod (logged once; the pod runs without it)" pod=default/web-`+nodeName); n != 1 {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "creating mirror pod (logged once; the pod runs without it)") && strings.Contains(l, "pod=default/web-"+nodeName) {
+			n++
+		}
+	}
+	if n != 1 {
 		t.Errorf("the refused mirror pod logged %d times, want once", n)
 	}
 	if strings.Contains(log, "kube-marker") {
