@@ -51,21 +51,6 @@ func namespacedFields(o object) fields.Set {
 	return fields.Set{"metadata.name": o.GetName(), "metadata.namespace": o.GetNamespace()}
 }
 
-// mergeStringData writes a Secret's stringData over its data, as
-// kube-apiserver does, and defaults its type.
-func mergeStringData(s *corev1.Secret) {
-	if len(s.StringData) > 0 && s.Data == nil {
-		s.Data = map[string][]byte{}
-	}
-	for k, v := range s.StringData {
-		s.Data[k] = []byte(v)
-	}
-	s.StringData = nil
-	if s.Type == "" {
-		s.Type = corev1.SecretTypeOpaque
-	}
-}
-
 // validateConfig validates a ConfigMap or Secret with the node's rules.
 func validateConfig(o object) field.ErrorList {
 	var err error
@@ -99,7 +84,7 @@ func configOf(o object) configMeta {
 		return configMeta{meta: &t.ObjectMeta, kind: "configmap", immutable: t.Immutable != nil && *t.Immutable,
 			data: []any{t.Data, t.BinaryData}}
 	case *corev1.Secret:
-		mergeStringData(t)
+		manifest.MergeStringData(t)
 		return configMeta{meta: &t.ObjectMeta, kind: "secret", immutable: t.Immutable != nil && *t.Immutable,
 			data: []any{t.Data, t.Type}}
 	}

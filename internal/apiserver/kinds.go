@@ -330,7 +330,7 @@ func joinErr(s []string) string {
 func prepareCreate(o object) {
 	switch t := o.(type) {
 	case *corev1.Secret:
-		mergeStringData(t)
+		manifest.MergeStringData(t)
 	case *corev1.Pod:
 		// The node's defaults: one implementation for files and the API.
 		manifest.SetDefaults(t)

@@ -2,16 +2,11 @@ package executor_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/ballast-dev/ballast/internal/cri"
-	"github.com/ballast-dev/ballast/internal/cri/fakecri"
-	"github.com/ballast-dev/ballast/internal/executor"
 	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podplan"
@@ -51,19 +46,7 @@ func configsOf(t *testing.T, yaml string) map[manifest.ConfigKey]*manifest.Confi
 // kubelet's message; with the object the container starts with the files;
 // a refresh rewrites them in place and starts nothing.
 func TestConfigVolumes(t *testing.T) {
-	f := fakecri.Start(t)
-	f.AddImage(image)
-	rt, err := cri.Dial(f.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	ev := &events{}
-	dataDir := t.TempDir()
-	x := executor.New(rt, cri.NewObserver(rt, "n1"), ev, executor.Options{
-		NodeName: "n1", DataDir: dataDir, HostIP: "10.0.0.1", ResolvConf: "/nonexistent",
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	f, x, ev, dataDir := setupIn(t)
 	pods, err := manifest.Parse("/m/web.yaml", []byte(configPod), "n1")
 	if err != nil {
 		t.Fatal(err)

@@ -160,17 +160,7 @@ func decodeConfig(it *item, path string) *Config {
 		for _, k := range sortedKeys(s.StringData) {
 			invalidKey(it.el, f("stringData["+k+"]"), k)
 		}
-		// As the API server: stringData is written over data.
-		if len(s.StringData) > 0 && s.Data == nil {
-			s.Data = map[string][]byte{}
-		}
-		for k, v := range s.StringData {
-			s.Data[k] = []byte(v)
-		}
-		s.StringData = nil
-		if s.Type == "" {
-			s.Type = corev1.SecretTypeOpaque
-		}
+		MergeStringData(s)
 		c.Secret = s
 	}
 	m := c.Meta()
@@ -328,27 +318,33 @@ func ValidateConfigMap(cm *corev1.ConfigMap) error {
 // merged with stringData first, as the API server does). No message holds
 // a value.
 func ValidateSecret(s *corev1.Secret) error {
+	el := &errList{lines: map[string]int{}}
+	for _, k := range sortedKeys(s.StringData) {
+		invalidKey(el, "stringData["+k+"]", k)
+	}
 	merged := s.DeepCopy()
-	if len(merged.StringData) > 0 && merged.Data == nil {
-		merged.Data = map[string][]byte{}
-	}
-	for k, v := range merged.StringData {
-		merged.Data[k] = []byte(v)
-	}
-	if merged.Type == "" {
-		merged.Type = corev1.SecretTypeOpaque
-	}
-	return validateObjectConfig(&Config{Secret: merged})
+	MergeStringData(merged)
+	validateConfig(&Config{Secret: merged}, func(p string) string { return p }, el)
+	return el.err()
 }
 
 func validateObjectConfig(c *Config) error {
 	el := &errList{lines: map[string]int{}}
-	f := func(p string) string { return p }
-	validateConfig(c, f, el)
-	if s := c.Secret; s != nil && s.StringData != nil {
-		for _, k := range sortedKeys(s.StringData) {
-			invalidKey(el, "stringData["+k+"]", k)
-		}
-	}
+	validateConfig(c, func(p string) string { return p }, el)
 	return el.err()
+}
+
+// MergeStringData writes a Secret's stringData over its data and clears it,
+// and defaults its type to Opaque, as the API server does.
+func MergeStringData(s *corev1.Secret) {
+	if len(s.StringData) > 0 && s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	for k, v := range s.StringData {
+		s.Data[k] = []byte(v)
+	}
+	s.StringData = nil
+	if s.Type == "" {
+		s.Type = corev1.SecretTypeOpaque
+	}
 }

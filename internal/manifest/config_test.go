@@ -149,7 +149,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad name", strings.Replace(cm, "name: c", "name: C_1", 1), `cfg.yaml:4: metadata.name: Invalid value: "C_1"`},
 		{"unknown field", cm + "dta: {}\n", `cfg.yaml:5: dta: Unknown field: "dta" is not a field Kubernetes knows here; did you mean "data"?`},
 		{"spec", cm + "spec: {}\n", `spec: Unknown field`},
-		{"generateName", strings.Replace(cm, "  name: c\n", "  name: c\n  generateName: c-\n", 1), "metadata.generateName: Forbidden: an object of the manifest directory needs a fixed name"},
+		{"generateName", strings.Replace(cm, "  name: c\n", "  name: c\n  generateName: c-\n", 1), "metadata.generateName: Forbidden: a ConfigMap or Secret of the manifest directory needs a fixed name"},
 		{"immutable not bool", cm + "immutable: yes\n", "immutable: Invalid type: must be a boolean"},
 		{"secret bad base64", sec + "data:\n  k: " + marker + "\n", "data[k]: Invalid value: not valid base64"},
 		{"secret number", sec + "stringData:\n  k: 12345\n", "stringData[k]: Invalid type: must be a string, not a number; put it in quotes"},

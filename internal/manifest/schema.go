@@ -59,22 +59,27 @@ const (
 	msgSAToken = "static pods cannot use service account tokens: there may be no API server to issue them; remove this source (configMap, secret and downwardAPI sources work)"
 )
 
-var rules = []rule{
-	{path: "apiVersion", mode: allow},
-	{path: "kind", mode: allow},
+// objectRules are the fields every object of a manifest file has (what
+// names it in the messages): apiVersion, kind and metadata.
+func objectRules(what string) []rule {
+	return []rule{
+		{path: "apiVersion", mode: allow},
+		{path: "kind", mode: allow},
+		{path: "metadata", mode: object},
+		{path: "metadata.name", mode: allow},
+		{path: "metadata.namespace", mode: allow},
+		{path: "metadata.labels", mode: allow},
+		{path: "metadata.annotations", mode: allow},
+		{path: "metadata.uid", mode: drop},
+		{path: "metadata.resourceVersion", mode: drop},
+		{path: "metadata.creationTimestamp", mode: drop},
+		{path: "metadata.generateName", mode: refuse, msg: what + " needs a fixed name; set metadata.name instead"},
+		{path: "metadata.ownerReferences", mode: refuse, msg: what + " is owned by its manifest file, not by an API object; remove it"},
+		{path: "metadata.finalizers", mode: refuse, msg: what + " is removed by removing its file, finalizers would never run; remove it"},
+	}
+}
 
-	{path: "metadata", mode: object},
-	{path: "metadata.name", mode: allow},
-	{path: "metadata.namespace", mode: allow},
-	{path: "metadata.labels", mode: allow},
-	{path: "metadata.annotations", mode: allow},
-	{path: "metadata.uid", mode: drop},
-	{path: "metadata.resourceVersion", mode: drop},
-	{path: "metadata.creationTimestamp", mode: drop},
-	{path: "metadata.generateName", mode: refuse, msg: "a static pod needs a fixed name; set metadata.name instead"},
-	{path: "metadata.ownerReferences", mode: refuse, msg: "a static pod is owned by its manifest file, not by an API object; remove it"},
-	{path: "metadata.finalizers", mode: refuse, msg: "a static pod is removed by removing its file, finalizers would never run; remove it"},
-
+var rules = append(objectRules("a static pod"), []rule{
 	{path: "spec", mode: object},
 	{path: "spec.containers", mode: object},
 	{path: "spec.containers[].name", mode: allow},
@@ -176,29 +181,16 @@ var rules = []rule{
 	{path: "spec.automountServiceAccountToken", mode: only, only: []any{false}, msg: msgSA},
 	{path: "spec.imagePullSecrets", mode: refuse, msg: "static pods cannot read Secrets: there may be no API server; put registry credentials in the node's docker config file (/var/lib/kubelet/config.json or ~/.docker/config.json) or in the container runtime's configuration"},
 	{path: "status", mode: refuse, emptyOK: true, msg: "the status of a static pod is reported by Ballast, not read from the file; remove it"},
-}
+}...)
 
 // configRules are the fields of a node-local ConfigMap or Secret.
-var configRules = []rule{
-	{path: "apiVersion", mode: allow},
-	{path: "kind", mode: allow},
-	{path: "metadata", mode: object},
-	{path: "metadata.name", mode: allow},
-	{path: "metadata.namespace", mode: allow},
-	{path: "metadata.labels", mode: allow},
-	{path: "metadata.annotations", mode: allow},
-	{path: "metadata.uid", mode: drop},
-	{path: "metadata.resourceVersion", mode: drop},
-	{path: "metadata.creationTimestamp", mode: drop},
-	{path: "metadata.generateName", mode: refuse, msg: "an object of the manifest directory needs a fixed name; set metadata.name instead"},
-	{path: "metadata.ownerReferences", mode: refuse, msg: "an object of the manifest directory is owned by its file, not by an API object; remove it"},
-	{path: "metadata.finalizers", mode: refuse, msg: "an object of the manifest directory is removed by removing it from its file, finalizers would never run; remove it"},
+var configRules = append(objectRules("a ConfigMap or Secret of the manifest directory"), []rule{
 	{path: "data", mode: allow},
 	{path: "binaryData", mode: allow},
 	{path: "stringData", mode: allow},
 	{path: "type", mode: allow},
 	{path: "immutable", mode: allow},
-}
+}...)
 
 const msgNotYet = "not supported by this version of Ballast yet; remove it from the manifest (Ballast refuses what it cannot honour rather than ignore it)"
 

@@ -85,17 +85,7 @@ func runConfigs(b *testing.B) *configResults {
 	harness.Require(b)
 	bin := buildBallast(b)
 	env := harness.Start(b)
-	bn := &bench{
-		b: b, env: env, rt: env.Runtime(), image: env.HelloImage(),
-		leaseDir:  filepath.Join(env.Dir, "containerd", "cni-ipam", env.BridgeName),
-		manifests: filepath.Join(env.Dir, "manifests"),
-		tmpDir:    filepath.Join(env.Dir, "manifests-tmp"),
-	}
-	for _, d := range []string{bn.manifests, bn.tmpDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			b.Fatal(err)
-		}
-	}
+	bn := newBench(b, env)
 	bn.agent = startAgent(b, bin, env, bn.manifests)
 	r := &configResults{}
 

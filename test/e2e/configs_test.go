@@ -20,6 +20,17 @@ import (
 // mirror objects, error messages).
 const secretMarker = "Zq9-s3cr3t-marker-7Kx"
 
+// noMarker fails t for each output (named by its first line) that shows
+// the secret value.
+func noMarker(t *testing.T, outputs []string) {
+	t.Helper()
+	for _, o := range outputs {
+		if strings.Contains(o, secretMarker) {
+			t.Errorf("the secret value shows in %s", strings.SplitN(o, "\n", 2)[0])
+		}
+	}
+}
+
 // writeMode writes a manifest atomically with the given mode.
 func (n *node) writeMode(file, content string, mode os.FileMode) {
 	n.t.Helper()
@@ -326,11 +337,7 @@ spec:
 		outputs = append(outputs, "ballast "+strings.Join(args, " ")+":\n"+out)
 	}
 	outputs = append(outputs, "the node's log:\n"+n.logText())
-	for _, o := range outputs {
-		if strings.Contains(o, secretMarker) {
-			t.Errorf("the secret value shows in %s", strings.SplitN(o, "\n", 2)[0])
-		}
-	}
+	noMarker(t, outputs)
 	if t.Failed() {
 		return
 	}
