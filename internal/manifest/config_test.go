@@ -324,3 +324,17 @@ func TestWithConfigs(t *testing.T) {
 		t.Errorf("got %s", msg)
 	}
 }
+
+// Every prefix of a file with pods, ConfigMaps and Secrets (as a file being
+// written looks) is parsed or refused, never a crash, and no message shows
+// the secret value.
+func TestParseFilePrefixes(t *testing.T) {
+	data := "apiVersion: v1\nkind: List\nitems:\n- {kind: Secret, apiVersion: v1, metadata: {name: s}, stringData: {k: " + marker + "}}\n" +
+		"---\n" + refPod + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}\ndata: {a: b}\n"
+	for i := range len(data) {
+		_, err := ParseFile("/m/p.yaml", []byte(data[:i]), node)
+		if err != nil && strings.Contains(err.Error(), marker) {
+			t.Fatalf("prefix %d: the error shows the secret: %v", i, err)
+		}
+	}
+}

@@ -335,7 +335,8 @@ func checkDuplicates(items []*item) {
 			if it.pod == nil {
 				what = "this " + it.kind.String()
 			}
-			name, _ := it.obj["metadata"].(map[string]any)["name"].(string)
+			meta, _ := it.obj["metadata"].(map[string]any)
+			name, _ := meta["name"].(string)
 			it.el.addf(joinField(it.prefix, "metadata.name"),
 				"Duplicate value: %q: %s already defines %s; give each its own name", name, first.where(), what)
 			continue
