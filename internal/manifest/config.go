@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ballast-dev/ballast/internal/manifest/decode"
 )
 
 // Node-local ConfigMaps and Secrets: a manifest file may define them beside
@@ -138,7 +140,7 @@ func (c *Config) Size() int {
 // decodeConfig turns a checked ConfigMap or Secret item into a Config and
 // validates it as Kubernetes does.
 func decodeConfig(it *item, path string) *Config {
-	f := func(p string) string { return joinField(it.prefix, p) }
+	f := func(p string) string { return decode.JoinField(it.prefix, p) }
 	c := &Config{File: path}
 	switch it.kind {
 	case kindConfigMap:

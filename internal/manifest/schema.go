@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ballast-dev/ballast/internal/manifest/decode"
 	"github.com/ballast-dev/ballast/internal/suggest"
 )
 
@@ -251,7 +252,7 @@ func (c *checker) object(obj map[string]any, t reflect.Type, path, raw, pat stri
 	sort.Strings(keys)
 	for _, key := range keys {
 		v := obj[key]
-		p, rp, pt := joinField(path, key), joinField(raw, key), joinField(pat, key)
+		p, rp, pt := decode.JoinField(path, key), decode.JoinField(raw, key), decode.JoinField(pat, key)
 		c.aliasLine(p, rp)
 		ft, known := fields[key]
 		r := c.table.byPath[pt]
@@ -361,7 +362,7 @@ func (c *checker) value(v any, t reflect.Type, path, raw, pat string, inAllowed 
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			p, rp := path+"["+k+"]", joinField(raw, k)
+			p, rp := path+"["+k+"]", decode.JoinField(raw, k)
 			c.aliasLine(p, rp)
 			c.value(m[k], t.Elem(), p, rp, pat+"{}", inAllowed)
 		}
@@ -428,9 +429,9 @@ func (c *checker) value(v any, t reflect.Type, path, raw, pat string, inAllowed 
 }
 
 func (c *checker) typeErr(path, want string, v any, hint ...string) bool {
-	d := describe(v)
+	d := decode.Describe(v)
 	if c.secret {
-		d = describeValue(v, path)
+		d = decode.DescribeValue(v, path)
 	}
 	c.el.addf(path, "Invalid type: must be %s, not %s%s", want, d, strings.Join(hint, ""))
 	return false

@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ballast-dev/ballast/internal/manifest/decode"
 )
 
 const totalAnnotationSizeLimit = 256 * 1024
@@ -16,7 +18,7 @@ const totalAnnotationSizeLimit = 256 * 1024
 // validates a pod (for the fields this version supports), before defaults.
 // prefix is the field path of the pod in the file ("" or "items[i]").
 func validatePod(pod *corev1.Pod, prefix, nodeName string, el *errList) {
-	f := func(p string) string { return joinField(prefix, p) }
+	f := func(p string) string { return decode.JoinField(prefix, p) }
 	invalid := invalidFunc(f, el)
 
 	// The name in a file is the static pod's: the node adds "-<node>".
