@@ -26,6 +26,7 @@ var pure = []struct {
 	{"internal/podconfig", false}, // builds CRI messages, whose package carries the gRPC stubs
 	{"internal/manifest", false},
 	{"internal/manifest/decode", true},
+	{"internal/validation", true},
 }
 
 // impure are the imports that do I/O. (net and io/fs stay allowed: their

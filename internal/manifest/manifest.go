@@ -2,11 +2,13 @@
 // names in the manifest directory are manifests (Ignored), reading one file
 // strictly (its text decoded by internal/manifest/decode, YAML or JSON; v1
 // Pods, ConfigMaps and Secrets, alone, in several YAML documents or in a v1
-// List), mapping every field path to its line in messages, refusing by name every field this version
-// of Ballast does not support, validating each object as Kubernetes would,
-// applying Kubernetes' defaults, and giving each pod its static-pod identity
-// (name, UID, config hash, annotations), which covers the node-local
-// ConfigMap and Secret data the pod's environment uses (WithConfigs).
+// List), refusing by name every field this version of Ballast does not
+// support (the schema), checking what is particular to a static pod (its
+// name with the node's, its node), validating and defaulting each object
+// with internal/validation, every message at its file and line (Error), and
+// giving each pod its static-pod identity (name, UID, config hash,
+// annotations), which covers the node-local ConfigMap and Secret data the
+// pod's environment uses (WithConfigs).
 //
 // It is pure: it never reads files, clocks or the environment.
 package manifest
@@ -25,15 +27,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/manifest/decode"
+	"github.com/ballast-dev/ballast/internal/validation"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
-
-// MaxContainersPerPod bounds a pod's containers and init containers
-// together. A node starts and stops a pod's containers one job at a time:
-// a pod of a thousand containers takes minutes either way and holds up the
-// runtime for everyone else. Static pods are system components; a hundred is
-// far beyond what one needs.
-const MaxContainersPerPod = 100
 
 // identityVersion is part of every hash. Never change it: doing so would
 // restart every static pod on upgrade.
@@ -173,7 +169,7 @@ func ParseFile(path string, data []byte, nodeName string) (*File, error) {
 			out.Configs = append(out.Configs, it.config)
 			continue
 		}
-		SetDefaults(it.pod)
+		validation.SetDefaults(it.pod)
 		setIdentity(it.pod, path, nodeName, it.podIndex, it.canon)
 		out.Pods = append(out.Pods, it.pod)
 	}
@@ -296,7 +292,7 @@ func checkTypeMeta(obj map[string]any, prefix string, el *errList, top bool) boo
 		el.add(decode.JoinField(prefix, "apiVersion"), "Required value: set apiVersion: v1")
 		ok = false
 	case hasAV && av != "v1":
-		el.addf(decode.JoinField(prefix, "apiVersion"), "Unsupported value: %s: a static pod (and a ConfigMap or Secret) is apiVersion: v1", jsonText(av))
+		el.addf(decode.JoinField(prefix, "apiVersion"), "Unsupported value: %s: a static pod (and a ConfigMap or Secret) is apiVersion: v1", validation.JSONText(av))
 		ok = false
 	}
 	k, hasKind := obj["kind"]
@@ -313,7 +309,7 @@ func checkTypeMeta(obj map[string]any, prefix string, el *errList, top bool) boo
 		if !top {
 			what = "a Pod, ConfigMap or Secret"
 		}
-		el.addf(decode.JoinField(prefix, "kind"), "Unsupported value: %s: a manifest file holds %s; Ballast runs static pods only", jsonText(k), what)
+		el.addf(decode.JoinField(prefix, "kind"), "Unsupported value: %s: a manifest file holds %s; Ballast runs static pods only", validation.JSONText(k), what)
 		ok = false
 	}
 	return ok

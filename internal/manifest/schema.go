@@ -14,6 +14,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/manifest/decode"
 	"github.com/ballast-dev/ballast/internal/suggest"
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 // ---- The fields this version of Ballast supports ----
@@ -280,7 +281,7 @@ func (c *checker) object(obj map[string]any, t reflect.Type, path, raw, pat stri
 				if msg == "" {
 					msg = "not supported by this version of Ballast yet; only " + listValues(r.only) + " is accepted (or leave the field out)"
 				}
-				c.el.addf(p, "Unsupported value: %s: %s", jsonText(v), msg)
+				c.el.addf(p, "Unsupported value: %s: %s", validation.JSONText(v), msg)
 			}
 		case r != nil && r.mode == allow:
 			c.value(v, ft, p, rp, pt, true)
@@ -448,17 +449,9 @@ func unknownMsg(key string, fields map[string]reflect.Type) string {
 func listValues(vs []any) string {
 	var s []string
 	for _, v := range vs {
-		s = append(s, jsonText(v))
+		s = append(s, validation.JSONText(v))
 	}
 	return strings.Join(s, " or ")
-}
-
-func jsonText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type

@@ -1,13 +1,10 @@
-package manifest
+package validation
 
 import (
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // SetDefaults fills in what Kubernetes defaults in a v1 Pod, for the fields
 // this version supports. It is idempotent.
