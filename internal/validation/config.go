@@ -2,6 +2,8 @@ package validation
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,7 +29,7 @@ func ValidateConfigMap(cm *corev1.ConfigMap, path string) ErrorList {
 func ValidateSecret(s *corev1.Secret, path string) ErrorList {
 	var el ErrorList
 	f := fieldsIn(path)
-	for _, k := range sortedKeys(s.StringData) {
+	for _, k := range slices.Sorted(maps.Keys(s.StringData)) {
 		invalidKey(&el, f("stringData["+k+"]"), k)
 	}
 	merged := s.DeepCopy()
@@ -55,18 +57,18 @@ func validateConfig(cm *corev1.ConfigMap, s *corev1.Secret, f func(string) strin
 	invalid("metadata.namespace", m.Namespace, utilvalidation.IsDNS1123Label(m.Namespace), "")
 	validateMetaMaps(m.Labels, m.Annotations, f, el)
 	if cm != nil {
-		for _, k := range sortedKeys(cm.Data) {
+		for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
 			invalidKey(el, f("data["+k+"]"), k)
 			if _, dup := cm.BinaryData[k]; dup {
 				el.Addf(f("data["+k+"]"), "Invalid value: %q: duplicate of key present in binaryData; keep it in one of them", k)
 			}
 		}
-		for _, k := range sortedKeys(cm.BinaryData) {
+		for _, k := range slices.Sorted(maps.Keys(cm.BinaryData)) {
 			invalidKey(el, f("binaryData["+k+"]"), k)
 		}
 	}
 	if s != nil {
-		for _, k := range sortedKeys(s.Data) {
+		for _, k := range slices.Sorted(maps.Keys(s.Data)) {
 			invalidKey(el, f("data["+k+"]"), k)
 		}
 		validateSecretType(s, f, el)

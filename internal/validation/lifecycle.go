@@ -61,7 +61,7 @@ func validateProbes(c *corev1.Container, p string, init bool, f func(string) str
 			return
 		}
 		q := p + "." + name
-		validateHandler(c, q, handlers(pr.Exec != nil, pr.HTTPGet != nil, pr.TCPSocket != nil, pr.GRPC != nil), pr.HTTPGet, pr.TCPSocket, f, el)
+		validateHandler(c, q, howMany(pr.Exec != nil, pr.HTTPGet != nil, pr.TCPSocket != nil, pr.GRPC != nil), pr.HTTPGet, pr.TCPSocket, f, el)
 		for _, v := range []struct {
 			field string
 			val   int32
@@ -96,7 +96,7 @@ func validateProbes(c *corev1.Container, p string, init bool, f func(string) str
 				continue
 			}
 			q := p + ".lifecycle." + h.name
-			validateHandler(c, q, handlers(h.h.Exec != nil, h.h.HTTPGet != nil, h.h.Sleep != nil, h.h.TCPSocket != nil), h.h.HTTPGet, nil, f, el)
+			validateHandler(c, q, howMany(h.h.Exec != nil, h.h.HTTPGet != nil, h.h.Sleep != nil, h.h.TCPSocket != nil), h.h.HTTPGet, nil, f, el)
 			if h.h.Sleep != nil && h.h.Sleep.Seconds < 0 {
 				el.Addf(f(q+".sleep.seconds"), "Invalid value: %d: must be greater than or equal to 0", h.h.Sleep.Seconds)
 			}
@@ -104,7 +104,8 @@ func validateProbes(c *corev1.Container, p string, init bool, f func(string) str
 	}
 }
 
-func handlers(set ...bool) int {
+// howMany counts what is set.
+func howMany(set ...bool) int {
 	n := 0
 	for _, s := range set {
 		if s {
@@ -151,21 +152,7 @@ func validateHandlerPort(c *corev1.Container, port intstr.IntOrString, q string,
 // probes and hooks.
 func setLifecycleDefaults(pod *corev1.Pod) {
 	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		if c.ImagePullPolicy == "" {
-			c.ImagePullPolicy = defaultPullPolicy(c.Image)
-		}
-		if c.TerminationMessagePath == "" {
-			c.TerminationMessagePath = corev1.TerminationMessagePathDefault
-		}
-		if c.TerminationMessagePolicy == "" {
-			c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
-		}
-		for j := range c.Ports {
-			if c.Ports[j].Protocol == "" {
-				c.Ports[j].Protocol = corev1.ProtocolTCP
-			}
-		}
+		setContainerDefaults(&pod.Spec.InitContainers[i])
 	}
 	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range list {

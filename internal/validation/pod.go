@@ -2,7 +2,9 @@ package validation
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,13 +51,13 @@ func ValidatePodContent(pod *corev1.Pod, path string) ErrorList {
 // validateMetaMaps validates an object's labels and annotations.
 func validateMetaMaps(labels, annotations map[string]string, f func(string) string, el *ErrorList) {
 	invalid := invalidFunc(f, el)
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		p := "metadata.labels[" + k + "]"
 		invalid(p, k, content.IsLabelKey(k), " (label name)")
 		invalid(p, labels[k], content.IsLabelValue(labels[k]), "")
 	}
 	size := 0
-	for _, k := range sortedKeys(annotations) {
+	for _, k := range slices.Sorted(maps.Keys(annotations)) {
 		invalid("metadata.annotations["+k+"]", k, content.IsLabelKey(strings.ToLower(k)), " (annotation name)")
 		size += len(k) + len(annotations[k])
 	}

@@ -2,9 +2,11 @@ package validation
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -51,26 +53,7 @@ func quoteList(vs []string) string {
 }
 
 func volumeTypes(v *corev1.Volume) int {
-	n := 0
-	if v.HostPath != nil {
-		n++
-	}
-	if v.EmptyDir != nil {
-		n++
-	}
-	if v.DownwardAPI != nil {
-		n++
-	}
-	if v.ConfigMap != nil {
-		n++
-	}
-	if v.Secret != nil {
-		n++
-	}
-	if v.Projected != nil {
-		n++
-	}
-	return n
+	return howMany(v.HostPath != nil, v.EmptyDir != nil, v.DownwardAPI != nil, v.ConfigMap != nil, v.Secret != nil, v.Projected != nil)
 }
 
 // SubscriptKey splits metadata.labels['k'] into ("metadata.labels", "k", true).
@@ -121,7 +104,7 @@ func validatePodSpec(pod *corev1.Pod, f func(string) string, el *ErrorList) {
 			}
 		}
 	}
-	for _, k := range sortedKeys(spec.NodeSelector) {
+	for _, k := range slices.Sorted(maps.Keys(spec.NodeSelector)) {
 		p := "spec.nodeSelector[" + k + "]"
 		for _, m := range content.IsLabelKey(k) {
 			el.Addf(f(p), "Invalid value: %q: %s (label name)", k, m)
