@@ -170,24 +170,20 @@ func TestServerWithKubectl(t *testing.T) {
 		t.Errorf("/metrics does not count the requests made:\n%s", raw)
 	}
 
-	// A kind the server does not serve: the OpenAPI v2 download (protobuf)
-	// now succeeds, so kubectl goes on and prints the server's answers:
-	// validating, that it serves no CustomResourceDefinitions; without
-	// validation, that no resource has kind ConfigMap.
-	cm := filepath.Join(dir, "cm.yaml")
-	if err := os.WriteFile(cm, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n"), 0o600); err != nil {
+	// A kind the server does not serve: the OpenAPI download (protobuf)
+	// succeeds, so kubectl goes on and prints the real reason, with and
+	// without validation.
+	deploy := filepath.Join(dir, "deploy.yaml")
+	if err := os.WriteFile(deploy, []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  selector:\n    matchLabels: {a: b}\n  template:\n    metadata:\n      labels: {a: b}\n    spec:\n      containers: [{name: c, image: i}]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, err := run("create", "-f", cm)
-	if err == nil || strings.Contains(errOut, "failed to download openapi") || !strings.Contains(errOut, `the server does not serve resource "customresourcedefinitions"`) {
-		t.Fatalf("kubectl create -f configmap: err %v\n%s%s", err, out, errOut)
+	for _, validate := range []string{"--validate=strict", "--validate=false"} {
+		out, errOut, err := run("create", validate, "-f", deploy)
+		if err == nil || strings.Contains(errOut, "failed to download openapi") || !strings.Contains(errOut, `no matches for kind "Deployment" in version "apps/v1"`) {
+			t.Fatalf("kubectl create %s -f deployment: err %v\n%s%s", validate, err, out, errOut)
+		}
+		t.Logf("kubectl create %s -f deployment: %s", validate, errOut)
 	}
-	t.Logf("kubectl create -f configmap: %s", errOut)
-	out, errOut, err = run("create", "--validate=false", "-f", cm)
-	if err == nil || !strings.Contains(errOut, `no matches for kind "ConfigMap" in version "v1"`) {
-		t.Fatalf("kubectl create --validate=false -f configmap: err %v\n%s%s", err, out, errOut)
-	}
-	t.Logf("kubectl create -f configmap: %s", errOut)
 }
 
 func resourceQ(s string) resource.Quantity { return resource.MustParse(s) }
