@@ -231,11 +231,14 @@ type watcher struct {
 	unavailable string
 	// watchProblem is why ensureDirWatch could not watch the directory.
 	watchProblem string
-	// unmounted identifies the directory left at Dir when the filesystem
-	// mounted on it was unmounted: Dir is unavailable while it names that
-	// directory (nil: no unmount seen). sawUnmount is set by the unmount
-	// event, until the watch's Ignored event that follows it.
-	unmounted  *dirID
+	// watched identifies the directory dirWD watches.
+	watched *dirID
+	// bare identifies the empty directory Dir named after the filesystem
+	// on it changed (unmounted, or another mounted): Dir is unavailable
+	// while it names that directory and it holds no manifest (nil: no such
+	// change). sawUnmount is set by the unmount event, until the watch's
+	// Ignored event that follows it.
+	bare       *dirID
 	sawUnmount bool
 	// gone is the snapshot to send before the first unavailable one: files
 	// deleted just before their directory went (rm -r) are removed.
@@ -274,10 +277,55 @@ func (w *watcher) checkDir() string {
 		return err.Error()
 	case !fi.IsDir():
 		return "it is not a directory"
-	case w.unmounted != nil && sameDir(w.unmounted, idOf(fi)):
-		return "the filesystem mounted on it was unmounted"
+	case sameDir(w.bare, idOf(fi)) && !hasManifests(w.opts.Dir):
+		return "the filesystem mounted on it was unmounted, leaving an empty directory"
 	}
 	return ""
+}
+
+// hasManifests tells whether dir holds an entry that is not ignored.
+func hasManifests(dir string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if _, ign := manifest.Ignored(e.Name()); !ign {
+			return true
+		}
+	}
+	return false
+}
+
+// followPath notices that Dir names another directory than the one
+// watched, which no inotify event tells when a filesystem is mounted on it
+// or unmounted from it (a bind mount, say): the watch moves to the
+// directory Dir names now. An empty directory on another filesystem is
+// taken for an unmounted volume (see bare), not for the end of every pod.
+func (w *watcher) followPath() {
+	if w.dirWD < 0 || w.watched == nil {
+		return
+	}
+	fi, err := os.Stat(w.opts.Dir)
+	if err != nil || !fi.IsDir() {
+		return // removed or replaced: its events say so
+	}
+	id := idOf(fi)
+	if id == nil || sameDir(id, w.watched) {
+		return
+	}
+	moved := id.dev != w.watched.dev
+	w.in.Remove(w.dirWD)
+	w.dirWD, w.watched = -1, nil
+	if moved {
+		w.noteMountChange(id, "the filesystem on the manifest directory changed")
+	}
+}
+
+// noteMountChange records that Dir now names the directory id on another
+// filesystem; it is bare if it holds no manifest.
+func (w *watcher) noteMountChange(id *dirID, what string) {
+	if id != nil && !hasManifests(w.opts.Dir) {
+		w.bare = id
+	}
+	w.log.Info(what, "empty", w.bare != nil)
 }
 
 // ensureDirWatch watches Dir if it is not watched yet and can be; if it
@@ -296,14 +344,22 @@ func (w *watcher) ensureDirWatch() {
 				w.in.Remove(w.parentWD)
 			}
 			w.parentWD = -1
-			w.unmounted = nil
+			if fi, err := os.Stat(w.opts.Dir); err == nil {
+				w.watched = idOf(fi)
+			}
+			w.bare = nil
 			return
 		}
 		w.watchProblem = fmt.Sprintf("cannot watch it: %v", err)
 	}
-	// Watch the nearest existing ancestor to learn when it is back (a
-	// mount on Dir makes no event: the periodic rescan sees it).
-	for p := filepath.Dir(w.opts.Dir); ; p = filepath.Dir(p) {
+	// Watch Dir (a bare directory: to learn when a manifest is written into
+	// it), or else its nearest existing ancestor, to learn when it is back
+	// (a mount on Dir makes no event: the periodic rescan sees it).
+	from := filepath.Dir(w.opts.Dir)
+	if fi, err := os.Stat(w.opts.Dir); err == nil && fi.IsDir() {
+		from = w.opts.Dir
+	}
+	for p := from; ; p = filepath.Dir(p) {
 		if wd, err := w.in.Add(p, watchOps); err == nil {
 			if w.parentWD >= 0 && w.parentWD != wd {
 				w.in.Remove(w.parentWD)
@@ -412,14 +468,15 @@ func (w *watcher) handle(evs []dirwatch.Event) {
 					if ev.Op.Has(dirwatch.MoveSelf) {
 						w.in.Remove(w.dirWD)
 					}
-					w.dirWD = -1
+					w.dirWD, w.watched = -1, nil
 					if w.sawUnmount {
 						w.sawUnmount = false
 						if fi, err := os.Stat(w.opts.Dir); err == nil && fi.IsDir() {
-							w.unmounted = idOf(fi) // the mount point, now bare
+							w.noteMountChange(idOf(fi), "the filesystem of the manifest directory was unmounted")
 						}
+					} else {
+						w.log.Info("the manifest directory was removed or moved")
 					}
-					w.log.Info("the manifest directory was removed, moved or unmounted")
 					w.rescan(false)
 				}
 				continue
@@ -547,6 +604,7 @@ func (w *watcher) noteIgnored(name, reason string) {
 // makes the watcher unavailable (see unavailableNow); one that is back is
 // read whole at once.
 func (w *watcher) rescan(now bool) {
+	w.followPath()
 	w.ensureDirWatch()
 	why := w.watchProblem
 	var entries []os.DirEntry
