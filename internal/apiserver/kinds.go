@@ -19,6 +19,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
 	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/podstatus"
 )
 
 // object is what every served kind is: a typed k8s.io/api struct pointer.
@@ -303,7 +304,7 @@ func prepareCreate(o object) {
 		// The node's defaults: one implementation for files and the API.
 		manifest.SetDefaults(t)
 		t.Generation = 1
-		t.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&t.Spec)}
+		t.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podstatus.QOSClass(t)}
 	case *corev1.Namespace:
 		if len(t.Spec.Finalizers) == 0 {
 			t.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
@@ -349,28 +350,4 @@ func bumpGeneration(oldObj, newObj object) {
 	if string(a) != string(b) {
 		np.Generation = op.Generation + 1
 	}
-}
-
-func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
-	any, guaranteed := false, true
-	cs := append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
-	for _, c := range cs {
-		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			req, hasReq := c.Resources.Requests[r]
-			lim, hasLim := c.Resources.Limits[r]
-			if hasReq || hasLim {
-				any = true
-			}
-			if !hasLim || (hasReq && req.Cmp(lim) != 0) {
-				guaranteed = false
-			}
-		}
-	}
-	switch {
-	case !any:
-		return corev1.PodQOSBestEffort
-	case guaranteed:
-		return corev1.PodQOSGuaranteed
-	}
-	return corev1.PodQOSBurstable
 }

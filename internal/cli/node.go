@@ -12,7 +12,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/containerd"
 	"github.com/ballast-dev/ballast/internal/node"
-	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 )
 
@@ -29,7 +29,7 @@ type nodeFlags struct {
 	bridgeName    string
 	podCIDR       string
 	logLevel      string
-	backoff       planner.Backoff
+	backoff       podplan.Backoff
 	logMaxSize    int64
 	logMaxFiles   int
 	logCheck      time.Duration
@@ -87,7 +87,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.bridgeName, "cni-bridge", containerd.DefaultBridgeName, "bridge of the managed containerd's pod network")
 	fs.StringVar(&f.podCIDR, "pod-cidr", containerd.DefaultSubnet, "subnet of the managed containerd's pod network")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	d := planner.DefaultBackoff()
+	d := podplan.DefaultBackoff()
 	fs.DurationVar(&f.backoff.BackoffInitial, "crash-backoff-initial", d.BackoffInitial, "first CrashLoopBackOff delay")
 	fs.DurationVar(&f.backoff.BackoffMax, "crash-backoff-max", d.BackoffMax, "longest CrashLoopBackOff delay")
 	fs.DurationVar(&f.backoff.PullBackoffInitial, "image-pull-backoff-initial", d.PullBackoffInitial, "first ImagePullBackOff delay")

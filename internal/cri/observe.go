@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ballast-dev/ballast/internal/podruntime"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // The runtime's state of a pod, in the node's vocabulary (internal/podruntime).
@@ -101,9 +102,9 @@ func (o *Observer) cachedIP(id string) (string, bool) {
 
 // List returns every pod of the node, by UID. With uid set, only that pod.
 func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime, error) {
-	sel := map[string]string{LabelNode: o.node}
+	sel := map[string]string{wellknown.LabelNode: o.node}
 	if uid != "" {
-		sel[LabelPodUID] = uid
+		sel[wellknown.LabelPodUID] = uid
 	}
 	sbs, err := o.rt.ListPodSandboxes(ctx, sel)
 	if err != nil {
@@ -126,7 +127,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		md := s.GetMetadata()
 		p := get(md.GetUid(), md.GetName(), md.GetNamespace())
 		sb := Sandbox{ID: s.Id, Attempt: md.GetAttempt(), Ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: time.Unix(0, s.CreatedAt)}
-		sb.Pod = o.sandboxPod(s.Id, s.Annotations[AnnotationPod])
+		sb.Pod = o.sandboxPod(s.Id, s.Annotations[wellknown.AnnotationPod])
 		if sb.Ready {
 			if ip, ok := o.cachedIP(s.Id); ok {
 				sb.IP = ip
@@ -142,8 +143,8 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 	seen := map[string]bool{}
 	for _, c := range cs {
 		seen[c.Id] = true
-		uid := c.Labels[LabelPodUID]
-		p := get(uid, c.Labels[LabelPodName], c.Labels[LabelPodNamespace])
+		uid := c.Labels[wellknown.LabelPodUID]
+		p := get(uid, c.Labels[wellknown.LabelPodName], c.Labels[wellknown.LabelPodNamespace])
 		if cached, ok := o.cached(c.Id, listState(c.State)); ok {
 			p.Containers = append(p.Containers, cached)
 			continue
@@ -242,11 +243,11 @@ func (o *Observer) status(ctx context.Context, id string) (Container, error) {
 			c.Message += tm
 		}
 	}
-	c.RestartCount, _ = strconv.Atoi(s.Annotations[AnnotationRestartCount])
-	if d, err := time.ParseDuration(s.Annotations[AnnotationBackoff]); err == nil {
+	c.RestartCount, _ = strconv.Atoi(s.Annotations[wellknown.AnnotationRestartCount])
+	if d, err := time.ParseDuration(s.Annotations[wellknown.AnnotationBackoff]); err == nil {
 		c.Backoff = d
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s.Annotations[AnnotationBackoffSince]); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, s.Annotations[wellknown.AnnotationBackoffSince]); err == nil {
 		c.BackoffSince = t
 	}
 	return c, nil

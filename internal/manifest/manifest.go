@@ -22,14 +22,6 @@ import (
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
-// These are internal/wellknown's names, under the names the planner and
-// the agent still use; they go once those use wellknown's.
-const (
-	AnnotationConfigHash = wellknown.AnnotationConfigHash
-	AnnotationConfigSeen = wellknown.AnnotationConfigSeen
-	AnnotationManifest   = wellknown.AnnotationManifest
-)
-
 // MaxContainersPerPod bounds a pod's containers and init containers
 // together. A node starts and stops a pod's containers one job at a time:
 // a pod of a thousand containers takes minutes either way and holds up the

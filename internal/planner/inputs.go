@@ -3,6 +3,7 @@ package planner
 import (
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
@@ -73,7 +74,7 @@ type Done struct {
 	Runtime *podruntime.Pod
 	// Pulls are the images whose pull failed (Backoff is the planner's to set);
 	// PullsOK the images now present.
-	Pulls   map[string]*PullFailure
+	Pulls   map[string]*podplan.PullFailure
 	PullsOK []string
 	// Failed are the containers whose start failed, and at which step.
 	Failed map[string]Failure

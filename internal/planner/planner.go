@@ -33,9 +33,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/podstatus"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Config configures the planner.
@@ -46,7 +47,7 @@ type Config struct {
 	HostIP string
 	// RuntimeName prefixes container IDs in status ("containerd").
 	RuntimeName string
-	Backoff     Backoff
+	Backoff     podplan.Backoff
 	// Workers bounds the pods whose runtime calls run at once (default 64).
 	Workers int
 	// RetryInitial and RetryMax bound the back-off of a pod whose runtime
@@ -72,8 +73,8 @@ func (c *Config) defaults() {
 	if c.Relist <= 0 {
 		c.Relist = 10 * time.Second
 	}
-	if c.Backoff == (Backoff{}) {
-		c.Backoff = DefaultBackoff()
+	if c.Backoff == (podplan.Backoff{}) {
+		c.Backoff = podplan.DefaultBackoff()
 	}
 	if c.RuntimeName == "" {
 		c.RuntimeName = "containerd"
@@ -131,7 +132,7 @@ type pod struct {
 	observing bool
 	reobserve string
 	wakeAt    time.Time
-	plan      Plan
+	plan      podplan.Plan
 	// queuedAt orders the queue.
 	queuedAt uint64
 	// retry is the back-off after failed runtime calls.
@@ -159,7 +160,7 @@ type State struct {
 	cfg  Config
 	pods map[string]*pod // by UID
 	// pulls are the image pull failures in force, by image.
-	pulls    map[string]*PullFailure
+	pulls    map[string]*podplan.PullFailure
 	problems []Problem
 	// haveFiles: a first snapshot arrived (pods not in it may be stopped);
 	// runtimeSeen: a first relist succeeded (what runs is known).
@@ -181,7 +182,7 @@ type State struct {
 // New returns the planner's initial state.
 func New(cfg Config) *State {
 	cfg.defaults()
-	return &State{cfg: cfg, pods: map[string]*pod{}, pulls: map[string]*PullFailure{}, byID: map[string]string{}, files: map[string]*rollout{}}
+	return &State{cfg: cfg, pods: map[string]*pod{}, pulls: map[string]*podplan.PullFailure{}, byID: map[string]string{}, files: map[string]*rollout{}}
 }
 
 // Output is what the caller must do after a step.
@@ -218,7 +219,7 @@ type Job struct {
 	Desired *corev1.Pod // nil when the pod must go
 	File    string
 	Runtime *podruntime.Pod // never nil
-	Plan    Plan
+	Plan    podplan.Plan
 }
 
 // Started is a pod started from its file, now running: Since is how long
@@ -264,7 +265,7 @@ func (s *State) Step(now time.Time, in Input) Output {
 	case Probed:
 		s.applyProbe(in, &out)
 	case ImagesArrived:
-		s.pulls = map[string]*PullFailure{}
+		s.pulls = map[string]*podplan.PullFailure{}
 		for _, p := range s.pods {
 			p.dirty, p.touched = true, true
 		}
@@ -358,14 +359,14 @@ func (s *State) decide(now time.Time, out *Output) {
 		if p.desired != nil && p.rejected {
 			// Failed for good: never started, never retried. Should something
 			// of it run (an agent restart), it is stopped.
-			p.plan = Plan{KillPod: p.rt.AnyRunning() || (p.rt.LatestSandbox() != nil && p.rt.LatestSandbox().Ready)}
+			p.plan = podplan.Plan{KillPod: p.rt.AnyRunning() || (p.rt.LatestSandbox() != nil && p.rt.LatestSandbox().Ready)}
 			p.waiting = nil
 			s.settle(p, Rejected)
 			continue
 		}
 		if p.desired != nil {
 			if old, ok := leaving[p.desired.Namespace+"/"+p.desired.Name]; ok && old != uid {
-				p.plan = Plan{}
+				p.plan = podplan.Plan{}
 				p.waiting = map[string]podruntime.Waiting{}
 				for _, c := range p.desired.Spec.Containers {
 					p.waiting[c.Name] = podruntime.Waiting{Reason: "ContainerCreating", Message: "waiting for the previous version of the pod to stop"}
@@ -395,7 +396,7 @@ func (s *State) settle(p *pod, life Lifecycle) {
 // plan decides one pod's next runtime actions and queues it if there are any.
 func (s *State) plan(now time.Time, p *pod, o *order, out *Output) {
 	p.noteStart(now)
-	plan := s.cfg.Backoff.Decide(PodInput{Desired: p.desired, Runtime: p.rt, Pulls: s.pulls, Probes: p.currentProbes(), StartTime: p.startTime, Now: now})
+	plan := s.cfg.Backoff.Decide(podplan.PodInput{Desired: p.desired, Runtime: p.rt, Pulls: s.pulls, Probes: p.currentProbes(), StartTime: p.startTime, Now: now})
 	if plan.DeadlineExceeded && !p.deadlineExceeded {
 		p.deadlineExceeded = true
 		out.Events = append(out.Events, podEvent(p.desired, "", corev1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"))
@@ -407,7 +408,7 @@ func (s *State) plan(now time.Time, p *pod, o *order, out *Output) {
 				p.missing = m
 				if m != "" {
 					out.Events = append(out.Events, podEvent(p.desired, "", corev1.EventTypeWarning, "MissingDependency",
-						fmt.Sprintf("%s names %s, but no static pod of that name runs on this node; the pod waits for it", manifest.AnnotationAfter, m)))
+						fmt.Sprintf("%s names %s, but no static pod of that name runs on this node; the pod waits for it", wellknown.AnnotationAfter, m)))
 				}
 			}
 		}
@@ -531,7 +532,7 @@ func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 		if rec == nil {
 			continue
 		}
-		file := rec.Annotations[manifest.AnnotationManifest]
+		file := rec.Annotations[wellknown.AnnotationManifest]
 		if (broken[file] || snap.Unavailable != "") && !names[rec.Namespace+"/"+rec.Name] {
 			want[uid] = wanted{Desired: Desired{Pod: rec, File: file}, kept: true}
 			names[rec.Namespace+"/"+rec.Name] = true

@@ -39,6 +39,27 @@ const (
 	// AnnotationRolloutReverted says why the file's new pod was rejected
 	// (the pod running is the file's last good one); absent otherwise.
 	AnnotationRolloutReverted = "ballast.dev/rollout-reverted"
+	// AnnotationRolloutRejectedHash is the rejected pod's config hash, and
+	// AnnotationRolloutRunningHash the one running instead, on a reverted pod.
+	AnnotationRolloutRejectedHash = "ballast.dev/rollout-rejected-hash"
+	AnnotationRolloutRunningHash  = "ballast.dev/rollout-running-hash"
+)
+
+// Ballast's annotations a static pod's manifest may set, to steer how its
+// node runs it (validated by internal/manifest).
+const (
+	// AnnotationAfter names pods of the same node (by manifest name,
+	// comma-separated) that must be Ready before this pod's containers start.
+	AnnotationAfter = "ballast.dev/after"
+	// AnnotationRollout "replace" opts a pod out of automatic reverts (the
+	// kubelet's behaviour); "revert", the default, keeps them.
+	AnnotationRollout = "ballast.dev/rollout"
+	// AnnotationRolloutDeadline is how long a changed pod may take to become
+	// Ready and settle before it is reverted (default 2m).
+	AnnotationRolloutDeadline = "ballast.dev/rollout-deadline"
+	// AnnotationRolloutSettle is how long a changed pod must stay Ready to
+	// become its file's last good pod (default 5s).
+	AnnotationRolloutSettle = "ballast.dev/rollout-settle"
 )
 
 // AnnotationDefaultContainer names the container kubectl logs, exec and

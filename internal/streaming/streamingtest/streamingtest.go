@@ -23,6 +23,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/cri/fakecri"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Pods is a fixed view of the agent's pods.
@@ -50,7 +51,7 @@ func RunningPod(t testing.TB, namespace, name, uid string, containers ...string)
 	if _, err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	labels := map[string]string{cri.LabelPodName: name, cri.LabelPodNamespace: namespace, cri.LabelPodUID: uid}
+	labels := map[string]string{wellknown.LabelPodName: name, wellknown.LabelPodNamespace: namespace, wellknown.LabelPodUID: uid}
 	sb, err := c.RS.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: uid}, Labels: labels,
 	}})
