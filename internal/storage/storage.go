@@ -24,6 +24,9 @@ var (
 	// ErrInvalidContinue: a List's continue token is not one List returned
 	// (a client's mistake: HTTP 400).
 	ErrInvalidContinue = errors.New("invalid continue token")
+	// ErrInsufficientStorage: the write is refused because the disk
+	// holding the data is nearly full (HTTP 507).
+	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 
 // Object is one stored value and the revision of its last write.
