@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/ballast-dev/ballast/internal/cli.Version=$(VERSION) -X github.com/ballast-dev/ballast/internal/cli.Commit=$(COMMIT)
 
-.PHONY: build images example deps test lint test-unit test-integration test-e2e test-kube fuzz chaos bench package docs clean
+.PHONY: build images example deps test lint test-unit test-integration test-e2e test-kube fuzz chaos bench bench-fleet package docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ballast ./cmd/ballast
@@ -73,6 +73,12 @@ chaos: deps
 
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+
+# The fleet benchmark (docs/benchmarks.md): a simulated fleet against
+# ballast server, two of them, and kube-apiserver 1.32, each on a 3-member
+# etcd. Long (about an hour at the default sizes); FLEET_* variables set it.
+bench-fleet: deps
+	BALLAST_KUBE_BINARIES=$$(hack/kube-binaries.sh) $(GO) test -count=1 -run '^$$' -bench Fleet -benchtime 1x -timeout 6h ./test/fleet/
 
 clean:
 	rm -rf bin

@@ -61,6 +61,7 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Cleanup(func() { st.Close() })
 	e := &testEnv{t: t, store: st, dir: dir}
 	conf := Config{Store: st, Authenticate: testAuthenticate, Authorize: auth.Authorize,
+		WatchCache: WatchCacheConfig{BookmarkInterval: time.Second},
 		Now: func() time.Time {
 			if e.now != nil {
 				return e.now()
@@ -75,6 +76,16 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 		t.Fatal(err)
 	}
 	e.srv = srv
+	cacheCtx, stopCaches := context.WithCancel(context.Background())
+	cachesDone := make(chan struct{})
+	go func() {
+		defer close(cachesDone)
+		_ = srv.runWatchCaches(cacheCtx)
+	}()
+	t.Cleanup(func() {
+		stopCaches()
+		<-cachesDone
+	})
 	e.ts = httptest.NewServer(srv.Handler())
 	t.Cleanup(e.ts.Close)
 	e.kubecfg = filepath.Join(dir, "kubeconfig")

@@ -47,7 +47,8 @@ func TestInformer(t *testing.T) {
 		[]byte(`{"metadata":{"labels":{"tier":"front"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cs.CoreV1().Pods("default").Delete(ctx, "web-n1", metav1.DeleteOptions{}); err != nil {
+	// Deleted as a node finishes a graceful deletion: at once.
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "web-n1", metav1.DeleteOptions{GracePeriodSeconds: ptrTo(int64(0))}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"add before-n1", "add web-n1", "update web-n1 front", "delete web-n1"}

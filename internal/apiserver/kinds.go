@@ -11,6 +11,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	nodev1 "k8s.io/api/node/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -89,6 +91,8 @@ func kinds() []*kind {
 			prefix: "pods", newObj: func() object { return &corev1.Pod{} }, status: true, returnDeleted: true,
 			fields: podFields,
 		},
+		configMapKind(),
+		secretKind(),
 		{
 			info: resource.Info{Version: "v1", Kind: "Event", ListKind: "EventList", Resource: "events",
 				Singular: "event", ShortNames: []string{"ev"}, Namespaced: true, Verbs: allVerbs,
@@ -116,6 +120,31 @@ func kinds() []*kind {
 			info: resource.Info{Group: "coordination.k8s.io", Version: "v1", Kind: "Lease", ListKind: "LeaseList", Resource: "leases",
 				Singular: "lease", Namespaced: true, Verbs: allVerbs, New: func() any { return &coordinationv1.Lease{} }},
 			prefix: "leases", newObj: func() object { return &coordinationv1.Lease{} }, fields: nsFields,
+		},
+		{
+			info: resource.Info{Version: "v1", Kind: "Service", ListKind: "ServiceList", Resource: "services",
+				Singular: "service", Namespaced: true, New: func() any { return &corev1.Service{} }},
+			prefix: "services", newObj: func() object { return &corev1.Service{} },
+			fields: func(o object) fields.Set {
+				svc := o.(*corev1.Service)
+				return fields.Set{"metadata.name": svc.Name, "metadata.namespace": svc.Namespace,
+					"spec.clusterIP": svc.Spec.ClusterIP, "spec.type": string(svc.Spec.Type)}
+			},
+		},
+		{
+			info: resource.Info{Group: "node.k8s.io", Version: "v1", Kind: "RuntimeClass", ListKind: "RuntimeClassList",
+				Resource: "runtimeclasses", Singular: "runtimeclass", New: func() any { return &nodev1.RuntimeClass{} }},
+			prefix: "runtimeclasses", newObj: func() object { return &nodev1.RuntimeClass{} }, fields: nsFields,
+		},
+		{
+			info: resource.Info{Group: "storage.k8s.io", Version: "v1", Kind: "CSIDriver", ListKind: "CSIDriverList",
+				Resource: "csidrivers", Singular: "csidriver", New: func() any { return &storagev1.CSIDriver{} }},
+			prefix: "csidrivers", newObj: func() object { return &storagev1.CSIDriver{} }, fields: nsFields,
+		},
+		{
+			info: resource.Info{Group: "storage.k8s.io", Version: "v1", Kind: "CSINode", ListKind: "CSINodeList",
+				Resource: "csinodes", Singular: "csinode", New: func() any { return &storagev1.CSINode{} }},
+			prefix: "csinodes", newObj: func() object { return &storagev1.CSINode{} }, fields: nsFields,
 		},
 		{
 			info: resource.Info{Group: "authorization.k8s.io", Version: "v1", Kind: "SelfSubjectAccessReview",
@@ -300,6 +329,8 @@ func joinErr(s []string) string {
 // prepareCreate sets what the server owns on a new object.
 func prepareCreate(o object) {
 	switch t := o.(type) {
+	case *corev1.Secret:
+		manifest.MergeStringData(t)
 	case *corev1.Pod:
 		// The node's defaults: one implementation for files and the API.
 		manifest.SetDefaults(t)

@@ -142,7 +142,11 @@ func TestKubectl(t *testing.T) {
 	w.waitFor(t, "web-n1") // the change, as a watch event
 	t.Logf("kubectl get pods -w:\n%s", w.String())
 
-	e.ok("delete pod web-n1", `pod "web-n1" deleted`)
+	// A pod on a node is deleted gracefully: Terminating until its node
+	// finishes (here nobody does), unless forced.
+	e.ok("delete pod web-n1 --wait=false", `pod "web-n1" deleted`)
+	e.ok("get pod web-n1", "Terminating")
+	e.ok("delete pod web-n1 --grace-period=0 --force", `pod "web-n1" force deleted`)
 	_, errOut, _ = e.kubectl(20*time.Second, "get", "pod", "web-n1")
 	if !strings.Contains(errOut, `pods "web-n1" not found`) {
 		t.Fatalf("after delete: %s", errOut)

@@ -38,7 +38,7 @@ type request struct {
 
 func (rq *request) attributes() auth.Attributes {
 	return auth.Attributes{User: rq.user, Verb: rq.verb, Group: rq.group, Resource: rq.resource,
-		Subresource: rq.subresource, Namespace: rq.namespace, Name: rq.name}
+		Subresource: rq.subresource, Namespace: rq.namespace, Name: rq.name, LabelSelector: rq.query.Get("labelSelector")}
 }
 
 // parse reads a resource path: /api/v1/... or /apis/<group>/<version>/....
@@ -286,7 +286,10 @@ func protobufToJSON(k *kind, body []byte) ([]byte, error) {
 	if err := u.Unmarshal(body[len(protobufMagic):]); err != nil {
 		return nil, err
 	}
-	o := k.newObj()
+	var o runtime.Object = k.newObj()
+	if u.Kind == "DeleteOptions" { // the body of a DELETE (the kubelet's, client-go's with options)
+		o = &metav1.DeleteOptions{}
+	}
 	pm, ok := o.(interface{ Unmarshal([]byte) error })
 	if !ok {
 		return nil, fmt.Errorf("%s cannot be decoded from protobuf; send JSON", k.info.Kind)

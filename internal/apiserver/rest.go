@@ -336,6 +336,7 @@ func validateObject(k *kind, o object) error {
 	if p, ok := o.(*corev1.Pod); ok {
 		errs = append(errs, validatePod(p)...)
 	}
+	errs = append(errs, validateConfig(o)...)
 	if len(errs) > 0 {
 		return fromAPIErr(apierrors.NewInvalid(k.info.GVK().GroupKind(), o.GetName(), errs))
 	}
@@ -560,7 +561,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request
 			}
 		}
 	}
-	deleted, err := s.deleteObject(r.Context(), rq, rq.name, opts.Preconditions, dry)
+	deleted, err := s.deleteObject(r.Context(), rq, rq.name, opts, dry)
 	if err != nil {
 		return err
 	}
@@ -573,9 +574,12 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request
 	return nil
 }
 
-// deleteObject deletes one object after checking preconditions and admission.
-func (s *Server) deleteObject(ctx context.Context, rq *request, name string, pre *metav1.Preconditions, dry bool) (object, error) {
+// deleteObject deletes one object after checking preconditions and
+// admission; a pod on a node is deleted gracefully (see podDeletion) and
+// returned as it now is.
+func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opts *metav1.DeleteOptions, dry bool) (object, error) {
 	k := rq.kind
+	pre := opts.Preconditions
 	key := k.key(rq.namespace, name)
 	for attempt := 0; ; attempt++ {
 		cur, err := s.store.Get(ctx, key)
@@ -596,6 +600,21 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, pre
 			name: name, verb: "delete", user: rq.user}, o, nil); err != nil {
 			return nil, err
 		}
+		if p, ok := o.(*corev1.Pod); ok {
+			switch podDeletion(p, opts.GracePeriodSeconds, s.now()) {
+			case deletePending:
+				return o, nil
+			case deleteGracefully:
+				if dry {
+					return o, nil
+				}
+				out, err := s.markDeleting(ctx, k, key, cur.Revision, o)
+				if errors.Is(err, storage.ErrConflict) && attempt < 10 {
+					continue // changed since read: decide again
+				}
+				return out, err
+			}
+		}
 		if dry {
 			return o, nil
 		}
@@ -613,6 +632,27 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, pre
 		}
 		return o, nil
 	}
+}
+
+// markDeleting stores o, with its deletion fields set, over the object at
+// rev (storage.ErrConflict when it changed).
+func (s *Server) markDeleting(ctx context.Context, k *kind, key string, rev int64, o object) (object, error) {
+	value, err := k.encodeStored(o)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	so, err := s.store.Update(ctx, key, rev, func(storage.Object) ([]byte, error) { return value, nil })
+	if errors.Is(err, storage.ErrConflict) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, storageError(err, gr(k), o.GetName())
+	}
+	out, err := k.decodeStored(so.Value, so.Revision)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return out, nil
 }
 
 // deleteNamespaceContents removes every object in a namespace being deleted.
@@ -676,7 +716,7 @@ func (s *Server) serveDeleteCollection(w http.ResponseWriter, r *http.Request, r
 			}
 			sub := *rq
 			sub.namespace = o.GetNamespace()
-			d, err := s.deleteObject(r.Context(), &sub, o.GetName(), opts.Preconditions, dry)
+			d, err := s.deleteObject(r.Context(), &sub, o.GetName(), opts, dry)
 			if err != nil {
 				var se *statusError
 				if errors.As(err, &se) && se.s.Reason == metav1.StatusReasonNotFound {

@@ -184,7 +184,8 @@ func TestREST(t *testing.T) {
 }
 
 func TestWatch(t *testing.T) {
-	e := newTestEnv(t)
+	// A window of 4 events: the last part watches from before it.
+	e := newTestEnv(t, func(c *Config) { c.WatchCache.Window = 4 })
 	e.addNode("n1")
 	p := e.addMirror("web", "n1")
 	pods := "/api/v1/namespaces/default/pods"
@@ -224,13 +225,22 @@ func TestWatch(t *testing.T) {
 			break
 		}
 	}
+	// A pod on a node is deleted gracefully: first marked, then, when its
+	// node deletes it with a grace period of 0, removed.
 	code, body = e.do("DELETE", pods+"/web-n1", "admin", "", nil, nil)
+	e.must(code, body, 200)
+	if ev := all(); ev.Type != "MODIFIED" || objMeta(t, ev.Object).DeletionTimestamp == nil ||
+		*objMeta(t, ev.Object).DeletionGracePeriodSeconds != 30 {
+		t.Fatalf("graceful delete: %s %s, want MODIFIED with deletionTimestamp and a grace period of 30", ev.Type, ev.Object)
+	}
+	code, body = e.do("DELETE", pods+"/web-n1?gracePeriodSeconds=0", "admin", "", nil, nil)
 	e.must(code, body, 200)
 	if ev := all(); ev.Type != "DELETED" {
 		t.Fatalf("unfiltered watch: %s", ev.Type)
 	}
 
-	// Too old: an ERROR event with a 410 Status.
+	// Too old (before the watch cache's window; etcd's compaction alone
+	// does not matter to the cache): an ERROR event with a 410 Status.
 	cur, err := e.store.Revision(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -29,6 +31,7 @@ import (
 type fakeSource struct {
 	mu      sync.Mutex
 	pods    []corev1.Pod
+	events  []corev1.Event
 	changed chan struct{}
 	evCh    chan struct{}
 	// rounds counts the sync loop's rounds: it asks for Changed at the top
@@ -68,9 +71,26 @@ func (f *fakeSource) roundsSoFar() int {
 	return f.rounds
 }
 
-func (f *fakeSource) Events() []corev1.Event { return nil }
+func (f *fakeSource) Events() []corev1.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]corev1.Event(nil), f.events...)
+}
 
-func (f *fakeSource) EventsChanged() <-chan struct{} { return f.evCh }
+func (f *fakeSource) EventsChanged() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.evCh
+}
+
+// setEvents replaces the events and signals it.
+func (f *fakeSource) setEvents(evs []corev1.Event) {
+	f.mu.Lock()
+	f.events = evs
+	close(f.evCh)
+	f.evCh = make(chan struct{})
+	f.mu.Unlock()
+}
 
 // set replaces the pods and signals a change (nil: signal only).
 func (f *fakeSource) set(pods []corev1.Pod) {
@@ -148,6 +168,11 @@ type fixture struct {
 // refuses an update from a stale copy with a Conflict, and stores objects
 // as JSON (times at second precision).
 func start(t *testing.T, pods ...corev1.Pod) *fixture {
+	return startWith(t, 0, pods...)
+}
+
+// startWith starts the sync with a Lease duration (0: the default).
+func startWith(t *testing.T, leaseDuration time.Duration, pods ...corev1.Pod) *fixture {
 	f := &fixture{t: t, client: fake.NewClientset(), src: newSource(pods...), rec: &fakeRecorder{},
 		rvs: map[string]string{}, done: map[string]int{}, lags: make(chan time.Duration, 100)}
 	key := func(a k8stesting.Action, ns, name string) string {
@@ -203,7 +228,7 @@ func start(t *testing.T, pods ...corev1.Pod) *fixture {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = Run(ctx, Options{Client: f.client, NodeName: testNode, HostIP: "10.0.0.1", Source: f.src, Recorder: f.rec,
+		_ = Run(ctx, Options{Client: f.client, NodeName: testNode, HostIP: "10.0.0.1", Source: f.src, Recorder: f.rec, LeaseDuration: leaseDuration,
 			ObserveSyncLag: func(d time.Duration) {
 				select {
 				case f.lags <- d:
@@ -290,6 +315,17 @@ func (f *fixture) statusUpdates() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.done["update pods/status"]
+}
+
+// countOf counts the requests of verb on resource (not its subresources).
+func (f *fixture) countOf(verb, resource string) int {
+	n := 0
+	for _, a := range f.client.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource && a.GetSubresource() == "" {
+			n++
+		}
+	}
+	return n
 }
 
 // deletes counts the pod deletes the API applied so far.
@@ -500,5 +536,109 @@ func TestMirrorSyncLagObserved(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no sync lag observed after the agent's pods changed")
+	}
+}
+
+// TestLeaseRenewedWithOneWrite: after the first renewal (read, then
+// create), each renewal is a single conditional update of the copy the API
+// returned; when that copy is outdated the Lease is read again.
+func TestLeaseRenewedWithOneWrite(t *testing.T) {
+	f := startWith(t, 200*time.Millisecond) // renewed every 50 ms
+	f.eventually("5 renewals", func() error {
+		if n := f.countOf("update", "leases"); n < 5 {
+			return fmt.Errorf("%d lease updates", n)
+		}
+		return nil
+	})
+	if n := f.countOf("get", "leases"); n != 1 {
+		t.Fatalf("%d lease reads for %d renewals, want 1 (before the first)", n, f.countOf("update", "leases"))
+	}
+	// Someone else changed it: the next renewal conflicts, reads, and renews.
+	f.client.PrependReactor("update", "leases", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		f.client.ReactionChain = f.client.ReactionChain[1:] // once
+		return true, nil, apierrors.NewConflict(coordinationv1.Resource("leases"), testNode, errors.New("the object has been modified"))
+	})
+	f.eventually("a read after the conflict", func() error {
+		if n := f.countOf("get", "leases"); n != 2 {
+			return fmt.Errorf("%d lease reads", n)
+		}
+		return nil
+	})
+}
+
+// TestEventCountUpdatedWithOneWrite: a count change of a posted event is
+// one update of the copy the API returned, with no read first.
+func TestEventCountUpdatedWithOneWrite(t *testing.T) {
+	f := start(t)
+	ev := func(count int32) corev1.Event {
+		return corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web.1", Namespace: "default"}, Count: count, Reason: "BackOff",
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web-n1", Namespace: "default"}}
+	}
+	f.src.setEvents([]corev1.Event{ev(1)})
+	for c := int32(2); c <= 4; c++ {
+		f.eventually(fmt.Sprintf("count %d posted", c-1), func() error {
+			o, err := f.client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("events"), "default", "web.1")
+			if err != nil {
+				return err
+			}
+			if got := o.(*corev1.Event); got.Count != c-1 {
+				return fmt.Errorf("count %d", got.Count)
+			}
+			return nil
+		})
+		f.src.setEvents([]corev1.Event{ev(c)})
+	}
+	f.eventually("count 4 posted", func() error {
+		if n := f.countOf("update", "events"); n != 3 {
+			return fmt.Errorf("%d event updates", n)
+		}
+		return nil
+	})
+	reads := 0
+	for _, a := range f.client.Actions() {
+		if a.GetVerb() == "get" && a.GetResource().Resource == "events" {
+			reads++
+		}
+	}
+	if creates := f.countOf("create", "events"); creates != 1 || reads != 0 {
+		t.Fatalf("%d creates and %d reads of events for 3 count changes, want 1 and none", creates, reads)
+	}
+}
+
+// TestMirrorStatusUnderChurn: with many pods whose status changes while the
+// informer lags, each change is written once and nothing else is.
+func TestMirrorStatusUnderChurn(t *testing.T) {
+	started := time.Now()
+	var pods []corev1.Pod
+	for i := range 20 {
+		pods = append(pods, staticPod(fmt.Sprintf("p%d", i), "h1", started))
+	}
+	f := start(t, pods...)
+	for i := range pods {
+		f.mirror(pods[i].Name, nil)
+	}
+	f.settled()
+	base := f.statusUpdates()
+	changes := 0
+	for round := range 10 {
+		pods = append([]corev1.Pod(nil), pods...)
+		i := (round * 7) % len(pods)
+		p := *pods[i].DeepCopy()
+		p.Status.ContainerStatuses[0].RestartCount = int32(round + 1)
+		pods[i] = p
+		changes++
+		f.src.set(pods)
+		f.src.set(nil) // and a signal with nothing new, at once
+	}
+	last := pods[(9*7)%len(pods)]
+	f.mirror(last.Name, func(p *corev1.Pod) error {
+		if p.Status.ContainerStatuses[0].RestartCount != 10 {
+			return fmt.Errorf("restart count %d", p.Status.ContainerStatuses[0].RestartCount)
+		}
+		return nil
+	})
+	f.settled()
+	if n := f.statusUpdates() - base; n != changes {
+		t.Fatalf("%d status updates for %d status changes under churn, want one each", n, changes)
 	}
 }

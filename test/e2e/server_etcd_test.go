@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 
 	"github.com/ballast-dev/ballast/internal/storage/etcd/etcdtest"
 
@@ -300,7 +301,8 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 	// 2. kill -9, writes through b, etcd compacted to now, restart: the
 	// informer's watch gets 410 Gone and it relists.
 	a.kill()
-	if err := nodeB.CoreV1().Pods("default").Delete(ctx, "p1-n1", metav1.DeleteOptions{}); err != nil {
+	// Deleted as its node finishes a deletion (grace period 0): at once.
+	if err := nodeB.CoreV1().Pods("default").Delete(ctx, "p1-n1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
 		t.Fatal(err)
 	}
 	create(nodeB, "p4")
@@ -312,8 +314,11 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 	if _, err := ec.Compact(ctx, resp.Header.Revision); err != nil {
 		t.Fatalf("compacting etcd: %v", err)
 	}
-	// A watch from before the compaction is refused with 410 Gone.
-	if w, err := b.admin().CoreV1().Pods("").Watch(ctx, metav1.ListOptions{ResourceVersion: "2"}); err != nil {
+	a.start()
+	// A watch from before the compaction, on a server that started after
+	// it (its watch cache cannot reach back), is refused with 410 Gone.
+	// (Server b, whose cache holds those revisions, still serves it.)
+	if w, err := a.admin().CoreV1().Pods("").Watch(ctx, metav1.ListOptions{ResourceVersion: "2"}); err != nil {
 		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
 			t.Errorf("watch from a compacted resourceVersion: %v, want 410 Gone", err)
 		}
@@ -331,7 +336,6 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 		}
 		w.Stop()
 	}
-	a.start()
 	waitCache("p2-n1,p3-n1,p4-n1", "after a 410 the informer relists")
 	if n := counter.count.Load() - lists0; n < 1 {
 		t.Errorf("the informer did not relist after etcd was compacted past its resourceVersion")

@@ -293,6 +293,19 @@ func (c *cluster) nodeKubeconfig(t *testing.T, node string) string {
 	return c.kubeconfig(t, "node-"+node, cert, key)
 }
 
+// kubectlIn is the kubectl of the control plane's binaries, or else the
+// one on PATH.
+func kubectlIn(t *testing.T, bins string) string {
+	t.Helper()
+	kubectlBin := filepath.Join(bins, "kubectl")
+	if _, err := os.Stat(kubectlBin); err != nil {
+		if kubectlBin, err = exec.LookPath("kubectl"); err != nil {
+			t.Fatalf("no kubectl in %s nor on PATH", bins)
+		}
+	}
+	return kubectlBin
+}
+
 // kubectl runs kubectl with a kubeconfig and returns its combined output.
 func kubectl(kubectlBin, kubeconfig string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -43,6 +43,19 @@ func nodeFlags(t *testing.T, bin string) map[string]bool {
 	return flags
 }
 
+// getPod reads pod ns/name with kubectl.
+func getPod(kubectlBin, kubeconfig, ns, name string) (*pod, error) {
+	out, err := kubectl(kubectlBin, kubeconfig, "get", "pod", "-n", ns, name, "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var p pod
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		return nil, fmt.Errorf("%v: %s", err, out)
+	}
+	return &p, nil
+}
+
 // pod is the part of a Pod the test reads.
 type pod struct {
 	Metadata struct {
@@ -80,12 +93,7 @@ type pod struct {
 func TestNodeAgainstKubeAPIServer(t *testing.T) {
 	bins := binaries(t)
 	harness.Require(t)
-	kubectlBin := filepath.Join(bins, "kubectl")
-	if _, err := os.Stat(kubectlBin); err != nil {
-		if kubectlBin, err = exec.LookPath("kubectl"); err != nil {
-			t.Fatalf("no kubectl in %s nor on PATH", bins)
-		}
-	}
+	kubectlBin := kubectlIn(t, bins)
 	bin := ballastBinary(t)
 	flags := nodeFlags(t, bin)
 	if !flags["--kubeconfig"] {
@@ -186,17 +194,7 @@ spec:
 	})
 
 	// The mirror pod is admitted (NodeRestriction) and Running.
-	getPod := func() (*pod, error) {
-		out, err := admin("get", "pod", "-n", "default", podName, "-o", "json")
-		if err != nil {
-			return nil, err
-		}
-		var p pod
-		if err := json.Unmarshal([]byte(out), &p); err != nil {
-			return nil, fmt.Errorf("%v: %s", err, out)
-		}
-		return &p, nil
-	}
+	getPod := func() (*pod, error) { return getPod(kubectlBin, c.Admin, "default", podName) }
 	waitRunning := func(what string, check func(p *pod) error) *pod {
 		t.Helper()
 		var got *pod

@@ -30,12 +30,7 @@ import (
 func TestStreamingThroughKubeAPIServer(t *testing.T) {
 	bins := binaries(t)
 	harness.Require(t)
-	kubectlBin := filepath.Join(bins, "kubectl")
-	if _, err := os.Stat(kubectlBin); err != nil {
-		if kubectlBin, err = exec.LookPath("kubectl"); err != nil {
-			t.Fatalf("no kubectl in %s nor on PATH", bins)
-		}
-	}
+	kubectlBin := kubectlIn(t, bins)
 	bin := ballastBinary(t)
 	env := harness.Start(t)
 	c := startCluster(t, bins, true)
