@@ -112,6 +112,15 @@ func admitPodCreate(u auth.User, pod *corev1.Pod) error {
 		name = pod.GenerateName
 	}
 	node := u.NodeName()
+	if node == "" && IsMirrorPod(pod) && pod.Spec.NodeName != "" {
+		// A node agent running with credentials that are not its node's
+		// (the server's admin kubeconfig, say): tell it what to use.
+		n := pod.Spec.NodeName
+		return forbidden(gr, name, fmt.Sprintf(
+			"user %q is not a node, so it cannot create mirror pods: the node agent of node %q must use that node's credentials (user system:node:%s); "+
+				"make them with \"ballast server token create --node %s\" and pass --server, --token and --certificate-authority to ballast node, or use ballast join; "+
+				"the node runs its static pod %q regardless", u.Name, n, n, n, name))
+	}
 	if node == "" {
 		base := strings.TrimSuffix(name, "-")
 		return forbidden(gr, name, fmt.Sprintf(
