@@ -1,13 +1,16 @@
 package diskspace
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/logs"
 )
 
@@ -144,4 +147,17 @@ func (m *Monitor) event(eventType, reason, msg string) {
 	if m.Recorder != nil {
 		m.Recorder.Event(corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: m.NodeName}, eventType, reason, msg)
 	}
+}
+
+// Mount serves the node's problems with its disk on the local API
+// (localapi.NodeProblemsPath), for `ballast pods`.
+func (m *Monitor) Mount() localapi.Mount {
+	return localapi.Mount{Patterns: []string{"GET " + localapi.NodeProblemsPath}, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		out := []string{}
+		if p, why := m.Pressure(); p {
+			out = append(out, why)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})}
 }
