@@ -110,6 +110,16 @@ func waitPidFile(t *testing.T, p *Process) int {
 	}
 }
 
+// justExited makes p's containerd one that has just exited, for Supervise
+// to restart.
+func justExited(p *Process) {
+	gone := make(chan struct{})
+	close(gone)
+	p.mu.Lock()
+	p.pid, p.exited, p.started = 0, gone, time.Now()
+	p.mu.Unlock()
+}
+
 // A caller shutting down while containerd starts must not kill it: it is
 // left running, with its pid file, for the next agent to adopt.
 func TestCancelledStartLeavesContainerdRunning(t *testing.T) {
@@ -143,12 +153,7 @@ func TestCancelledStartLeavesContainerdRunning(t *testing.T) {
 // containerd keeps running (TestAdoptAndSupervise's flake, issue 8).
 func TestSuperviseReturningDuringRestartLeavesContainerd(t *testing.T) {
 	p, _ := fakeProcess(t, "exec sleep 600", time.Hour)
-	// A previous containerd that has just exited.
-	gone := make(chan struct{})
-	close(gone)
-	p.mu.Lock()
-	p.pid, p.exited, p.started = 0, gone, time.Now()
-	p.mu.Unlock()
+	justExited(p)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Supervise(ctx) }()

@@ -94,11 +94,7 @@ func TestSlowContainerdAnswersInTheEnd(t *testing.T) {
 func TestSuperviseBacksOffHungRestarts(t *testing.T) {
 	p, logs := fakeProcess(t, "exec sleep 600", 100*time.Millisecond)
 	p.backoffMin, p.backoffMax = 10*time.Millisecond, 40*time.Millisecond
-	gone := make(chan struct{})
-	close(gone)
-	p.mu.Lock()
-	p.pid, p.exited, p.started = 0, gone, time.Now()
-	p.mu.Unlock()
+	justExited(p)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Supervise(ctx) }()

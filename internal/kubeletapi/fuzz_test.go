@@ -85,13 +85,7 @@ func FuzzKubeletAPIRequests(f *testing.F) {
 		"admin": {Username: "root", Groups: []string{"system:masters"}},
 		"alice": {Username: "alice"},
 	}
-	client.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		tr := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview)
-		if u, ok := users[tr.Spec.Token]; ok {
-			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: u}
-		}
-		return true, tr, nil
-	})
+	reviewTokens(client, users)
 	client.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		sar := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview)
 		sar.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: sar.Spec.User == "root"}

@@ -137,7 +137,7 @@ type seen struct {
 func newWorld(t *testing.T, seed uint64) *world {
 	mg := harness.NewManaged(t)
 	w := &world{
-		t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), bin: ballastBinary(t), mg: mg,
+		t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), bin: harness.BallastBinary(t), mg: mg,
 		manifests: filepath.Join(mg.Dir, "manifests"), serverDir: filepath.Join(mg.Dir, "server"),
 		serverLog: &tail{max: 300}, agentLog: &tail{max: 300},
 		counts: map[string]int{}, prev: map[string]seen{},

@@ -339,6 +339,25 @@ func TestKill9DuringStartsCountsNoRestarts(t *testing.T) {
 	}
 }
 
+// keptRunning fails unless each pod named in ids runs the container given.
+func keptRunning(t *testing.T, n *node, ids map[string]string, what string) {
+	t.Helper()
+	for name, id := range ids {
+		p := n.pod(name)
+		if p == nil || containerID(p) != id || running(p) != nil {
+			t.Fatalf("%s: pod %s did not keep running as it was: %v", what, name, p)
+		}
+	}
+}
+
+// cleared checks that a pod's manifest has no problem.
+func cleared(p *corev1.Pod) error {
+	if msg := p.Annotations[wellknown.AnnotationManifestError]; msg != "" {
+		return fmt.Errorf("manifest-error %q", msg)
+	}
+	return nil
+}
+
 // A vanished manifest directory (issue 12, point 5): `mv manifests
 // manifests.old` keeps every pod running (the same containers), says so in
 // `ballast pods` and as a Warning event on the Node; moving it back
@@ -352,15 +371,7 @@ func TestManifestDirectoryVanishes(t *testing.T) {
 	for _, p := range []string{"a", "b"} {
 		ids[p] = containerID(u.waitPod(p, "running", running))
 	}
-	same := func(what string) {
-		t.Helper()
-		for _, name := range []string{"a", "b"} {
-			p := u.pod(name)
-			if p == nil || containerID(p) != ids[name] || running(p) != nil {
-				t.Fatalf("%s: pod %s did not keep running as it was: %v", what, name, p)
-			}
-		}
-	}
+	same := func(what string) { keptRunning(t, u.node, ids, what) }
 	reported := func(why string) func(p *corev1.Pod) error {
 		return func(p *corev1.Pod) error {
 			if msg := p.Annotations[wellknown.AnnotationManifestError]; !strings.Contains(msg, "the manifest directory "+u.manifests) || !strings.Contains(msg, why) {
@@ -368,12 +379,6 @@ func TestManifestDirectoryVanishes(t *testing.T) {
 			}
 			return nil
 		}
-	}
-	cleared := func(p *corev1.Pod) error {
-		if msg := p.Annotations[wellknown.AnnotationManifestError]; msg != "" {
-			return fmt.Errorf("manifest-error %q", msg)
-		}
-		return nil
 	}
 
 	old := u.manifests + ".old"
@@ -461,21 +466,7 @@ func TestManifestVolumeUnmounted(t *testing.T) {
 		}
 		return nil
 	}
-	cleared := func(p *corev1.Pod) error {
-		if msg := p.Annotations[wellknown.AnnotationManifestError]; msg != "" {
-			return fmt.Errorf("manifest-error %q", msg)
-		}
-		return nil
-	}
-	same := func(what string) {
-		t.Helper()
-		for _, name := range []string{"a", "b"} {
-			p := n.pod(name)
-			if p == nil || containerID(p) != ids[name] || running(p) != nil {
-				t.Fatalf("%s: pod %s did not keep running as it was: %v", what, name, p)
-			}
-		}
-	}
+	same := func(what string) { keptRunning(t, n, ids, what) }
 
 	umount()
 	n.waitPod("b", "the unmounted volume reported", unmounted)
