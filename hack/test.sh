@@ -121,7 +121,7 @@ fuzz() {
 }
 
 chaos() {
-	go test -count=1 -timeout 0 -p 1 ./test/chaos/ -run '^TestChaos$' -v -args \
+	go test -count=1 -timeout 0 -p 1 ./test/chaos/ -run '^(TestModel|TestChaos)$' -v -args \
 		-chaos.duration "${CHAOS_DURATION:-1m}" ${CHAOS_SEED:+-chaos.seed "$CHAOS_SEED"}
 }
 
