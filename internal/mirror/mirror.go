@@ -276,6 +276,7 @@ func (s *syncer) run(ctx context.Context) error {
 			}
 			s.renewLease(ctx)
 			down = false
+			s.retries.reset() // what failed while it was away is tried at once
 			s.log.Info("API server back; node and mirror pods resynced")
 		case <-lease.C:
 			if !down { // renewed at once when the API is back

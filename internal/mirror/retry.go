@@ -56,6 +56,9 @@ func (r *retries) done(key string, err error) {
 	r.pending[key] = retry{at: r.now().Add(d), delay: d}
 }
 
+// reset forgets every back-off (the API is back after an outage).
+func (r *retries) reset() { clear(r.pending) }
+
 // next is when the earliest pending try is due (zero if none).
 func (r *retries) next() time.Time {
 	var first time.Time
