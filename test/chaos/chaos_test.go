@@ -74,9 +74,10 @@ func TestChaos(t *testing.T) {
 		if len(w.history) > 15 {
 			w.history = w.history[1:]
 		}
-		t.Logf("step %d: %s", w.step, what)
+		began := time.Now()
 		w.converge(what)
 		w.stopChurn()
+		t.Logf("step %d: %s (converged in %s)", w.step, what, time.Since(began).Round(10*time.Millisecond))
 	}
 	if w.apiDown {
 		w.startServer()
