@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/ballast-dev/ballast/internal/cli.Version=$(VERSION) -X github.com/ballast-dev/ballast/internal/cli.Commit=$(COMMIT)
 
-.PHONY: build images example deps test lint test-unit test-integration test-e2e test-kube bench bench-fleet package docs clean
+.PHONY: build images example deps test lint test-unit test-integration test-e2e test-kube fuzz chaos bench bench-fleet package docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ballast ./cmd/ballast
@@ -24,8 +24,9 @@ example:
 deps:
 	hack/deps.sh
 
-# Every test (as root): hack/test.sh's stages lint, unit, integration, e2e
-# and kube, in that order. The targets below run one or two of them.
+# Every test (as root): hack/test.sh's stages lint, unit, fuzz,
+# integration, e2e, chaos (one minute) and kube, in that order. The targets
+# below run one or two of them.
 test: deps
 	hack/test.sh
 
@@ -59,6 +60,16 @@ test-e2e: deps
 # The node against a real kube-apiserver 1.32 (built on first use).
 test-kube: deps
 	hack/test.sh kube
+
+# Every fuzz target for FUZZTIME each (default 5s; make fuzz FUZZTIME=1m).
+fuzz:
+	hack/test.sh fuzz
+
+# The chaos suite for CHAOS_DURATION (default 30m); CHAOS_SEED=N replays
+# the schedule a failure printed. Results: docs/node-agent.md.
+CHAOS_DURATION ?= 30m
+chaos: deps
+	CHAOS_DURATION=$(CHAOS_DURATION) hack/test.sh chaos
 
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/

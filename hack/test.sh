@@ -7,10 +7,16 @@
 #                user with containerd, ctr, runc, etcd and kubectl out of PATH
 #                and CI=true: a unit test needs none of them (see
 #                internal/testutil), and may not skip for want of them
+#   fuzz         every fuzz target (func FuzzX in a _test.go file) for
+#                FUZZTIME each (default 5s), unprivileged as unit; the seed
+#                corpora are in each package's testdata/fuzz
 #   integration  tests that need root or a real service: the files tagged
 #                `//go:build integration` beside their package, and test/integration
 #   e2e          test/e2e: a real containerd, the real ballast binary and kubectl
 #   kube         test/kube: the node against a real kube-apiserver 1.32
+#   chaos        test/chaos: a seeded random schedule of faults on a real
+#                containerd, for CHAOS_DURATION (default 1m; `make chaos`
+#                runs 30m); CHAOS_SEED replays a schedule
 #
 # Every stage but lint and unit needs root.
 set -euo pipefail
@@ -98,13 +104,34 @@ kube() {
 	(cd test/kube && BALLAST_KUBE_BINARIES="$kube_bins" go test -count=1 -timeout 30m ./...)
 }
 
+fuzz() {
+	local targets
+	targets=$(grep -rl --include='*_test.go' '^func Fuzz' cmd internal | xargs -r grep -H '^func Fuzz' |
+		sed -E 's|^([^:]*)/[^/]*:func (Fuzz[A-Za-z0-9_]*).*|./\1 \2|' | sort -u)
+	local drop=()
+	if [ "$(id -u)" = 0 ]; then
+		drop=(unshare --user --map-user=65534 --map-group=65534 --)
+	fi
+	local pkg name
+	while read -r pkg name; do
+		[ -n "$pkg" ] || continue
+		echo "--- $name ($pkg) for ${FUZZTIME:-5s}" >&2
+		"${drop[@]}" go test -run '^$' -fuzz "^$name\$" -fuzztime "${FUZZTIME:-5s}" -fuzzminimizetime 0 "$pkg"
+	done <<<"$targets"
+}
+
+chaos() {
+	go test -count=1 -timeout 0 -p 1 ./test/chaos/ -run '^(TestModel|TestChaos)$' -v -args \
+		-chaos.duration "${CHAOS_DURATION:-1m}" ${CHAOS_SEED:+-chaos.seed "$CHAOS_SEED"}
+}
+
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(lint unit integration e2e kube)
+[ ${#stages[@]} -gt 0 ] || stages=(lint unit fuzz integration e2e chaos kube)
 for s in "${stages[@]}"; do
 	case $s in
-	lint | unit | integration | e2e | kube) ;;
+	lint | unit | fuzz | integration | e2e | chaos | kube) ;;
 	*)
-		echo "unknown stage $s; stages: lint unit integration e2e kube" >&2
+		echo "unknown stage $s; stages: lint unit fuzz integration e2e chaos kube" >&2
 		exit 2
 		;;
 	esac

@@ -243,7 +243,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // fromSource turns the manifest source's snapshot into the planner's input.
 func fromSource(snap source.Snapshot) planner.Snapshot {
-	out := planner.Snapshot{Pods: make([]planner.Desired, len(snap.Pods)), Configs: snap.Configs}
+	out := planner.Snapshot{Pods: make([]planner.Desired, len(snap.Pods)), Configs: snap.Configs, Unavailable: snap.Unavailable, Dir: snap.Dir}
 	for i, d := range snap.Pods {
 		out.Pods[i] = planner.Desired{Pod: d.Pod, File: d.File}
 	}

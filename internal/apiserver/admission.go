@@ -3,12 +3,15 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/wellknown"
@@ -20,6 +23,9 @@ const DefaultManifestDir = "/etc/kubernetes/manifests"
 // admit runs admission for a write: old is nil for a create, next nil for
 // a delete.
 func (s *Server) admit(ctx context.Context, rq *request, old, next object) error {
+	if rq.kind.info.Resource == "events" && (rq.kind.info.Group == "" || rq.kind.info.Group == "events.k8s.io") {
+		return s.admitEvent(ctx, rq, old, next)
+	}
 	if rq.kind.info.Group == "" && (rq.kind.info.Resource == "configmaps" || rq.kind.info.Resource == "secrets") {
 		return admitConfig(rq.user, rq.kind.info, old, next)
 	}
@@ -34,6 +40,48 @@ func (s *Server) admit(ctx context.Context, rq *request, old, next object) error
 		newPod = next.(*corev1.Pod)
 	}
 	return admitPod(rq.user, rq.verb, rq.subresource, oldPod, newPod)
+}
+
+// admitEvent lets a node write only its own events (auth.AdmitNodeEvent):
+// about itself or its pods, reported by itself; both the old and the new
+// object of an update. Other users are not restricted here.
+func (s *Server) admitEvent(ctx context.Context, rq *request, old, next object) error {
+	if rq.user.NodeName() == "" {
+		return nil
+	}
+	for _, o := range []object{old, next} {
+		if o == nil {
+			continue
+		}
+		var ev *corev1.Event
+		switch e := o.(type) {
+		case *corev1.Event:
+			ev = e
+		case *eventsv1.Event:
+			ev = eventsV1ToCore(e)
+		default:
+			return internalError(fmt.Errorf("admitting an event: unexpected %T", o))
+		}
+		facts := auth.NodeEvent{Namespace: ev.Namespace, Name: ev.Name,
+			InvolvedKind: ev.InvolvedObject.Kind, InvolvedNamespace: ev.InvolvedObject.Namespace, InvolvedName: ev.InvolvedObject.Name,
+			SourceHost: ev.Source.Host, ReportingInstance: ev.ReportingInstance}
+		if facts.InvolvedKind == "Pod" {
+			pk := s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]
+			p, err := s.getObject(ctx, pk, facts.InvolvedNamespace, facts.InvolvedName)
+			var se *statusError
+			switch {
+			case err == nil:
+				facts.PodFound, facts.PodNode = true, p.(*corev1.Pod).Spec.NodeName
+			case errors.As(err, &se) && se.s.Reason == metav1.StatusReasonNotFound:
+			default:
+				return err
+			}
+		}
+		if d := auth.AdmitNodeEvent(rq.user, rq.verb, facts); !d.Allowed {
+			return forbidden(schema.GroupResource{Group: rq.kind.info.Group, Resource: "events"}, ev.Name, d.Reason)
+		}
+	}
+	return nil
 }
 
 // admitPod is mirror-pod admission, a pure function of the caller and the
@@ -64,6 +112,15 @@ func admitPodCreate(u auth.User, pod *corev1.Pod) error {
 		name = pod.GenerateName
 	}
 	node := u.NodeName()
+	if node == "" && IsMirrorPod(pod) && pod.Spec.NodeName != "" {
+		// A node agent running with credentials that are not its node's
+		// (the server's admin kubeconfig, say): tell it what to use.
+		n := pod.Spec.NodeName
+		return forbidden(gr, name, fmt.Sprintf(
+			"user %q is not a node, so it cannot create mirror pods: the node agent of node %q must use that node's credentials (user system:node:%s); "+
+				"make them with \"ballast server token create --node %s\" and pass --server, --token and --certificate-authority to ballast node, or use ballast join; "+
+				"the node runs its static pod %q regardless", u.Name, n, n, n, name))
+	}
 	if node == "" {
 		base := strings.TrimSuffix(name, "-")
 		return forbidden(gr, name, fmt.Sprintf(

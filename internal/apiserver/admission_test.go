@@ -42,7 +42,9 @@ func TestAdmitPodCreate(t *testing.T) {
 		want   string // substring of the error; "" for allowed
 	}{
 		{"node creates its mirror pod", nodeUser("n1"), nil, ""},
-		{"admin kubectl run", adminUser, nil, "Ballast runs static pods only"},
+		{"admin kubectl run", adminUser, func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "Ballast runs static pods only"},
+		{"a node agent with the admin's credentials", adminUser, nil,
+			`user "ballast-admin" is not a node, so it cannot create mirror pods: the node agent of node "n1" must use that node's credentials (user system:node:n1); make them with "ballast server token create --node n1" and pass --server, --token and --certificate-authority to ballast node, or use ballast join; the node runs its static pod "web-n1" regardless`},
 		{"other node", nodeUser("n2"), nil, `bound to node "n1"`},
 		{"no mirror annotation", nodeUser("n1"), func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "kubernetes.io/config.mirror"},
 		{"no owner", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences = nil }, "ownerReference"},

@@ -90,6 +90,10 @@ func storageError(err error, gr schema.GroupResource, name string) *statusError 
 		return conflict(gr, name, modifiedMsg)
 	case errors.Is(err, storage.ErrCompacted):
 		return gone(fmt.Sprintf("The resourceVersion for the provided request is too old (%v); list again to get a current resourceVersion.", err))
+	case errors.Is(err, storage.ErrInvalidContinue):
+		return badRequest("continue key is not valid: %v", err)
+	case errors.Is(err, storage.ErrInsufficientStorage):
+		return newStatus(http.StatusInsufficientStorage, "InsufficientStorage", err.Error())
 	case errors.Is(err, storage.ErrUnavailable):
 		return unavailable(fmt.Sprintf("the API server's storage (etcd) is unavailable: %v; retry shortly", err))
 	}

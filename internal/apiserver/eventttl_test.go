@@ -22,6 +22,7 @@ func TestEventsExpireThroughALease(t *testing.T) {
 		ObjectMeta:     metav1.ObjectMeta{Name: "web-n1.1", Namespace: "default"},
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-n1"},
 		Reason:         "Started", Message: "Started container web", Type: corev1.EventTypeNormal,
+		Source: corev1.EventSource{Component: "kubelet", Host: "n1"},
 	}
 	if code, body := e.do(http.MethodPost, "/api/v1/namespaces/default/events", "node:n1", "", ev, nil); code != http.StatusCreated {
 		t.Fatalf("creating an event: %d %s", code, body)

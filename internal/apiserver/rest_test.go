@@ -147,7 +147,8 @@ func TestREST(t *testing.T) {
 		e.must(code, body, 200)
 	}
 	{ // create: generateName, dryRun, strict
-		ev := map[string]any{"metadata": map[string]any{"generateName": "ev-"}, "involvedObject": map[string]any{"kind": "Node", "name": "n1"}, "reason": "R"}
+		ev := map[string]any{"metadata": map[string]any{"generateName": "ev-"}, "involvedObject": map[string]any{"kind": "Node", "name": "n1"}, "reason": "R",
+			"source": map[string]any{"component": "kubelet", "host": "n1"}}
 		var out corev1.Event
 		code, body := e.do("POST", "/api/v1/namespaces/default/events", "node:n1", "", ev, &out)
 		e.must(code, body, 201)

@@ -40,7 +40,9 @@ var discoveryPaths = []string{"/api", "/apis", "/openapi"}
 //     create/update/patch/delete its own Node and get/update/patch its
 //     nodes/status (Name must be the node's);
 //     create/update/patch/get its own Lease in kube-node-lease;
-//     create/update/patch events in any namespace;
+//     create/update/patch events in any namespace — at verb level only:
+//     whether an event is the node's own is known from the object, so the
+//     API server must check it in admission, with AdmitNodeEvent;
 //     create/update/patch/delete pods and pods/status — at verb level only:
 //     whether the pod is the node's own is known from the object, so the API
 //     server must check it (spec.nodeName) in admission, with AdmitNodePod;
@@ -326,6 +328,73 @@ func AdmitNodePod(u User, verb, namespace, name, podNodeName string) Decision {
 	}
 	return Decision{Reason: fmt.Sprintf("User %q cannot %s pod %s: the pod %s; a node may only change its own mirror pods (spec.nodeName %q)",
 		u.Name, strings.ToLower(verb), what, bound, node)}
+}
+
+// NodeEvent is what AdmitNodeEvent reads of an event (core/v1, or
+// events.k8s.io/v1 as stored: regarding is involvedObject,
+// deprecatedSource is source).
+type NodeEvent struct {
+	Namespace, Name string
+	// InvolvedKind, InvolvedNamespace and InvolvedName name the object the
+	// event is about.
+	InvolvedKind, InvolvedNamespace, InvolvedName string
+	// SourceHost is source.host; ReportingInstance is reportingInstance.
+	SourceHost, ReportingInstance string
+	// PodFound tells whether the pod the event is about (when it is about a
+	// pod) exists, and PodNode is its spec.nodeName.
+	PodFound bool
+	PodNode  string
+}
+
+// AdmitNodeEvent is the object-level half of a node's event permissions,
+// for the API server's admission of create, update and patch of events
+// (for update and patch, check both the old and the new object): a node
+// may only write events about itself (involvedObject a Node of its name)
+// or about one of its pods (a Pod bound to it; a pod that no longer
+// exists must be named as a static pod of the node, "<name>-<node>"),
+// reported by itself (source.host, and reportingInstance when set, its
+// name). Users that are not nodes are not restricted here.
+func AdmitNodeEvent(u User, verb string, ev NodeEvent) Decision {
+	node := u.NodeName()
+	if node == "" {
+		return allow()
+	}
+	var problems []string
+	switch ev.InvolvedKind {
+	case "Node":
+		if ev.InvolvedName != node {
+			problems = append(problems, fmt.Sprintf("it is about Node %q", ev.InvolvedName))
+		}
+	case "Pod":
+		pod := ev.InvolvedNamespace + "/" + ev.InvolvedName
+		switch {
+		case ev.PodFound && ev.PodNode != node:
+			bound := "not bound to any node"
+			if ev.PodNode != "" {
+				bound = fmt.Sprintf("bound to node %q", ev.PodNode)
+			}
+			problems = append(problems, fmt.Sprintf("it is about pod %s, %s", pod, bound))
+		case !ev.PodFound && !strings.HasSuffix(ev.InvolvedName, "-"+node):
+			problems = append(problems, fmt.Sprintf("it is about pod %s, which does not exist and is not named as a static pod of this node (\"<name>-%s\")", pod, node))
+		}
+	default:
+		what := ev.InvolvedKind
+		if what == "" {
+			what = "no kind"
+		}
+		problems = append(problems, fmt.Sprintf("it is about a %s (%q)", what, ev.InvolvedName))
+	}
+	if ev.SourceHost != node {
+		problems = append(problems, fmt.Sprintf("its source.host is %q", ev.SourceHost))
+	}
+	if ev.ReportingInstance != "" && ev.ReportingInstance != node {
+		problems = append(problems, fmt.Sprintf("its reportingInstance is %q", ev.ReportingInstance))
+	}
+	if len(problems) == 0 {
+		return allow()
+	}
+	return Decision{Reason: fmt.Sprintf("User %q cannot %s event %q in namespace %q: %s; a node may only write events about its own Node or its own pods, with source.host %q",
+		u.Name, strings.ToLower(verb), ev.Name, ev.Namespace, strings.Join(problems, ", and "), node)}
 }
 
 func allow() Decision { return Decision{Allowed: true} }

@@ -186,6 +186,60 @@ func TestAdmitNodePod(t *testing.T) {
 	}
 }
 
+func TestAdmitNodeEvent(t *testing.T) {
+	nodeB := User{Name: "system:node:b", Groups: []string{GroupNodes, GroupAuthenticated}}
+	admin := User{Name: AdminUser, Groups: []string{GroupMasters, GroupAuthenticated}}
+	own := func(change func(*NodeEvent)) NodeEvent {
+		ev := NodeEvent{Namespace: "default", Name: "web-b.1", InvolvedKind: "Pod", InvolvedNamespace: "default",
+			InvolvedName: "web-b", SourceHost: "b", ReportingInstance: "b", PodFound: true, PodNode: "b"}
+		if change != nil {
+			change(&ev)
+		}
+		return ev
+	}
+	tests := []struct {
+		name   string
+		u      User
+		ev     NodeEvent
+		reason string // "" if allowed
+	}{
+		{"its own pod", nodeB, own(nil), ""},
+		{"its own Node", nodeB, own(func(e *NodeEvent) {
+			e.InvolvedKind, e.InvolvedNamespace, e.InvolvedName, e.PodFound, e.PodNode = "Node", "", "b", false, ""
+		}), ""},
+		{"a static pod of its own that is gone", nodeB, own(func(e *NodeEvent) { e.PodFound, e.PodNode = false, "" }), ""},
+		{"no reportingInstance", nodeB, own(func(e *NodeEvent) { e.ReportingInstance = "" }), ""},
+		{"another node's pod", nodeB, own(func(e *NodeEvent) { e.InvolvedName, e.PodNode = "web-a", "a" }),
+			`User "system:node:b" cannot create event "web-b.1" in namespace "default": it is about pod default/web-a, bound to node "a"; a node may only write events about its own Node or its own pods, with source.host "b"`},
+		{"an unbound pod", nodeB, own(func(e *NodeEvent) { e.PodNode = "" }), "not bound to any node"},
+		{"another node's pod that is gone", nodeB, own(func(e *NodeEvent) { e.InvolvedName, e.PodFound, e.PodNode = "web-a", false, "" }),
+			`it is about pod default/web-a, which does not exist and is not named as a static pod of this node ("<name>-b")`},
+		{"another Node", nodeB, own(func(e *NodeEvent) { e.InvolvedKind, e.InvolvedName = "Node", "a" }), `it is about Node "a"`},
+		{"another kind", nodeB, own(func(e *NodeEvent) { e.InvolvedKind, e.InvolvedName = "Namespace", "default" }), `it is about a Namespace ("default")`},
+		{"no kind", nodeB, own(func(e *NodeEvent) { e.InvolvedKind = "" }), `it is about a no kind`},
+		{"another source host", nodeB, own(func(e *NodeEvent) { e.SourceHost = "a" }), `its source.host is "a"`},
+		{"no source host", nodeB, own(func(e *NodeEvent) { e.SourceHost = "" }), `its source.host is ""`},
+		{"another reporting instance", nodeB, own(func(e *NodeEvent) { e.ReportingInstance = "a" }), `its reportingInstance is "a"`},
+		{"everything wrong", nodeB, own(func(e *NodeEvent) { e.InvolvedName, e.PodNode, e.SourceHost = "web-a", "a", "a" }),
+			`it is about pod default/web-a, bound to node "a", and its source.host is "a"`},
+		{"an admin", admin, own(func(e *NodeEvent) { e.InvolvedName, e.PodNode, e.SourceHost = "web-a", "a", "a" }), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := AdmitNodeEvent(tc.u, "create", tc.ev)
+			if tc.reason == "" {
+				if !d.Allowed {
+					t.Fatalf("refused: %s", d.Reason)
+				}
+				return
+			}
+			if d.Allowed || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("got %+v, want refused with %q", d, tc.reason)
+			}
+		})
+	}
+}
+
 func TestAuthorizeKubeletStream(t *testing.T) {
 	apiserver := User{Name: "kube-apiserver-kubelet-client", Groups: []string{GroupMasters}}
 	ballastServer := User{Name: "system:kube-apiserver", Groups: []string{GroupMasters}}

@@ -35,7 +35,10 @@ func newPodsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				var lines []string
+				lines, err := c.NodeProblems(cmd.Context())
+				if err != nil {
+					return err
+				}
 				for _, p := range problems {
 					if len(p.Pods) == 0 {
 						lines = append(lines, p.Error)

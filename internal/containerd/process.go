@@ -32,6 +32,12 @@ const (
 	// answering is reported while Ballast waits for it.
 	slowLogEvery = 30 * time.Second
 	maxLogSize   = 20 << 20
+	// The back-off between restarts: it doubles from restartBackoffMin
+	// to restartBackoffMax for as long as containerd does not stay up
+	// (answering) for restartBackoffReset.
+	restartBackoffMin   = time.Second
+	restartBackoffMax   = 30 * time.Second
+	restartBackoffReset = time.Minute
 )
 
 // Process is a containerd started (or adopted) by Ballast.
@@ -42,11 +48,18 @@ type Process struct {
 	bin        string
 	log        *slog.Logger
 
-	mu       sync.Mutex
-	pid      int
-	exited   chan struct{} // closed when the current process is gone
-	adopted  bool
-	started  time.Time
+	// backoffMin and backoffMax bound the back-off between restarts
+	// (restartBackoffMin and restartBackoffMax), and slowLogEvery is how
+	// often a busy containerd is reported (slowLogEvery); shorter in tests.
+	backoffMin, backoffMax, slowLogEvery time.Duration
+
+	mu      sync.Mutex
+	pid     int
+	exited  chan struct{} // closed when the current process is gone
+	adopted bool
+	started time.Time
+	// ready is when the current process first answered (zero: it has not).
+	ready    time.Time
 	stopping bool
 }
 
@@ -168,7 +181,7 @@ func (p *Process) adopt(ctx context.Context, pid int) error {
 		return err
 	}
 	p.mu.Lock()
-	p.pid, p.exited, p.adopted, p.started = pid, exited, true, time.Now()
+	p.pid, p.exited, p.adopted, p.started, p.ready = pid, exited, true, time.Now(), time.Now()
 	p.mu.Unlock()
 	p.log.Info("adopted running containerd", "pid", pid, "socket", p.cfg.Socket)
 	return nil
@@ -205,7 +218,7 @@ func (p *Process) startProcess(ctx context.Context) error {
 		p.log.Warn("writing pid file", "err", err)
 	}
 	p.mu.Lock()
-	p.pid, p.exited, p.adopted, p.started = pid, exited, false, time.Now()
+	p.pid, p.exited, p.adopted, p.started, p.ready = pid, exited, false, time.Now(), time.Time{}
 	p.mu.Unlock()
 	p.log.Info("started containerd", "pid", pid, "socket", p.cfg.Socket, "log", logPath, "snapshotter", p.cfg.Snapshotter)
 
@@ -229,6 +242,9 @@ func (p *Process) startProcess(ctx context.Context) error {
 		os.Remove(p.pidPath())
 		return fmt.Errorf("containerd (pid %d) did not answer CRI Version on %s and used no CPU for %v: %w\n--- tail of %s ---\n%s", pid, p.cfg.Socket, p.cfg.HungAfter, err, logPath, LogTail(logPath, 30))
 	}
+	p.mu.Lock()
+	p.ready = time.Now()
+	p.mu.Unlock()
 	p.log.Info("containerd ready", "pid", pid, "after", time.Since(p.started).Round(time.Millisecond))
 	return nil
 }
@@ -280,7 +296,11 @@ func (p *Process) waitReady(ctx context.Context, pid int, exited <-chan struct{}
 		}
 		if pid > 0 && now.After(nextLog) {
 			p.log.Warn("containerd is busy but does not answer yet; waiting", "pid", pid, "for", now.Sub(began).Round(time.Second), "last_error", lastErr)
-			nextLog = now.Add(slowLogEvery)
+			every := p.slowLogEvery
+			if every <= 0 {
+				every = slowLogEvery
+			}
+			nextLog = now.Add(every)
 		}
 		select {
 		case <-exited:
@@ -386,13 +406,22 @@ func (p *Process) Stop(ctx context.Context) error {
 }
 
 // Supervise restarts containerd whenever it exits (unless Stop was called),
-// with exponential back-off from 1 s to 30 s (reset after a minute of
-// running). It returns when ctx ends, leaving containerd running.
+// or when a restarted one is hung (no answer, no CPU used for HungAfter: a
+// busy one is waited for). Restarts back off, from 1 s doubling to 30 s,
+// for as long as containerd does not stay up (answering) for a minute. It
+// returns when ctx ends, leaving containerd running, a starting one too.
 func (p *Process) Supervise(ctx context.Context) error {
-	backoff := time.Second
+	lo, hi := p.backoffMin, p.backoffMax
+	if lo <= 0 {
+		lo = restartBackoffMin
+	}
+	if hi <= 0 {
+		hi = restartBackoffMax
+	}
+	var backoff time.Duration
 	for {
 		p.mu.Lock()
-		exited, started := p.exited, p.started
+		exited := p.exited
 		p.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -400,21 +429,22 @@ func (p *Process) Supervise(ctx context.Context) error {
 		case <-exited:
 		}
 		p.mu.Lock()
-		stopping := p.stopping
+		stopping, ready := p.stopping, p.ready
 		p.mu.Unlock()
 		if stopping {
 			return nil
 		}
-		if time.Since(started) > time.Minute {
-			backoff = time.Second
+		upFor := time.Duration(0)
+		if !ready.IsZero() {
+			upFor = time.Since(ready)
 		}
+		backoff = nextRestartBackoff(backoff, upFor, lo, hi)
 		p.log.Error("containerd exited; restarting", "pid", p.Pid(), "in", backoff, "log_tail", LogTail(p.LogPath(), 10))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 		p.mu.Lock()
 		stopping = p.stopping
 		p.mu.Unlock()
@@ -424,9 +454,22 @@ func (p *Process) Supervise(ctx context.Context) error {
 		if err := p.startProcess(ctx); err != nil {
 			p.log.Error("restarting containerd failed", "err", err)
 			// startProcess left p.exited closed (the process exited or was
-			// killed), so the loop retries after the next back-off.
+			// killed as hung), so the loop retries after a longer back-off;
+			// or ctx ended, and it returns.
 		}
 	}
+}
+
+// nextRestartBackoff is the wait before the next restart, given the last
+// one (0: none yet) and how long the process that just ended was up and
+// answering (0: it never answered): the first restart, and any after a
+// process that stayed up for restartBackoffReset, waits lo; every other
+// doubles the last, up to hi.
+func nextRestartBackoff(last, upFor, lo, hi time.Duration) time.Duration {
+	if last == 0 || upFor >= restartBackoffReset {
+		return lo
+	}
+	return min(last*2, hi)
 }
 
 // LogTail returns the last n lines of a log file (at most 8 KiB).

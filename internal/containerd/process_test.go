@@ -43,8 +43,14 @@ func (l *logWatch) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.
 // waitFor waits until the log holds want.
 func (l *logWatch) waitFor(t *testing.T, want string) {
 	t.Helper()
+	l.waitForCount(t, want, 1)
+}
+
+// waitForCount waits until the log holds want n times.
+func (l *logWatch) waitForCount(t *testing.T, want string, n int) {
+	t.Helper()
 	deadline := time.After(30 * time.Second)
-	for !strings.Contains(l.String(), want) {
+	for strings.Count(l.String(), want) < n {
 		select {
 		case <-l.changed:
 		case <-deadline:
@@ -54,10 +60,15 @@ func (l *logWatch) waitFor(t *testing.T, want string) {
 }
 
 // fakeProcess is a Process whose "containerd" is script (run by /bin/sh),
-// which never answers CRI Version.
+// which does not answer CRI Version (see answerAfterBusy for one that does).
 func fakeProcess(t *testing.T, script string, hungAfter time.Duration) (*Process, *logWatch) {
 	t.Helper()
-	dir := t.TempDir()
+	return fakeProcessIn(t, t.TempDir(), script, hungAfter)
+}
+
+// fakeProcessIn is fakeProcess in dir.
+func fakeProcessIn(t *testing.T, dir, script string, hungAfter time.Duration) (*Process, *logWatch) {
+	t.Helper()
 	bin := filepath.Join(dir, "containerd")
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -99,6 +110,16 @@ func waitPidFile(t *testing.T, p *Process) int {
 	}
 }
 
+// justExited makes p's containerd one that has just exited, for Supervise
+// to restart.
+func justExited(p *Process) {
+	gone := make(chan struct{})
+	close(gone)
+	p.mu.Lock()
+	p.pid, p.exited, p.started = 0, gone, time.Now()
+	p.mu.Unlock()
+}
+
 // A caller shutting down while containerd starts must not kill it: it is
 // left running, with its pid file, for the next agent to adopt.
 func TestCancelledStartLeavesContainerdRunning(t *testing.T) {
@@ -132,12 +153,7 @@ func TestCancelledStartLeavesContainerdRunning(t *testing.T) {
 // containerd keeps running (TestAdoptAndSupervise's flake, issue 8).
 func TestSuperviseReturningDuringRestartLeavesContainerd(t *testing.T) {
 	p, _ := fakeProcess(t, "exec sleep 600", time.Hour)
-	// A previous containerd that has just exited.
-	gone := make(chan struct{})
-	close(gone)
-	p.mu.Lock()
-	p.pid, p.exited, p.started = 0, gone, time.Now()
-	p.mu.Unlock()
+	justExited(p)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Supervise(ctx) }()

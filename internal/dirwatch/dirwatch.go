@@ -39,6 +39,7 @@ const (
 	// Always reported, never asked for:
 	Ignored  Op = unix.IN_IGNORED    // the watch is gone (Remove, or its directory was removed)
 	Overflow Op = unix.IN_Q_OVERFLOW // events were lost: the caller must rescan
+	Unmount  Op = unix.IN_UNMOUNT    // the filesystem holding the watched directory was unmounted (Ignored follows)
 )
 
 var opNames = []struct {
@@ -47,7 +48,7 @@ var opNames = []struct {
 }{
 	{Create, "Create"}, {Modify, "Modify"}, {CloseWrite, "CloseWrite"}, {MovedIn, "MovedIn"},
 	{MovedOut, "MovedOut"}, {Delete, "Delete"}, {Attrib, "Attrib"}, {DeleteSelf, "DeleteSelf"},
-	{MoveSelf, "MoveSelf"}, {Ignored, "Ignored"}, {Overflow, "Overflow"},
+	{MoveSelf, "MoveSelf"}, {Ignored, "Ignored"}, {Overflow, "Overflow"}, {Unmount, "Unmount"},
 }
 
 // Has reports whether o holds any of ops.

@@ -20,6 +20,18 @@ import (
 	"github.com/ballast-dev/ballast/internal/auth"
 )
 
+// reviewTokens makes client's API answer TokenReviews: users' tokens
+// authenticate as their user, others not.
+func reviewTokens(client *fake.Clientset, users map[string]authenticationv1.UserInfo) {
+	client.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		tr := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview)
+		if u, ok := users[tr.Spec.Token]; ok {
+			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: u}
+		}
+		return true, tr, nil
+	})
+}
+
 // Streams into pods are the kubelet's nodes/proxy: every refusal of the
 // issue (anonymous, another node's credentials, a user the API server does
 // not allow), and who gets through.
@@ -37,13 +49,7 @@ func TestStreamAuthorization(t *testing.T) {
 		"alice-token": {Username: "alice", Groups: []string{"ops"}},
 		"bob-token":   {Username: "bob"},
 	}
-	client.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		tr := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview)
-		if u, ok := users[tr.Spec.Token]; ok {
-			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: u}
-		}
-		return true, tr, nil
-	})
+	reviewTokens(client, users)
 	client.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		sars.Add(1)
 		sar := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview)

@@ -3,6 +3,7 @@ package localapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 )
@@ -33,6 +34,30 @@ func (h *handler) problems(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// NodeProblemsPath serves what is wrong with the node itself rather than
+// with a manifest (its disk nearly full, say): a JSON list of sentences.
+// A Mount serves it (internal/diskspace.Monitor.Mount).
+const NodeProblemsPath = "/node/problems"
+
+// NodeProblems returns what is wrong with the node itself (none from an
+// agent that does not serve NodeProblemsPath).
+func (c *Client) NodeProblems(ctx context.Context) ([]string, error) {
+	resp, err := c.do(ctx, NodeProblemsPath, nil)
+	if err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
+			return nil, nil
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []string
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decoding the agent's node problems: %w", err)
+	}
+	return out, nil
 }
 
 // ManifestProblems returns the manifest files the agent cannot use.

@@ -14,8 +14,11 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -86,6 +89,22 @@ type Options struct {
 	// agent's pods to the end of the sync that brought the mirror pods in
 	// step (internal/nodemetrics' mirror sync lag).
 	ObserveSyncLag func(time.Duration)
+	// ManifestDir is the manifest directory (absolute): a problem of it
+	// (it cannot be read) is a ManifestDirectoryUnavailable event, not an
+	// InvalidManifest one.
+	ManifestDir string
+	// Disk, if set, says whether the disk holding the node's data is under
+	// pressure: the Node's DiskPressure condition.
+	Disk DiskReporter
+
+	// now is the clock of the retries' back-off (nil: time.Now); for tests.
+	now func() time.Time
+}
+
+// DiskReporter tells whether the node's disk is under pressure, and why
+// (internal/diskspace.Monitor).
+type DiskReporter interface {
+	Pressure() (bool, string)
 }
 
 // Run keeps the API in step with the node until ctx ends.
@@ -94,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 		o.LeaseDuration = 40 * time.Second
 	}
 	s := &syncer{o: o, log: o.Log, specs: map[types.UID]corev1.PodSpec{}, statuses: map[types.UID]corev1.PodStatus{},
-		posted: map[string]*corev1.Event{}}
+		posted: map[string]*corev1.Event{}, retries: newRetries(o.now)}
 	return s.run(ctx)
 }
 
@@ -124,21 +143,31 @@ type syncer struct {
 	// create it, logged once (a kube-apiserver refuses mirror pods that use
 	// ConfigMaps or Secrets: NodeRestriction).
 	refused map[string]string
+	// retries spaces the tries of writes that failed.
+	retries *retries
+	// diskPosted is the DiskPressure status last posted, diskSince its
+	// transition.
+	diskPosted *bool
+	diskSince  metav1.Time
+	// identityChecked: whose credentials these are was said.
+	identityChecked bool
 }
 
 func (s *syncer) run(ctx context.Context) error {
-	// Register the node first (retrying while the API is away).
-	for {
+	// Register the node first (retrying, backing off, while the API is
+	// away); say once whose credentials these are.
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		s.checkIdentity(ctx)
 		err := s.ensureNode(ctx)
 		if err == nil {
 			break
 		}
-		s.log.Warn("cannot register the node with the API server; retrying (pods are not affected)", "err", err)
+		s.log.Warn("cannot register the node with the API server; retrying (pods are not affected)", "in", wait, "err", err)
 		s.reportProblems() // recorded now, published once the API answers
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 	kick := make(chan struct{}, 1)
@@ -159,9 +188,16 @@ func (s *syncer) run(ctx context.Context) error {
 	defer lease.Stop()
 	nodeStatus := time.NewTicker(5 * time.Minute)
 	defer nodeStatus.Stop()
-	probe := time.NewTicker(250 * time.Millisecond)
+	// While the API is away it is probed, backing off from probeMin to
+	// probeMax.
+	const probeMin, probeMax = 250 * time.Millisecond, 5 * time.Second
+	probe := time.NewTimer(probeMin)
 	probe.Stop()
 	defer probe.Stop()
+	probeWait := probeMin
+	// retry wakes the loop when a write that failed is due again.
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
 	down := false
 	var changedAt time.Time // when the agent's pods changed, until synced
 	s.renewLease(ctx)
@@ -188,11 +224,19 @@ func (s *syncer) run(ctx context.Context) error {
 				changedAt = time.Time{}
 			}
 			s.publishEvents(ctx)
-			if s.readyPosted != nil && *s.readyPosted != s.runtimeReady() {
-				// Node status on change: the runtime went away or came back.
-				if err := s.ensureNode(ctx); err != nil {
-					s.log.Warn("updating node status", "err", err)
+			if (s.readyPosted != nil && *s.readyPosted != s.runtimeReady()) || (s.diskPosted != nil && *s.diskPosted != s.diskPressure()) {
+				// Node status on change: the runtime went away or came
+				// back, the disk filled up or has space again.
+				if s.retries.due("node status") {
+					err := s.ensureNode(ctx)
+					s.retries.done("node status", err)
+					if err != nil {
+						s.log.Warn("updating node status", "err", err)
+					}
 				}
+			}
+			if at := s.retries.next(); !at.IsZero() {
+				retry.Reset(max(at.Sub(s.retries.now()), 0))
 			}
 		}
 		select {
@@ -205,28 +249,34 @@ func (s *syncer) run(ctx context.Context) error {
 			}
 		case <-evChanged:
 		case <-kick:
+		case <-retry.C:
 		case <-lost:
 			if !down {
 				s.log.Warn("lost the API server; pods are not affected, catching up when it returns")
 				down = true
-				probe.Reset(250 * time.Millisecond)
+				probeWait = probeMin
+				probe.Reset(probeWait)
 			}
 		case <-probe.C:
+			probeWait = min(2*probeWait, probeMax)
 			if !s.healthy(ctx) {
+				probe.Reset(probeWait)
 				continue
 			}
 			if err := s.ensureNode(ctx); err != nil {
 				s.log.Debug("re-registering the node", "err", err)
+				probe.Reset(probeWait)
 				continue
 			}
 			w.stop()
 			w = s.startWatch(ctx, poke, lost, 5*time.Second)
 			if w == nil {
+				probe.Reset(probeWait)
 				continue // still down: keep probing
 			}
 			s.renewLease(ctx)
 			down = false
-			probe.Stop()
+			s.retries.reset() // what failed while it was away is tried at once
 			s.log.Info("API server back; node and mirror pods resynced")
 		case <-lease.C:
 			if !down { // renewed at once when the API is back
@@ -240,6 +290,40 @@ func (s *syncer) run(ctx context.Context) error {
 				s.log.Warn("updating node status", "err", err)
 			}
 		}
+	}
+}
+
+// checkIdentity says once whose credentials the node uses, from a
+// SelfSubjectReview (kubectl auth whoami): a node agent must act as its
+// node (system:node:<name>, group system:nodes); with other credentials (the
+// server's admin kubeconfig, another node's) the API server refuses its
+// mirror pods and events. An API that does not answer is asked again with
+// the next registration; one that does not serve the review is not asked.
+func (s *syncer) checkIdentity(ctx context.Context) {
+	if s.identityChecked {
+		return
+	}
+	r, err := s.o.Client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		if _, isStatus := err.(apierrors.APIStatus); isStatus {
+			s.identityChecked = true
+			s.log.Debug("the API server does not say whose credentials these are (SelfSubjectReview)", "err", err)
+		}
+		return
+	}
+	s.identityChecked = true
+	u := r.Status.UserInfo
+	want := "system:node:" + s.o.NodeName
+	fix := fmt.Sprintf("make node credentials on the server with `ballast server token create --node %s` (then pass --server, --token and --certificate-authority), or use `ballast join`; pods run regardless", s.o.NodeName)
+	switch other, isNode := strings.CutPrefix(u.Username, "system:node:"); {
+	case u.Username == want && slices.Contains(u.Groups, "system:nodes"):
+		s.log.Info("API credentials are the node's", "user", u.Username)
+	case isNode:
+		s.log.Warn(fmt.Sprintf("the API credentials are node %q's, not this node's (%q): the API server refuses mirror pods and events of %q; run with --node-name %s, or %s",
+			other, s.o.NodeName, s.o.NodeName, other, fix), "user", u.Username, "groups", u.Groups)
+	default:
+		s.log.Warn(fmt.Sprintf("the API credentials are not a node's: they are user %q, and a node agent acts as %q (group system:nodes); the API server refuses mirror pods and events from other users: %s",
+			u.Username, want, fix), "user", u.Username, "groups", u.Groups)
 	}
 }
 
@@ -343,8 +427,12 @@ func (s *syncer) reportProblems() {
 			continue
 		}
 		s.reported[p.File] = p.Error
-		s.o.Recorder.Event(corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: s.o.NodeName}, corev1.EventTypeWarning, "InvalidManifest",
-			fmt.Sprintf("manifest file %s cannot be used: %s", p.File, p.Error))
+		reason, msg, podMsg := "InvalidManifest", fmt.Sprintf("manifest file %s cannot be used: %s", p.File, p.Error),
+			fmt.Sprintf("manifest file %s cannot be used: %s; the pod keeps running from the file's last good content", p.File, p.Error)
+		if s.o.ManifestDir != "" && p.File == s.o.ManifestDir {
+			reason, msg, podMsg = "ManifestDirectoryUnavailable", p.Error, p.Error
+		}
+		s.o.Recorder.Event(corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: s.o.NodeName}, corev1.EventTypeWarning, reason, msg)
 		if len(p.Pods) > 0 && pods == nil {
 			pods = s.o.Source.Pods()
 		}
@@ -353,8 +441,7 @@ func (s *syncer) reportProblems() {
 				if pods[i].Name == name {
 					pod := &pods[i]
 					s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
-						corev1.EventTypeWarning, "InvalidManifest",
-						fmt.Sprintf("manifest file %s cannot be used: %s; the pod keeps running from the file's last good content", p.File, p.Error))
+						corev1.EventTypeWarning, reason, podMsg)
 				}
 			}
 		}
@@ -380,20 +467,20 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 		want[key] = true
 		cur := byName[key]
 		hash := sp.Annotations[wellknown.AnnotationConfigHash]
-		if cur != nil && cur.Annotations[wellknown.AnnotationConfigMirror] != hash {
-			// Outdated: the file changed. Replace it.
-			s.deletePod(ctx, cur)
-			cur = nil
-		}
-		if cur != nil && cur.DeletionTimestamp != nil {
-			// Deleted gracefully (a real kube-apiserver waits for the node
-			// to finish a pod's deletion): finish it and recreate the
-			// mirror at once, as the kubelet does.
-			s.deletePod(ctx, cur)
+		if cur != nil && (cur.Annotations[wellknown.AnnotationConfigMirror] != hash || cur.DeletionTimestamp != nil) {
+			// Outdated (the file changed: replace it), or deleted
+			// gracefully (a real kube-apiserver waits for the node to
+			// finish a pod's deletion): finish it and recreate the mirror
+			// at once, as the kubelet does.
+			if !s.deletePod(ctx, cur) {
+				continue
+			}
 			cur = nil
 		}
 		if cur == nil {
-			s.createMirror(ctx, &sp)
+			if s.retries.due("create " + key) {
+				s.retries.done("create "+key, s.createMirror(ctx, &sp))
+			}
 			continue
 		}
 		if known, ok := s.specs[cur.UID]; !ok {
@@ -405,8 +492,9 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 					corev1.EventTypeWarning, "MirrorPodReverted",
 					fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations[wellknown.AnnotationManifest], s.o.NodeName))
 			}
-			s.deletePod(ctx, cur)
-			s.createMirror(ctx, &sp)
+			if s.deletePod(ctx, cur) && s.retries.due("create "+key) {
+				s.retries.done("create "+key, s.createMirror(ctx, &sp))
+			}
 			continue
 		}
 		if statusEqual(cur.Status, sp.Status) {
@@ -415,9 +503,14 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 		if posted, ok := s.statuses[cur.UID]; ok && statusEqual(posted, sp.Status) {
 			continue // written already; the informer has not seen it yet
 		}
+		if !s.retries.due("status " + key) {
+			continue
+		}
 		upd := cur.DeepCopy()
 		upd.Status = sp.Status
-		if _, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		_, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+		s.retries.done("status "+key, err)
+		if err != nil {
 			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 				s.log.Warn("updating mirror pod status", "pod", key, "err", err)
 			}
@@ -430,6 +523,17 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 			s.deletePod(ctx, p) // also finishes a graceful deletion
 		}
 	}
+	s.retries.forget(func(k string) bool {
+		verb, obj, _ := strings.Cut(k, " ")
+		switch verb {
+		case "create", "status":
+			return want[obj]
+		case "delete":
+			_, ok := byName[obj]
+			return ok
+		}
+		return true
+	})
 	live := map[types.UID]bool{}
 	for _, p := range existing {
 		live[p.UID] = true
@@ -472,7 +576,9 @@ func (s *syncer) mirrorSpec(sp *corev1.Pod) corev1.PodSpec {
 	return sp.Spec
 }
 
-func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) {
+// createMirror creates the mirror pod of sp and sets its status; the
+// error is the create's.
+func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) error {
 	m := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: sp.Name, Namespace: sp.Namespace, Labels: sp.Labels, Annotations: map[string]string{},
@@ -495,9 +601,9 @@ func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) {
 				s.refused = map[string]string{}
 			}
 			s.refused[key] = err.Error()
-			s.log.Warn("creating mirror pod (logged once; the pod runs without it)", "pod", key, "err", err)
+			s.log.Warn("creating mirror pod (logged once; the pod runs without it; tried again, backing off)", "pod", key, "err", err)
 		}
-		return
+		return err
 	}
 	delete(s.refused, sp.Namespace+"/"+sp.Name)
 	created.Status = sp.Status
@@ -507,16 +613,26 @@ func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) {
 		s.statuses[created.UID] = sp.Status
 	}
 	s.log.Info("mirror pod created", "pod", sp.Namespace+"/"+sp.Name)
+	return nil
 }
 
-func (s *syncer) deletePod(ctx context.Context, p *corev1.Pod) {
+// deletePod deletes a mirror pod (that UID only), backing off when that
+// fails; it tells whether the pod is gone.
+func (s *syncer) deletePod(ctx context.Context, p *corev1.Pod) bool {
+	key := "delete " + p.Namespace + "/" + p.Name
+	if !s.retries.due(key) {
+		return false
+	}
 	err := s.o.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To(int64(0)),
 		Preconditions:      &metav1.Preconditions{UID: &p.UID},
 	})
+	s.retries.done(key, err)
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		s.log.Warn("deleting mirror pod", "pod", p.Namespace+"/"+p.Name, "err", err)
+		return false
 	}
+	return true
 }
 
 // ensureNode creates the Node or updates its status.
@@ -553,6 +669,15 @@ func (s *syncer) ensureNode(ctx context.Context) error {
 	return err
 }
 
+// diskPressure asks whether the node's disk is under pressure.
+func (s *syncer) diskPressure() bool {
+	if s.o.Disk == nil {
+		return false
+	}
+	p, _ := s.o.Disk.Pressure()
+	return p
+}
+
 // runtimeReady asks the source whether its container runtime answers.
 func (s *syncer) runtimeReady() bool {
 	if r, ok := s.o.Source.(RuntimeReporter); ok {
@@ -579,11 +704,26 @@ func (s *syncer) nodeStatus(now metav1.Time) corev1.NodeStatus {
 	if !ready {
 		cond.Status, cond.Reason, cond.Message = corev1.ConditionFalse, "KubeletNotReady", "container runtime is down or not answering (pods keep running; new ones start when it is back)"
 	}
+	pressure, why := false, ""
+	if s.o.Disk != nil {
+		pressure, why = s.o.Disk.Pressure()
+	}
+	if s.diskPosted == nil || *s.diskPosted != pressure {
+		s.diskSince = now
+	}
+	s.diskPosted = &pressure
+	disk := corev1.NodeCondition{
+		Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "ballast node agent has no disk pressure",
+		LastHeartbeatTime: now, LastTransitionTime: s.diskSince,
+	}
+	if pressure {
+		disk.Status, disk.Reason, disk.Message = corev1.ConditionTrue, "KubeletHasDiskPressure", why
+	}
 	return corev1.NodeStatus{
 		Capacity:        capacity,
 		Allocatable:     capacity,
 		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: s.o.HostIP}, {Type: corev1.NodeHostName, Address: s.o.NodeName}},
-		Conditions:      []corev1.NodeCondition{cond},
+		Conditions:      []corev1.NodeCondition{disk, cond},
 		NodeInfo:        nodeInfo(s.o.RuntimeVersion),
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: s.o.KubeletPort}},
 	}
@@ -646,9 +786,16 @@ func (s *syncer) publishEvents(ctx context.Context) {
 			}
 		}
 	}
+	s.retries.forget(func(k string) bool {
+		name, ok := strings.CutPrefix(k, "event ")
+		return !ok || slices.ContainsFunc(events, func(e corev1.Event) bool { return e.Name == name })
+	})
 	for _, ev := range events {
 		prev, seen := s.posted[ev.Name]
 		if seen && prev.Count == ev.Count {
+			continue
+		}
+		if !s.retries.due("event " + ev.Name) {
 			continue
 		}
 		ev := ev
@@ -684,6 +831,7 @@ func (s *syncer) publishEvents(ctx context.Context) {
 				}
 			}
 		}
+		s.retries.done("event "+ev.Name, err)
 		if err != nil {
 			s.log.Debug("publishing event", "event", ev.Name, "err", err)
 			continue

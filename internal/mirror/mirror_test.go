@@ -173,6 +173,12 @@ func start(t *testing.T, pods ...corev1.Pod) *fixture {
 
 // startWith starts the sync with a Lease duration (0: the default).
 func startWith(t *testing.T, leaseDuration time.Duration, pods ...corev1.Pod) *fixture {
+	return startTweaked(t, func(_ *fixture, o *Options) { o.LeaseDuration = leaseDuration }, pods...)
+}
+
+// startTweaked starts the sync after setup has seen the fixture (to add
+// reactors to its fake API) and changed the options.
+func startTweaked(t *testing.T, setup func(*fixture, *Options), pods ...corev1.Pod) *fixture {
 	f := &fixture{t: t, client: fake.NewClientset(), src: newSource(pods...), rec: &fakeRecorder{},
 		rvs: map[string]string{}, done: map[string]int{}, lags: make(chan time.Duration, 100)}
 	key := func(a k8stesting.Action, ns, name string) string {
@@ -226,16 +232,20 @@ func startWith(t *testing.T, leaseDuration time.Duration, pods ...corev1.Pod) *f
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	o := Options{Client: f.client, NodeName: testNode, HostIP: "10.0.0.1", Source: f.src, Recorder: f.rec,
+		ObserveSyncLag: func(d time.Duration) {
+			select {
+			case f.lags <- d:
+			default:
+			}
+		},
+		Log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if setup != nil {
+		setup(f, &o)
+	}
 	go func() {
 		defer close(done)
-		_ = Run(ctx, Options{Client: f.client, NodeName: testNode, HostIP: "10.0.0.1", Source: f.src, Recorder: f.rec, LeaseDuration: leaseDuration,
-			ObserveSyncLag: func(d time.Duration) {
-				select {
-				case f.lags <- d:
-				default:
-				}
-			},
-			Log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		_ = Run(ctx, o)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return f

@@ -27,6 +27,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/agent"
 	"github.com/ballast-dev/ballast/internal/containerd"
 	"github.com/ballast-dev/ballast/internal/cri"
+	"github.com/ballast-dev/ballast/internal/diskspace"
 	"github.com/ballast-dev/ballast/internal/hostinfo"
 	"github.com/ballast-dev/ballast/internal/images"
 	"github.com/ballast-dev/ballast/internal/kubeletapi"
@@ -223,11 +224,12 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 		}
 		return nil
 	})
+	disk := &diskspace.Monitor{Dir: cfg.DataDir, NodeName: cfg.NodeName, Log: log.With("component", "disk"), Recorder: a.Recorder()}
 	sock := localapi.SocketPath(cfg.DataDir)
-	handler := streaming.Handler(localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host))),
+	handler := streaming.Handler(localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host)), disk.Mount()),
 		streaming.Options{Pods: a, Runtime: rt, Log: log.With("component", "streaming")})
 	g.Go(func() error { return localapi.Serve(ctx, sock, handler) })
-	if err := connectAPI(ctx, g, cfg, a, handler, runtimeVersion, metrics, log); err != nil {
+	if err := connectAPI(ctx, g, cfg, a, disk, handler, runtimeVersion, metrics, log); err != nil {
 		return err
 	}
 	// An always-on agent with little garbage: a tighter heap goal costs
@@ -236,7 +238,7 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 	debug.SetGCPercent(50)
 	memtrim.AfterStartup(ctx, 10*time.Second, log)
 	g.Go(func() error {
-		rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: cfg.LogMaxSize, MaxFiles: cfg.LogMaxFiles}, cfg.LogCheck, log)
+		rotateLogs(ctx, a, rt, &logs.Rotator{MaxSize: cfg.LogMaxSize, MaxFiles: cfg.LogMaxFiles}, disk, cfg.LogCheck, log)
 		return nil
 	})
 	log.Info("node agent running", "socket", sock)
@@ -249,7 +251,7 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 
 // connectAPI starts the mirror sync against the API server and the kubelet
 // HTTPS API, as configured.
-func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Agent, handler http.Handler, runtimeVersion string, metrics *nodemetrics.Metrics, log *slog.Logger) error {
+func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Agent, disk *diskspace.Monitor, handler http.Handler, runtimeVersion string, metrics *nodemetrics.Metrics, log *slog.Logger) error {
 	var client kubernetes.Interface
 	if cfg.API.Client != nil {
 		c, err := cfg.API.Client(cfg.NodeName)
@@ -296,6 +298,7 @@ func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Age
 				Client: client, NodeName: cfg.NodeName, HostIP: cfg.NodeIP, RuntimeVersion: runtimeVersion,
 				Source: a, Recorder: a.Recorder(), Log: log.With("component", "mirror"),
 				KubeletPort: int32(port), NodeAnnotations: annotations, ObserveSyncLag: metrics.ObserveMirrorSyncLag,
+				ManifestDir: absDir(cfg.ManifestDir), Disk: disk,
 			})
 			if err != nil && ctx.Err() == nil {
 				log.Error("mirror pod sync stopped; pods keep running, the API server no longer sees them", "err", err)
@@ -317,8 +320,17 @@ func serveKubeletAPI(ctx context.Context, ln net.Listener, handler http.Handler,
 	}
 }
 
-// rotateLogs checks container log sizes every interval.
-func rotateLogs(ctx context.Context, a *agent.Agent, rt *cri.Runtime, r *logs.Rotator, interval time.Duration, log *slog.Logger) {
+// absDir is dir made absolute, as the manifest source names it.
+func absDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
+
+// rotateLogs checks the data directory's disk and container log sizes
+// every interval (under disk pressure the monitor truncates logs first).
+func rotateLogs(ctx context.Context, a *agent.Agent, rt *cri.Runtime, r *logs.Rotator, disk *diskspace.Monitor, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
@@ -336,6 +348,7 @@ func rotateLogs(ctx context.Context, a *agent.Agent, rt *cri.Runtime, r *logs.Ro
 				cs = append(cs, logs.Container{ID: ref.CurrentID, Path: ref.Current})
 			}
 		}
+		disk.Check(cs)
 		if err := r.Check(ctx, cs, rt.ReopenLog); err != nil {
 			log.Warn("rotating container logs", "err", err)
 		}

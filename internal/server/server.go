@@ -20,7 +20,9 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/metricsapi"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/bootstrap"
+	"github.com/ballast-dev/ballast/internal/diskspace"
 	"github.com/ballast-dev/ballast/internal/memtrim"
+	"github.com/ballast-dev/ballast/internal/storage"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
 
@@ -100,12 +102,18 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Embedded etcd shares the data directory's disk: writes that add data
+	// stop before that disk is full (an external cluster has its own quota).
+	var stored storage.Store = store
+	if len(o.EtcdServers) == 0 {
+		stored = diskspace.Guard(store, filepath.Join(o.DataDir, "etcd"), o.Log.With("component", "storage"))
+	}
 	authn := auth.NewAuthenticator(pki, tokens)
 	nodes := &nodeDialer{pki: pki, local: o.LocalNodes}
 	metrics := apimetrics.New()
 	metricsAPI := &metricsapi.API{Dial: nodes.dial, Cluster: nodes, Log: o.Log.With("component", "metrics-api")}
 	api, err := apiserver.New(apiserver.Config{
-		Store:        metrics.Store(store),
+		Store:        metrics.Store(stored),
 		Metrics:      metrics,
 		Delegates:    metricsAPI.Delegates(),
 		Authenticate: authn.Authenticate,

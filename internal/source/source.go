@@ -10,6 +10,9 @@
 // pods and config objects defined twice, giving each pod the identity that
 // covers the config data it uses (manifest.WithConfigs), warning about
 // Secret files others may read, and the kubernetes.io/config.seen annotation.
+// A directory that cannot be read (missing, not a directory, its
+// filesystem unmounted) is not an empty one: while it is gone the
+// snapshots say so (Snapshot.Unavailable) instead of listing no pods.
 // Decoding and validating a file is internal/manifest's job.
 package source
 
@@ -63,6 +66,15 @@ type Snapshot struct {
 	// file others may read), sorted by file.
 	Warnings []Warning
 	Ignored  []string // files in the directory that are not manifests, sorted
+	// Unavailable says why the directory itself cannot be read: it does not
+	// exist (moved away, not yet created), it is not a directory, the
+	// filesystem mounted on it was unmounted, or it cannot be listed. Pods,
+	// Configs, Problems, Warnings and Ignored then say nothing (a missing
+	// directory is not an empty one). It is "" while the directory can be
+	// read.
+	Unavailable string
+	// Dir is the manifest directory (absolute).
+	Dir string
 }
 
 // Warning is something wrong with a file that still works.
@@ -95,7 +107,9 @@ const (
 
 // Run watches opts.Dir. It sends a first snapshot at once (even for a missing
 // or empty directory), then a full snapshot after each settled change that
-// changes the desired pods or the problems. It returns when ctx ends.
+// changes the desired pods or the problems. While the directory cannot be
+// read the snapshots are Unavailable; when it is back every file is read at
+// once. It returns when ctx ends.
 func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 	if opts.Rescan <= 0 {
 		opts.Rescan = 10 * time.Second
@@ -139,7 +153,6 @@ func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 	}
 	events := in.Events()
 
-	w.ensureDirWatch()
 	w.rescan(true)
 	if !w.send(ctx, out, true) {
 		return nil
@@ -231,8 +244,24 @@ type watcher struct {
 	ignored map[string]string // name -> reason, logged once each
 	seen    map[types.UID]string
 
-	loggedDup  map[string]string
-	dirMissing bool
+	loggedDup map[string]string
+
+	// unavailable says why the directory cannot be read ("" while it can).
+	unavailable string
+	// watchProblem is why ensureDirWatch could not watch the directory.
+	watchProblem string
+	// watched identifies the directory dirWD watches.
+	watched *dirID
+	// bare identifies the empty directory Dir named after the filesystem
+	// on it changed (unmounted, or another mounted): Dir is unavailable
+	// while it names that directory and it holds no manifest (nil: no such
+	// change). sawUnmount is set by the unmount event, until the watch's
+	// Ignored event that follows it.
+	bare       *dirID
+	sawUnmount bool
+	// gone is the snapshot to send before the first unavailable one: files
+	// deleted just before their directory went (rm -r) are removed.
+	gone *Snapshot
 
 	dirWD    int
 	parentWD int            // nearest existing ancestor, while Dir is missing
@@ -244,29 +273,112 @@ type watcher struct {
 
 // ---- watches ----
 
+// dirID identifies a directory.
+type dirID struct{ dev, ino uint64 }
+
+func idOf(fi os.FileInfo) *dirID {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	return &dirID{dev: uint64(st.Dev), ino: st.Ino}
+}
+
+func sameDir(a, b *dirID) bool { return a != nil && b != nil && *a == *b }
+
+// checkDir says why Dir cannot be watched and read ("" if it can).
+func (w *watcher) checkDir() string {
+	fi, err := os.Stat(w.opts.Dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR):
+		return "no such directory"
+	case err != nil:
+		return err.Error()
+	case !fi.IsDir():
+		return "it is not a directory"
+	case sameDir(w.bare, idOf(fi)) && !hasManifests(w.opts.Dir):
+		return "the filesystem mounted on it was unmounted, leaving an empty directory"
+	}
+	return ""
+}
+
+// hasManifests tells whether dir holds an entry that is not ignored.
+func hasManifests(dir string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if _, ign := manifest.Ignored(e.Name()); !ign {
+			return true
+		}
+	}
+	return false
+}
+
+// followPath notices that Dir names another directory than the one
+// watched, which no inotify event tells when a filesystem is mounted on it
+// or unmounted from it (a bind mount, say): the watch moves to the
+// directory Dir names now. An empty directory on another filesystem is
+// taken for an unmounted volume (see bare), not for the end of every pod.
+func (w *watcher) followPath() {
+	if w.dirWD < 0 || w.watched == nil {
+		return
+	}
+	fi, err := os.Stat(w.opts.Dir)
+	if err != nil || !fi.IsDir() {
+		return // removed or replaced: its events say so
+	}
+	id := idOf(fi)
+	if id == nil || sameDir(id, w.watched) {
+		return
+	}
+	moved := id.dev != w.watched.dev
+	w.in.Remove(w.dirWD)
+	w.dirWD, w.watched = -1, nil
+	if moved {
+		w.noteMountChange(id, "the filesystem on the manifest directory changed")
+	}
+}
+
+// noteMountChange records that Dir now names the directory id on another
+// filesystem; it is bare if it holds no manifest.
+func (w *watcher) noteMountChange(id *dirID, what string) {
+	if id != nil && !hasManifests(w.opts.Dir) {
+		w.bare = id
+	}
+	w.log.Info(what, "empty", w.bare != nil)
+}
+
+// ensureDirWatch watches Dir if it is not watched yet and can be; if it
+// cannot, watchProblem says why and the nearest existing ancestor is
+// watched instead, to learn when it is back.
 func (w *watcher) ensureDirWatch() {
 	if w.dirWD >= 0 {
 		return
 	}
-	wd, err := w.in.Add(w.opts.Dir, watchOps)
-	if err == nil {
-		w.dirWD = wd
-		if w.parentWD >= 0 && w.parentWD != wd {
-			w.in.Remove(w.parentWD)
+	w.watchProblem = w.checkDir()
+	if w.watchProblem == "" {
+		wd, err := w.in.Add(w.opts.Dir, watchOps)
+		if err == nil {
+			w.dirWD = wd
+			if w.parentWD >= 0 && w.parentWD != wd {
+				w.in.Remove(w.parentWD)
+			}
+			w.parentWD = -1
+			if fi, err := os.Stat(w.opts.Dir); err == nil {
+				w.watched = idOf(fi)
+			}
+			w.bare = nil
+			return
 		}
-		w.parentWD = -1
-		if w.dirMissing {
-			w.log.Info("manifest directory appeared")
-		}
-		w.dirMissing = false
-		return
+		w.watchProblem = fmt.Sprintf("cannot watch it: %v", err)
 	}
-	if !w.dirMissing {
-		w.log.Info("manifest directory is missing; waiting for it to appear", "err", err)
+	// Watch Dir (a bare directory: to learn when a manifest is written into
+	// it), or else its nearest existing ancestor, to learn when it is back
+	// (a mount on Dir makes no event: the periodic rescan sees it).
+	from := filepath.Dir(w.opts.Dir)
+	if fi, err := os.Stat(w.opts.Dir); err == nil && fi.IsDir() {
+		from = w.opts.Dir
 	}
-	w.dirMissing = true
-	// Watch the nearest existing ancestor to learn when it appears.
-	for p := filepath.Dir(w.opts.Dir); ; p = filepath.Dir(p) {
+	for p := from; ; p = filepath.Dir(p) {
 		if wd, err := w.in.Add(p, watchOps); err == nil {
 			if w.parentWD >= 0 && w.parentWD != wd {
 				w.in.Remove(w.parentWD)
@@ -367,14 +479,23 @@ func (w *watcher) handle(evs []dirwatch.Event) {
 			continue
 		}
 		if ev.Watch == w.dirWD {
-			if ev.Op.Has(dirwatch.Ignored | dirwatch.DeleteSelf | dirwatch.MoveSelf) {
+			if ev.Op.Has(dirwatch.Unmount) {
+				w.sawUnmount = true // its Ignored event follows
+			}
+			if ev.Op.Has(dirwatch.Ignored | dirwatch.DeleteSelf | dirwatch.MoveSelf | dirwatch.Unmount) {
 				if ev.Op.Has(dirwatch.Ignored | dirwatch.MoveSelf) {
 					if ev.Op.Has(dirwatch.MoveSelf) {
 						w.in.Remove(w.dirWD)
 					}
-					w.dirWD = -1
-					w.log.Warn("manifest directory was removed or moved")
-					w.ensureDirWatch()
+					w.dirWD, w.watched = -1, nil
+					if w.sawUnmount {
+						w.sawUnmount = false
+						if fi, err := os.Stat(w.opts.Dir); err == nil && fi.IsDir() {
+							w.noteMountChange(idOf(fi), "the filesystem of the manifest directory was unmounted")
+						}
+					} else {
+						w.log.Info("the manifest directory was removed or moved")
+					}
 					w.rescan(false)
 				}
 				continue
@@ -386,10 +507,7 @@ func (w *watcher) handle(evs []dirwatch.Event) {
 			if ev.Op.Has(dirwatch.Ignored) {
 				w.parentWD = -1
 			}
-			w.ensureDirWatch()
-			if w.dirWD >= 0 {
-				w.rescan(false)
-			}
+			w.rescan(false)
 		}
 		if names, ok := w.linkWDs[ev.Watch]; ok {
 			if ev.Op.Has(dirwatch.Ignored) {
@@ -461,6 +579,9 @@ func (w *watcher) onName(name string, op dirwatch.Op, now time.Time) {
 }
 
 func (w *watcher) nextDeadline() (time.Time, bool) {
+	if w.unavailable != "" {
+		return time.Time{}, false // nothing is read until the directory is back
+	}
 	var first time.Time
 	for _, p := range w.pending {
 		if first.IsZero() || p.at.Before(first) {
@@ -471,6 +592,9 @@ func (w *watcher) nextDeadline() (time.Time, bool) {
 }
 
 func (w *watcher) fireDue() {
+	if w.unavailable != "" {
+		return
+	}
 	now := time.Now()
 	for name, p := range w.pending {
 		if p.at.After(now) {
@@ -495,12 +619,28 @@ func (w *watcher) noteIgnored(name, reason string) {
 // manifest at once. Otherwise it is a safety net for changes inotify did not
 // report: a file whose stat changed is read after Settle with no event for
 // it, as it may be being written right now (its events still queued).
-// Files waiting to settle are left alone.
+// Files waiting to settle are left alone. A directory that cannot be read
+// makes the watcher unavailable (see unavailableNow); one that is back is
+// read whole at once.
 func (w *watcher) rescan(now bool) {
+	w.followPath()
 	w.ensureDirWatch()
-	entries, err := os.ReadDir(w.opts.Dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		w.log.Warn("cannot list the manifest directory", "err", err)
+	why := w.watchProblem
+	var entries []os.DirEntry
+	if w.dirWD >= 0 {
+		var err error
+		if entries, err = os.ReadDir(w.opts.Dir); err != nil {
+			why = fmt.Sprintf("cannot list it: %v", err)
+		}
+	}
+	if why != "" {
+		w.unavailableNow(why)
+		return
+	}
+	if w.unavailable != "" {
+		w.log.Info("the manifest directory is back; reading every file", "was", w.unavailable)
+		w.unavailable = ""
+		now = true
 	}
 	present := map[string]bool{}
 	for _, e := range entries {
@@ -563,9 +703,39 @@ func statKey(fi os.FileInfo, target string) string {
 		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 }
 
+// unavailableNow records that the directory cannot be read, and why. Files
+// deleted just before it went (rm -r deletes the files first) are removed,
+// so their pods stop; every other file is kept as it was until the
+// directory is back.
+func (w *watcher) unavailableNow(why string) {
+	if w.unavailable == why {
+		return
+	}
+	if w.unavailable == "" {
+		removed := false
+		for name, p := range w.pending {
+			if p.kind == opRemove {
+				w.drop(name)
+				removed = true
+			}
+		}
+		clear(w.pending) // files changed meanwhile are read when it is back
+		if removed {
+			s := w.snapshot()
+			w.gone = &s
+		}
+	}
+	w.unavailable = why
+	w.log.Warn("the manifest directory cannot be read; its pods keep running as they are until it is back (removing their files stops them)",
+		"reason", why)
+}
+
 // read (re)reads one manifest. Unless force, a file whose stat did not
 // change since it was last read is skipped.
 func (w *watcher) read(name string, force bool) {
+	if w.unavailable != "" {
+		return // read again, all of them, when the directory is back
+	}
 	path := filepath.Join(w.opts.Dir, name)
 	li, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
@@ -745,12 +915,15 @@ func podNames(pods []*corev1.Pod) []string {
 // ---- snapshots ----
 
 func (w *watcher) snapshot() Snapshot {
+	if w.unavailable != "" {
+		return Snapshot{Unavailable: w.unavailable, Dir: w.opts.Dir}
+	}
 	names := make([]string, 0, len(w.files))
 	for n := range w.files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var snap Snapshot
+	snap := Snapshot{Dir: w.opts.Dir}
 	// Config objects first: pods' identities depend on them. One key, one
 	// object: the file first by name defines it.
 	configs := map[manifest.ConfigKey]*manifest.Config{}
@@ -850,6 +1023,7 @@ func (w *watcher) snapshot() Snapshot {
 
 func signature(s Snapshot) string {
 	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\x01", s.Unavailable)
 	for _, d := range s.Pods {
 		fmt.Fprintf(&b, "%s\x00", d.Pod.UID)
 	}
@@ -870,6 +1044,17 @@ func signature(s Snapshot) string {
 // send sends a snapshot if it differs from the last one sent (or always).
 // It returns false if ctx ended.
 func (w *watcher) send(ctx context.Context, out chan<- Snapshot, always bool) bool {
+	if g := w.gone; g != nil {
+		w.gone = nil
+		if sig := signature(*g); sig != w.lastSig {
+			select {
+			case out <- *g:
+				w.lastSig = sig
+			case <-ctx.Done():
+				return false
+			}
+		}
+	}
 	snap := w.snapshot()
 	sig := signature(snap)
 	if !always && sig == w.lastSig {

@@ -539,25 +539,86 @@ func TestMissingDirAppears(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "etc", "manifests")
 	h := start(t, dir, func(o *Options) { o.Rescan = time.Hour })
-	if len(h.last.Pods) != 0 {
-		t.Fatalf("got %s", describe(h.last))
+	if h.last.Unavailable != "no such directory" || h.last.Dir != dir || len(h.last.Pods) != 0 {
+		t.Fatalf("a missing directory: got %s", describe(h.last))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	h.waitFor("the directory", func(s Snapshot) bool { return s.Unavailable == "" }, nil)
 	write(t, filepath.Join(dir, "web.yaml"), podYAML("web", "nginx:1"))
 	h.waitFor("web", func(s Snapshot) bool { return image(s, "web") == "nginx:1" }, nil)
 
-	// The directory goes away and comes back.
+	// rm -r removes the files first: their pods go, then the directory is
+	// unavailable.
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	h.waitFor("no pods", func(s Snapshot) bool { return len(s.Pods) == 0 }, nil)
+	h.waitFor("no pods", func(s Snapshot) bool { return len(s.Pods) == 0 && s.Unavailable == "" }, nil)
+	h.waitFor("unavailable", func(s Snapshot) bool { return s.Unavailable != "" }, nil)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(dir, "web.yaml"), podYAML("web", "nginx:2"))
 	h.waitFor("web again", func(s Snapshot) bool { return image(s, "web") == "nginx:2" }, nil)
+}
+
+// A directory moved away is not an empty one: the snapshots say it is
+// unavailable (never that its pods are gone), changes in the moved
+// directory are not read, and when it is back its pods are the same.
+func TestDirMovedAwayAndBack(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "manifests")
+	old := filepath.Join(parent, "manifests.old")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "a.yaml"), podYAML("a", "nginx:1"))
+	write(t, filepath.Join(dir, "b.yaml"), podYAML("b", "nginx:1"))
+	h := start(t, dir, func(o *Options) { o.Rescan = time.Hour })
+	before := describe(h.last)
+	if len(h.last.Pods) != 2 {
+		t.Fatalf("got %s", before)
+	}
+
+	if err := os.Rename(dir, old); err != nil {
+		t.Fatal(err)
+	}
+	s := h.next()
+	if s.Unavailable != "no such directory" || s.Dir != dir || len(s.Pods) != 0 || len(s.Problems) != 0 {
+		t.Fatalf("after mv away: got %s (unavailable %q)", describe(s), s.Unavailable)
+	}
+	if !strings.Contains(h.logs.String(), "the manifest directory cannot be read") {
+		t.Errorf("not logged:\n%s", h.logs.String())
+	}
+	// Writing into the moved directory changes nothing.
+	write(t, filepath.Join(old, "b.yaml"), podYAML("b", "nginx:2"))
+
+	// Not a directory: still unavailable, saying so.
+	write(t, dir, "not a directory")
+	s = h.waitFor("not a directory", func(s Snapshot) bool { return s.Unavailable == "it is not a directory" }, func(s Snapshot) {
+		if s.Unavailable == "" {
+			t.Fatalf("a file in place of the directory made it available: %s", describe(s))
+		}
+	})
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(old, "b.yaml"), podYAML("b", "nginx:1"))
+	if err := os.Rename(old, dir); err != nil {
+		t.Fatal(err)
+	}
+	s = h.waitFor("back", func(s Snapshot) bool { return s.Unavailable == "" }, func(s Snapshot) {
+		if s.Unavailable == "" && len(s.Pods) != 2 {
+			t.Fatalf("back without its pods: %s", describe(s))
+		}
+	})
+	if got := describe(s); got != before {
+		t.Errorf("back with other pods:\n got  %s\n want %s", got, before)
+	}
+	// Removing a file stops its pod, as ever.
+	os.Remove(filepath.Join(dir, "a.yaml"))
+	h.waitFor("a removed", func(s Snapshot) bool { return len(s.Pods) == 1 && image(s, "b") == "nginx:1" }, nil)
 }
 
 func TestSeenStable(t *testing.T) {

@@ -21,6 +21,12 @@ var (
 	ErrCompacted = errors.New("revision compacted")
 	// ErrUnavailable: the backing store cannot be reached.
 	ErrUnavailable = errors.New("storage unavailable")
+	// ErrInvalidContinue: a List's continue token is not one List returned
+	// (a client's mistake: HTTP 400).
+	ErrInvalidContinue = errors.New("invalid continue token")
+	// ErrInsufficientStorage: the write is refused because the disk
+	// holding the data is nearly full (HTTP 507).
+	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 
 // Object is one stored value and the revision of its last write.

@@ -26,39 +26,8 @@ import (
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // ballastBinary builds cmd/ballast once per test run.
-func ballastBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		root, err := harness.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "ballast-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ballast")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/ballast")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func ballastBinary(t *testing.T) string { return harness.BallastBinary(t) }
 
 // node is one `ballast node` process under test.
 type node struct {

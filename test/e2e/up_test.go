@@ -35,7 +35,15 @@ type upProcess struct {
 }
 
 func startUp(t *testing.T, env *harness.Env) *upProcess {
+	return startUpWith(t, env, nil)
+}
+
+// startUpWith is startUp with the node changed first (its data dir, say).
+func startUpWith(t *testing.T, env *harness.Env, change func(*node)) *upProcess {
 	n := newNode(t, env)
+	if change != nil {
+		change(n)
+	}
 	kc := kubectlPath(t)
 	args := []string{"up", "--node-name", n.name, "--data-dir", n.dataDir, "--pod-manifest-path", n.manifests,
 		"--images-dir", n.imagesDir, "--container-runtime-endpoint", env.Endpoint, "--listen", "127.0.0.1:0",

@@ -122,7 +122,7 @@ func decodeContinue(s string) (continueToken, error) {
 		err = errors.New("missing revision or start key")
 	}
 	if err != nil {
-		return continueToken{}, fmt.Errorf("invalid continue token (start the list again without it): %w", err)
+		return continueToken{}, fmt.Errorf("%w (start the list again without it): %v", storage.ErrInvalidContinue, err)
 	}
 	return t, nil
 }

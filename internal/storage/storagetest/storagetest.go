@@ -201,8 +201,8 @@ func testList(t *testing.T, s storage.Store) {
 	if err != nil || len(empty.Objects) != 0 || empty.Continue != "" || empty.Revision <= 0 {
 		t.Fatalf("empty List = %+v, %v", empty, err)
 	}
-	if _, err := s.List(ctx, "/list/", storage.ListOptions{Continue: "not a token"}); err == nil {
-		t.Fatal("List accepted a malformed continue token")
+	if _, err := s.List(ctx, "/list/", storage.ListOptions{Continue: "not a token"}); !errors.Is(err, storage.ErrInvalidContinue) {
+		t.Fatalf("List with a malformed continue token: %v, want ErrInvalidContinue", err)
 	}
 }
 

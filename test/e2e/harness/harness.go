@@ -136,6 +136,40 @@ func programImage(prog string, bin []byte, entrypoint, env []string) (v1.Image, 
 	return imagebuild.Image(p, entrypoint, env, opts...)
 }
 
+var (
+	ballastOnce sync.Once
+	ballastPath string
+	ballastErr  error
+)
+
+// BallastBinary builds cmd/ballast once per test binary and returns its path.
+func BallastBinary(t testing.TB) string {
+	t.Helper()
+	ballastOnce.Do(func() {
+		root, err := RepoRoot()
+		if err != nil {
+			ballastErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "ballast-bin")
+		if err != nil {
+			ballastErr = err
+			return
+		}
+		ballastPath = filepath.Join(dir, "ballast")
+		cmd := exec.Command("go", "build", "-o", ballastPath, "./cmd/ballast")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			ballastErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if ballastErr != nil {
+		t.Fatal(ballastErr)
+	}
+	return ballastPath
+}
+
 // RepoRoot finds the module root (the directory with Ballast's go.mod),
 // walking up from the working directory.
 func RepoRoot() (string, error) {
