@@ -1,9 +1,10 @@
 # Ballast's build, test and benchmark entry points. See README.md.
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/ballast-dev/ballast/internal/cli.Version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X github.com/ballast-dev/ballast/internal/cli.Version=$(VERSION) -X github.com/ballast-dev/ballast/internal/cli.Commit=$(COMMIT)
 
-.PHONY: build images example deps test test-unit test-e2e bench clean
+.PHONY: build images example deps test lint test-unit test-integration test-e2e test-kube bench bench-fleet package docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ballast ./cmd/ballast
@@ -23,12 +24,50 @@ example:
 deps:
 	hack/deps.sh
 
-# Every test: vet, formatting, unit tests with -race, end-to-end tests against a real containerd.
+# Every test (as root): hack/test.sh's stages lint, unit, integration, e2e
+# and kube, in that order. The targets below run one or two of them.
 test: deps
 	hack/test.sh
 
+# bin/ballast_<version>_amd64.deb: the static binary, the systemd units
+# (checked with systemd-analyze verify), the default /etc/ballast/config.yaml
+# and the sandbox image; built with nfpm (hack/package.sh).
+package: build images
+	hack/package.sh $(VERSION) bin/ballast bin/images bin
+
+# Regenerates what comes from the command definitions: the CLI reference
+# (docs/cli) and the default configuration file (packaging/config.yaml).
+docs:
+	$(GO) run ./hack/gendocs -docs docs/cli -config packaging/config.yaml
+
+# No file over 5 MB tracked, gofmt, go vet, staticcheck.
+lint:
+	hack/test.sh lint
+
+# lint, then the unit tests: they need no root, containerd, etcd or kubectl.
+test-unit:
+	hack/test.sh lint unit
+
+# Tests that need root and a real containerd, etcd or kubectl.
+test-integration: deps
+	hack/test.sh integration
+
+# End-to-end tests: the ballast binary on a real containerd, with kubectl.
+test-e2e: deps
+	hack/test.sh e2e
+
+# The node against a real kube-apiserver 1.32 (built on first use).
+test-kube: deps
+	hack/test.sh kube
+
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+
+# The fleet benchmark (docs/benchmarks.md): a simulated fleet against
+# ballast server, two of them, and kube-apiserver 1.32, each on a 3-member
+# etcd. Long (about an hour at the default sizes); FLEET_* variables set it.
+bench-fleet: deps
+	BALLAST_KUBE_BINARIES=$$(hack/kube-binaries.sh) $(GO) test -count=1 -run '^$$' -bench Fleet -benchtime 1x -timeout 6h ./test/fleet/
 
 clean:
 	rm -rf bin

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the packages Ballast needs to run pods: containerd (with ctr), runc
-# and the CNI plugins; and for the tests: iproute2 (network cleanup), etcd
-# and kubectl. BALLAST_NO_TEST_DEPS=1 skips the test-only ones.
+# and the CNI plugins; and for the tests: iproute2 (network cleanup), etcd,
+# kubectl and systemd-analyze. BALLAST_NO_TEST_DEPS=1 skips the test-only ones.
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -14,6 +14,8 @@ command -v ip >/dev/null || need+=(iproute2)
 # kubectl: the tests drive the API with the real kubectl (1.32 is preinstalled
 # on these machines; Debian's kubernetes-client is an old fallback).
 [ -n "${BALLAST_NO_TEST_DEPS:-}" ] || command -v kubectl >/dev/null || need+=(kubernetes-client)
+# systemd-analyze checks the package's units (PID 1 need not be systemd).
+[ -n "${BALLAST_NO_TEST_DEPS:-}" ] || command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "missing packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 var bin string
@@ -66,18 +68,18 @@ func start(t *testing.T, env ...string) *proc {
 
 func (p *proc) get(t *testing.T, path string) string {
 	t.Helper()
-	for i := 0; ; i++ {
+	var body string
+	testutil.Eventually(t, 5*time.Second, func() error {
 		resp, err := http.Get("http://127.0.0.1:" + p.port + path)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return string(b)
+		if err != nil {
+			return err
 		}
-		if i > 100 {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		body = string(b)
+		return err
+	})
+	return body
 }
 
 func (p *proc) wait(t *testing.T, timeout time.Duration) int {
@@ -129,19 +131,22 @@ func TestServeAndSIGTERM(t *testing.T) {
 }
 
 func TestIgnoreSIGTERM(t *testing.T) {
-	p := start(t, "IGNORE_SIGTERM_FOR=700ms")
+	p := start(t, "IGNORE_SIGTERM_FOR=2s")
 	p.get(t, "/healthz")
 	t0 := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	// Once it says it got the signal, it serves on until the time is up.
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(p.stdout.String(), "got SIGTERM") {
+			return fmt.Errorf("no \"got SIGTERM\" on stdout: %s", p.stdout.String())
+		}
+		return nil
+	})
 	if got := p.get(t, "/healthz"); got != "ok\n" {
 		t.Errorf("not serving during grace: %q", got)
 	}
-	if code := p.wait(t, 5*time.Second); code != 0 || time.Since(t0) < 600*time.Millisecond {
-		t.Errorf("exit %d after %s", code, time.Since(t0))
-	}
-	if !strings.Contains(p.stdout.String(), "got SIGTERM") {
-		t.Errorf("stdout: %s", p.stdout.String())
+	if code := p.wait(t, 10*time.Second); code != 0 || time.Since(t0) < 2*time.Second {
+		t.Errorf("exit %d after %s, want 0 after 2s", code, time.Since(t0))
 	}
 }
 

@@ -22,15 +22,12 @@ import (
 	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/executor"
 	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/prober"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
 )
-
-// AnnotationManifestError is set on a pod, in what the agent reports, while its
-// manifest file cannot be used: the pod keeps running from its last good content.
-const AnnotationManifestError = planner.AnnotationManifestError
 
 // Options configure an Agent.
 type Options struct {
@@ -40,7 +37,7 @@ type Options struct {
 	Runtime  *cri.Runtime
 	// RuntimeName prefixes container IDs in status ("containerd").
 	RuntimeName string
-	Backoff     planner.Backoff
+	Backoff     podplan.Backoff
 	// Workers bounds the pods being worked on at once (default 64).
 	Workers int
 	// Relist is how often the whole runtime state is read as a safety net

@@ -23,8 +23,9 @@ import (
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/cri/fakecri"
 	"github.com/ballast-dev/ballast/internal/manifest"
-	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/source"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 const (
@@ -35,8 +36,8 @@ const (
 	timeout  = 20 * time.Second
 )
 
-func testEngine() planner.Backoff {
-	return planner.Backoff{
+func testEngine() podplan.Backoff {
+	return podplan.Backoff{
 		BackoffInitial:     200 * time.Millisecond,
 		BackoffMax:         400 * time.Millisecond,
 		PullBackoffInitial: 500 * time.Millisecond,
@@ -278,7 +279,7 @@ func sandboxesOf(f *fakecri.Runtime, uid string) []fakecri.Sandbox {
 func containersOf(f *fakecri.Runtime, uid string) []fakecri.Container {
 	var out []fakecri.Container
 	for _, c := range f.Containers() {
-		if c.Labels[cri.LabelPodUID] == uid {
+		if c.Labels[wellknown.LabelPodUID] == uid {
 			out = append(out, c)
 		}
 	}
@@ -311,7 +312,7 @@ func TestPodStarts(t *testing.T) {
 		t.Fatalf("sandboxes of the pod: %+v", sbs)
 	}
 	sb := sbs[0]
-	if sb.Name != "web-node-a" || sb.Namespace != "kube-system" || sb.Labels[cri.LabelNode] != nodeA {
+	if sb.Name != "web-node-a" || sb.Namespace != "kube-system" || sb.Labels[wellknown.LabelNode] != nodeA {
 		t.Errorf("sandbox metadata/labels: %+v", sb)
 	}
 	cs := containersOf(h.fake, uid)
@@ -339,8 +340,8 @@ func TestPodStarts(t *testing.T) {
 			t.Errorf("condition %s = %s, want True", c.Type, c.Status)
 		}
 	}
-	if p.Annotations[agent.AnnotationManifestError] != "" {
-		t.Errorf("manifest error annotation on a good pod: %q", p.Annotations[agent.AnnotationManifestError])
+	if p.Annotations[wellknown.AnnotationManifestError] != "" {
+		t.Errorf("manifest error annotation on a good pod: %q", p.Annotations[wellknown.AnnotationManifestError])
 	}
 	if calls := h.fake.Calls(); calls["RunPodSandbox"] != 1 || calls["CreateContainer"] != 1 || calls["StartContainer"] != 1 {
 		t.Errorf("calls: %v", calls)
@@ -814,9 +815,9 @@ func TestRestartedAgentKeepsPodOfBrokenFile(t *testing.T) {
 	broken := errors.New(web.File + ":7: spec.containers[0].image: Required value")
 	b.send(source.Snapshot{Problems: []source.Problem{{File: web.File, Err: broken}}})
 	p := waitPod(t, b, "web-node-a", "kept running with the manifest error", func(p *corev1.Pod) bool {
-		return runningWith(1)(p) && p.Annotations[agent.AnnotationManifestError] != ""
+		return runningWith(1)(p) && p.Annotations[wellknown.AnnotationManifestError] != ""
 	})
-	if got := p.Annotations[agent.AnnotationManifestError]; got != broken.Error() {
+	if got := p.Annotations[wellknown.AnnotationManifestError]; got != broken.Error() {
 		t.Errorf("manifest error annotation = %q, want %q", got, broken.Error())
 	}
 	if p.UID != web.Pod.UID || p.Spec.Containers[0].Image != image {
@@ -838,14 +839,14 @@ func TestRestartedAgentKeepsPodOfBrokenFile(t *testing.T) {
 	if cs := runningContainers(h.fake, string(web.Pod.UID)); len(cs) != 1 || cs[0].ID != ctr.ID {
 		t.Errorf("web's running containers: %+v", cs)
 	}
-	if p := findPod(b.Agent, "web-node-a"); p == nil || p.Annotations[agent.AnnotationManifestError] != broken.Error() {
+	if p := findPod(b.Agent, "web-node-a"); p == nil || p.Annotations[wellknown.AnnotationManifestError] != broken.Error() {
 		t.Errorf("kept pod after another snapshot: %v", p)
 	}
 
 	// The file is fixed (same content): the pod is the same and loses the annotation.
 	b.send(snap(barrier, web))
 	waitPod(t, b, "web-node-a", "without the manifest error", func(p *corev1.Pod) bool {
-		_, has := p.Annotations[agent.AnnotationManifestError]
+		_, has := p.Annotations[wellknown.AnnotationManifestError]
 		return runningWith(1)(p) && !has
 	})
 	// The file is gone for good: the pod is stopped.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/localapi"
-	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // View is an immutable picture of what the agent runs, published after every
@@ -42,7 +42,7 @@ func (a *Agent) ManifestProblems() []localapi.ManifestProblem {
 		if len(mp.Pods) == 0 {
 			// Pods kept from the runtime's record after an agent restart.
 			for _, pod := range v.Pods {
-				if pod.Annotations[manifest.AnnotationManifest] == p.File && pod.Annotations[AnnotationManifestError] != "" {
+				if pod.Annotations[wellknown.AnnotationManifest] == p.File && pod.Annotations[wellknown.AnnotationManifestError] != "" {
 					mp.Pods = append(mp.Pods, pod.Name)
 				}
 			}

@@ -11,19 +11,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
-// Annotations of mirror pods.
-const (
-	// AnnotationMirror marks a mirror pod (its value is the static pod's hash).
-	AnnotationMirror = "kubernetes.io/config.mirror"
-	// configAnnotationPrefix: annotations only the node may change on a mirror pod.
-	configAnnotationPrefix = "kubernetes.io/config."
-	// AnnotationManifest names the manifest file of a static pod on its node.
-	AnnotationManifest = "ballast.dev/manifest"
-	// DefaultManifestDir is where nodes read static pod manifests by default.
-	DefaultManifestDir = "/etc/kubernetes/manifests"
-)
+// DefaultManifestDir is where nodes read static pod manifests by default.
+const DefaultManifestDir = "/etc/kubernetes/manifests"
 
 // admit runs admission for a write: old is nil for a create, next nil for
 // a delete.
@@ -82,8 +74,8 @@ func admitPodCreate(u auth.User, pod *corev1.Pod) error {
 	if pod.Spec.NodeName != node {
 		problems = append(problems, fmt.Sprintf("spec.nodeName must be %q (the node creating it)", node))
 	}
-	if _, ok := pod.Annotations[AnnotationMirror]; !ok {
-		problems = append(problems, fmt.Sprintf("a mirror pod must carry the annotation %s", AnnotationMirror))
+	if _, ok := pod.Annotations[wellknown.AnnotationConfigMirror]; !ok {
+		problems = append(problems, fmt.Sprintf("a mirror pod must carry the annotation %s", wellknown.AnnotationConfigMirror))
 	}
 	owned := false
 	for _, ref := range pod.OwnerReferences {
@@ -174,7 +166,7 @@ func forbiddenReferences(spec *corev1.PodSpec) []string {
 
 // IsMirrorPod tells whether a pod is the mirror of a static pod.
 func IsMirrorPod(p *corev1.Pod) bool {
-	_, ok := p.Annotations[AnnotationMirror]
+	_, ok := p.Annotations[wellknown.AnnotationConfigMirror]
 	return ok
 }
 
@@ -189,7 +181,7 @@ func admitPodUpdate(u auth.User, sub string, old, next *corev1.Pod) error {
 		return mirrorRefusal(old, "its spec cannot be changed through the API")
 	}
 	for k := range unionKeys(old.Annotations, next.Annotations) {
-		if strings.HasPrefix(k, configAnnotationPrefix) && old.Annotations[k] != next.Annotations[k] {
+		if strings.HasPrefix(k, wellknown.ConfigAnnotationPrefix) && old.Annotations[k] != next.Annotations[k] {
 			return mirrorRefusal(old, fmt.Sprintf("its annotation %s is set by the node and cannot be changed", k))
 		}
 	}
@@ -201,7 +193,7 @@ func admitPodUpdate(u auth.User, sub string, old, next *corev1.Pod) error {
 
 func mirrorRefusal(p *corev1.Pod, what string) error {
 	where := fmt.Sprintf("edit its manifest in the pod manifest directory on node %s (by default %s) instead", p.Spec.NodeName, DefaultManifestDir)
-	if f := p.Annotations[AnnotationManifest]; f != "" {
+	if f := p.Annotations[wellknown.AnnotationManifest]; f != "" {
 		where = fmt.Sprintf("edit %s on node %s instead", f, p.Spec.NodeName)
 	}
 	msg := fmt.Sprintf("pod %q is a mirror of a static pod on node %q: %s; %s", p.Name, p.Spec.NodeName, what, where)

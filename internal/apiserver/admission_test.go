@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 var (
@@ -23,9 +24,9 @@ func mirrorPod(name, node string) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name + "-" + node, Namespace: "default",
 			Annotations: map[string]string{
-				AnnotationMirror:              "abc",
-				"kubernetes.io/config.source": "file",
-				"ballast.dev/manifest":        "/etc/kubernetes/manifests/" + name + ".yaml",
+				wellknown.AnnotationConfigMirror: "abc",
+				wellknown.AnnotationConfigSource: wellknown.ConfigSourceFile,
+				wellknown.AnnotationManifest:     "/etc/kubernetes/manifests/" + name + ".yaml",
 			},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: "u1"}},
 		},
@@ -43,7 +44,7 @@ func TestAdmitPodCreate(t *testing.T) {
 		{"node creates its mirror pod", nodeUser("n1"), nil, ""},
 		{"admin kubectl run", adminUser, nil, "Ballast runs static pods only"},
 		{"other node", nodeUser("n2"), nil, `bound to node "n1"`},
-		{"no mirror annotation", nodeUser("n1"), func(p *corev1.Pod) { delete(p.Annotations, AnnotationMirror) }, "kubernetes.io/config.mirror"},
+		{"no mirror annotation", nodeUser("n1"), func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "kubernetes.io/config.mirror"},
 		{"no owner", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences = nil }, "ownerReference"},
 		{"owner is another node", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences[0].Name = "n2" }, "ownerReference"},
 		{"service account", nodeUser("n1"), func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" }, "service accounts"},
@@ -111,7 +112,7 @@ func TestAdmitPodUpdate(t *testing.T) {
 		{"admin adds label", adminUser, "", func(p *corev1.Pod) { p.Labels = map[string]string{"a": "b"} }, ""},
 		{"admin adds annotation", adminUser, "", func(p *corev1.Pod) { p.Annotations["note"] = "x" }, ""},
 		{"admin changes config annotation", adminUser, "", func(p *corev1.Pod) { p.Annotations["kubernetes.io/config.source"] = "api" }, "kubernetes.io/config.source is set by the node"},
-		{"admin removes mirror annotation", adminUser, "", func(p *corev1.Pod) { delete(p.Annotations, AnnotationMirror) }, "kubernetes.io/config.mirror is set by the node"},
+		{"admin removes mirror annotation", adminUser, "", func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "kubernetes.io/config.mirror is set by the node"},
 		{"node changes its own spec", nodeUser("n1"), "", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "img:2" }, ""},
 		{"other node", nodeUser("n2"), "status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, `bound to node "n1"`},
 		{"admin status", adminUser, "status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, ""},

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -30,6 +31,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
+	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
@@ -54,6 +56,8 @@ type Config struct {
 	// Metrics, if set, observes every request and is served on /metrics
 	// (internal/apiserver/apimetrics).
 	Metrics Metrics
+	// WatchCache tunes the watch caches that serve watches and lists.
+	WatchCache WatchCacheConfig
 }
 
 // Metrics observe the API server's requests and serve them.
@@ -78,6 +82,8 @@ type Server struct {
 	// podTransport reaches pods' IPs for pods/proxy.
 	podTransport http.RoundTripper
 	delegates    map[schema.GroupVersionResource]*Delegate
+	// caches are the watch caches, by storage prefix; Run runs them.
+	caches map[string]*watchcache.Cache
 }
 
 // route is a non-resource path prefix served by another handler.
@@ -131,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("apiserver: resource.Served() lists %s, which the REST core does not implement", in.GVR())
 		}
 	}
+	s.newCaches(cfg.WatchCache)
 	s.discovery = discovery.Handler(served)
 	for _, p := range discovery.Paths(served) {
 		s.discPaths[p] = true
@@ -169,9 +176,13 @@ func (s *Server) ensureNamespaces(ctx context.Context) error {
 // Handler serves the whole API.
 func (s *Server) Handler() http.Handler { return s }
 
-// Run does the background work (node lifecycle) until ctx ends.
+// Run does the background work until ctx ends: the watch caches (watches
+// and most lists wait for them) and node lifecycle.
 func (s *Server) Run(ctx context.Context) error {
-	return s.runLifecycle(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.runWatchCaches(ctx) })
+	g.Go(func() error { return s.runLifecycle(ctx) })
+	return g.Wait()
 }
 
 // ServeHTTP authenticates, routes and authorizes one request, and counts it.

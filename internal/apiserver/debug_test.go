@@ -1,4 +1,8 @@
+//go:build integration
+
 package apiserver
+
+// This test runs the real kubectl: hack/test.sh runs it with -tags integration.
 
 import (
 	"strings"

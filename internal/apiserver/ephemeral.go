@@ -8,6 +8,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // serveEphemeralContainers serves pods/ephemeralcontainers: get reads the
@@ -33,7 +35,7 @@ func (s *Server) serveEphemeralContainers(w http.ResponseWriter, r *http.Request
 
 func ephemeralRefusal(p *corev1.Pod) error {
 	where := fmt.Sprintf("its manifest in the pod manifest directory on node %s (by default %s)", p.Spec.NodeName, DefaultManifestDir)
-	if f := p.Annotations[AnnotationManifest]; f != "" {
+	if f := p.Annotations[wellknown.AnnotationManifest]; f != "" {
 		where = fmt.Sprintf("%s on node %s", f, p.Spec.NodeName)
 	}
 	msg := fmt.Sprintf("static pods do not support ephemeral containers: pod %s runs from %s; to debug it, add a container to that manifest (or use `kubectl exec`)", p.Name, where)

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +26,8 @@ func TestInformer(t *testing.T) {
 	defer cancel()
 	f := informers.NewSharedInformerFactory(cs, 0)
 	inf := f.Core().V1().Pods().Informer()
-	var mu sync.Mutex
-	var seen []string
-	record := func(s string) { mu.Lock(); seen = append(seen, s); mu.Unlock() }
+	events := make(chan string, 100)
+	record := func(s string) { events <- s }
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { record("add " + o.(*corev1.Pod).Name) },
 		UpdateFunc: func(_, o any) { record("update " + o.(*corev1.Pod).Name + " " + o.(*corev1.Pod).Labels["tier"]) },
@@ -49,22 +47,20 @@ func TestInformer(t *testing.T) {
 		[]byte(`{"metadata":{"labels":{"tier":"front"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cs.CoreV1().Pods("default").Delete(ctx, "web-n1", metav1.DeleteOptions{}); err != nil {
+	// Deleted as a node finishes a graceful deletion: at once.
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "web-n1", metav1.DeleteOptions{GracePeriodSeconds: ptrTo(int64(0))}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"add before-n1", "add web-n1", "update web-n1 front", "delete web-n1"}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		got := append([]string(nil), seen...)
-		mu.Unlock()
-		if containsInOrder(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
+	var got []string
+	deadline := time.After(10 * time.Second)
+	for !containsInOrder(got, want) {
+		select {
+		case ev := <-events:
+			got = append(got, ev)
+		case <-deadline:
 			t.Fatalf("informer events %q, want %q in order", got, want)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

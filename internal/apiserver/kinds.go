@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -12,6 +11,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	nodev1 "k8s.io/api/node/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
+	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/podstatus"
 )
 
 // object is what every served kind is: a typed k8s.io/api struct pointer.
@@ -115,6 +118,31 @@ func kinds() []*kind {
 			info: resource.Info{Group: "coordination.k8s.io", Version: "v1", Kind: "Lease", ListKind: "LeaseList", Resource: "leases",
 				Singular: "lease", Namespaced: true, Verbs: allVerbs, New: func() any { return &coordinationv1.Lease{} }},
 			prefix: "leases", newObj: func() object { return &coordinationv1.Lease{} }, fields: nsFields,
+		},
+		{
+			info: resource.Info{Version: "v1", Kind: "Service", ListKind: "ServiceList", Resource: "services",
+				Singular: "service", Namespaced: true, New: func() any { return &corev1.Service{} }},
+			prefix: "services", newObj: func() object { return &corev1.Service{} },
+			fields: func(o object) fields.Set {
+				svc := o.(*corev1.Service)
+				return fields.Set{"metadata.name": svc.Name, "metadata.namespace": svc.Namespace,
+					"spec.clusterIP": svc.Spec.ClusterIP, "spec.type": string(svc.Spec.Type)}
+			},
+		},
+		{
+			info: resource.Info{Group: "node.k8s.io", Version: "v1", Kind: "RuntimeClass", ListKind: "RuntimeClassList",
+				Resource: "runtimeclasses", Singular: "runtimeclass", New: func() any { return &nodev1.RuntimeClass{} }},
+			prefix: "runtimeclasses", newObj: func() object { return &nodev1.RuntimeClass{} }, fields: nsFields,
+		},
+		{
+			info: resource.Info{Group: "storage.k8s.io", Version: "v1", Kind: "CSIDriver", ListKind: "CSIDriverList",
+				Resource: "csidrivers", Singular: "csidriver", New: func() any { return &storagev1.CSIDriver{} }},
+			prefix: "csidrivers", newObj: func() object { return &storagev1.CSIDriver{} }, fields: nsFields,
+		},
+		{
+			info: resource.Info{Group: "storage.k8s.io", Version: "v1", Kind: "CSINode", ListKind: "CSINodeList",
+				Resource: "csinodes", Singular: "csinode", New: func() any { return &storagev1.CSINode{} }},
+			prefix: "csinodes", newObj: func() object { return &storagev1.CSINode{} }, fields: nsFields,
 		},
 		{
 			info: resource.Info{Group: "authorization.k8s.io", Version: "v1", Kind: "SelfSubjectAccessReview",
@@ -300,18 +328,19 @@ func joinErr(s []string) string {
 func prepareCreate(o object) {
 	switch t := o.(type) {
 	case *corev1.Pod:
-		setPodDefaults(t)
+		// The node's defaults: one implementation for files and the API.
+		manifest.SetDefaults(t)
 		t.Generation = 1
-		t.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&t.Spec)}
+		t.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podstatus.QOSClass(t)}
 	case *corev1.Namespace:
 		if len(t.Spec.Finalizers) == 0 {
 			t.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
 		}
 		t.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
 	case *corev1.Node:
-		if t.Spec.ConfigSource != nil {
-			t.Spec.ConfigSource = nil
-		}
+		// Dynamic kubelet config is gone; kube-apiserver drops the field too.
+		//lint:ignore SA1019 clearing the removed field is the point
+		t.Spec.ConfigSource = nil
 	}
 }
 
@@ -347,68 +376,5 @@ func bumpGeneration(oldObj, newObj object) {
 	b, _ := json.Marshal(np.Spec)
 	if string(a) != string(b) {
 		np.Generation = op.Generation + 1
-	}
-}
-
-func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
-	any, guaranteed := false, true
-	cs := append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
-	for _, c := range cs {
-		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			req, hasReq := c.Resources.Requests[r]
-			lim, hasLim := c.Resources.Limits[r]
-			if hasReq || hasLim {
-				any = true
-			}
-			if !hasLim || (hasReq && req.Cmp(lim) != 0) {
-				guaranteed = false
-			}
-		}
-	}
-	switch {
-	case !any:
-		return corev1.PodQOSBestEffort
-	case guaranteed:
-		return corev1.PodQOSGuaranteed
-	}
-	return corev1.PodQOSBurstable
-}
-
-// setPodDefaults fills in what Kubernetes defaults on a pod, for the fields
-// clients show (mirror pods arrive already defaulted by their node).
-func setPodDefaults(p *corev1.Pod) {
-	s := &p.Spec
-	if s.RestartPolicy == "" {
-		s.RestartPolicy = corev1.RestartPolicyAlways
-	}
-	if s.TerminationGracePeriodSeconds == nil {
-		g := int64(corev1.DefaultTerminationGracePeriodSeconds)
-		s.TerminationGracePeriodSeconds = &g
-	}
-	if s.DNSPolicy == "" {
-		s.DNSPolicy = corev1.DNSClusterFirst
-	}
-	if s.SchedulerName == "" {
-		s.SchedulerName = corev1.DefaultSchedulerName
-	}
-	if s.SecurityContext == nil {
-		s.SecurityContext = &corev1.PodSecurityContext{}
-	}
-	for _, cs := range [][]corev1.Container{s.InitContainers, s.Containers} {
-		for i := range cs {
-			c := &cs[i]
-			if c.TerminationMessagePath == "" {
-				c.TerminationMessagePath = corev1.TerminationMessagePathDefault
-			}
-			if c.TerminationMessagePolicy == "" {
-				c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
-			}
-			if c.ImagePullPolicy == "" {
-				c.ImagePullPolicy = corev1.PullIfNotPresent
-				if !strings.Contains(c.Image, ":") || strings.HasSuffix(c.Image, ":latest") {
-					c.ImagePullPolicy = corev1.PullAlways
-				}
-			}
-		}
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
 
@@ -34,6 +36,7 @@ type lifecycle struct {
 type renewal struct {
 	marker string // the Lease's resourceVersion, or the Ready heartbeat
 	at     time.Time
+	lost   bool // marked lost since (not again until it renews)
 }
 
 func (s *Server) runLifecycle(ctx context.Context) error {
@@ -68,21 +71,19 @@ func (s *Server) checkNodes(ctx context.Context) error {
 	}
 	leaseRV := map[string]string{}
 	for _, so := range leases.Objects {
-		var l coordinationv1.Lease
-		if json.Unmarshal(so.Value, &l) == nil {
-			leaseRV[l.Name] = fmt.Sprint(so.Revision)
-		}
+		leaseRV[path.Base(so.Key)] = fmt.Sprint(so.Revision) // a Lease's name is its key's last segment
 	}
 	present := map[string]bool{}
 	var errs []error
 	for _, so := range nodes.Objects {
 		var n corev1.Node
-		if err := json.Unmarshal(so.Value, &n); err != nil {
-			continue
-		}
+		n.Name = path.Base(so.Key)
 		present[n.Name] = true
 		marker, ok := leaseRV[n.Name]
-		if !ok {
+		if !ok { // no Lease: the node's Ready heartbeat tells
+			if err := json.Unmarshal(so.Value, &n); err != nil {
+				continue
+			}
 			for _, c := range n.Status.Conditions {
 				if c.Type == corev1.NodeReady {
 					marker = "heartbeat:" + c.LastHeartbeatTime.UTC().String()
@@ -94,12 +95,15 @@ func (s *Server) checkNodes(ctx context.Context) error {
 			s.lifecycle.seen[n.Name] = renewal{marker: marker, at: now}
 			continue
 		}
-		if now.Sub(r.at) < NodeGracePeriod {
+		if r.lost || now.Sub(r.at) < NodeGracePeriod {
 			continue
 		}
 		if err := s.markNodeLost(ctx, n.Name, now); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		r.lost = true
+		s.lifecycle.seen[n.Name] = r
 	}
 	for name := range s.lifecycle.seen {
 		if !present[name] {
@@ -126,17 +130,13 @@ func (s *Server) markNodeLost(ctx context.Context, name string, now time.Time) e
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("node %s: %w", name, err)
 	}
-	pods, err := s.store.List(ctx, "/pods/", storage.ListOptions{})
+	keys, err := s.podKeysOn(ctx, name)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, so := range pods.Objects {
-		var p corev1.Pod
-		if json.Unmarshal(so.Value, &p) != nil || p.Spec.NodeName != name {
-			continue
-		}
-		_, err := s.store.Update(ctx, so.Key, 0, func(cur storage.Object) ([]byte, error) {
+	for _, key := range keys {
+		_, err := s.store.Update(ctx, key, 0, func(cur storage.Object) ([]byte, error) {
 			var p corev1.Pod
 			if err := json.Unmarshal(cur.Value, &p); err != nil {
 				return nil, err
@@ -147,13 +147,47 @@ func (s *Server) markNodeLost(ctx context.Context, name string, now time.Time) e
 			return json.Marshal(&p)
 		})
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("pod %s: %w", so.Key, err))
+			errs = append(errs, fmt.Errorf("pod %s: %w", key, err))
 		}
 	}
 	if len(errs) == 0 {
 		s.log.Info("node lifecycle: node stopped renewing its lease", "node", name, "grace", NodeGracePeriod)
 	}
 	return errors.Join(errs...)
+}
+
+// podKeysOn returns the storage keys of the pods bound to node: from the
+// pods' watch cache (its spec.nodeName index) once it has reached etcd's
+// current revision, else from etcd.
+func (s *Server) podKeysOn(ctx context.Context, node string) ([]string, error) {
+	var keys []string
+	cur, err := s.store.Revision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, freshWait)
+	err = s.caches["pods"].WaitFresh(wctx, cur)
+	cancel()
+	if err == nil {
+		items, _, err := s.caches["pods"].List(&watchcache.Filter{Prefix: "/pods/", Field: fields.OneTermEqualSelector("spec.nodeName", node)})
+		if err == nil {
+			for _, it := range items {
+				keys = append(keys, "/pods/"+it.Fields["metadata.namespace"]+"/"+it.Fields["metadata.name"])
+			}
+			return keys, nil
+		}
+	}
+	pods, err := s.store.List(ctx, "/pods/", storage.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, so := range pods.Objects {
+		var p corev1.Pod
+		if json.Unmarshal(so.Value, &p) == nil && p.Spec.NodeName == node {
+			keys = append(keys, so.Key)
+		}
+	}
+	return keys, nil
 }
 
 // nodeLostConditions sets a node's conditions Unknown; it reports whether

@@ -286,7 +286,10 @@ func protobufToJSON(k *kind, body []byte) ([]byte, error) {
 	if err := u.Unmarshal(body[len(protobufMagic):]); err != nil {
 		return nil, err
 	}
-	o := k.newObj()
+	var o runtime.Object = k.newObj()
+	if u.Kind == "DeleteOptions" { // the body of a DELETE (the kubelet's, client-go's with options)
+		o = &metav1.DeleteOptions{}
+	}
 	pm, ok := o.(interface{ Unmarshal([]byte) error })
 	if !ok {
 		return nil, fmt.Errorf("%s cannot be decoded from protobuf; send JSON", k.info.Kind)

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
 
@@ -333,7 +334,7 @@ func validateObject(k *kind, o object) error {
 	}
 	errs := apivalidation.ValidateObjectMetaAccessor(meta.GetObjectMeta(), k.info.Namespaced, nameFn, field.NewPath("metadata"))
 	if p, ok := o.(*corev1.Pod); ok {
-		errs = append(errs, validatePodSpec(&p.Spec)...)
+		errs = append(errs, validatePod(p)...)
 	}
 	if len(errs) > 0 {
 		return fromAPIErr(apierrors.NewInvalid(k.info.GVK().GroupKind(), o.GetName(), errs))
@@ -341,25 +342,33 @@ func validateObject(k *kind, o object) error {
 	return nil
 }
 
-func validatePodSpec(spec *corev1.PodSpec) field.ErrorList {
+// validatePod validates a pod with the node's rules (internal/manifest),
+// so that a pod is accepted or refused alike from a file and through the
+// API, and turns what is wrong into field errors for a 422 Status.
+func validatePod(p *corev1.Pod) field.ErrorList {
 	var errs field.ErrorList
-	p := field.NewPath("spec", "containers")
-	if len(spec.Containers) == 0 {
-		errs = append(errs, field.Required(p, "a pod needs at least one container"))
-	}
-	seen := map[string]bool{}
-	for i, c := range spec.Containers {
-		if c.Name == "" {
-			errs = append(errs, field.Required(p.Index(i).Child("name"), ""))
-		} else if seen[c.Name] {
-			errs = append(errs, field.Duplicate(p.Index(i).Child("name"), c.Name))
-		}
-		seen[c.Name] = true
-		if c.Image == "" {
-			errs = append(errs, field.Required(p.Index(i).Child("image"), ""))
-		}
+	for _, e := range manifest.Errors(manifest.ValidatePod(p)) {
+		errs = append(errs, fieldError(e.Field, e.Msg))
 	}
 	return errs
+}
+
+// fieldErrorTypes are the kinds of field error, in the order their texts
+// are tried as a message's prefix.
+var fieldErrorTypes = []field.ErrorType{
+	field.ErrorTypeRequired, field.ErrorTypeDuplicate, field.ErrorTypeInvalid, field.ErrorTypeNotSupported,
+	field.ErrorTypeForbidden, field.ErrorTypeTooLong, field.ErrorTypeTooMany, field.ErrorTypeNotFound,
+}
+
+// fieldError makes a field error of a manifest message, which starts with
+// the error type's text as Kubernetes words it ("Invalid value: ...").
+func fieldError(path, msg string) *field.Error {
+	for _, t := range fieldErrorTypes {
+		if detail, ok := strings.CutPrefix(msg, t.String()+": "); ok {
+			return &field.Error{Type: t, Field: path, BadValue: field.OmitValueType{}, Detail: detail}
+		}
+	}
+	return &field.Error{Type: field.ErrorTypeInvalid, Field: path, BadValue: field.OmitValueType{}, Detail: msg}
 }
 
 // ---- update and patch
@@ -551,7 +560,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request
 			}
 		}
 	}
-	deleted, err := s.deleteObject(r.Context(), rq, rq.name, opts.Preconditions, dry)
+	deleted, err := s.deleteObject(r.Context(), rq, rq.name, opts, dry)
 	if err != nil {
 		return err
 	}
@@ -564,9 +573,12 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request
 	return nil
 }
 
-// deleteObject deletes one object after checking preconditions and admission.
-func (s *Server) deleteObject(ctx context.Context, rq *request, name string, pre *metav1.Preconditions, dry bool) (object, error) {
+// deleteObject deletes one object after checking preconditions and
+// admission; a pod on a node is deleted gracefully (see podDeletion) and
+// returned as it now is.
+func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opts *metav1.DeleteOptions, dry bool) (object, error) {
 	k := rq.kind
+	pre := opts.Preconditions
 	key := k.key(rq.namespace, name)
 	for attempt := 0; ; attempt++ {
 		cur, err := s.store.Get(ctx, key)
@@ -587,6 +599,21 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, pre
 			name: name, verb: "delete", user: rq.user}, o, nil); err != nil {
 			return nil, err
 		}
+		if p, ok := o.(*corev1.Pod); ok {
+			switch podDeletion(p, opts.GracePeriodSeconds, s.now()) {
+			case deletePending:
+				return o, nil
+			case deleteGracefully:
+				if dry {
+					return o, nil
+				}
+				out, err := s.markDeleting(ctx, k, key, cur.Revision, o)
+				if errors.Is(err, storage.ErrConflict) && attempt < 10 {
+					continue // changed since read: decide again
+				}
+				return out, err
+			}
+		}
 		if dry {
 			return o, nil
 		}
@@ -604,6 +631,27 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, pre
 		}
 		return o, nil
 	}
+}
+
+// markDeleting stores o, with its deletion fields set, over the object at
+// rev (storage.ErrConflict when it changed).
+func (s *Server) markDeleting(ctx context.Context, k *kind, key string, rev int64, o object) (object, error) {
+	value, err := k.encodeStored(o)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	so, err := s.store.Update(ctx, key, rev, func(storage.Object) ([]byte, error) { return value, nil })
+	if errors.Is(err, storage.ErrConflict) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, storageError(err, gr(k), o.GetName())
+	}
+	out, err := k.decodeStored(so.Value, so.Revision)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return out, nil
 }
 
 // deleteNamespaceContents removes every object in a namespace being deleted.
@@ -667,7 +715,7 @@ func (s *Server) serveDeleteCollection(w http.ResponseWriter, r *http.Request, r
 			}
 			sub := *rq
 			sub.namespace = o.GetNamespace()
-			d, err := s.deleteObject(r.Context(), &sub, o.GetName(), opts.Preconditions, dry)
+			d, err := s.deleteObject(r.Context(), &sub, o.GetName(), opts, dry)
 			if err != nil {
 				var se *statusError
 				if errors.As(err, &se) && se.s.Reason == metav1.StatusReasonNotFound {

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
-	"github.com/ballast-dev/ballast/internal/storage"
+	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 )
 
 // initialEventsEnd marks the bookmark that ends the initial events of a
@@ -67,56 +67,55 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 
-	prefix := k.listPrefix(rq.namespace)
-	initial := sendInitial == "true" || (sendInitial == "" && (rvStr == "" || rvStr == "0"))
-	var (
-		fromRev  int64
-		initObjs []object
-		matched  = map[string]bool{} // keys the client holds, when a selector filters
-	)
-	trackKeys := !sel.empty()
-	switch {
-	case initial:
-		var minRev int64
-		if rvStr != "" && rvStr != "0" {
-			if minRev, err = parseRV(rvStr); err != nil {
-				return err
-			}
-		}
-		objs, rev, err := s.listAll(ctx, k, prefix, sel, 0)
-		if err != nil {
+	opts := watchcache.WatchOptions{
+		Filter:    &watchcache.Filter{Prefix: k.listPrefix(rq.namespace), Label: sel.label, Field: sel.field},
+		Bookmarks: bookmarks,
+		Deadline:  time.Now().Add(timeout),
+	}
+	// resourceVersion "" asks for the latest state (a consistent read), "0"
+	// for any; a number for the changes after it, or with NotOlderThan
+	// for a state at least that recent.
+	var rv int64
+	if rvStr != "" && rvStr != "0" {
+		if rv, err = parseRV(rvStr); err != nil {
 			return err
 		}
-		if rev < minRev {
-			return newStatus(http.StatusGatewayTimeout, metav1.StatusReasonTimeout,
-				fmt.Sprintf("Too large resource version: %d, current: %d", minRev, rev))
-		}
-		initObjs, fromRev = objs, rev
-	case rvStr == "" || rvStr == "0":
-		if fromRev, err = s.store.Revision(ctx); err != nil {
+	}
+	consistent := rvStr == ""
+	switch {
+	case sendInitial == "true" || (sendInitial == "" && (rvStr == "" || rvStr == "0")):
+		opts.Initial, opts.InitialEnd, opts.From = true, sendInitial == "true", rv
+	case sendInitial == "false" && (rvStr == "" || rvStr == "0"):
+		// From now: nothing to send first.
+	default:
+		opts.From = rv
+		consistent = false
+	}
+	c := s.cacheFor(k)
+	if consistent {
+		cur, err := s.store.Revision(ctx)
+		if err != nil {
 			return storageError(err, gr(k), "")
 		}
-	default:
-		if fromRev, err = parseRV(rvStr); err != nil {
-			return err
+		opts.From = cur
+		if !opts.Initial {
+			// Start after the latest revision: wait for the cache to get there.
+			wctx, wcancel := context.WithTimeout(ctx, freshWait)
+			err = c.WaitFresh(wctx, cur)
+			wcancel()
+			if err != nil {
+				return cacheError(k, err)
+			}
 		}
 	}
-
-	var ww storage.Watch
-	var startErr error
-	if !initial && trackKeys {
-		// Which objects match at fromRev decides ADDED/DELETED later.
-		var objs []object
-		objs, _, startErr = s.listAll(ctx, k, prefix, sel, fromRev)
-		for _, o := range objs {
-			matched[k.key(o.GetNamespace(), o.GetName())] = true
-		}
+	wctx, wcancel := context.WithTimeout(ctx, freshWait)
+	cw, startErr := c.Watch(wctx, opts)
+	wcancel()
+	if startErr != nil && !errors.Is(startErr, watchcache.ErrTooOld) {
+		return cacheError(k, startErr)
 	}
-	if startErr == nil {
-		ww, startErr = s.store.Watch(ctx, prefix, fromRev, bookmarks)
-	}
-	if startErr != nil && !errors.Is(startErr, storage.ErrCompacted) {
-		return storageError(startErr, gr(k), "")
+	if cw != nil {
+		defer cw.Stop()
 	}
 
 	ct := "application/json"
@@ -129,137 +128,160 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush() // the client waits for the headers before reading events
-	enc := json.NewEncoder(w)
-	send := func(typ string, o any) error {
-		if tableMode {
-			if obj, ok := o.(object); ok && typ != "BOOKMARK" {
-				t, err := tables.ForObject(k.info, obj, include, s.now())
-				if err != nil {
-					return err
-				}
-				o = t
-			}
-		}
-		if err := enc.Encode(watchEvent{Type: typ, Object: o}); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	sendStatus := func(st metav1.Status) {
-		st.Kind, st.APIVersion = "Status", "v1"
-		_ = send("ERROR", st)
-	}
+	ws := &watchStream{s: s, k: k, w: w, rc: rc, tableMode: tableMode, include: include}
 	if startErr != nil {
-		cur, _ := s.store.Revision(ctx)
-		sendStatus(gone(fmt.Sprintf("too old resource version: %d (%d)", fromRev, cur)).s)
+		ws.status(gone(fmt.Sprintf("too old resource version: %d (%d)", opts.From, c.Revision())).s)
 		return nil
 	}
-	bookmark := func(rev int64, end bool) error {
-		o := k.newObj()
-		k.setTypeMeta(o)
-		o.SetResourceVersion(strconv.FormatInt(rev, 10))
-		if end {
-			o.SetAnnotations(map[string]string{initialEventsEnd: "true"})
-		}
-		return send("BOOKMARK", o)
-	}
-	for _, o := range initObjs {
-		if trackKeys {
-			matched[k.key(o.GetNamespace(), o.GetName())] = true
-		}
-		if err := send("ADDED", o); err != nil {
+	sent := 0
+	for d := range cw.Backlog() {
+		if err := ws.write(d); err != nil {
 			return nil
 		}
-	}
-	if sendInitial == "true" {
-		if err := bookmark(fromRev, true); err != nil {
-			return nil
+		if sent++; sent%100 == 0 {
+			if err := ws.flush(); err != nil {
+				return nil
+			}
 		}
+	}
+	if err := ws.flush(); err != nil {
+		return nil
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-ww.Events():
-			if !ok {
-				err := ww.Err()
-				switch {
-				case err == nil || ctx.Err() != nil:
-				case errors.Is(err, storage.ErrCompacted):
-					cur, _ := s.store.Revision(context.WithoutCancel(ctx))
-					sendStatus(gone(fmt.Sprintf("too old resource version: %d (%d)", fromRev, cur)).s)
-				default:
-					sendStatus(storageError(err, gr(k), "").s)
+		case d, ok := <-cw.Events():
+			for ok {
+				if err := ws.write(d); err != nil {
+					return nil
 				}
-				return nil
-			}
-			if ev.Type == storage.Progress {
-				if bookmarks {
-					if err := bookmark(ev.Revision, false); err != nil {
-						return nil
-					}
-				}
-				continue
-			}
-			fromRev = ev.Revision
-			o, err := k.decodeStored(ev.Object.Value, ev.Revision)
-			if err != nil {
-				sendStatus(internalError(err).s)
-				return nil
-			}
-			typ := string(ev.Type)
-			if trackKeys {
-				key := k.key(o.GetNamespace(), o.GetName())
-				was, now := matched[key], ev.Type != storage.Deleted && sel.matches(k, o)
-				switch {
-				case was && now:
-					typ = "MODIFIED"
-				case !was && now:
-					typ = "ADDED"
-				case was && !now:
-					typ = "DELETED"
-				default:
+				// Write what else is waiting before flushing once.
+				select {
+				case d, ok = <-cw.Events():
 					continue
+				default:
 				}
-				if now {
-					matched[key] = true
-				} else {
-					delete(matched, key)
-				}
+				break
 			}
-			if err := send(typ, o); err != nil {
+			if err := ws.flush(); err != nil {
+				return nil
+			}
+			if !ok {
+				ws.ended(cw.Err(), c.Revision())
 				return nil
 			}
 		}
 	}
 }
 
-// listAll lists every object under prefix matching sel, at rev (0: latest),
-// and returns them with the revision read at.
-func (s *Server) listAll(ctx context.Context, k *kind, prefix string, sel *selector, rev int64) ([]object, int64, error) {
-	var out []object
-	cont := ""
-	for {
-		res, err := s.store.List(ctx, prefix, storage.ListOptions{Limit: 1000, Continue: cont, Revision: rev})
+// watchStream writes one watch's events.
+type watchStream struct {
+	s         *Server
+	k         *kind
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	tableMode bool
+	include   metav1.IncludeObjectPolicy
+}
+
+// writeTimeout bounds how long one write to a watch may block (a client
+// that stopped reading).
+const writeTimeout = time.Minute
+
+// write writes one delivery. The JSON of the stored kind goes out as the
+// cache holds it; other encodings (tables, events.k8s.io) are built once
+// per event for all watchers.
+func (ws *watchStream) write(d watchcache.Delivery) error {
+	_ = ws.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if d.Type == watchcache.Bookmark {
+		o := ws.k.newObj()
+		ws.k.setTypeMeta(o)
+		o.SetResourceVersion(strconv.FormatInt(d.Rev, 10))
+		if d.InitialEnd {
+			o.SetAnnotations(map[string]string{initialEventsEnd: "true"})
+		}
+		return ws.encode(watchEvent{Type: d.Type, Object: o})
+	}
+	if !ws.tableMode && ws.k.toServed == nil {
+		it, err := d.Item()
 		if err != nil {
-			if errors.Is(err, storage.ErrCompacted) {
-				return nil, 0, err
-			}
-			return nil, 0, storageError(err, gr(k), "")
+			ws.status(internalError(err).s)
+			return err
 		}
-		rev = res.Revision
-		for _, so := range res.Objects {
-			o, err := k.decodeStored(so.Value, so.Revision)
-			if err != nil {
-				return nil, 0, internalError(err)
-			}
-			if sel.matches(k, o) {
-				out = append(out, o)
+		for _, b := range [][]byte{[]byte(`{"type":"` + d.Type + `","object":`), it.Raw, []byte("}\n")} {
+			if _, err := ws.w.Write(b); err != nil {
+				return err
 			}
 		}
-		if res.Continue == "" {
-			return out, rev, nil
+		return nil
+	}
+	build := func() ([]byte, error) {
+		it, err := d.Item()
+		if err != nil {
+			return nil, err
 		}
-		cont = res.Continue
+		var o any
+		if o, err = ws.k.decodeStored(it.Raw, 0); err != nil {
+			return nil, err
+		}
+		if ws.tableMode {
+			if o, err = tables.ForObject(ws.k.info, o.(object), ws.include, ws.s.now()); err != nil {
+				return nil, err
+			}
+		}
+		b, err := json.Marshal(watchEvent{Type: d.Type, Object: o})
+		return append(b, '\n'), err
+	}
+	var b []byte
+	var err error
+	if ev := d.Event(); ev != nil {
+		b, err = ev.Frame(fmt.Sprintf("%s|%s|%t|%s", d.Type, ws.k.info.GVR(), ws.tableMode, ws.include), build)
+	} else {
+		b, err = build()
+	}
+	if err != nil {
+		ws.status(internalError(err).s)
+		return err
+	}
+	_, err = ws.w.Write(b)
+	return err
+}
+
+func (ws *watchStream) encode(ev watchEvent) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = ws.w.Write(append(b, '\n'))
+	return err
+}
+
+func (ws *watchStream) flush() error { return ws.rc.Flush() }
+
+// status ends the stream with an ERROR event.
+func (ws *watchStream) status(st metav1.Status) {
+	st.Kind, st.APIVersion = "Status", "v1"
+	_ = ws.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if ws.encode(watchEvent{Type: "ERROR", Object: st}) == nil {
+		_ = ws.flush()
+	}
+}
+
+// ended tells the client why the cache ended its watcher.
+func (ws *watchStream) ended(err error, rev int64) {
+	res := ws.k.info.Resource
+	switch {
+	case err == nil:
+	case errors.Is(err, watchcache.ErrTooSlow):
+		// client-go backs off and watches again from its last resourceVersion.
+		st := newStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+			fmt.Sprintf("the watch of %s was closed because this client read its events too slowly (%v); watch again from the last resourceVersion received", res, err))
+		st.s.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+		ws.status(st.s)
+	case errors.Is(err, watchcache.ErrReset):
+		ws.status(gone(fmt.Sprintf("too old resource version: the server's cache of %s was reloaded from etcd (%v) at %d; list again", res, err, rev)).s)
+	default:
+		ws.status(internalError(err).s)
 	}
 }

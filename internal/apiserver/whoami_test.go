@@ -3,14 +3,22 @@ package apiserver
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
-// kubectl auth whoami reads who the server authenticated (SelfSubjectReview).
-func TestKubectlAuthWhoami(t *testing.T) {
+// A SelfSubjectReview (kubectl auth whoami) says who the server
+// authenticated; kubectl_test.go runs the real kubectl on it.
+func TestSelfSubjectReview(t *testing.T) {
 	e := newTestEnv(t)
-	out, stderr, err := e.kubectl(30*time.Second, "auth", "whoami")
-	if err != nil || !strings.Contains(out, adminUser.Name) || !strings.Contains(out, "system:masters") {
-		t.Fatalf("kubectl auth whoami: %v\n%s\n%s", err, out, stderr)
+	const path = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+	review := map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+	code, body := e.do("POST", path, "admin", "", review, nil)
+	e.must(code, body, 201)
+	if !strings.Contains(body, `"username":"`+adminUser.Name+`"`) || !strings.Contains(body, `"system:masters"`) {
+		t.Fatalf("admin: %s", body)
+	}
+	code, body = e.do("POST", path, "node:n1", "", review, nil)
+	e.must(code, body, 201)
+	if !strings.Contains(body, `"username":"system:node:n1"`) || !strings.Contains(body, `"system:nodes"`) {
+		t.Fatalf("node: %s", body)
 	}
 }

@@ -70,7 +70,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (User, bool, error) {
 			return authenticated(User{Name: leaf.Subject.CommonName, Groups: slices.Clone(leaf.Subject.Organization)}), true, nil
 		}
 	}
-	if token, ok := bearerToken(r); ok {
+	if token, ok := BearerToken(r); ok {
 		if a.Tokens == nil {
 			return Anonymous, false, ErrInvalidToken
 		}
@@ -110,8 +110,8 @@ func (a *Authenticator) verifiedLeaf(r *http.Request) (*x509.Certificate, error)
 	return certs[0], nil
 }
 
-// bearerToken reads "Authorization: Bearer <token>" (scheme case-insensitive).
-func bearerToken(r *http.Request) (string, bool) {
+// BearerToken reads "Authorization: Bearer <token>" (scheme case-insensitive).
+func BearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") {

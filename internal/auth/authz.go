@@ -29,7 +29,9 @@ var discoveryPaths = []string{"/api", "/apis", "/openapi"}
 //     whoami`).
 //   - a node (User.NodeName() != ""):
 //     get/list/watch pods, nodes, namespaces, events (core and
-//     events.k8s.io), leases, and their status;
+//     events.k8s.io), leases, services, runtimeclasses, csidrivers and
+//     csinodes (what a kubelet reads), and their status;
+//     create/update/patch/delete its own CSINode (Name must be the node's);
 //     create/update/patch/delete its own Node and get/update/patch its
 //     nodes/status (Name must be the node's);
 //     create/update/patch/get its own Lease in kube-node-lease;
@@ -187,8 +189,10 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 	sub := a.Subresource
 	isEvents := res == "events" && (a.Group == "" || a.Group == "events.k8s.io")
 	isCore := a.Group == ""
-	readable := (isCore && (res == "pods" || res == "nodes" || res == "namespaces")) || isEvents ||
-		(a.Group == "coordination.k8s.io" && res == "leases")
+	readable := (isCore && (res == "pods" || res == "nodes" || res == "namespaces" || res == "services")) || isEvents ||
+		(a.Group == "coordination.k8s.io" && res == "leases") ||
+		(a.Group == "node.k8s.io" && res == "runtimeclasses") ||
+		(a.Group == "storage.k8s.io" && (res == "csidrivers" || res == "csinodes"))
 
 	switch verb {
 	case "get", "list", "watch":
@@ -222,6 +226,15 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 		}
 		return allow()
 
+	case a.Group == "storage.k8s.io" && res == "csinodes" && sub == "":
+		if verb != "create" && verb != "update" && verb != "patch" && verb != "delete" {
+			break
+		}
+		if a.Name != node {
+			return deny(a, "a node may only write its own CSINode")
+		}
+		return allow()
+
 	case isEvents && sub == "":
 		if verb == "create" || verb == "update" || verb == "patch" {
 			return allow()
@@ -241,7 +254,7 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 			(a.Group == "authorization.k8s.io" && res == "subjectaccessreviews")):
 		return allow()
 	}
-	return deny(a, "a node may only read pods, nodes, namespaces, events and leases, and write its own Node, Lease, mirror pods and events")
+	return deny(a, "a node may only read pods, nodes, namespaces, events, leases, services, runtimeclasses, csidrivers and csinodes, and write its own Node, Lease, CSINode, mirror pods and events")
 }
 
 // AdmitNodePod is the object-level half of a node's pod permissions, for the

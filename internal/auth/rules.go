@@ -33,7 +33,10 @@ func Rules(u User, namespace string) ([]authorizationv1.ResourceRule, []authoriz
 	}
 	res = append(res,
 		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""},
-			Resources: []string{"pods", "pods/status", "nodes", "nodes/status", "namespaces", "namespaces/status", "events", "events/status"}},
+			Resources: []string{"pods", "pods/status", "nodes", "nodes/status", "namespaces", "namespaces/status", "events", "events/status", "services", "services/status"}},
+		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"node.k8s.io"}, Resources: []string{"runtimeclasses", "runtimeclasses/status"}},
+		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"csidrivers", "csidrivers/status", "csinodes", "csinodes/status"}},
+		authorizationv1.ResourceRule{Verbs: []string{"create", "update", "patch", "delete"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"csinodes"}, ResourceNames: []string{node}},
 		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"events.k8s.io"}, Resources: []string{"events", "events/status"}},
 		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases", "leases/status"}},
 		authorizationv1.ResourceRule{Verbs: []string{"create", "update", "patch", "delete"}, APIGroups: []string{""}, Resources: []string{"nodes"}, ResourceNames: []string{node}},

@@ -55,7 +55,8 @@ func TestRulesAgreeWithAuthorize(t *testing.T) {
 		{"authorization.k8s.io", "selfsubjectaccessreviews", false}, {"authorization.k8s.io", "selfsubjectrulesreviews", false},
 		{"authorization.k8s.io", "subjectaccessreviews", false}, {"authentication.k8s.io", "tokenreviews", false},
 		{"authentication.k8s.io", "selfsubjectreviews", false}, {"metrics.k8s.io", "nodes", false}, {"metrics.k8s.io", "pods", true},
-		{"apps", "deployments", true},
+		{"apps", "deployments", true}, {"", "services", true}, {"node.k8s.io", "runtimeclasses", false},
+		{"storage.k8s.io", "csidrivers", false}, {"storage.k8s.io", "csinodes", false},
 	}
 	subs := []string{"", "status", "log", "proxy", "exec", "ephemeralcontainers"}
 	verbs := []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}

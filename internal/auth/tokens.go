@@ -33,6 +33,12 @@ const TokenFile = "tokens.json"
 //	  {"id": "3f1a9c0b72de", "sha256": "<64 hex>", "user": "system:node:n1",
 //	   "groups": ["system:nodes", "system:authenticated"], "created": "2026-..."}]}
 //
+// A token may expire ("expires", RFC 3339; absent: never) and may have a
+// purpose: "join" marks a bootstrap token, good only for `ballast join`'s
+// exchange of the token for the node's own certificate (CheckJoinToken); the
+// API never accepts it as a credential. Join tokens that expired more than
+// a day ago are dropped the next time the file is written.
+//
 // Tokens are 32 random bytes, base64url without padding (43 characters).
 // The admin credential is not a token: it is a client certificate
 // (CN=ballast-admin, O=system:masters) embedded in the admin kubeconfig by
@@ -49,15 +55,47 @@ type tokenEntry struct {
 	User    string    `json:"user"`
 	Groups  []string  `json:"groups,omitempty"`
 	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"`
+	Purpose string    `json:"purpose,omitempty"`
 
 	sum [sha256.Size]byte
 }
+
+// PurposeJoin marks a bootstrap token (see CreateJoinToken).
+const PurposeJoin = "join"
+
+// Bootstrap tokens' user, as kubeadm names them.
+const (
+	BootstrapUserPrefix = "system:bootstrap:"
+	GroupBootstrappers  = "system:bootstrappers"
+)
+
+// joinTokenRetention is how long an expired join token stays listed.
+const joinTokenRetention = 24 * time.Hour
+
+// Errors of CheckJoinToken.
+var (
+	ErrTokenExpired = errors.New("token expired")
+	ErrNotJoinToken = errors.New("not a join token")
+)
 
 // TokenInfo describes a stored token, without any secret.
 type TokenInfo struct {
 	ID      string
 	User    User
 	Created time.Time
+	// Expires is zero for a token that never expires.
+	Expires time.Time
+	Purpose string
+}
+
+// Expired tells whether the token has expired at now.
+func (i TokenInfo) Expired(now time.Time) bool {
+	return !i.Expires.IsZero() && !now.Before(i.Expires)
+}
+
+func (e tokenEntry) info() TokenInfo {
+	return TokenInfo{ID: e.ID, User: User{Name: e.User, Groups: slices.Clone(e.Groups)}, Created: e.Created, Expires: e.Expires, Purpose: e.Purpose}
 }
 
 // TokenStore holds the bearer tokens of a token file. It reads the file at
@@ -78,6 +116,8 @@ type TokenStore struct {
 	// by another process stops working within that time; a miss always does.
 	recheck   time.Duration
 	lastCheck atomic.Int64 // unix nanoseconds
+
+	now func() time.Time // for tests
 }
 
 // tokenRecheck is how stale a hit may be: how long a revoked token may still
@@ -87,7 +127,7 @@ const tokenRecheck = time.Second
 // OpenTokens opens the token file at path. A missing file is an empty store;
 // the file is created by the first Create. Its directory must exist.
 func OpenTokens(path string) (*TokenStore, error) {
-	s := &TokenStore{path: path, recheck: tokenRecheck}
+	s := &TokenStore{path: path, recheck: tokenRecheck, now: time.Now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.reloadLocked(); err != nil {
@@ -148,25 +188,61 @@ func readTokenFile(path string) ([]tokenEntry, error) {
 		if e.User == "" {
 			return nil, fmt.Errorf("tokens: %s: token %q has no user", path, e.ID)
 		}
+		if e.Purpose != "" && e.Purpose != PurposeJoin {
+			return nil, fmt.Errorf("tokens: %s: token %q has unknown purpose %q (known: %q, or none)", path, e.ID, e.Purpose, PurposeJoin)
+		}
 		copy(e.sum[:], b)
 	}
 	return f.Tokens, nil
 }
 
-// Lookup returns the user a bearer token belongs to. Every stored hash is
-// compared in constant time, so timing tells nothing about which token is
-// close to which.
+// Lookup returns the user an API bearer token belongs to: a token that has
+// not expired and has no purpose (a join token is no API credential). Every
+// stored hash is compared in constant time, so timing tells nothing about
+// which token is close to which.
 func (s *TokenStore) Lookup(token string) (User, bool) {
-	if token == "" {
+	e, ok := s.find(token, false)
+	if !ok || e.Purpose != "" || e.info().Expired(s.now()) {
 		return User{}, false
 	}
+	return User{Name: e.User, Groups: slices.Clone(e.Groups)}, true
+}
+
+// CheckJoinToken checks a bootstrap token for `ballast join`: it must be
+// stored, a join token, and not expired at now. The errors are ErrTokenExpired and
+// ErrNotJoinToken (wrapped, with the token's ID and when it expired), and
+// ErrInvalidToken for a token that is not stored (never created, or revoked).
+//
+// It always reads the file if it changed (a join is rare): a token revoked
+// by another process is refused at once.
+func (s *TokenStore) CheckJoinToken(token string, now time.Time) (TokenInfo, error) {
+	e, ok := s.find(token, true)
+	if !ok {
+		return TokenInfo{}, ErrInvalidToken
+	}
+	info := e.info()
+	if e.Purpose != PurposeJoin {
+		return info, fmt.Errorf("token %s: %w", e.ID, ErrNotJoinToken)
+	}
+	if info.Expired(now) {
+		return info, fmt.Errorf("join token %s expired at %s: %w", e.ID, info.Expires.UTC().Format(time.RFC3339), ErrTokenExpired)
+	}
+	return info, nil
+}
+
+// find returns the stored entry of token, re-reading the file as Lookup
+// describes (fresh: always, if it changed).
+func (s *TokenStore) find(token string, fresh bool) (tokenEntry, bool) {
+	if token == "" {
+		return tokenEntry{}, false
+	}
 	sum := sha256.Sum256([]byte(token))
-	if time.Since(time.Unix(0, s.lastCheck.Load())) < s.recheck {
+	if !fresh && time.Since(time.Unix(0, s.lastCheck.Load())) < s.recheck {
 		s.mu.RLock()
-		u, ok := lookup(s.entries, sum)
+		e, ok := lookup(s.entries, sum)
 		s.mu.RUnlock()
 		if ok {
-			return u, true
+			return e, true
 		}
 	}
 	// A miss (the token may have been created by another process), or a
@@ -179,7 +255,7 @@ func (s *TokenStore) Lookup(token string) (User, bool) {
 	return lookup(s.entries, sum)
 }
 
-func lookup(entries []tokenEntry, sum [sha256.Size]byte) (User, bool) {
+func lookup(entries []tokenEntry, sum [sha256.Size]byte) (tokenEntry, bool) {
 	found := -1
 	for i := range entries {
 		if subtle.ConstantTimeCompare(entries[i].sum[:], sum[:]) == 1 {
@@ -187,40 +263,71 @@ func lookup(entries []tokenEntry, sum [sha256.Size]byte) (User, bool) {
 		}
 	}
 	if found < 0 {
-		return User{}, false
+		return tokenEntry{}, false
 	}
-	e := entries[found]
-	return User{Name: e.User, Groups: slices.Clone(e.Groups)}, true
+	return entries[found], true
 }
 
-// Create makes a new token for user and stores its hash. The token is
-// returned only here: it cannot be read back from the file.
+// Create makes a new API token for user, valid until revoked, and stores
+// its hash. The token is returned only here: it cannot be read back from the
+// file.
 func (s *TokenStore) Create(user User) (string, error) {
-	if user.Name == "" {
-		return "", errors.New("tokens: a token needs a user name")
+	token, _, err := s.create(user, 0, "")
+	return token, err
+}
+
+// CreateWithTTL is Create for a token that expires after ttl (0: never).
+func (s *TokenStore) CreateWithTTL(user User, ttl time.Duration) (string, TokenInfo, error) {
+	return s.create(user, ttl, "")
+}
+
+// CreateJoinToken makes a bootstrap token for `ballast join`, valid for ttl
+// (it must be positive: a bootstrap token always expires). It authenticates
+// nothing but the exchange for a node's certificate (CheckJoinToken).
+func (s *TokenStore) CreateJoinToken(ttl time.Duration) (string, TokenInfo, error) {
+	if ttl <= 0 {
+		return "", TokenInfo{}, errors.New("tokens: a join token must expire: give a positive --ttl (e.g. 24h)")
+	}
+	return s.create(User{Groups: []string{GroupBootstrappers}}, ttl, PurposeJoin)
+}
+
+func (s *TokenStore) create(user User, ttl time.Duration, purpose string) (string, TokenInfo, error) {
+	if user.Name == "" && purpose != PurposeJoin {
+		return "", TokenInfo{}, errors.New("tokens: a token needs a user name")
+	}
+	if ttl < 0 {
+		return "", TokenInfo{}, fmt.Errorf("tokens: negative lifetime %s", ttl)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("tokens: %w", err)
+		return "", TokenInfo{}, fmt.Errorf("tokens: %w", err)
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	sum := sha256.Sum256([]byte(token))
 	hexSum := hex.EncodeToString(sum[:])
+	now := s.now().UTC()
 	e := tokenEntry{
 		ID:      hexSum[:12],
 		SHA256:  hexSum,
 		User:    user.Name,
 		Groups:  slices.Clone(user.Groups),
-		Created: time.Now().UTC().Truncate(time.Second),
+		Created: now.Truncate(time.Second),
+		Purpose: purpose,
 		sum:     sum,
+	}
+	if e.User == "" {
+		e.User = BootstrapUserPrefix + e.ID
+	}
+	if ttl > 0 {
+		e.Expires = now.Add(ttl).Truncate(time.Second)
 	}
 	err := s.modify(func(entries []tokenEntry) ([]tokenEntry, error) {
 		return append(entries, e), nil
 	})
 	if err != nil {
-		return "", err
+		return "", TokenInfo{}, err
 	}
-	return token, nil
+	return token, e.info(), nil
 }
 
 // CreateNodeToken makes a join token for node nodeName: user
@@ -270,7 +377,7 @@ func (s *TokenStore) List() ([]TokenInfo, error) {
 	}
 	out := make([]TokenInfo, 0, len(s.entries))
 	for _, e := range s.entries {
-		out = append(out, TokenInfo{ID: e.ID, User: User{Name: e.User, Groups: slices.Clone(e.Groups)}, Created: e.Created})
+		out = append(out, e.info())
 	}
 	return out, nil
 }
@@ -293,6 +400,11 @@ func (s *TokenStore) modify(fn func([]tokenEntry) ([]tokenEntry, error)) error {
 	if err != nil {
 		return err
 	}
+	// Join tokens long expired go (kubeadm's token cleaner does the same).
+	cutoff := s.now().Add(-joinTokenRetention)
+	entries = slices.DeleteFunc(entries, func(e tokenEntry) bool {
+		return e.Purpose == PurposeJoin && !e.Expires.IsZero() && e.Expires.Before(cutoff)
+	})
 	data, err := json.MarshalIndent(tokenFile{Version: 1, Tokens: entries}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -178,5 +179,94 @@ func TestTokensBadFile(t *testing.T) {
 	os.WriteFile(path, []byte(`not json`), 0o600)
 	if _, err := OpenTokens(path); err == nil {
 		t.Error("bad file accepted")
+	}
+}
+
+func TestJoinTokens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), TokenFile)
+	s, err := OpenTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	if _, _, err := s.CreateJoinToken(0); err == nil {
+		t.Error("a join token that never expires was created")
+	}
+	tok, info, err := s.CreateJoinToken(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Purpose != PurposeJoin || !info.Expires.Equal(now.Add(time.Hour)) || info.User.Name != BootstrapUserPrefix+info.ID {
+		t.Errorf("info %+v", info)
+	}
+	// Good for a join, never for the API.
+	if _, ok := s.Lookup(tok); ok {
+		t.Error("a join token authenticates API requests")
+	}
+	if got, err := s.CheckJoinToken(tok, now.Add(time.Hour-time.Second)); err != nil || got.ID != info.ID {
+		t.Errorf("CheckJoinToken = %+v, %v", got, err)
+	}
+	if _, err := s.CheckJoinToken(tok, now.Add(time.Hour)); !errors.Is(err, ErrTokenExpired) || !strings.Contains(err.Error(), info.ID) {
+		t.Errorf("expired: %v", err)
+	}
+	if _, err := s.CheckJoinToken("nope", now); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("unknown: %v", err)
+	}
+	api, err := s.CreateNodeToken("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CheckJoinToken(api, now); !errors.Is(err, ErrNotJoinToken) {
+		t.Errorf("API token used to join: %v", err)
+	}
+
+	// An API token with a lifetime stops working when it ends.
+	short, _, err := s.CreateWithTTL(User{Name: "ci"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Lookup(short); !ok {
+		t.Error("a fresh token with a TTL does not work")
+	}
+	now = now.Add(time.Minute)
+	if _, ok := s.Lookup(short); ok {
+		t.Error("an expired API token works")
+	}
+
+	// Listed with purpose and expiry; revoked ones are refused at once.
+	list, err := s.List()
+	if err != nil || len(list) != 3 || list[0].Purpose != PurposeJoin || !list[0].Expired(now.Add(time.Hour)) || list[1].Expired(now.Add(100*365*24*time.Hour)) {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	if n, err := s.Revoke(info.ID); n != 1 || err != nil {
+		t.Fatal(n, err)
+	}
+	if _, err := s.CheckJoinToken(tok, now); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("revoked: %v", err)
+	}
+
+	// A join token long expired is dropped when the file is next written.
+	if _, _, err := s.CreateJoinToken(time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour + joinTokenRetention + time.Second)
+	if _, err := s.CreateNodeToken("n2"); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = s.List()
+	for _, i := range list {
+		if i.Purpose == PurposeJoin {
+			t.Errorf("long-expired join token kept: %+v", i)
+		}
+	}
+}
+
+func TestTokenFileUnknownPurpose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), TokenFile)
+	sum := strings.Repeat("ab", 32)
+	os.WriteFile(path, []byte(`{"version":1,"tokens":[{"id":"x","sha256":"`+sum+`","user":"u","purpose":"admin"}]}`), 0o600)
+	if _, err := OpenTokens(path); err == nil || !strings.Contains(err.Error(), `unknown purpose "admin"`) {
+		t.Errorf("error = %v", err)
 	}
 }

@@ -1,14 +1,18 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/ballast-dev/ballast/internal/bootstrap"
+	"github.com/ballast-dev/ballast/internal/config"
 	"github.com/ballast-dev/ballast/internal/containerd"
 	"github.com/ballast-dev/ballast/internal/node"
-	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 )
 
@@ -25,7 +29,7 @@ type nodeFlags struct {
 	bridgeName    string
 	podCIDR       string
 	logLevel      string
-	backoff       planner.Backoff
+	backoff       podplan.Backoff
 	logMaxSize    int64
 	logMaxFiles   int
 	logCheck      time.Duration
@@ -50,10 +54,18 @@ type nodeAPIFlags struct {
 
 func (f *nodeAPIFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the API server to register with (the node keeps running its pods without it)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the API server to register with (the node keeps running its pods without it; default: the credentials `ballast join` or `ballast init` left in <data-dir>/node.kubeconfig, if any)")
 	fs.StringVar(&f.server, "server", "", "URL of the API server (with --token and --certificate-authority, instead of --kubeconfig)")
 	fs.StringVar(&f.token, "token", "", "bearer token for --server (from: ballast server token create --node NAME)")
 	fs.StringVar(&f.caFile, "certificate-authority", "", "CA certificate of --server")
+	config.Exclude(fs, "token") // a secret: the configuration file is world-readable
+	f.registerServing(cmd)
+}
+
+// registerServing registers the kubelet HTTPS API's flags (`ballast init`
+// and `ballast join` have these, and connect to their API server themselves).
+func (f *nodeAPIFlags) registerServing(cmd *cobra.Command) {
+	fs := cmd.Flags()
 	fs.IntVar(&f.port, "port", 10250, "port of the kubelet HTTPS API (/healthz, /pods, /containerLogs), served when an API server or --client-ca-file is configured; 0 disables it")
 	fs.StringVar(&f.address, "address", "0.0.0.0", "IP address the kubelet HTTPS API listens on")
 	fs.StringVar(&f.clientCAFile, "client-ca-file", "", "CA certificates whose client certificates may use the kubelet HTTPS API (for example the API server's CA)")
@@ -64,8 +76,8 @@ func (f *nodeAPIFlags) register(cmd *cobra.Command) {
 func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.manifestDir, "pod-manifest-path", "/etc/kubernetes/manifests", "directory of static pod manifests (.yaml, .yml, .json)")
-	fs.StringVar(&f.nodeName, "node-name", "", "this node's name, the suffix of every pod name (default: the host name, lowercased)")
-	fs.StringVar(&f.nodeName, "hostname-override", "", "alias of --node-name, as the kubelet's flag")
+	fs.StringVar(&f.nodeName, "node-name", "", "this node's name, the suffix of every pod name (default: the host name, lowercased; --hostname-override, the kubelet's name for it, is an alias)")
+	fs.SetNormalizeFunc(hostnameOverride)
 	fs.StringVar(&f.endpoint, "container-runtime-endpoint", "", "CRI endpoint (unix:///path); empty: Ballast starts and supervises its own containerd")
 	fs.StringVar(&f.dataDir, "data-dir", "/var/lib/ballast", "where Ballast keeps its state, logs and socket")
 	fs.StringVar(&f.podInfraImage, "pod-infra-image", containerd.DefaultSandboxImage, "the sandbox (pause) image of the managed containerd")
@@ -75,7 +87,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.bridgeName, "cni-bridge", containerd.DefaultBridgeName, "bridge of the managed containerd's pod network")
 	fs.StringVar(&f.podCIDR, "pod-cidr", containerd.DefaultSubnet, "subnet of the managed containerd's pod network")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	d := planner.DefaultBackoff()
+	d := podplan.DefaultBackoff()
 	fs.DurationVar(&f.backoff.BackoffInitial, "crash-backoff-initial", d.BackoffInitial, "first CrashLoopBackOff delay")
 	fs.DurationVar(&f.backoff.BackoffMax, "crash-backoff-max", d.BackoffMax, "longest CrashLoopBackOff delay")
 	fs.DurationVar(&f.backoff.PullBackoffInitial, "image-pull-backoff-initial", d.PullBackoffInitial, "first ImagePullBackOff delay")
@@ -89,6 +101,16 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 		_ = fs.MarkHidden(n)
 	}
 	f.backoff.ErrImagePullShown = d.ErrImagePullShown
+}
+
+// hostnameOverride makes --hostname-override (the kubelet's flag) the same
+// flag as --node-name, so the configuration file and the command line cannot
+// set the name twice.
+func hostnameOverride(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if name == "hostname-override" {
+		return "node-name"
+	}
+	return pflag.NormalizedName(name)
 }
 
 // applyConfig reads --config; flags given on the command line win over it.
@@ -122,7 +144,7 @@ func nodeCmd(f *nodeFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(f.logLevel)
-			api, err := f.api.apiConfig()
+			api, err := f.api.apiConfig(f.dataDir, log)
 			if err != nil {
 				return err
 			}
@@ -160,10 +182,25 @@ func (f *nodeFlags) nodeConfig(cmd *cobra.Command, log *slog.Logger, api node.AP
 }
 
 // apiConfig is `ballast node`'s API server connection and kubelet HTTPS API.
-func (f *nodeAPIFlags) apiConfig() (node.APIConfig, error) {
-	client, err := node.APIServer{Kubeconfig: f.kubeconfig, Server: f.server, Token: f.token, CAFile: f.caFile, Version: Version}.Client()
+// Given no API server, a node that `ballast join` or `ballast init` gave
+// credentials (in dataDir) uses them, and trusts its cluster's CA for the
+// kubelet API's clients unless told otherwise.
+func (f *nodeAPIFlags) apiConfig(dataDir string, log *slog.Logger) (node.APIConfig, error) {
+	kubeconfig, clientCA := f.kubeconfig, f.clientCAFile
+	if kubeconfig == "" && f.server == "" {
+		if c, err := bootstrap.Existing(dataDir); err != nil {
+			return node.APIConfig{}, fmt.Errorf("this node's credentials: %w (remove the file and join again)", err)
+		} else if c != nil {
+			kubeconfig = bootstrap.KubeconfigPath(dataDir)
+			if clientCA == "" {
+				clientCA = bootstrap.CAPath(dataDir)
+			}
+			log.Info("connecting to the cluster this node joined", "server", c.Server, "kubeconfig", kubeconfig)
+		}
+	}
+	client, err := node.APIServer{Kubeconfig: kubeconfig, Server: f.server, Token: f.token, CAFile: f.caFile, Version: Version}.Client()
 	if err != nil {
 		return node.APIConfig{}, err
 	}
-	return node.APIConfig{Client: client, Port: f.port, Address: f.address, ClientCAFile: f.clientCAFile, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey}, nil
+	return node.APIConfig{Client: client, Port: f.port, Address: f.address, ClientCAFile: clientCA, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey}, nil
 }

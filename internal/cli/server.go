@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,14 +32,29 @@ type serverFlags struct {
 func (f *serverFlags) register(cmd *cobra.Command, dataDirDefault bool) {
 	fs := cmd.Flags()
 	if dataDirDefault {
-		fs.StringVar(&f.dataDir, "data-dir", "/var/lib/ballast", "where the server keeps etcd's data, its PKI, tokens and the admin kubeconfig")
+		f.registerDataDir(cmd)
 	}
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:6443", "host:port to serve the Kubernetes API on (HTTPS)")
+	f.registerEtcd(cmd)
+	fs.StringVar(&f.hosts, "tls-san", "", "comma-separated extra host names and IPs for the serving certificate")
+}
+
+// registerData registers the flags that say where the server's data is.
+func (f *serverFlags) registerData(cmd *cobra.Command) {
+	f.registerDataDir(cmd)
+	f.registerEtcd(cmd)
+}
+
+func (f *serverFlags) registerDataDir(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "/var/lib/ballast", "where the server keeps etcd's data, its PKI, tokens and the admin kubeconfig")
+}
+
+func (f *serverFlags) registerEtcd(cmd *cobra.Command) {
+	fs := cmd.Flags()
 	fs.StringVar(&f.etcdServers, "etcd-servers", "", "comma-separated client URLs of an external etcd cluster (default: an embedded etcd in the data dir)")
 	fs.StringVar(&f.etcdCA, "etcd-cafile", "", "CA of the external etcd cluster's certificates")
 	fs.StringVar(&f.etcdCert, "etcd-certfile", "", "client certificate for the external etcd cluster")
 	fs.StringVar(&f.etcdKey, "etcd-keyfile", "", "client key for the external etcd cluster")
-	fs.StringVar(&f.hosts, "tls-san", "", "comma-separated extra host names and IPs for the serving certificate")
 }
 
 func (f *serverFlags) options(dataDir string) server.Options {
@@ -75,42 +88,8 @@ func newServerCmd() *cobra.Command {
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.AddCommand(newTokenCmd())
+	cmd.AddCommand(newTokenCmd(), newBackupCmd(), newRestoreCmd())
 	return cmd
-}
-
-func newTokenCmd() *cobra.Command {
-	token := &cobra.Command{Use: "token", Short: "Manage node join tokens"}
-	var dataDir, node string
-	create := &cobra.Command{
-		Use:   "create --node NAME",
-		Short: "Create a token a node agent uses to join (as user system:node:NAME)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if node == "" {
-				return fmt.Errorf("--node is required: the name of the node this token is for")
-			}
-			path := server.TokensPath(dataDir)
-			if _, err := os.Stat(filepath.Dir(path)); err != nil {
-				return fmt.Errorf("no server data in %s (%v): run `ballast server --data-dir %s` once first, or pass the right --data-dir", dataDir, err, dataDir)
-			}
-			ts, err := auth.OpenTokens(path)
-			if err != nil {
-				return err
-			}
-			t, err := ts.CreateNodeToken(node)
-			if err != nil {
-				return err
-			}
-			fmt.Println(t)
-			fmt.Fprintf(os.Stderr, "token for node %q (user system:node:%s); it is shown only now. CA: %s\n", node, node, filepath.Join(dataDir, "pki", "ca.crt"))
-			return nil
-		},
-	}
-	create.Flags().StringVar(&dataDir, "data-dir", "/var/lib/ballast", "the server's data directory")
-	create.Flags().StringVar(&node, "node", "", "the node's name")
-	token.AddCommand(create)
-	return token
 }
 
 func newUpCmd() *cobra.Command {

@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -88,6 +89,13 @@ type Config struct {
 	// state); default <Dir>/state. Production agents should put it on a
 	// tmpfs (e.g. /run/ballast/containerd) so a reboot clears it.
 	StateDir string
+	// HungAfter is how long a starting containerd may go without answering
+	// CRI Version and without using CPU before it counts as hung and is
+	// killed; one that is busy is waited for. Default 60 s.
+	HungAfter time.Duration
+	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL when
+	// its context has no earlier deadline. Default 15 s.
+	StopTimeout time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -125,6 +133,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StateDir == "" {
 		c.StateDir = filepath.Join(c.Dir, "state")
+	}
+	if c.HungAfter <= 0 {
+		c.HungAfter = defaultHungAfter
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = defaultStopTimeout
 	}
 	return c, nil
 }

@@ -20,15 +20,19 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// StartTimeout bounds how long Start waits for the socket to answer CRI
-// Version.
-var StartTimeout = 60 * time.Second
-
-// StopTimeout is how long Stop waits after SIGTERM before SIGKILL when the
-// context has no earlier deadline.
-var StopTimeout = 15 * time.Second
-
-const maxLogSize = 20 << 20
+const (
+	// defaultHungAfter is Config.HungAfter's default.
+	defaultHungAfter = 60 * time.Second
+	// defaultStopTimeout is Config.StopTimeout's default.
+	defaultStopTimeout = 15 * time.Second
+	// adoptHungAfter is how long a containerd from an earlier run may stay
+	// silent and idle before Start refuses to adopt it.
+	adoptHungAfter = 15 * time.Second
+	// slowLogEvery is how often a containerd that is busy but not yet
+	// answering is reported while Ballast waits for it.
+	slowLogEvery = 30 * time.Second
+	maxLogSize   = 20 << 20
+)
 
 // Process is a containerd started (or adopted) by Ballast.
 type Process struct {
@@ -90,7 +94,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Process, error) 
 		}
 	}
 	if _, err := os.Stat(c.Socket); err == nil {
-		if err := p.waitReady(ctx, nil, time.Second); err == nil {
+		if err := p.waitReady(ctx, 0, nil, time.Second); err == nil {
 			return nil, fmt.Errorf("a containerd not recorded in %s already serves %s; stop it first", p.pidPath(), c.Socket)
 		}
 	}
@@ -160,7 +164,7 @@ func (p *Process) findRunning() (int, bool) {
 func (p *Process) adopt(ctx context.Context, pid int) error {
 	exited := make(chan struct{})
 	go watchPid(pid, exited)
-	if err := p.waitReady(ctx, exited, 15*time.Second); err != nil {
+	if err := p.waitReady(ctx, pid, exited, adoptHungAfter); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -205,34 +209,57 @@ func (p *Process) startProcess(ctx context.Context) error {
 	p.mu.Unlock()
 	p.log.Info("started containerd", "pid", pid, "socket", p.cfg.Socket, "log", logPath, "snapshotter", p.cfg.Snapshotter)
 
-	if err := p.waitReady(ctx, exited, StartTimeout); err != nil {
+	if err := p.waitReady(ctx, pid, exited, p.cfg.HungAfter); err != nil {
 		select {
 		case <-exited:
 			return fmt.Errorf("containerd exited during start-up (%v): %w\n--- tail of %s ---\n%s", waitErr, err, logPath, LogTail(logPath, 30))
 		default:
 		}
-		// Do not leave a half-started process behind.
+		if ctx.Err() != nil {
+			// Our caller is shutting down or gave up waiting: that says
+			// nothing about containerd, which keeps starting. Leave it
+			// running (its pid file is written): the next Start adopts it.
+			p.log.Info("stopped waiting for containerd to answer; leaving it running", "pid", pid, "reason", context.Cause(ctx))
+			return fmt.Errorf("waiting for containerd (pid %d) to answer on %s: %w", pid, p.cfg.Socket, err)
+		}
+		// Hung: silent and idle for HungAfter. Do not leave it behind.
+		p.log.Error("containerd is hung (no answer, no CPU used); killing it", "pid", pid, "for", p.cfg.HungAfter)
 		syscall.Kill(pid, syscall.SIGKILL)
 		<-exited
 		os.Remove(p.pidPath())
-		return fmt.Errorf("containerd (pid %d) did not answer CRI Version on %s: %w\n--- tail of %s ---\n%s", pid, p.cfg.Socket, err, logPath, LogTail(logPath, 30))
+		return fmt.Errorf("containerd (pid %d) did not answer CRI Version on %s and used no CPU for %v: %w\n--- tail of %s ---\n%s", pid, p.cfg.Socket, p.cfg.HungAfter, err, logPath, LogTail(logPath, 30))
 	}
 	p.log.Info("containerd ready", "pid", pid, "after", time.Since(p.started).Round(time.Millisecond))
 	return nil
 }
 
-// waitReady polls CRI Version until it answers, the process exits, ctx ends
-// or timeout passes.
-func (p *Process) waitReady(ctx context.Context, exited <-chan struct{}, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// errHung is waitReady's error for a containerd that stayed silent and idle.
+var errHung = errors.New("containerd is hung")
+
+// waitReady polls CRI Version until it answers, the process exits or ctx
+// ends. It also gives up when containerd is hung: it has not answered and
+// its CPU time (pid's, read from /proc) has not moved for hungAfter. A
+// containerd that is slow because it is working (cleaning up a thousand
+// dead shims after a crash, say) keeps being waited for. With pid 0 there
+// is no process to watch and hungAfter is a plain timeout.
+func (p *Process) waitReady(ctx context.Context, pid int, exited <-chan struct{}, hungAfter time.Duration) error {
 	conn, err := Dial(p.cfg.Socket)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	began := time.Now()
+	watch := progress{last: began}
+	if pid > 0 {
+		watch.cpu, _ = cpuTicks(pid)
+	}
+	// Say so when a busy containerd is waited for past the point where an
+	// idle one would be killed, then every slowLogEvery.
+	nextLog := began.Add(hungAfter)
 	var lastErr error = errors.New("socket never appeared")
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		if _, err := os.Stat(p.cfg.Socket); err == nil {
 			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
@@ -243,14 +270,71 @@ func (p *Process) waitReady(ctx context.Context, exited <-chan struct{}, timeout
 			}
 			lastErr = err
 		}
+		now := time.Now()
+		cpu, ok := uint64(0), false
+		if pid > 0 {
+			cpu, ok = cpuTicks(pid)
+		}
+		if watch.hung(now, cpu, ok, hungAfter) {
+			return fmt.Errorf("%w (last error: %v)", errHung, lastErr)
+		}
+		if pid > 0 && now.After(nextLog) {
+			p.log.Warn("containerd is busy but does not answer yet; waiting", "pid", pid, "for", now.Sub(began).Round(time.Second), "last_error", lastErr)
+			nextLog = now.Add(slowLogEvery)
+		}
 		select {
 		case <-exited:
 			return errors.New("process exited")
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
-		case <-time.After(50 * time.Millisecond):
+		case <-poll.C:
 		}
 	}
+}
+
+// progress tells a slow process from a hung one by its CPU time.
+type progress struct {
+	last time.Time // when the CPU time last moved (or watching began)
+	cpu  uint64    // the CPU time then, in clock ticks
+}
+
+// hung records an observation (now; cpu, when ok) and reports whether the
+// process has been idle for longer than after. An observation that could
+// not be read counts as no progress.
+func (g *progress) hung(now time.Time, cpu uint64, ok bool, after time.Duration) bool {
+	if ok && cpu != g.cpu {
+		g.cpu, g.last = cpu, now
+	}
+	return now.Sub(g.last) > after
+}
+
+// cpuTicks is the user plus system CPU time of pid, in clock ticks, from
+// /proc/<pid>/stat.
+func cpuTicks(pid int) (uint64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	return parseCPUTicks(string(b))
+}
+
+// parseCPUTicks reads utime and stime (fields 14 and 15) from a
+// /proc/<pid>/stat line; the command name (field 2) may hold spaces.
+func parseCPUTicks(stat string) (uint64, bool) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(stat[i+1:]) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return u + s, true
 }
 
 // Dial returns a gRPC client connection to a containerd socket path.
@@ -260,8 +344,8 @@ func Dial(socket string) (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
 }
 
-// Stop stops containerd by PID: SIGTERM, then SIGKILL after StopTimeout (or
-// the context's deadline). Pods keep running (their shims are separate
+// Stop stops containerd by PID: SIGTERM, then SIGKILL after
+// Config.StopTimeout (or the context's deadline). Pods keep running (their shims are separate
 // processes). For tests and explicit shutdown; Supervise does not restart a
 // stopped process.
 func (p *Process) Stop(ctx context.Context) error {
@@ -282,7 +366,7 @@ func (p *Process) Stop(ctx context.Context) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("SIGTERM containerd pid %d: %w", pid, err)
 	}
-	timeout := StopTimeout
+	timeout := p.cfg.StopTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl)-time.Second, 100*time.Millisecond)
 	}

@@ -20,29 +20,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Labels put on every sandbox and container. The io.kubernetes.* ones are the
-// kubelet's, so tools such as crictl show Ballast's pods as they show the kubelet's.
-const (
-	LabelPodName       = "io.kubernetes.pod.name"
-	LabelPodNamespace  = "io.kubernetes.pod.namespace"
-	LabelPodUID        = "io.kubernetes.pod.uid"
-	LabelContainerName = "io.kubernetes.container.name"
-	// LabelNode marks what a Ballast agent manages: only objects carrying its own
-	// node name are touched, so two agents may share one runtime.
-	LabelNode = "ballast.dev/node"
-)
-
-// Annotations Ballast keeps on runtime objects: they carry the state that must
-// survive an agent restart (restart counts, back-off, the pod itself).
-const (
-	AnnotationRestartCount   = "io.kubernetes.container.restartCount"
-	AnnotationTermMsgPath    = "io.kubernetes.container.terminationMessagePath"
-	AnnotationBackoff        = "ballast.dev/backoff"
-	AnnotationBackoffSince   = "ballast.dev/backoff-since"
-	AnnotationPod            = "ballast.dev/pod" // on sandboxes: the desired pod as JSON
-	AnnotationContainerIndex = "ballast.dev/container-index"
-)
-
 // Runtime is a connection to a CRI runtime.
 type Runtime struct {
 	RS   runtimeapi.RuntimeServiceClient

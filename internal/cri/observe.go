@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ballast-dev/ballast/internal/podruntime"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // The runtime's state of a pod, in the node's vocabulary (internal/podruntime).
@@ -128,9 +129,9 @@ func (o *Observer) SandboxIPs(ctx context.Context, id string) ([]string, error) 
 
 // List returns every pod of the node, by UID. With uid set, only that pod.
 func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime, error) {
-	sel := map[string]string{LabelNode: o.node}
+	sel := map[string]string{wellknown.LabelNode: o.node}
 	if uid != "" {
-		sel[LabelPodUID] = uid
+		sel[wellknown.LabelPodUID] = uid
 	}
 	sbs, err := o.rt.ListPodSandboxes(ctx, sel)
 	if err != nil {
@@ -153,7 +154,7 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		md := s.GetMetadata()
 		p := get(md.GetUid(), md.GetName(), md.GetNamespace())
 		sb := Sandbox{ID: s.Id, Attempt: md.GetAttempt(), Ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: time.Unix(0, s.CreatedAt)}
-		sb.Pod = o.sandboxPod(s.Id, s.Annotations[AnnotationPod])
+		sb.Pod = o.sandboxPod(s.Id, s.Annotations[wellknown.AnnotationPod])
 		// A sandbox on the node's network has no IP of its own (its pod's is
 		// the node's), so there is nothing to ask.
 		if sb.Ready && (sb.Pod == nil || !sb.Pod.Spec.HostNetwork) {
@@ -166,8 +167,8 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 	seen := map[string]bool{}
 	for _, c := range cs {
 		seen[c.Id] = true
-		uid := c.Labels[LabelPodUID]
-		p := get(uid, c.Labels[LabelPodName], c.Labels[LabelPodNamespace])
+		uid := c.Labels[wellknown.LabelPodUID]
+		p := get(uid, c.Labels[wellknown.LabelPodName], c.Labels[wellknown.LabelPodNamespace])
 		if cached, ok := o.cached(c.Id, listState(c.State)); ok {
 			p.Containers = append(p.Containers, cached)
 			continue
@@ -266,11 +267,11 @@ func (o *Observer) status(ctx context.Context, id string) (Container, error) {
 			c.Message += tm
 		}
 	}
-	c.RestartCount, _ = strconv.Atoi(s.Annotations[AnnotationRestartCount])
-	if d, err := time.ParseDuration(s.Annotations[AnnotationBackoff]); err == nil {
+	c.RestartCount, _ = strconv.Atoi(s.Annotations[wellknown.AnnotationRestartCount])
+	if d, err := time.ParseDuration(s.Annotations[wellknown.AnnotationBackoff]); err == nil {
 		c.Backoff = d
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s.Annotations[AnnotationBackoffSince]); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, s.Annotations[wellknown.AnnotationBackoffSince]); err == nil {
 		c.BackoffSince = t
 	}
 	return c, nil

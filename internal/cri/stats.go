@@ -7,13 +7,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // ContainerStats returns the resource usage (CPU, memory) the runtime reports
-// for the containers of node (those carrying LabelNode=node).
+// for the containers of node (those carrying wellknown.LabelNode=node).
 func (r *Runtime) ContainerStats(ctx context.Context, node string) ([]*runtimeapi.ContainerStats, error) {
 	resp, err := r.RS.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{
-		Filter: &runtimeapi.ContainerStatsFilter{LabelSelector: map[string]string{LabelNode: node}},
+		Filter: &runtimeapi.ContainerStatsFilter{LabelSelector: map[string]string{wellknown.LabelNode: node}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing container stats: %w", err)
@@ -27,7 +29,7 @@ func (r *Runtime) ContainerStats(ctx context.Context, node string) ([]*runtimeap
 // Unimplemented): callers then sum the containers' figures.
 func (r *Runtime) PodSandboxStats(ctx context.Context, node string) (stats []*runtimeapi.PodSandboxStats, ok bool, err error) {
 	resp, err := r.RS.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{
-		Filter: &runtimeapi.PodSandboxStatsFilter{LabelSelector: map[string]string{LabelNode: node}},
+		Filter: &runtimeapi.PodSandboxStatsFilter{LabelSelector: map[string]string{wellknown.LabelNode: node}},
 	})
 	if status.Code(err) == codes.Unimplemented {
 		return nil, false, nil

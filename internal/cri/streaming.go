@@ -7,6 +7,8 @@ import (
 	"sort"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // The CRI streaming calls, as the kubelet makes them: the runtime answers
@@ -48,7 +50,7 @@ func (r *Runtime) PortForward(ctx context.Context, sandboxID string, ports []int
 // uid, as the kubelet picks it for port forwarding, or "" if it has none.
 func (r *Runtime) ReadySandbox(ctx context.Context, uid string) (string, error) {
 	resp, err := r.RS.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
-		LabelSelector: map[string]string{LabelPodUID: uid},
+		LabelSelector: map[string]string{wellknown.LabelPodUID: uid},
 		State:         &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
 	}})
 	if err != nil {

@@ -9,10 +9,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ballast-dev/ballast/internal/logs"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
-
-// AnnotationTermMsgPolicy records a container's terminationMessagePolicy.
-const AnnotationTermMsgPolicy = "io.kubernetes.container.terminationMessagePolicy"
 
 // The kubelet's limits on termination messages.
 const (
@@ -26,7 +24,7 @@ const (
 // bytes); with FallbackToLogsOnError, when that is empty and the container
 // failed, the last 80 lines (at most 2048 bytes) of its log.
 func terminationMessage(s *runtimeapi.ContainerStatus) string {
-	path := s.Annotations[AnnotationTermMsgPath]
+	path := s.Annotations[wellknown.AnnotationTermMsgPath]
 	var msg string
 	if path != "" {
 		for _, m := range s.Mounts {
@@ -41,7 +39,7 @@ func terminationMessage(s *runtimeapi.ContainerStatus) string {
 			break
 		}
 	}
-	if msg == "" && s.ExitCode != 0 && s.Annotations[AnnotationTermMsgPolicy] == "FallbackToLogsOnError" && s.LogPath != "" {
+	if msg == "" && s.ExitCode != 0 && s.Annotations[wellknown.AnnotationTermMsgPolicy] == "FallbackToLogsOnError" && s.LogPath != "" {
 		var buf bytes.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		_ = logs.Read(ctx, s.LogPath, logs.ReadOptions{TailLines: fallbackTailLines, LimitBytes: fallbackLimitBytes}, &buf, &buf)

@@ -11,8 +11,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ballast-dev/ballast/internal/hostinfo"
-	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podconfig"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/volumes"
 )
@@ -52,7 +52,7 @@ func (e *Executor) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.P
 // containerConfig prepares what one container needs on the host (volumes,
 // hosts file, termination message file) and builds its config, in the pod's
 // sandbox sandboxID. Errors are the container's CreateContainerConfigError.
-func (e *Executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s planner.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
+func (e *Executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s podplan.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
 	node := e.node()
 	in := podconfig.ContainerInput{Node: node, ImageRef: imageRef, RestartCount: s.RestartCount, Backoff: s.Backoff, BackoffSince: s.BackoffSince}
 	if podconfig.NeedsImageUser(pod, ctr) {

@@ -29,6 +29,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/logs"
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podconfig"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 )
@@ -237,7 +238,7 @@ func (e *Executor) Run(ctx context.Context, j planner.Job) planner.Done {
 			ref, pf, err := e.ensureImage(ctx, j.Desired, ctr, sandboxCfg)
 			if pf != nil {
 				if res.Pulls == nil {
-					res.Pulls = map[string]*planner.PullFailure{}
+					res.Pulls = map[string]*podplan.PullFailure{}
 				}
 				res.Pulls[ctr.Image] = pf
 				continue
@@ -372,7 +373,7 @@ func sandboxIP(rt *podruntime.Pod) string {
 
 // ensureImage makes the container's image present as its pull policy says. A
 // pull failure comes back as a PullFailure (for back-off), other errors as err.
-func (e *Executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, sb *runtimeapi.PodSandboxConfig) (string, *planner.PullFailure, error) {
+func (e *Executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, sb *runtimeapi.PodSandboxConfig) (string, *podplan.PullFailure, error) {
 	ref := events.PodRef(pod, ctr.Name)
 	now := e.opts.Now()
 	if id, ok := e.knownImage(ctr.Image); ok && ctr.ImagePullPolicy != corev1.PullAlways {
@@ -391,7 +392,7 @@ func (e *Executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 		if img == nil {
 			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", ctr.Image)
 			e.events.Event(ref, corev1.EventTypeWarning, "ErrImageNeverPull", msg)
-			return "", &planner.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImageNeverPull", Err: msg}, nil
+			return "", &podplan.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImageNeverPull", Err: msg}, nil
 		}
 		return img.Id, nil, nil
 	case corev1.PullIfNotPresent:
@@ -419,7 +420,7 @@ func (e *Executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 		msg := fmt.Sprintf("failed to pull image %q: %s", ctr.Image, cri.Message(err))
 		e.events.Event(ref, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Failed to pull image %q: %s", ctr.Image, cri.Message(err)))
 		e.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
-		return "", &planner.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImagePull", Err: msg}, nil
+		return "", &podplan.PullFailure{Image: ctr.Image, At: now, Reason: "ErrImagePull", Err: msg}, nil
 	}
 	e.events.Event(ref, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in %s", ctr.Image, time.Since(t0).Round(time.Millisecond)))
 	e.setImage(ctr.Image, v.(string))
@@ -428,7 +429,7 @@ func (e *Executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 
 // startContainer creates and starts one container and runs its postStart
 // hook. When it fails, it says at which step.
-func (e *Executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s planner.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) (planner.Step, error) {
+func (e *Executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s podplan.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) (planner.Step, error) {
 	ref := events.PodRef(pod, ctr.Name)
 	cfg, err := e.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID)
 	if err != nil {

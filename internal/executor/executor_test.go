@@ -18,6 +18,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/executor"
 	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
@@ -79,15 +80,15 @@ func parsePod(t *testing.T, yaml string) *corev1.Pod {
 	return pods[0]
 }
 
-func job(pod *corev1.Pod, rt *podruntime.Pod, plan planner.Plan) planner.Job {
+func job(pod *corev1.Pod, rt *podruntime.Pod, plan podplan.Plan) planner.Job {
 	if rt == nil {
 		rt = &podruntime.Pod{UID: string(pod.UID), Name: pod.Name, Namespace: pod.Namespace}
 	}
 	return planner.Job{UID: rt.UID, Desired: pod, Runtime: rt, Plan: plan}
 }
 
-func start() planner.Plan {
-	return planner.Plan{CreateSandbox: true, Start: []planner.Start{{Name: "app"}}}
+func start() podplan.Plan {
+	return podplan.Plan{CreateSandbox: true, Start: []podplan.Start{{Name: "app"}}}
 }
 
 func TestStartAndStop(t *testing.T) {
@@ -107,7 +108,7 @@ func TestStartAndStop(t *testing.T) {
 		t.Errorf("events %q", got)
 	}
 	// The file is gone: no desired pod.
-	d = x.Run(context.Background(), job(nil, d.Runtime, planner.Plan{KillPod: true, RemovePod: true}))
+	d = x.Run(context.Background(), job(nil, d.Runtime, podplan.Plan{KillPod: true, RemovePod: true}))
 	if d.Err != nil || !d.Runtime.Empty() {
 		t.Fatalf("stop: %v, left %+v", d.Err, d.Runtime)
 	}
@@ -199,13 +200,13 @@ func TestPullFailure(t *testing.T) {
 func TestCancelledJobStartsNothingMore(t *testing.T) {
 	f, x, _ := setup(t)
 	pod := testPod(t, image)
-	d := x.Run(context.Background(), job(pod, nil, planner.Plan{CreateSandbox: true}))
+	d := x.Run(context.Background(), job(pod, nil, podplan.Plan{CreateSandbox: true}))
 	if d.Err != nil {
 		t.Fatal(d.Err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	d = x.Run(ctx, job(pod, d.Runtime, planner.Plan{Start: []planner.Start{{Name: "app"}}}))
+	d = x.Run(ctx, job(pod, d.Runtime, podplan.Plan{Start: []podplan.Start{{Name: "app"}}}))
 	if !errors.Is(d.Err, context.Canceled) {
 		t.Errorf("err %v, want context.Canceled", d.Err)
 	}

@@ -59,7 +59,7 @@ func (e *Executor) runHook(ctx context.Context, h *corev1.LifecycleHandler, ctr 
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return fmt.Errorf("Get %q: %v", url, err)
+			return err // Get "URL": ..., as the kubelet reports it
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))

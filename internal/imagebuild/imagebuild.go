@@ -69,15 +69,19 @@ func Links(names ...string) Option {
 // /etc/group and /etc/nsswitch.conf. The config's Entrypoint is entrypoint
 // (default: the binary), Env is PATH plus env, and it runs as root.
 func Image(binaryPath string, entrypoint []string, env []string, opts ...Option) (v1.Image, error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
 	bin, err := os.ReadFile(binaryPath)
 	if err != nil {
 		return nil, err
 	}
-	binName := filepath.Base(binaryPath)
+	return ImageOf(filepath.Base(binaryPath), bin, entrypoint, env, opts...)
+}
+
+// ImageOf is Image for a binary already read, put at /<binName>.
+func ImageOf(binName string, bin []byte, entrypoint []string, env []string, opts ...Option) (v1.Image, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	layerTar, err := layerTarball(binName, bin, o.links)
 	if err != nil {
 		return nil, err

@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ballast-dev/ballast/internal/dirwatch"
 )
 
 // Watcher imports every image tarball in Dir at start and whenever one is
@@ -86,63 +87,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return fmt.Errorf("images dir: %w", err)
 	}
 
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	in, err := dirwatch.New()
 	if err != nil {
-		return fmt.Errorf("inotify: %w", err)
+		return fmt.Errorf("images dir %s: %w", w.Dir, err)
 	}
-	f := os.NewFile(uintptr(fd), "inotify")
-	defer f.Close()
-	const mask = unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE |
-		unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
-	if _, err := unix.InotifyAddWatch(fd, w.Dir, mask); err != nil {
+	defer in.Close()
+	wd, err := in.Add(w.Dir, dirwatch.CloseWrite|dirwatch.MovedIn|dirwatch.MovedOut|dirwatch.Delete|dirwatch.DeleteSelf|dirwatch.MoveSelf)
+	if err != nil {
 		return fmt.Errorf("watching %s: %w", w.Dir, err)
 	}
-
-	type ev struct {
-		name    string
-		mask    uint32
-		rescan  bool
-		lostDir bool
-		err     error
-	}
-	events := make(chan ev, 64)
-	go func() {
-		defer close(events)
-		buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				if !errors.Is(err, os.ErrClosed) {
-					events <- ev{err: err}
-				}
-				return
-			}
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				ie := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ie.Len)]
-				off += unix.SizeofInotifyEvent + int(ie.Len)
-				name := string(nameBytes)
-				for i := 0; i < len(name); i++ {
-					if name[i] == 0 {
-						name = name[:i]
-						break
-					}
-				}
-				e := ev{name: name, mask: ie.Mask}
-				switch {
-				case ie.Mask&unix.IN_Q_OVERFLOW != 0:
-					e.rescan = true
-				case ie.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED) != 0:
-					e.lostDir = true
-				}
-				select {
-				case events <- e:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
 
 	imported := map[string]fileKey{}
 	failed := map[string]fileKey{}
@@ -222,24 +175,26 @@ func (w *Watcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case e, ok := <-events:
+		case evs, ok := <-in.Events():
 			if !ok {
-				return nil
+				return fmt.Errorf("images dir %s: %w", w.Dir, in.Err())
 			}
-			if e.err != nil {
-				return fmt.Errorf("images dir %s: reading inotify: %w", w.Dir, e.err)
+			changed := false
+			for _, e := range evs {
+				switch {
+				case e.Op.Has(dirwatch.Overflow):
+					scanAll()
+					changed = true
+				case e.Watch == wd && e.Op.Has(dirwatch.DeleteSelf|dirwatch.MoveSelf|dirwatch.Ignored):
+					return fmt.Errorf("images dir %s was removed or moved; no longer watching it", w.Dir)
+				case IsTarball(e.Name):
+					pending[e.Name] = true
+					changed = true
+				}
 			}
-			if e.lostDir {
-				return fmt.Errorf("images dir %s was removed or moved; no longer watching it", w.Dir)
+			if changed {
+				settleC = time.After(settle)
 			}
-			if e.rescan {
-				scanAll()
-			} else if IsTarball(e.name) {
-				pending[e.name] = true
-			} else {
-				continue
-			}
-			settleC = time.After(settle)
 		case <-settleC:
 			settleC = nil
 			process(false)

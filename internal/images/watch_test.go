@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 type recorder struct {
@@ -60,12 +63,21 @@ func expect(t *testing.T, ch chan string, want string) {
 	}
 }
 
-func expectNothing(t *testing.T, ch chan string) {
-	t.Helper()
-	select {
-	case got := <-ch:
-		t.Fatalf("unexpected %q", got)
-	case <-time.After(400 * time.Millisecond):
+// nothingSince returns a check that the watcher of dir did nothing since
+// the last import expected on ch: it drops a marker tarball in and expects
+// the marker's import next. Events are handled in order and each batch in
+// name order ("zz-" last), so anything earlier changes caused would come
+// first.
+func nothingSince(t *testing.T, dir string, ch chan string) func() {
+	n := 0
+	return func() {
+		t.Helper()
+		n++
+		marker := fmt.Sprintf("zz-marker-%d.tar", n)
+		if err := os.WriteFile(filepath.Join(dir, marker), []byte("m"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, ch, marker)
 	}
 }
 
@@ -86,8 +98,9 @@ func TestWatchLogic(t *testing.T) {
 		errc <- Watch(ctx, dir, r.importFn, func(p string) { r.done <- filepath.Base(p) },
 			slog.New(slog.NewTextHandler(&logBuf, nil)))
 	}()
+	expectNothing := nothingSince(t, dir, r.done)
 	expect(t, r.done, "a.tar")
-	expectNothing(t, r.done)
+	expectNothing()
 
 	// Written in place (IN_CLOSE_WRITE).
 	write("b.tar.gz", "b")
@@ -103,10 +116,9 @@ func TestWatchLogic(t *testing.T) {
 	// Non-tarballs are ignored; an unchanged file is not imported again
 	// (touching the directory triggers no import).
 	write("other.json", "{}")
-	expectNothing(t, r.done)
+	expectNothing()
 
 	// Replaced with new content: imported again.
-	time.Sleep(10 * time.Millisecond)
 	write("a.tar", "a2")
 	expect(t, r.done, "a.tar")
 
@@ -114,7 +126,7 @@ func TestWatchLogic(t *testing.T) {
 	r.setFail("bad.tar", true)
 	write("bad.tar", "junk")
 	expect(t, r.done, "FAIL bad.tar")
-	expectNothing(t, r.done)
+	expectNothing()
 	if !strings.Contains(logBuf.String(), "bad.tar") || !strings.Contains(logBuf.String(), "bad tarball") {
 		t.Errorf("failure not logged with file and error:\n%s", logBuf.String())
 	}
@@ -124,7 +136,7 @@ func TestWatchLogic(t *testing.T) {
 
 	// Removed and added back: imported again.
 	os.Remove(filepath.Join(dir, "b.tar.gz"))
-	expectNothing(t, r.done)
+	expectNothing()
 	write("b.tar.gz", "b")
 	expect(t, r.done, "b.tar.gz")
 
@@ -148,6 +160,34 @@ func TestWatchRetryInterval(t *testing.T) {
 	expect(t, r.done, "FAIL x.tar")
 	r.setFail("x.tar", false)
 	expect(t, r.done, "x.tar")
+}
+
+// A watched directory that goes away ends the watch with an error.
+func TestWatchDirRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "images")
+	r := &recorder{fail: map[string]bool{}, done: make(chan string, 20)}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Watch(context.Background(), dir, r.importFn, func(p string) { r.done <- filepath.Base(p) }, nil)
+	}()
+	// Watch creates the directory; a file written in it after is imported
+	// (found by the first scan or by the watch), so the watch is set then.
+	testutil.Eventually(t, 10*time.Second, func() error { _, err := os.Stat(dir); return err })
+	if err := os.WriteFile(filepath.Join(dir, "a.tar"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, r.done, "a.tar")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "was removed or moved") || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("Watch after its directory was removed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch goes on after its directory was removed")
+	}
 }
 
 func TestIsTarball(t *testing.T) {

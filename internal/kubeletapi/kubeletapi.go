@@ -37,12 +37,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
-
-// AnnotationServingCertSHA256 is the Node annotation carrying the SHA-256 of
-// the node's serving certificate (DER, hex), so that an API server can pin
-// it instead of skipping verification of a self-signed certificate.
-const AnnotationServingCertSHA256 = "ballast.dev/kubelet-serving-cert-sha256"
 
 // Options configure the kubelet API.
 type Options struct {
@@ -295,7 +291,7 @@ func PinnedClient(clientCert tls.Certificate, pin string, roots *x509.CertPool) 
 		tc.InsecureSkipVerify = true // replaced by the pin check below
 		tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 || !strings.EqualFold(CertSHA256(raw[0]), pin) {
-				return errors.New("the node's serving certificate does not match the one pinned in its Node (" + AnnotationServingCertSHA256 + ")")
+				return errors.New("the node's serving certificate does not match the one pinned in its Node (" + wellknown.AnnotationServingCertSHA256 + ")")
 			}
 			return nil
 		}

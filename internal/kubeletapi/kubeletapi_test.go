@@ -3,6 +3,7 @@ package kubeletapi
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
@@ -105,6 +106,17 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// otherPin is a pin that is certainly not pin: its first byte inverted.
+func otherPin(t *testing.T, pin string) string {
+	t.Helper()
+	b, err := hex.DecodeString(pin)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("pin %q is not hex: %v", pin, err)
+	}
+	b[0] = ^b[0]
+	return hex.EncodeToString(b)
+}
+
 func TestClientCertificatesAndPinning(t *testing.T) {
 	e := start(t)
 	certPEM, keyPEM, err := e.pki.IssueClientCert(auth.User{Name: "system:kube-apiserver", Groups: []string{"system:masters"}})
@@ -135,7 +147,10 @@ func TestClientCertificatesAndPinning(t *testing.T) {
 		t.Errorf("a foreign client certificate: %d", got)
 	}
 	// The client refuses a server whose certificate is not the pinned one.
-	if _, err := PinnedClient(cert, "00"+e.pin[2:], nil).Get(e.url + "/healthz"); err == nil {
+	if _, err := PinnedClient(cert, otherPin(t, e.pin), nil).Get(e.url + "/healthz"); err == nil {
 		t.Errorf("a wrong pin was accepted")
+	}
+	if _, err := PinnedClient(cert, e.pin, nil).Get(e.url + "/healthz"); err != nil {
+		t.Errorf("the right pin was refused: %v", err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Client talks to the agent's socket.
@@ -166,9 +168,6 @@ func (c *Client) Logs(ctx context.Context, namespace, pod, container string, opt
 	return nil
 }
 
-// manifestAnnotation holds the manifest file a pod comes from.
-const manifestAnnotation = "ballast.dev/manifest"
-
 // manifestName is the name in a static pod's manifest: its name without the
 // "-<node>" suffix.
 func manifestName(p *corev1.Pod) string {
@@ -192,7 +191,7 @@ func matches(p *corev1.Pod, name string, exact bool) bool {
 	if manifestName(p) == name {
 		return true
 	}
-	if f := p.Annotations[manifestAnnotation]; f != "" {
+	if f := p.Annotations[wellknown.AnnotationManifest]; f != "" {
 		base := filepath.Base(f)
 		return base == name || strings.TrimSuffix(base, filepath.Ext(base)) == name
 	}
@@ -279,7 +278,7 @@ func ResolveContainer(pod *corev1.Pod, container string) (name, note string, err
 	if len(pod.Spec.Containers) == 1 && len(pod.Spec.InitContainers) == 0 {
 		return pod.Spec.Containers[0].Name, "", nil
 	}
-	if d := pod.Annotations["kubectl.kubernetes.io/default-container"]; d != "" {
+	if d := pod.Annotations[wellknown.AnnotationDefaultContainer]; d != "" {
 		for _, c := range pod.Spec.Containers {
 			if c.Name == d {
 				return d, "", nil

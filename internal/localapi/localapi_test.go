@@ -21,12 +21,19 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 type fakeProvider struct {
 	pods    []corev1.Pod
 	files   map[string]string // ns/pod/container[/previous] -> path
 	running atomic.Bool
+	// asked gets a value (when it has room) each time a log reader asks
+	// whether the container runs: a follower does so once it has read to
+	// the end of the file.
+	asked chan struct{}
 }
 
 func (f *fakeProvider) Pods() []corev1.Pod { return f.pods }
@@ -47,7 +54,31 @@ func (f *fakeProvider) LogFile(ns, pod, container string, previous bool) (string
 		}
 		return "", nil, fmt.Errorf("%w: no log for %s", ErrNotFound, key)
 	}
-	return p, f.running.Load, nil
+	return p, func() bool {
+		select {
+		case f.asked <- struct{}{}:
+		default:
+		}
+		return f.running.Load()
+	}, nil
+}
+
+// forget drops a value left in asked by an earlier reader.
+func (f *fakeProvider) forget() {
+	select {
+	case <-f.asked:
+	default:
+	}
+}
+
+// following waits until a follower has read to the end of its file.
+func (f *fakeProvider) following(t *testing.T) {
+	t.Helper()
+	select {
+	case <-f.asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no follower reached the end of the log")
+	}
 }
 
 func logLine(i int, stream, tag, s string) string {
@@ -62,8 +93,9 @@ func newFake(t *testing.T) *fakeProvider {
 	os.WriteFile(web, []byte(logLine(0, "stdout", "F", "hello")+logLine(1, "stderr", "P", "wor")+logLine(2, "stderr", "F", "ld")+logLine(3, "stdout", "F", "three")), 0o644)
 	os.WriteFile(prev, []byte(logLine(0, "stdout", "F", "before the crash")), 0o644)
 	f := &fakeProvider{
+		asked: make(chan struct{}, 1),
 		pods: []corev1.Pod{
-			{ObjectMeta: metav1.ObjectMeta{Name: "web-node1", Namespace: "default", Annotations: map[string]string{manifestAnnotation: "/etc/kubernetes/manifests/web.yaml"}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "web-node1", Namespace: "default", Annotations: map[string]string{wellknown.AnnotationManifest: "/etc/kubernetes/manifests/web.yaml"}},
 				Spec: corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "nginx"}, {Name: "sidecar"}, {Name: "other"}}},
 				Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
 					{Name: "nginx", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
@@ -160,13 +192,7 @@ func startServer(t *testing.T, p Provider) (string, context.CancelFunc, chan err
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, sock, Handler(p, nil)) }()
 	c := NewClient(sock)
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Healthz(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("server did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() error { return c.Healthz(context.Background()) })
 	return sock, cancel, done
 }
 
@@ -221,20 +247,20 @@ func TestClientServer(t *testing.T) {
 	path := f.files["default/web-node1/nginx"]
 	var out syncBuf
 	ferr := make(chan error, 1)
+	f.forget()
 	go func() {
 		ferr <- c.Logs(ctx, "default", "web-node1", "nginx", LogOptions{Follow: true, TailLines: 0}, &out)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	f.following(t)
 	fh, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	fh.WriteString(logLine(9, "stdout", "F", "live"))
 	fh.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for out.String() != "live\n" {
-		if time.Now().After(deadline) {
-			t.Fatalf("followed output %q", out.String())
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if out.String() != "live\n" {
+			return fmt.Errorf("followed output %q", out.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	f.running.Store(false)
 	select {
 	case err := <-ferr:
@@ -247,10 +273,11 @@ func TestClientServer(t *testing.T) {
 
 	// A follower is ended by the agent stopping.
 	f.running.Store(true)
+	f.forget()
 	go func() {
 		ferr <- c.Logs(ctx, "default", "web-node1", "nginx", LogOptions{Follow: true, TailLines: 0}, io.Discard)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	f.following(t)
 	cancel()
 	select {
 	case err := <-done:
@@ -288,13 +315,7 @@ func TestServeStaleAndLiveSocket(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, sock, Handler(&fakeProvider{}, nil)) }()
 	c := NewClient(sock)
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Healthz(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("server did not replace the stale socket")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() error { return c.Healthz(ctx) })
 	// A second agent refuses to take over a live socket.
 	if err := Serve(ctx, sock, http.NotFoundHandler()); err == nil || !strings.Contains(err.Error(), "already serving") {
 		t.Errorf("second Serve: %v", err)
@@ -326,7 +347,7 @@ func TestResolvePod(t *testing.T) {
 	mk := func(ns, name, node, manifest string) corev1.Pod {
 		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.PodSpec{NodeName: node}}
 		if manifest != "" {
-			p.Annotations = map[string]string{manifestAnnotation: manifest}
+			p.Annotations = map[string]string{wellknown.AnnotationManifest: manifest}
 		}
 		return p
 	}
@@ -378,7 +399,7 @@ func TestResolveContainer(t *testing.T) {
 	if n, note, err := ResolveContainer(two, ""); n != "a" || !strings.Contains(note, `Defaulted container "a" out of: a, b, init`) || err != nil {
 		t.Errorf("two: %q %q %v", n, note, err)
 	}
-	two.Annotations = map[string]string{"kubectl.kubernetes.io/default-container": "b"}
+	two.Annotations = map[string]string{wellknown.AnnotationDefaultContainer: "b"}
 	if n, note, err := ResolveContainer(two, ""); n != "b" || note != "" || err != nil {
 		t.Errorf("annotated: %q %q %v", n, note, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 var t0 = time.Date(2016, 10, 6, 0, 17, 9, 669794202, time.UTC)
@@ -238,39 +240,76 @@ func TestReadMissing(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if !cond() {
+			return fmt.Errorf("waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil
+	})
+}
+
+// pollWatch is a Running func for a follower that reports each call: a
+// follower asks whether the container runs after each pass over the file.
+type pollWatch struct {
+	running atomic.Bool
+	calls   chan struct{}
+}
+
+func newPollWatch() *pollWatch {
+	p := &pollWatch{calls: make(chan struct{}, 1)}
+	p.running.Store(true)
+	return p
+}
+
+func (p *pollWatch) Running() bool {
+	select {
+	case p.calls <- struct{}{}:
+	default:
+	}
+	return p.running.Load()
+}
+
+// read waits until the follower has read everything written so far: after
+// a call that came after now, it asks again, and the pass over the file
+// in between began after what was written.
+func (p *pollWatch) read(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.calls: // may predate the write
+	default:
+	}
+	for range 2 {
+		select {
+		case <-p.calls:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the follower stopped polling")
+		}
 	}
 }
 
 func TestFollowUntilStopped(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
 	writeFile(t, path, rec(0, "stdout", "F", "old1"), rec(1, "stdout", "F", "old2"))
-	var running atomic.Bool
-	running.Store(true)
+	running := newPollWatch()
 	var out syncBuf
 	done := make(chan error, 1)
 	go func() {
 		done <- Read(context.Background(), path, ReadOptions{
-			Follow: true, TailLines: 1, Running: running.Load, PollInterval: 10 * time.Millisecond,
+			Follow: true, TailLines: 1, Running: running.Running, PollInterval: 10 * time.Millisecond,
 		}, &out, &out)
 	}()
 	waitFor(t, "tail", func() bool { return out.String() == "old2\n" })
 	appendFile(t, path, rec(2, "stdout", "P", "par"))
-	time.Sleep(30 * time.Millisecond)
+	running.read(t)
 	// Half a record, then its rest.
 	r := rec(3, "stdout", "F", "tial")
 	appendFile(t, path, r[:10])
-	time.Sleep(30 * time.Millisecond)
+	running.read(t)
 	appendFile(t, path, r[10:])
 	waitFor(t, "joined line", func() bool { return out.String() == "old2\npartial\n" })
 	// The container writes its last line and exits: follow returns after it.
 	appendFile(t, path, rec(4, "stderr", "F", "bye"))
-	running.Store(false)
+	running.running.Store(false)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -345,7 +384,7 @@ func TestFollowLimitBytes(t *testing.T) {
 	go func() {
 		done <- Read(context.Background(), path, ReadOptions{Follow: true, TailLines: -1, LimitBytes: 6, PollInterval: 10 * time.Millisecond}, &out, &out)
 	}()
-	time.Sleep(30 * time.Millisecond)
+	waitFor(t, "abc", func() bool { return out.String() == "abc\n" })
 	appendFile(t, path, rec(1, "stdout", "F", "defgh"))
 	select {
 	case err := <-done:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Error is what Parse returns for bad input: it names the file, the line
@@ -17,14 +18,18 @@ type Error struct {
 
 // Error formats the error as "file:line: field: msg", leaving out what is unknown.
 func (e *Error) Error() string {
-	s := e.File
-	if e.Line > 0 {
-		s += fmt.Sprintf(":%d", e.Line)
+	var parts []string
+	if e.File != "" {
+		where := e.File
+		if e.Line > 0 {
+			where += fmt.Sprintf(":%d", e.Line)
+		}
+		parts = append(parts, where)
 	}
 	if e.Field != "" {
-		s += ": " + e.Field
+		parts = append(parts, e.Field)
 	}
-	return s + ": " + e.Msg
+	return strings.Join(append(parts, e.Msg), ": ")
 }
 
 // Errors returns every *Error in err, which may be a single *Error or a

@@ -18,15 +18,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-)
 
-// Annotations Ballast puts on each static pod.
-const (
-	AnnotationConfigHash   = "kubernetes.io/config.hash"
-	AnnotationConfigSource = "kubernetes.io/config.source"
-	AnnotationConfigSeen   = "kubernetes.io/config.seen" // set by internal/source
-	AnnotationManifest     = "ballast.dev/manifest"
-	ConfigSourceFile       = "file"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // MaxContainersPerPod bounds a pod's containers and init containers
@@ -234,9 +227,9 @@ func setIdentity(pod *corev1.Pod, path, nodeName, index string, canonical []byte
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Annotations[AnnotationConfigHash] = sum
-	pod.Annotations[AnnotationConfigSource] = ConfigSourceFile
-	pod.Annotations[AnnotationManifest] = path
+	pod.Annotations[wellknown.AnnotationConfigHash] = sum
+	pod.Annotations[wellknown.AnnotationConfigSource] = wellknown.ConfigSourceFile
+	pod.Annotations[wellknown.AnnotationManifest] = path
 
 	// The kubelet lets static pods tolerate every NoExecute taint.
 	for _, t := range pod.Spec.Tolerations {

@@ -1,11 +1,15 @@
 package manifest
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 const node = "k8s-cp1"
@@ -33,17 +37,32 @@ spec:
       path: /srv/www
 `
 
+// mustParse parses a valid manifest. Every pod it yields must also pass
+// ValidatePod, as the API server checks the node's mirror pods, and be a
+// fixed point of SetDefaults, which the API server applies again.
 func mustParse(t *testing.T, path, data string) []*corev1.Pod {
 	t.Helper()
 	pods, err := Parse(path, []byte(data), node)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
+	for _, p := range pods {
+		if err := ValidatePod(p); err != nil {
+			t.Errorf("ValidatePod refuses the pod Parse made of %s: %v", path, err)
+		}
+		again := p.DeepCopy()
+		SetDefaults(again)
+		if !equality.Semantic.DeepEqual(again, p) {
+			before, _ := json.Marshal(p)
+			after, _ := json.Marshal(again)
+			t.Errorf("SetDefaults changes the pod Parse made of %s:\n%s\n%s", path, before, after)
+		}
+	}
 	return pods
 }
 
 // parseErr parses data expecting failure and returns the whole error text.
-func parseErr(t *testing.T, data string) (error, string) {
+func parseErr(t *testing.T, data string) (string, error) {
 	t.Helper()
 	pods, err := Parse("/etc/kubernetes/manifests/web.yaml", []byte(data), node)
 	if err == nil {
@@ -52,7 +71,7 @@ func parseErr(t *testing.T, data string) (error, string) {
 	if len(Errors(err)) == 0 {
 		t.Fatalf("error holds no *Error: %v", err)
 	}
-	return err, err.Error()
+	return err.Error(), err
 }
 
 func TestParseValidPod(t *testing.T) {
@@ -73,9 +92,9 @@ func TestParseValidPod(t *testing.T) {
 		{"terminationMessagePath", c.TerminationMessagePath, "/dev/termination-log"},
 		{"terminationMessagePolicy", string(c.TerminationMessagePolicy), "File"},
 		{"protocol", string(c.Ports[0].Protocol), "TCP"},
-		{"config.source", p.Annotations[AnnotationConfigSource], "file"},
-		{"manifest", p.Annotations[AnnotationManifest], "/etc/kubernetes/manifests/web.yaml"},
-		{"config.hash", p.Annotations[AnnotationConfigHash], string(p.UID)},
+		{"config.source", p.Annotations[wellknown.AnnotationConfigSource], "file"},
+		{"manifest", p.Annotations[wellknown.AnnotationManifest], "/etc/kubernetes/manifests/web.yaml"},
+		{"config.hash", p.Annotations[wellknown.AnnotationConfigHash], string(p.UID)},
 		{"label", p.Labels["app"], "web"},
 		{"kind", p.Kind, "Pod"},
 	}
@@ -172,15 +191,15 @@ items:
 	if pods[0].UID == pods[1].UID {
 		t.Errorf("items share a UID")
 	}
-	_, msg := parseErr(t, strings.Replace(data, "name: b, namespace: kube-system", "name: a", 1))
+	msg, _ := parseErr(t, strings.Replace(data, "name: b, namespace: kube-system", "name: a", 1))
 	if !strings.Contains(msg, "items[1].metadata.name: Duplicate value") {
 		t.Errorf("got %s", msg)
 	}
-	_, msg = parseErr(t, "apiVersion: v1\nkind: List\nitems: []\n")
+	msg, _ = parseErr(t, "apiVersion: v1\nkind: List\nitems: []\n")
 	if !strings.Contains(msg, "items: Required value") {
 		t.Errorf("got %s", msg)
 	}
-	_, msg = parseErr(t, "apiVersion: v1\nkind: List\nitems:\n- kind: Service\n  metadata: {name: x}\n")
+	msg, _ = parseErr(t, "apiVersion: v1\nkind: List\nitems:\n- kind: Service\n  metadata: {name: x}\n")
 	if !strings.Contains(msg, `:4: items[0].kind: Unsupported value: "Service"`) {
 		t.Errorf("got %s", msg)
 	}
@@ -240,7 +259,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err, msg := parseErr(t, tt.data)
+			msg, err := parseErr(t, tt.data)
 			for _, w := range tt.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error\n  %s\nwant it to contain\n  %s", msg, w)
@@ -297,7 +316,7 @@ func TestRefused(t *testing.T) {
 			if !strings.Contains(webYAML, tt.replace) {
 				t.Fatalf("bad test: %q not in webYAML", tt.replace)
 			}
-			_, msg := parseErr(t, strings.Replace(webYAML, tt.replace, tt.with, 1))
+			msg, _ := parseErr(t, strings.Replace(webYAML, tt.replace, tt.with, 1))
 			if !strings.Contains(msg, tt.want) {
 				t.Errorf("error\n  %s\nwant it to contain\n  %s", msg, tt.want)
 			}
@@ -364,7 +383,7 @@ func TestAccepted(t *testing.T) {
 func TestSeveralErrors(t *testing.T) {
 	data := strings.Replace(webYAML, "    image: nginx:1.27\n", "    resizePolicy: []\n", 1)
 	data = strings.Replace(data, "spec:\n", "spec:\n  serviceAccountName: x\n", 1)
-	err, _ := parseErr(t, data)
+	_, err := parseErr(t, data)
 	es := Errors(err)
 	if len(es) != 2 {
 		t.Fatalf("want 2 errors, got %d: %v", len(es), err)

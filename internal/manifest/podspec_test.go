@@ -95,7 +95,7 @@ func TestPodSpecRefusedAndInvalid(t *testing.T) {
 			tt.want = "ports[0].hostPort: Invalid value: 8080: must match `containerPort` when `hostNetwork` is true"
 			t.Run(tt.name, func(t *testing.T) {
 				data := strings.Replace(strings.Replace(webYAML, tt.replace, tt.with, 1), "spec:\n", "spec:\n  hostNetwork: true\n", 1)
-				_, msg := parseErr(t, data)
+				msg, _ := parseErr(t, data)
 				if !strings.Contains(msg, tt.want) {
 					t.Errorf("error\n  %s\nwant it to contain\n  %s", msg, tt.want)
 				}
@@ -106,7 +106,7 @@ func TestPodSpecRefusedAndInvalid(t *testing.T) {
 			if !strings.Contains(webYAML, tt.replace) {
 				t.Fatalf("bad test: %q not in webYAML", tt.replace)
 			}
-			_, msg := parseErr(t, strings.Replace(webYAML, tt.replace, tt.with, 1))
+			msg, _ := parseErr(t, strings.Replace(webYAML, tt.replace, tt.with, 1))
 			if !strings.Contains(msg, tt.want) {
 				t.Errorf("error\n  %s\nwant it to contain\n  %s", msg, tt.want)
 			}

@@ -3,6 +3,7 @@ package manifest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"sort"
@@ -11,6 +12,8 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ballast-dev/ballast/internal/suggest"
 )
 
 // ---- The fields this version of Ballast supports ----
@@ -399,36 +402,10 @@ func (c *checker) typeErr(path, want string, v any, hint ...string) bool {
 
 func unknownMsg(key string, fields map[string]reflect.Type) string {
 	msg := fmt.Sprintf("%q is not a field Kubernetes knows here", key)
-	best, bestD := "", 4
-	for f := range fields {
-		if d := editDistance(strings.ToLower(key), strings.ToLower(f)); d < bestD || (d == bestD && f < best) {
-			best, bestD = f, d
-		}
-	}
-	if best != "" && bestD <= max(1, len(key)/3) {
+	if best := suggest.Closest(key, maps.Keys(fields)); best != "" {
 		return msg + fmt.Sprintf("; did you mean %q?", best)
 	}
 	return msg + "; check its spelling and indentation, or remove it"
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func listValues(vs []any) string {

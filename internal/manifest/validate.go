@@ -12,18 +12,14 @@ import (
 
 const totalAnnotationSizeLimit = 256 * 1024
 
-// validatePod validates a decoded pod as Kubernetes validates a pod (for the
-// fields this version supports), before defaults. prefix is the field path
-// of the pod in the file ("" or "items[i]").
+// validatePod validates a pod decoded from a manifest as Kubernetes
+// validates a pod (for the fields this version supports), before defaults.
+// prefix is the field path of the pod in the file ("" or "items[i]").
 func validatePod(pod *corev1.Pod, prefix, nodeName string, el *errList) {
 	f := func(p string) string { return joinField(prefix, p) }
-	invalid := func(p string, v any, msgs []string, hint string) {
-		for _, m := range msgs {
-			el.addf(f(p), "Invalid value: %s: %s%s", jsonText(v), m, hint)
-		}
-	}
+	invalid := invalidFunc(f, el)
 
-	// metadata
+	// The name in a file is the static pod's: the node adds "-<node>".
 	switch {
 	case pod.Name == "":
 		el.add(f("metadata.name"), "Required value: set metadata.name; the pod runs as <name>-<node name>")
@@ -37,6 +33,44 @@ func validatePod(pod *corev1.Pod, prefix, nodeName string, el *errList) {
 			invalid("metadata.name", full, validation.IsDNS1123Subdomain(full), " (the pod name is <name>-<node name>)")
 		}
 	}
+	if pod.Spec.NodeName != "" && !strings.EqualFold(pod.Spec.NodeName, nodeName) {
+		el.addf(f("spec.nodeName"), "Invalid value: %q: this node is %q; a static pod runs on the node whose directory holds it, remove spec.nodeName", pod.Spec.NodeName, nodeName)
+	}
+	validatePodContent(pod, f, el)
+}
+
+// ValidatePod validates a pod as its node runs it, with the rules Parse
+// applies to a manifest's pod: its name is the full pod name
+// ("<name>-<node>"), and it may be defaulted already. The API server
+// validates mirror pods with it, so that a pod is accepted or refused
+// alike from a file and through the API. It returns nil, an *Error, or
+// several joined (see Errors); they name the field but no file.
+func ValidatePod(pod *corev1.Pod) error {
+	el := &errList{lines: map[string]int{}}
+	f := func(p string) string { return p }
+	if pod.Name == "" {
+		el.add("metadata.name", "Required value: name the pod")
+	} else {
+		invalidFunc(f, el)("metadata.name", pod.Name, validation.IsDNS1123Subdomain(pod.Name), "")
+	}
+	validatePodContent(pod, f, el)
+	return el.err()
+}
+
+// invalidFunc returns a function that adds an "Invalid value" error to el
+// for each of msgs about field p (f maps p to its full path).
+func invalidFunc(f func(string) string, el *errList) func(p string, v any, msgs []string, hint string) {
+	return func(p string, v any, msgs []string, hint string) {
+		for _, m := range msgs {
+			el.addf(f(p), "Invalid value: %s: %s%s", jsonText(v), m, hint)
+		}
+	}
+}
+
+// validatePodContent validates everything in a pod but its name (which
+// differs between a manifest and a running pod) and its node.
+func validatePodContent(pod *corev1.Pod, f func(string) string, el *errList) {
+	invalid := invalidFunc(f, el)
 	if pod.Namespace != "" {
 		invalid("metadata.namespace", pod.Namespace, validation.IsDNS1123Label(pod.Namespace), "")
 	}
@@ -105,9 +139,6 @@ func validatePod(pod *corev1.Pod, prefix, nodeName string, el *errList) {
 	}
 	if g := spec.TerminationGracePeriodSeconds; g != nil && *g < 0 {
 		el.addf(f("spec.terminationGracePeriodSeconds"), "Invalid value: %d: must be greater than or equal to 0", *g)
-	}
-	if spec.NodeName != "" && !strings.EqualFold(spec.NodeName, nodeName) {
-		el.addf(f("spec.nodeName"), "Invalid value: %q: this node is %q; a static pod runs on the node whose directory holds it, remove spec.nodeName", spec.NodeName, nodeName)
 	}
 	switch spec.DNSPolicy {
 	case "", corev1.DNSClusterFirst, corev1.DNSDefault, corev1.DNSClusterFirstWithHostNet:

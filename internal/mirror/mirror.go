@@ -34,12 +34,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/hostinfo"
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/podstatus"
-)
-
-// Annotations of mirror pods.
-const (
-	AnnotationMirror = "kubernetes.io/config.mirror"
-	AnnotationHash   = "kubernetes.io/config.hash"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Source is what the agent offers: the pods it runs (with status), a signal
@@ -55,6 +50,12 @@ type Source interface {
 // cannot use (the agent); each is then reported as a Warning event.
 type ProblemSource interface {
 	ManifestProblems() []localapi.ManifestProblem
+}
+
+// RuntimeReporter is implemented by a Source that knows whether its
+// container runtime answers (the agent): the Node's Ready condition says so.
+type RuntimeReporter interface {
+	RuntimeReady() bool
 }
 
 // Recorder records an event.
@@ -92,7 +93,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.LeaseDuration == 0 {
 		o.LeaseDuration = 40 * time.Second
 	}
-	s := &syncer{o: o, log: o.Log, specs: map[types.UID]corev1.PodSpec{}}
+	s := &syncer{o: o, log: o.Log, specs: map[types.UID]corev1.PodSpec{}, statuses: map[types.UID]corev1.PodStatus{},
+		posted: map[string]*corev1.Event{}}
 	return s.run(ctx)
 }
 
@@ -100,8 +102,16 @@ type syncer struct {
 	o       Options
 	log     *slog.Logger
 	nodeUID types.UID
-	// posted maps an agent event's name to the count last posted.
-	posted map[string]int32
+	// posted maps an agent event's name to the event as the API last
+	// returned it, so a count update is one conditional write.
+	posted map[string]*corev1.Event
+	// lease is the Lease as the API last returned it, so a renewal is one
+	// conditional write (nil: read it first).
+	lease *coordinationv1.Lease
+	// statuses remembers, by mirror pod UID, the status last written, so
+	// that a status the informer has not caught up with yet is not
+	// written twice.
+	statuses map[types.UID]corev1.PodStatus
 	// specs remembers, by mirror pod UID, the spec the API stored when the
 	// pod was created (defaults included), to notice edits by others.
 	specs map[types.UID]corev1.PodSpec
@@ -356,7 +366,7 @@ func (s *syncer) reportProblems() {
 func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 	byName := map[string]*corev1.Pod{}
 	for _, p := range existing {
-		if _, ok := p.Annotations[AnnotationMirror]; ok {
+		if _, ok := p.Annotations[wellknown.AnnotationConfigMirror]; ok {
 			byName[p.Namespace+"/"+p.Name] = p
 		}
 	}
@@ -365,8 +375,8 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 		key := sp.Namespace + "/" + sp.Name
 		want[key] = true
 		cur := byName[key]
-		hash := sp.Annotations[AnnotationHash]
-		if cur != nil && cur.Annotations[AnnotationMirror] != hash {
+		hash := sp.Annotations[wellknown.AnnotationConfigHash]
+		if cur != nil && cur.Annotations[wellknown.AnnotationConfigMirror] != hash {
 			// Outdated: the file changed. Replace it.
 			s.deletePod(ctx, cur)
 			cur = nil
@@ -389,19 +399,27 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 			if s.o.Recorder != nil {
 				s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: sp.Namespace, Name: sp.Name, UID: sp.UID},
 					corev1.EventTypeWarning, "MirrorPodReverted",
-					fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations["ballast.dev/manifest"], s.o.NodeName))
+					fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations[wellknown.AnnotationManifest], s.o.NodeName))
 			}
 			s.deletePod(ctx, cur)
 			s.createMirror(ctx, &sp)
 			continue
 		}
-		if !statusEqual(cur.Status, sp.Status) {
-			upd := cur.DeepCopy()
-			upd.Status = sp.Status
-			if _, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if statusEqual(cur.Status, sp.Status) {
+			continue
+		}
+		if posted, ok := s.statuses[cur.UID]; ok && statusEqual(posted, sp.Status) {
+			continue // written already; the informer has not seen it yet
+		}
+		upd := cur.DeepCopy()
+		upd.Status = sp.Status
+		if _, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 				s.log.Warn("updating mirror pod status", "pod", key, "err", err)
 			}
+			continue // a conflict: the informer brings the newer pod, and a sync with it
 		}
+		s.statuses[cur.UID] = sp.Status
 	}
 	for key, p := range byName {
 		if !want[key] {
@@ -415,6 +433,11 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 	for uid := range s.specs {
 		if !live[uid] {
 			delete(s.specs, uid)
+		}
+	}
+	for uid := range s.statuses {
+		if !live[uid] {
+			delete(s.statuses, uid)
 		}
 	}
 }
@@ -456,7 +479,7 @@ func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) {
 	for k, v := range sp.Annotations {
 		m.Annotations[k] = v
 	}
-	m.Annotations[AnnotationMirror] = sp.Annotations[AnnotationHash]
+	m.Annotations[wellknown.AnnotationConfigMirror] = sp.Annotations[wellknown.AnnotationConfigHash]
 	created, err := s.o.Client.CoreV1().Pods(sp.Namespace).Create(ctx, m, metav1.CreateOptions{})
 	if err == nil {
 		s.specs[created.UID] = created.Spec
@@ -470,6 +493,8 @@ func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) {
 	created.Status = sp.Status
 	if _, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		s.log.Warn("setting mirror pod status", "pod", sp.Namespace+"/"+sp.Name, "err", err)
+	} else {
+		s.statuses[created.UID] = sp.Status
 	}
 	s.log.Info("mirror pod created", "pod", sp.Namespace+"/"+sp.Name)
 }
@@ -520,7 +545,7 @@ func (s *syncer) ensureNode(ctx context.Context) error {
 
 // runtimeReady asks the source whether its container runtime answers.
 func (s *syncer) runtimeReady() bool {
-	if r, ok := s.o.Source.(interface{ RuntimeReady() bool }); ok {
+	if r, ok := s.o.Source.(RuntimeReporter); ok {
 		return r.RuntimeReady()
 	}
 	return true
@@ -554,33 +579,66 @@ func (s *syncer) nodeStatus(now metav1.Time) corev1.NodeStatus {
 	}
 }
 
+// renewLease renews the node's Lease: one conditional update of the copy
+// the API last returned; only when that fails as outdated (or there is no
+// copy yet) is the Lease read, or created, first.
 func (s *syncer) renewLease(ctx context.Context) {
 	leases := s.o.Client.CoordinationV1().Leases("kube-node-lease")
 	now := metav1.NewMicroTime(time.Now())
+	renew := func(l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+		l = l.DeepCopy()
+		l.Spec.RenewTime = &now
+		l.Spec.HolderIdentity = ptr.To(s.o.NodeName)
+		return leases.Update(ctx, l, metav1.UpdateOptions{})
+	}
+	if s.lease != nil {
+		l, err := renew(s.lease)
+		if err == nil {
+			s.lease = l
+			return
+		}
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			s.log.Warn("renewing the node lease", "err", err)
+			return
+		}
+		s.lease = nil // changed or removed by someone else: read it again
+	}
 	l, err := leases.Get(ctx, s.o.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		_, err = leases.Create(ctx, &coordinationv1.Lease{
+		l, err = leases.Create(ctx, &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: s.o.NodeName, Namespace: "kube-node-lease",
 				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: s.o.NodeName, UID: s.nodeUID}}},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(s.o.NodeName), LeaseDurationSeconds: ptr.To(int32(s.o.LeaseDuration / time.Second)), RenewTime: &now},
 		}, metav1.CreateOptions{})
 	} else if err == nil {
-		l.Spec.RenewTime = &now
-		l.Spec.HolderIdentity = ptr.To(s.o.NodeName)
-		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+		l, err = renew(l)
 	}
 	if err != nil {
 		s.log.Warn("renewing the node lease", "err", err)
+		return
 	}
+	s.lease = l
 }
 
-// publishEvents posts the agent's new events and count changes.
+// publishEvents posts the agent's new events and count changes; a count
+// change is one conditional update of the copy the API last returned
+// (read again only when that is outdated).
 func (s *syncer) publishEvents(ctx context.Context) {
-	if s.posted == nil {
-		s.posted = map[string]int32{}
+	events := s.o.Source.Events()
+	if len(s.posted) > 2*len(events) { // forget those the agent dropped
+		keep := make(map[string]bool, len(events))
+		for _, ev := range events {
+			keep[ev.Name] = true
+		}
+		for name := range s.posted {
+			if !keep[name] {
+				delete(s.posted, name)
+			}
+		}
 	}
-	for _, ev := range s.o.Source.Events() {
-		if c, ok := s.posted[ev.Name]; ok && c == ev.Count {
+	for _, ev := range events {
+		prev, seen := s.posted[ev.Name]
+		if seen && prev.Count == ev.Count {
 			continue
 		}
 		ev := ev
@@ -589,25 +647,38 @@ func (s *syncer) publishEvents(ctx context.Context) {
 		}
 		ev.ResourceVersion = ""
 		evs := s.o.Client.CoreV1().Events(ev.Namespace)
+		var out *corev1.Event
 		var err error
-		if _, ok := s.posted[ev.Name]; ok {
-			var cur *corev1.Event
-			cur, err = evs.Get(ctx, ev.Name, metav1.GetOptions{})
-			if err == nil {
-				cur.Count, cur.LastTimestamp = ev.Count, ev.LastTimestamp
-				_, err = evs.Update(ctx, cur, metav1.UpdateOptions{})
+		count := func(cur *corev1.Event) (*corev1.Event, error) {
+			cur = cur.DeepCopy()
+			cur.Count, cur.LastTimestamp = ev.Count, ev.LastTimestamp
+			return evs.Update(ctx, cur, metav1.UpdateOptions{})
+		}
+		if seen {
+			out, err = count(prev)
+			if apierrors.IsConflict(err) {
+				if prev, err = evs.Get(ctx, ev.Name, metav1.GetOptions{}); err == nil {
+					out, err = count(prev)
+				}
 			}
-		} else {
-			_, err = evs.Create(ctx, &ev, metav1.CreateOptions{})
+			if apierrors.IsNotFound(err) { // expired (events live an hour): post it anew
+				seen = false
+			}
+		}
+		if !seen {
+			out, err = evs.Create(ctx, &ev, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
-				err = nil
+				out, err = evs.Get(ctx, ev.Name, metav1.GetOptions{})
+				if err == nil && out.Count != ev.Count {
+					out, err = count(out)
+				}
 			}
 		}
 		if err != nil {
 			s.log.Debug("publishing event", "event", ev.Name, "err", err)
 			continue
 		}
-		s.posted[ev.Name] = ev.Count
+		s.posted[ev.Name] = out
 	}
 }
 

@@ -35,10 +35,22 @@ import (
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/mirror"
 	"github.com/ballast-dev/ballast/internal/nodemetrics"
-	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/registryauth"
 	"github.com/ballast-dev/ballast/internal/source"
 	"github.com/ballast-dev/ballast/internal/streaming"
+	"github.com/ballast-dev/ballast/internal/wellknown"
+)
+
+// The agent is found by type assertion by the parts it feeds: say here, at
+// compile time, that it is each of them.
+var (
+	_ localapi.Provider        = (*agent.Agent)(nil)
+	_ localapi.EventProvider   = (*agent.Agent)(nil)
+	_ localapi.ProblemProvider = (*agent.Agent)(nil)
+	_ mirror.Source            = (*agent.Agent)(nil)
+	_ mirror.ProblemSource     = (*agent.Agent)(nil)
+	_ mirror.RuntimeReporter   = (*agent.Agent)(nil)
 )
 
 // Config is everything `ballast node` is told.
@@ -53,7 +65,7 @@ type Config struct {
 	PodInfraImage, BridgeName, PodCIDR string
 	ImagesDir                          string // default DataDir/images
 	NodeIP                             string // default: the default route's interface's address
-	Backoff                            planner.Backoff
+	Backoff                            podplan.Backoff
 	LogMaxSize                         int64
 	LogMaxFiles                        int
 	LogCheck                           time.Duration
@@ -259,7 +271,7 @@ func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Age
 		if err != nil {
 			return err
 		}
-		annotations[kubeletapi.AnnotationServingCertSHA256] = kubeletapi.CertSHA256(cert.Certificate[0])
+		annotations[wellknown.AnnotationServingCertSHA256] = kubeletapi.CertSHA256(cert.Certificate[0])
 		addr := net.JoinHostPort(cfg.API.Address, fmt.Sprint(cfg.API.Port))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

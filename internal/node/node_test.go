@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/cri/fakecri"
 	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/internal/node"
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // TestRunStopsEverything runs a node on the fake runtime, waits until its
@@ -41,17 +43,13 @@ func TestRunStopsEverything(t *testing.T) {
 		}, nil)
 	}()
 	client := localapi.NewClient(localapi.SocketPath(filepath.Join(dir, "data")))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		list, err := client.Pods(ctx)
-		if err == nil && len(list.Items) == 1 && list.Items[0].Status.Phase == "Running" {
-			break
+		if err == nil && (len(list.Items) != 1 || list.Items[0].Status.Phase != "Running") {
+			err = fmt.Errorf("the pod does not run: %v", list)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the pod never ran: %v %v", list, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	cancel()
 	select {
 	case err := <-done:
@@ -63,11 +61,13 @@ func TestRunStopsEverything(t *testing.T) {
 	}
 	// Every goroutine Run started is gone (some of the runtime's own and the
 	// HTTP client's idle connections may linger for a moment).
-	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before+2; {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines left running (%d before):\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+	if err := testutil.Poll(10*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > before+2 {
+			return fmt.Errorf("%d goroutines left running (%d before)", n, before)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	}); err != nil {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%v:\n%s", err, buf[:runtime.Stack(buf, true)])
 	}
 }

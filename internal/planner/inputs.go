@@ -3,6 +3,7 @@ package planner
 import (
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 )
 
@@ -13,6 +14,12 @@ type Input interface{ input() }
 type Snapshot struct {
 	Pods     []Desired
 	Problems []Problem // sorted by file
+	// Unavailable says why the directory itself cannot be read (it is
+	// missing, or not a directory): then Pods says nothing, and no pod is
+	// stopped for it (see State.whileUnavailable).
+	Unavailable string
+	// Dir is the manifest directory, to name it in a problem.
+	Dir string
 }
 
 // Desired is a pod a manifest file defines.
@@ -67,7 +74,7 @@ type Done struct {
 	Runtime *podruntime.Pod
 	// Pulls are the images whose pull failed (Backoff is the planner's to set);
 	// PullsOK the images now present.
-	Pulls   map[string]*PullFailure
+	Pulls   map[string]*podplan.PullFailure
 	PullsOK []string
 	// Failed are the containers whose start failed, and at which step.
 	Failed map[string]Failure

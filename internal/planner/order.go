@@ -7,8 +7,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // This file holds start order: a pod whose manifest says
@@ -32,7 +33,7 @@ type order struct {
 
 // after returns the manifest names a pod waits for.
 func after(pod *corev1.Pod) []string {
-	v, ok := pod.Annotations[manifest.AnnotationAfter]
+	v, ok := pod.Annotations[wellknown.AnnotationAfter]
 	if !ok {
 		return nil
 	}
@@ -115,7 +116,7 @@ func (s *State) orderProblems(o *order) []Problem {
 		for _, p := range o.byName[name] {
 			out = append(out, Problem{File: p.file, Pods: []string{p.desired.Name},
 				Message: fmt.Sprintf("%s: %s: the pods wait for each other in a cycle (%s); remove one of the names so that one can start first",
-					p.file, manifest.AnnotationAfter, o.cycle[name])})
+					p.file, wellknown.AnnotationAfter, o.cycle[name])})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
@@ -127,7 +128,7 @@ func (s *State) orderProblems(o *order) []Problem {
 func (o *order) waitsFor(p *pod) (why string, missing []string) {
 	name := strings.TrimSuffix(p.desired.Name, "-"+o.node)
 	if c, ok := o.cycle[name]; ok {
-		return fmt.Sprintf("%s forms a cycle (%s): fix the manifests", manifest.AnnotationAfter, c), nil
+		return fmt.Sprintf("%s forms a cycle (%s): fix the manifests", wellknown.AnnotationAfter, c), nil
 	}
 	var notReady []string
 	for _, dep := range after(p.desired) {
@@ -144,16 +145,16 @@ func (o *order) waitsFor(p *pod) (why string, missing []string) {
 	}
 	switch {
 	case len(missing) > 0:
-		return fmt.Sprintf("waiting for %s (%s): no static pod of that name on this node", strings.Join(missing, ", "), manifest.AnnotationAfter), missing
+		return fmt.Sprintf("waiting for %s (%s): no static pod of that name on this node", strings.Join(missing, ", "), wellknown.AnnotationAfter), missing
 	case len(notReady) > 0:
-		return fmt.Sprintf("waiting for %s to be Ready (%s)", strings.Join(notReady, ", "), manifest.AnnotationAfter), nil
+		return fmt.Sprintf("waiting for %s to be Ready (%s)", strings.Join(notReady, ", "), wellknown.AnnotationAfter), nil
 	}
 	return "", nil
 }
 
 // holdBack takes the starts out of a pod's plan while it waits for other
 // pods, and says so for every container that does not run.
-func holdBack(plan *Plan, p *pod, why string) {
+func holdBack(plan *podplan.Plan, p *pod, why string) {
 	if !plan.CreateSandbox && len(plan.Start) == 0 {
 		return
 	}

@@ -33,9 +33,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/podstatus"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Config configures the planner.
@@ -46,7 +47,7 @@ type Config struct {
 	HostIP string
 	// RuntimeName prefixes container IDs in status ("containerd").
 	RuntimeName string
-	Backoff     Backoff
+	Backoff     podplan.Backoff
 	// Workers bounds the pods whose runtime calls run at once (default 64).
 	Workers int
 	// RetryInitial and RetryMax bound the back-off of a pod whose runtime
@@ -72,8 +73,8 @@ func (c *Config) defaults() {
 	if c.Relist <= 0 {
 		c.Relist = 10 * time.Second
 	}
-	if c.Backoff == (Backoff{}) {
-		c.Backoff = DefaultBackoff()
+	if c.Backoff == (podplan.Backoff{}) {
+		c.Backoff = podplan.DefaultBackoff()
 	}
 	if c.RuntimeName == "" {
 		c.RuntimeName = "containerd"
@@ -122,13 +123,16 @@ type pod struct {
 	fromFile, startedFromFile bool
 	// cancelled: its job in flight was asked to stop.
 	cancelled bool
+	// stale: the last job could not read the pod back; its runtime state
+	// is unknown until the next read.
+	stale bool
 	// observing: a read of the pod (after an exit) is under way; reobserve:
 	// a process of the pod exited while a job or a read was in flight, so
 	// read it again when that returns.
 	observing bool
 	reobserve string
 	wakeAt    time.Time
-	plan      Plan
+	plan      podplan.Plan
 	// queuedAt orders the queue.
 	queuedAt uint64
 	// retry is the back-off after failed runtime calls.
@@ -140,16 +144,6 @@ type pod struct {
 	// deadlineExceeded: activeDeadlineSeconds passed; the pod was killed for good.
 	deadlineExceeded bool
 	status           corev1.PodStatus
-}
-
-func (p *pod) name() string {
-	if p.desired != nil {
-		return p.desired.Namespace + "/" + p.desired.Name
-	}
-	if p.rt != nil && p.rt.Name != "" {
-		return p.rt.Namespace + "/" + p.rt.Name
-	}
-	return p.uid
 }
 
 func (p *pod) inFlight() bool { return p.life == Syncing }
@@ -166,7 +160,7 @@ type State struct {
 	cfg  Config
 	pods map[string]*pod // by UID
 	// pulls are the image pull failures in force, by image.
-	pulls    map[string]*PullFailure
+	pulls    map[string]*podplan.PullFailure
 	problems []Problem
 	// haveFiles: a first snapshot arrived (pods not in it may be stopped);
 	// runtimeSeen: a first relist succeeded (what runs is known).
@@ -188,7 +182,7 @@ type State struct {
 // New returns the planner's initial state.
 func New(cfg Config) *State {
 	cfg.defaults()
-	return &State{cfg: cfg, pods: map[string]*pod{}, pulls: map[string]*PullFailure{}, byID: map[string]string{}, files: map[string]*rollout{}}
+	return &State{cfg: cfg, pods: map[string]*pod{}, pulls: map[string]*podplan.PullFailure{}, byID: map[string]string{}, files: map[string]*rollout{}}
 }
 
 // Output is what the caller must do after a step.
@@ -225,7 +219,7 @@ type Job struct {
 	Desired *corev1.Pod // nil when the pod must go
 	File    string
 	Runtime *podruntime.Pod // never nil
-	Plan    Plan
+	Plan    podplan.Plan
 }
 
 // Started is a pod started from its file, now running: Since is how long
@@ -258,20 +252,20 @@ func (s *State) Step(now time.Time, in Input) Output {
 	case Restored:
 		s.applyRestored(in)
 	case Snapshot:
-		s.snap = in
-		s.applySnapshot(now, in, &out)
+		s.snap = s.whileUnavailable(in)
+		s.applySnapshot(now, s.snap, &out)
 	case Relisted:
 		s.applyRelist(now, in, &out)
 	case Exited:
 		s.applyExit(in, &out)
 	case Observed:
-		s.applyObserved(in, &out)
+		s.applyObserved(now, in, &out)
 	case Done:
 		s.applyDone(now, in, &out)
 	case Probed:
 		s.applyProbe(in, &out)
 	case ImagesArrived:
-		s.pulls = map[string]*PullFailure{}
+		s.pulls = map[string]*podplan.PullFailure{}
 		for _, p := range s.pods {
 			p.dirty, p.touched = true, true
 		}
@@ -338,9 +332,19 @@ func (s *State) decide(now time.Time, out *Output) {
 		if !(p.dirty || p.life == Blocked) || p.inFlight() {
 			continue
 		}
+
 		p.dirty = false
 		p.touched = true
 		if p.desired == nil && p.rt.Empty() {
+			if p.stale {
+				// Nothing known to run, but the last read failed: a pod
+				// forgotten now would leave its containers running until
+				// a relist finds them. Read it first.
+				if !p.observing {
+					s.observe(p, "", out)
+				}
+				continue
+			}
 			s.remove(uid)
 			out.Changed = true
 			continue
@@ -355,14 +359,14 @@ func (s *State) decide(now time.Time, out *Output) {
 		if p.desired != nil && p.rejected {
 			// Failed for good: never started, never retried. Should something
 			// of it run (an agent restart), it is stopped.
-			p.plan = Plan{KillPod: p.rt.AnyRunning() || (p.rt.LatestSandbox() != nil && p.rt.LatestSandbox().Ready)}
+			p.plan = podplan.Plan{KillPod: p.rt.AnyRunning() || (p.rt.LatestSandbox() != nil && p.rt.LatestSandbox().Ready)}
 			p.waiting = nil
 			s.settle(p, Rejected)
 			continue
 		}
 		if p.desired != nil {
 			if old, ok := leaving[p.desired.Namespace+"/"+p.desired.Name]; ok && old != uid {
-				p.plan = Plan{}
+				p.plan = podplan.Plan{}
 				p.waiting = map[string]podruntime.Waiting{}
 				for _, c := range p.desired.Spec.Containers {
 					p.waiting[c.Name] = podruntime.Waiting{Reason: "ContainerCreating", Message: "waiting for the previous version of the pod to stop"}
@@ -392,7 +396,7 @@ func (s *State) settle(p *pod, life Lifecycle) {
 // plan decides one pod's next runtime actions and queues it if there are any.
 func (s *State) plan(now time.Time, p *pod, o *order, out *Output) {
 	p.noteStart(now)
-	plan := s.cfg.Backoff.Decide(PodInput{Desired: p.desired, Runtime: p.rt, Pulls: s.pulls, Probes: p.currentProbes(), StartTime: p.startTime, Now: now})
+	plan := s.cfg.Backoff.Decide(podplan.PodInput{Desired: p.desired, Runtime: p.rt, Pulls: s.pulls, Probes: p.currentProbes(), StartTime: p.startTime, Now: now})
 	if plan.DeadlineExceeded && !p.deadlineExceeded {
 		p.deadlineExceeded = true
 		out.Events = append(out.Events, podEvent(p.desired, "", corev1.EventTypeNormal, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"))
@@ -404,7 +408,7 @@ func (s *State) plan(now time.Time, p *pod, o *order, out *Output) {
 				p.missing = m
 				if m != "" {
 					out.Events = append(out.Events, podEvent(p.desired, "", corev1.EventTypeWarning, "MissingDependency",
-						fmt.Sprintf("%s names %s, but no static pod of that name runs on this node; the pod waits for it", manifest.AnnotationAfter, m)))
+						fmt.Sprintf("%s names %s, but no static pod of that name runs on this node; the pod waits for it", wellknown.AnnotationAfter, m)))
 				}
 			}
 		}
@@ -528,8 +532,8 @@ func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 		if rec == nil {
 			continue
 		}
-		file := rec.Annotations[manifest.AnnotationManifest]
-		if broken[file] && !names[rec.Namespace+"/"+rec.Name] {
+		file := rec.Annotations[wellknown.AnnotationManifest]
+		if (broken[file] || snap.Unavailable != "") && !names[rec.Namespace+"/"+rec.Name] {
 			want[uid] = wanted{Desired: Desired{Pod: rec, File: file}, kept: true}
 			names[rec.Namespace+"/"+rec.Name] = true
 		}
@@ -648,7 +652,7 @@ func (s *State) observe(p *pod, exited string, out *Output) {
 	out.Observe = append(out.Observe, Observe{UID: p.uid, ExitedID: exited})
 }
 
-func (s *State) applyObserved(o Observed, out *Output) {
+func (s *State) applyObserved(now time.Time, o Observed, out *Output) {
 	p := s.pods[o.UID]
 	if p == nil || !p.observing {
 		return
@@ -656,6 +660,11 @@ func (s *State) applyObserved(o Observed, out *Output) {
 	p.observing = false
 	if p.inFlight() {
 		return // the job in flight reads the pod when it returns
+	}
+	if o.Err != nil && p.stale {
+		// Still unknown: read again after a back-off.
+		s.backOff(now, p)
+		return
 	}
 	p.dirty = true
 	if o.Err == nil {
@@ -687,15 +696,15 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	}
 	if d.Runtime != nil {
 		s.setRuntime(p, d.Runtime)
+	} else {
+		// The job's own read failed: what it left is unknown until the
+		// pod is read again (see decide).
+		p.stale = true
 	}
 	if p.cancelled {
-		// Stopped as asked: not a failure to back off from. Its own read
-		// was cancelled too: read the pod again to know what it left.
+		// Stopped as asked: not a failure to back off from.
 		p.cancelled = false
 		d.Err, d.Failed = nil, nil
-		if d.Runtime == nil && !p.observing {
-			s.observe(p, "", out)
-		}
 	}
 	p.failed = nil
 	for name, f := range d.Failed {
@@ -707,12 +716,7 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	if d.Err != nil {
 		// Try again after a back-off, or at once if an input arrived
 		// meanwhile (p.dirty).
-		if p.retry == 0 {
-			p.retry = s.cfg.RetryInitial
-		} else {
-			p.retry = min(2*p.retry, s.cfg.RetryMax)
-		}
-		p.wakeAt = now.Add(p.retry)
+		s.backOff(now, p)
 	} else {
 		p.retry = 0
 		p.dirty = true
@@ -720,6 +724,16 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	if p.reobserve != "" && !p.observing {
 		s.observe(p, p.reobserve, out)
 	}
+}
+
+// backOff schedules the pod's next try after a failed runtime call.
+func (s *State) backOff(now time.Time, p *pod) {
+	if p.retry == 0 {
+		p.retry = s.cfg.RetryInitial
+	} else {
+		p.retry = min(2*p.retry, s.cfg.RetryMax)
+	}
+	p.wakeAt = now.Add(p.retry)
 }
 
 func (s *State) applyProbe(r Probed, out *Output) {
@@ -770,6 +784,7 @@ func (s *State) setRuntime(p *pod, rt *podruntime.Pod) {
 		}
 	}
 	p.rt = rt
+	p.stale = false
 	p.touched = true
 	for _, sb := range rt.Sandboxes {
 		s.byID[sb.ID] = p.uid

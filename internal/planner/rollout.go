@@ -7,23 +7,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // This file holds health-gated replacement: a changed manifest's new pod is
 // watched until it has been Ready for its settle time (it then becomes the
 // file's last good pod) or fails before its deadline, in which case the
 // file's pod is its last good one again (reverted) until the file changes.
-
-// Annotations the node sets on a reverted pod, in what it reports.
-const (
-	// AnnotationReverted says why the file's new pod was rejected.
-	AnnotationReverted = "ballast.dev/rollout-reverted"
-	// AnnotationRejectedHash is the config hash of the rejected pod.
-	AnnotationRejectedHash = "ballast.dev/rollout-rejected-hash"
-	// AnnotationRunningHash is the config hash of the pod running instead.
-	AnnotationRunningHash = "ballast.dev/rollout-running-hash"
-)
 
 // Rollout defaults.
 const (
@@ -112,7 +102,7 @@ func (s *State) effective(now time.Time, d Desired, out *Output) (Desired, *roll
 		}
 	case r.Candidate != uid:
 		r.Candidate, r.readySince = uid, time.Time{}
-		r.Deadline = now.Add(annotationDuration(d.Pod, manifest.AnnotationRolloutDeadline, DefaultRolloutDeadline))
+		r.Deadline = now.Add(annotationDuration(d.Pod, wellknown.AnnotationRolloutDeadline, DefaultRolloutDeadline))
 		changed = true
 	}
 	if changed {
@@ -148,7 +138,7 @@ func (s *State) judgeRollouts(now time.Time, out *Output) bool {
 		if p == nil || p.desired == nil || string(p.desired.UID) != r.Candidate {
 			continue
 		}
-		canRevert := r.Good != nil && p.desired.Annotations[manifest.AnnotationRollout] != "replace"
+		canRevert := r.Good != nil && p.desired.Annotations[wellknown.AnnotationRollout] != "replace"
 		why := ""
 		if canRevert {
 			why = failure(&p.status)
@@ -157,7 +147,7 @@ func (s *State) judgeRollouts(now time.Time, out *Output) bool {
 			if r.readySince.IsZero() {
 				r.readySince = now
 			}
-			settle := annotationDuration(p.desired, manifest.AnnotationRolloutSettle, DefaultRolloutSettle)
+			settle := annotationDuration(p.desired, wellknown.AnnotationRolloutSettle, DefaultRolloutSettle)
 			if !now.Before(r.readySince.Add(settle)) {
 				r.Good, r.Candidate, r.Deadline, r.readySince = p.desired, "", time.Time{}, time.Time{}
 				r.save(out)
@@ -171,17 +161,17 @@ func (s *State) judgeRollouts(now time.Time, out *Output) bool {
 			continue // nothing to go back to, or the kubelet's way was asked for
 		}
 		if why == "" && !now.Before(r.Deadline) {
-			why = fmt.Sprintf("not Ready within the rollout deadline of %s%s", annotationDuration(p.desired, manifest.AnnotationRolloutDeadline, DefaultRolloutDeadline), notReadyDetail(&p.status))
+			why = fmt.Sprintf("not Ready within the rollout deadline of %s%s", annotationDuration(p.desired, wellknown.AnnotationRolloutDeadline, DefaultRolloutDeadline), notReadyDetail(&p.status))
 		}
 		if why == "" {
 			p.wake(r.Deadline)
 			continue
 		}
-		r.Rejected, r.RejectedHash, r.Reason = r.Candidate, p.desired.Annotations[manifest.AnnotationConfigHash], why
+		r.Rejected, r.RejectedHash, r.Reason = r.Candidate, p.desired.Annotations[wellknown.AnnotationConfigHash], why
 		r.Candidate, r.Deadline = "", time.Time{}
 		r.save(out)
 		msg := fmt.Sprintf("The new pod of %s failed: %s; reverted to its last good pod (config hash %s). Fix the file to try again.",
-			r.File, why, r.Good.Annotations[manifest.AnnotationConfigHash])
+			r.File, why, r.Good.Annotations[wellknown.AnnotationConfigHash])
 		out.Events = append(out.Events, podEvent(r.Good, "", corev1.EventTypeWarning, "RolloutReverted", msg))
 		out.Events = append(out.Events, Event{Ref: s.nodeRef(), Type: corev1.EventTypeWarning, Reason: "RolloutReverted",
 			Message: p.desired.Name + ": " + msg})
@@ -255,4 +245,25 @@ func (s *State) nodeRef() corev1.ObjectReference {
 func (s *State) reverted(p *pod) bool {
 	r := s.files[p.file]
 	return r != nil && r.Rejected != "" && r.Good != nil && string(r.Good.UID) == p.uid
+}
+
+// whileUnavailable is the snapshot to act on: a directory that cannot be
+// read is not an empty one. Its pods go on as the last snapshot had them
+// (after an agent restart, as the runtime recorded them), with a problem
+// that names the directory, until it is back; removing files still stops
+// their pods.
+func (s *State) whileUnavailable(in Snapshot) Snapshot {
+	if in.Unavailable == "" {
+		return in
+	}
+	if s.snap.Unavailable != "" {
+		return s.snap // still as it was when the directory went
+	}
+	var pods []string
+	for _, d := range s.snap.Pods {
+		pods = append(pods, d.Pod.Name)
+	}
+	return Snapshot{Pods: s.snap.Pods, Unavailable: in.Unavailable, Dir: in.Dir,
+		Problems: append(append([]Problem(nil), s.snap.Problems...), Problem{File: in.Dir, Pods: pods,
+			Message: fmt.Sprintf("the manifest directory %s cannot be read (%s); its pods keep running as they were until it is back", in.Dir, in.Unavailable)})}
 }

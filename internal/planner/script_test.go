@@ -18,7 +18,9 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/planner"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output in testdata/*.txt")
@@ -178,7 +180,7 @@ type script struct {
 func newScript() *script {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	return &script{
-		cfg: planner.Config{NodeName: "node", HostIP: "10.0.0.1", Backoff: planner.DefaultBackoff()},
+		cfg: planner.Config{NodeName: "node", HostIP: "10.0.0.1", Backoff: podplan.DefaultBackoff()},
 		now: start, start: start,
 		pods: map[string]*corev1.Pod{}, labels: map[string]string{},
 		world: map[string]*podruntime.Pod{}, jobs: map[string]planner.Job{}, applied: map[string]planner.Done{},
@@ -243,6 +245,9 @@ func (sc *script) run(c scriptCase) (string, error) {
 		return "", sc.definePod(c.args[0], c.args[1:], c.body)
 	case "snapshot":
 		var snap planner.Snapshot
+		if why, ok := a["unavailable"]; ok {
+			return sc.step(planner.Snapshot{Unavailable: why, Dir: "/m"}), nil
+		}
 		for _, arg := range c.args {
 			if file, msg, ok := strings.Cut(arg, ":"); ok {
 				// FILE:MESSAGE names a broken file; FILE:MESSAGE#POD,POD the pods it keeps.
@@ -260,7 +265,7 @@ func (sc *script) run(c scriptCase) (string, error) {
 			if pod == nil {
 				return "", fmt.Errorf("no pod %q defined", arg)
 			}
-			snap.Pods = append(snap.Pods, planner.Desired{Pod: pod, File: pod.Annotations[manifest.AnnotationManifest]})
+			snap.Pods = append(snap.Pods, planner.Desired{Pod: pod, File: pod.Annotations[wellknown.AnnotationManifest]})
 		}
 		return sc.step(snap), nil
 	case "relist":
@@ -414,7 +419,7 @@ func (sc *script) definePod(label string, args, body []string) error {
 		return fmt.Errorf("%d pods", len(pods))
 	}
 	// As the source does: the time the node first saw the file.
-	pods[0].Annotations[manifest.AnnotationConfigSeen] = sc.now.Format(time.RFC3339Nano)
+	pods[0].Annotations[wellknown.AnnotationConfigSeen] = sc.now.Format(time.RFC3339Nano)
 	sc.pods[label] = pods[0]
 	sc.labels[string(pods[0].UID)] = label
 	return nil
@@ -488,7 +493,7 @@ func (sc *script) step(in planner.Input) string {
 	return b.String()
 }
 
-func describePlan(p planner.Plan) string {
+func describePlan(p podplan.Plan) string {
 	var parts []string
 	for _, k := range p.KillContainers {
 		parts = append(parts, fmt.Sprintf("kill=%s(grace %d)", k.Name, k.GraceSeconds))
@@ -531,7 +536,8 @@ var steps = map[string]planner.Step{
 }
 
 // apply carries out the job in flight for a pod in the simulated runtime and
-// returns its Done. Arguments: fail=MSG (nothing happened), waiting=CTR:REASON
+// returns its Done. Arguments: fail=MSG (nothing happened; with noread, not
+// even the job's read of the pod), waiting=CTR:REASON
 // (that container could not start), pullfail=IMAGE (its pull failed),
 // interrupt=CTR:created|canceled (the agent died while starting it).
 func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
@@ -544,6 +550,12 @@ func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
 	if msg, ok := a["fail"]; ok {
 		d.Err = errors.New(msg)
 		d.Runtime = clone(sc.world[uid])
+		if d.Runtime == nil {
+			d.Runtime = &podruntime.Pod{UID: uid}
+		}
+		if _, ok := a["noread"]; ok {
+			d.Runtime = nil // the job's own read failed too
+		}
 		return d, nil
 	}
 	failCtr, failReason, _ := strings.Cut(a["waiting"], ":")
@@ -596,7 +608,7 @@ func (sc *script) apply(uid string, a map[string]string) (planner.Done, error) {
 			}
 		}
 		if image == a["pullfail"] {
-			d.Pulls = map[string]*planner.PullFailure{image: {Image: image, At: sc.now, Reason: "ErrImagePull", Err: "failed to pull " + image}}
+			d.Pulls = map[string]*podplan.PullFailure{image: {Image: image, At: sc.now, Reason: "ErrImagePull", Err: "failed to pull " + image}}
 			continue
 		}
 		sc.seq++
@@ -705,10 +717,10 @@ func (sc *script) status(label string) string {
 		if p.Status.Reason != "" {
 			fmt.Fprintf(&b, " (%s)", p.Status.Reason)
 		}
-		if msg := p.Annotations[planner.AnnotationManifestError]; msg != "" {
+		if msg := p.Annotations[wellknown.AnnotationManifestError]; msg != "" {
 			fmt.Fprintf(&b, " manifest-error %q", msg)
 		}
-		if msg := p.Annotations[planner.AnnotationReverted]; msg != "" {
+		if msg := p.Annotations[wellknown.AnnotationRolloutReverted]; msg != "" {
 			fmt.Fprintf(&b, " reverted %q", msg)
 		}
 		b.WriteString("\n")

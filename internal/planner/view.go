@@ -11,15 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/events"
-	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/podstatus"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
-
-// AnnotationManifestError is set on a pod, in what the node reports, while
-// its manifest file cannot be used: the pod keeps running from its last good
-// content.
-const AnnotationManifestError = "ballast.dev/manifest-error"
 
 // View is what readers see of the node: its pods with true status, the
 // manifest files it cannot use, where container logs are, and whether the
@@ -57,15 +52,19 @@ func (s *State) View() *View {
 		pod := p.desired.DeepCopy()
 		pod.Status = *p.status.DeepCopy()
 		if msg, ok := problemByPod[pod.Name]; ok {
-			pod.Annotations[AnnotationManifestError] = msg
+			pod.Annotations[wellknown.AnnotationManifestError] = msg
 		} else if p.kept {
-			pod.Annotations[AnnotationManifestError] = problemByFile[p.file]
+			msg := problemByFile[p.file]
+			if msg == "" && s.snap.Unavailable != "" {
+				msg = problemByFile[s.snap.Dir]
+			}
+			pod.Annotations[wellknown.AnnotationManifestError] = msg
 		}
 		if s.reverted(p) {
 			r := s.files[p.file]
-			pod.Annotations[AnnotationReverted] = r.Reason
-			pod.Annotations[AnnotationRejectedHash] = r.RejectedHash
-			pod.Annotations[AnnotationRunningHash] = r.Good.Annotations[manifest.AnnotationConfigHash]
+			pod.Annotations[wellknown.AnnotationRolloutReverted] = r.Reason
+			pod.Annotations[wellknown.AnnotationRolloutRejectedHash] = r.RejectedHash
+			pod.Annotations[wellknown.AnnotationRolloutRunningHash] = r.Good.Annotations[wellknown.AnnotationConfigHash]
 		}
 		if pod.CreationTimestamp.IsZero() {
 			pod.CreationTimestamp = metav1.NewTime(p.startTime.Truncate(time.Second))
@@ -154,7 +153,7 @@ func (s *State) statuses(now time.Time, out *Output) map[string]bool {
 		})
 		if p.fromFile && allRunning(&st) {
 			p.fromFile, p.startedFromFile = false, true
-			if seen, err := time.Parse(time.RFC3339Nano, p.desired.Annotations[manifest.AnnotationConfigSeen]); err == nil {
+			if seen, err := time.Parse(time.RFC3339Nano, p.desired.Annotations[wellknown.AnnotationConfigSeen]); err == nil {
 				out.Started = append(out.Started, Started{UID: p.uid, Since: now.Sub(seen)})
 			}
 		}

@@ -20,8 +20,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/logs"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Node is what the translation knows of the node.
@@ -57,15 +57,15 @@ func Sandbox(pod *corev1.Pod, node Node, attempt uint32) (*runtimeapi.PodSandbox
 	for k, v := range pod.Labels {
 		labels[k] = v
 	}
-	labels[cri.LabelPodName] = pod.Name
-	labels[cri.LabelPodNamespace] = pod.Namespace
-	labels[cri.LabelPodUID] = string(pod.UID)
-	labels[cri.LabelNode] = node.Name
+	labels[wellknown.LabelPodName] = pod.Name
+	labels[wellknown.LabelPodNamespace] = pod.Namespace
+	labels[wellknown.LabelPodUID] = string(pod.UID)
+	labels[wellknown.LabelNode] = node.Name
 	annotations := map[string]string{}
 	for k, v := range pod.Annotations {
 		annotations[k] = v
 	}
-	annotations[cri.AnnotationPod] = string(raw)
+	annotations[wellknown.AnnotationPod] = string(raw)
 
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
@@ -181,16 +181,16 @@ func Container(pod *corev1.Pod, ctr *corev1.Container, in ContainerInput) (*runt
 		StdinOnce:  ctr.StdinOnce,
 		Tty:        ctr.TTY,
 		Labels: map[string]string{
-			cri.LabelPodName:       pod.Name,
-			cri.LabelPodNamespace:  pod.Namespace,
-			cri.LabelPodUID:        string(pod.UID),
-			cri.LabelContainerName: ctr.Name,
-			cri.LabelNode:          in.Node.Name,
+			wellknown.LabelPodName:       pod.Name,
+			wellknown.LabelPodNamespace:  pod.Namespace,
+			wellknown.LabelPodUID:        string(pod.UID),
+			wellknown.LabelContainerName: ctr.Name,
+			wellknown.LabelNode:          in.Node.Name,
 		},
 		Annotations: map[string]string{
-			cri.AnnotationRestartCount:  strconv.Itoa(in.RestartCount),
-			cri.AnnotationTermMsgPath:   ctr.TerminationMessagePath,
-			cri.AnnotationTermMsgPolicy: string(ctr.TerminationMessagePolicy),
+			wellknown.AnnotationRestartCount:  strconv.Itoa(in.RestartCount),
+			wellknown.AnnotationTermMsgPath:   ctr.TerminationMessagePath,
+			wellknown.AnnotationTermMsgPolicy: string(ctr.TerminationMessagePolicy),
 		},
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources:       Resources(pod, ctr, in.Node.memory()),
@@ -198,8 +198,8 @@ func Container(pod *corev1.Pod, ctr *corev1.Container, in ContainerInput) (*runt
 		},
 	}
 	if in.Backoff > 0 {
-		cfg.Annotations[cri.AnnotationBackoff] = in.Backoff.String()
-		cfg.Annotations[cri.AnnotationBackoffSince] = in.BackoffSince.UTC().Format(time.RFC3339Nano)
+		cfg.Annotations[wellknown.AnnotationBackoff] = in.Backoff.String()
+		cfg.Annotations[wellknown.AnnotationBackoffSince] = in.BackoffSince.UTC().Format(time.RFC3339Nano)
 	}
 	return cfg, subPaths, nil
 }

@@ -16,20 +16,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
-const (
-	// AnnotationManifest holds the manifest file a pod comes from.
-	AnnotationManifest = "ballast.dev/manifest"
-	// AnnotationManifestError holds why the pod's manifest file is currently
-	// invalid (the pod keeps running its last good version).
-	AnnotationManifestError = "ballast.dev/manifest-error"
-	// AnnotationReverted holds why the file's new pod was rejected (the pod
-	// is the file's last good one).
-	AnnotationReverted = "ballast.dev/rollout-reverted"
-
-	nodeUnreachablePodReason = "NodeLost"
-)
+const nodeUnreachablePodReason = "NodeLost"
 
 // PodReason is the STATUS column of `kubectl get pods`.
 func PodReason(pod *corev1.Pod) string {
@@ -239,7 +230,7 @@ func PrintPodTable(w io.Writer, pods []corev1.Pod, opts Options, now time.Time, 
 		}
 		row = append(row, p.Name, fmt.Sprintf("%d/%d", ready, total), reason, restartCol, Age(p.CreationTimestamp.Time, now))
 		if opts.Wide {
-			row = append(row, orNone(p.Status.PodIP), orNone(p.Spec.NodeName), orNone(p.Annotations[AnnotationManifest]))
+			row = append(row, orNone(p.Status.PodIP), orNone(p.Spec.NodeName), orNone(p.Annotations[wellknown.AnnotationManifest]))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
@@ -262,14 +253,14 @@ func problem(p *corev1.Pod, problems map[string]string) string {
 	if msg := problems[p.Name]; msg != "" {
 		return msg
 	}
-	file := p.Annotations[AnnotationManifest]
+	file := p.Annotations[wellknown.AnnotationManifest]
 	if file == "" {
 		file = "file"
 	}
-	if msg := p.Annotations[AnnotationManifestError]; msg != "" {
+	if msg := p.Annotations[wellknown.AnnotationManifestError]; msg != "" {
 		return fmt.Sprintf("manifest %s: %s (running last good version)", file, msg)
 	}
-	if why := p.Annotations[AnnotationReverted]; why != "" {
+	if why := p.Annotations[wellknown.AnnotationRolloutReverted]; why != "" {
 		return fmt.Sprintf("reverted: the new pod of %s failed: %s (running the last good pod until the file changes)", file, why)
 	}
 	return ""

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 var now = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -157,8 +159,8 @@ func tablePods() []corev1.Pod {
 	web.Status.PodIP = "10.88.0.5"
 	web.Spec.NodeName = "node1"
 	web.Annotations = map[string]string{
-		AnnotationManifest:      "/etc/kubernetes/manifests/web.yaml",
-		AnnotationManifestError: "yaml: line 3: did not find expected key",
+		wellknown.AnnotationManifest:      "/etc/kubernetes/manifests/web.yaml",
+		wellknown.AnnotationManifestError: "yaml: line 3: did not find expected key",
 	}
 	db := pod(corev1.PodPending, nil, []string{"db"}, nil, []corev1.ContainerStatus{waiting("db", "ImagePullBackOff")})
 	db.Name, db.Namespace = "db-node1", "kube-system"

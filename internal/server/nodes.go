@@ -17,6 +17,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/kubeletapi"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // NodeDialer tells how to reach a node's kubelet API: an HTTP client and
@@ -29,7 +30,7 @@ type NodeDialer func(ctx context.Context, node string) (*http.Client, *url.URL, 
 // for user system:kube-apiserver issued from the server's CA (nodes trust it
 // through --client-ca-file), and trusting the node's serving certificate
 // only if its SHA-256 matches the one the node pinned in its Node's
-// annotation (kubeletapi.AnnotationServingCertSHA256; only the node itself
+// annotation (wellknown.AnnotationServingCertSHA256; only the node itself
 // may write its Node). A Node without the pin must present a certificate
 // from the server's CA. Nodes in local (ballast up's own) are reached
 // through their dialer instead.
@@ -133,7 +134,7 @@ func (d *nodeDialer) dial(ctx context.Context, node string) (*http.Client, *url.
 	if err != nil {
 		return nil, nil, err
 	}
-	pin := n.Annotations[kubeletapi.AnnotationServingCertSHA256]
+	pin := n.Annotations[wellknown.AnnotationServingCertSHA256]
 	d.mu.Lock()
 	c := d.clients[pin]
 	if c == nil {

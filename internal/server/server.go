@@ -1,6 +1,7 @@
 // Package server owns assembling `ballast server`: the etcd storage (embedded
 // or external), the PKI and tokens, the API handler with authentication and
-// authorization, the TLS listener, and the admin kubeconfig.
+// authorization, `ballast join`'s endpoints beside it, the TLS listener, and
+// the admin kubeconfig.
 package server
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/apimetrics"
 	"github.com/ballast-dev/ballast/internal/apiserver/metricsapi"
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/bootstrap"
 	"github.com/ballast-dev/ballast/internal/memtrim"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
@@ -134,8 +136,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
+	join := &bootstrap.Handler{PKI: pki, Tokens: tokens, Log: o.Log.With("component", "join"),
+		NodeReady: func(ctx context.Context, name string) (bool, error) { return nodeReady(ctx, store, name) }}
 	s.http = &http.Server{
-		Handler:           api.Handler(),
+		Handler:           withJoin(api.Handler(), join),
 		TLSConfig:         pki.ServerTLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),

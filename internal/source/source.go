@@ -1,12 +1,12 @@
 // Package source watches the static pod manifest directory and emits full
 // snapshots of the desired pods and of the files' problems.
 //
-// It owns: watching the directory with inotify (and the directories that
-// symlinked manifests point into), reading each file once it is complete,
-// keeping each file's last good content (a file that becomes unreadable or
-// invalid keeps its pods and is reported as a Problem), resolving pods
-// defined twice, and the kubernetes.io/config.seen annotation. Decoding and
-// validating a file is internal/manifest's job.
+// It owns: watching the directory and the directories that symlinked
+// manifests point into (through internal/dirwatch), reading each file once
+// it is complete, keeping each file's last good content (a file that
+// becomes unreadable or invalid keeps its pods and is reported as a
+// Problem), resolving pods defined twice, and the kubernetes.io/config.seen
+// annotation. Decoding and validating a file is internal/manifest's job.
 package source
 
 import (
@@ -29,7 +29,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ballast-dev/ballast/internal/dirwatch"
 	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Desired is a pod a manifest file asks for. Pod is shared: never modify it.
@@ -60,7 +62,16 @@ type Options struct {
 	Rescan        time.Duration // safety-net full rescan, default 10s
 	Settle        time.Duration // wait after a write with no close, default 1s
 	Now           func() time.Time
+
+	// rescanTick, for tests, replaces the Rescan ticker: each value sent
+	// is one rescan.
+	rescanTick <-chan time.Time
 }
+
+// watchOps is what the manifest directory (and each directory a symlinked
+// manifest goes through) is watched for.
+const watchOps = dirwatch.CloseWrite | dirwatch.MovedIn | dirwatch.MovedOut | dirwatch.Create |
+	dirwatch.Delete | dirwatch.Modify | dirwatch.Attrib | dirwatch.DeleteSelf | dirwatch.MoveSelf
 
 const (
 	removeGrace = 50 * time.Millisecond // lets an editor's rename-and-rewrite not stop the pod
@@ -92,10 +103,11 @@ func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 	}
 	opts.Dir = filepath.Clean(dir)
 
-	in, err := newInotify()
+	in, err := dirwatch.New()
 	if err != nil {
 		return err
 	}
+	defer in.Close()
 	w := &watcher{
 		opts:      opts,
 		log:       opts.Log.With("dir", opts.Dir),
@@ -110,25 +122,7 @@ func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 		dirWD:     -1,
 		parentWD:  -1,
 	}
-	events := make(chan []event, 16)
-	readErr := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 64*1024)
-		for {
-			evs, err := in.read(buf)
-			if err != nil {
-				readErr <- err
-				close(events)
-				return
-			}
-			select {
-			case events <- evs:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	defer in.close()
+	events := in.Events()
 
 	w.ensureDirWatch()
 	w.rescan(true)
@@ -136,8 +130,12 @@ func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 		return nil
 	}
 
-	rescan := time.NewTicker(opts.Rescan)
-	defer rescan.Stop()
+	rescanTick := opts.rescanTick
+	if rescanTick == nil {
+		rescan := time.NewTicker(opts.Rescan)
+		defer rescan.Stop()
+		rescanTick = rescan.C
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -151,8 +149,7 @@ func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 			return nil
 		case evs, ok := <-events:
 			if !ok {
-				err := <-readErr
-				w.log.Error("inotify failed; falling back to periodic rescans", "err", err)
+				w.log.Error("inotify failed; falling back to periodic rescans", "err", in.Err())
 				events = nil
 				continue
 			}
@@ -172,7 +169,7 @@ func Run(ctx context.Context, opts Options, out chan<- Snapshot) error {
 			}
 		case <-timer.C:
 			w.fireDue()
-		case <-rescan.C:
+		case <-rescanTick:
 			w.rescan(false)
 		}
 		timer.Stop()
@@ -209,7 +206,7 @@ type fileState struct {
 type watcher struct {
 	opts Options
 	log  *slog.Logger
-	in   *inotify
+	in   *dirwatch.Watcher
 
 	files   map[string]*fileState // by file name in Dir
 	pending map[string]pendingOp
@@ -233,11 +230,11 @@ func (w *watcher) ensureDirWatch() {
 	if w.dirWD >= 0 {
 		return
 	}
-	wd, err := w.in.add(w.opts.Dir)
+	wd, err := w.in.Add(w.opts.Dir, watchOps)
 	if err == nil {
 		w.dirWD = wd
 		if w.parentWD >= 0 && w.parentWD != wd {
-			w.in.remove(w.parentWD)
+			w.in.Remove(w.parentWD)
 		}
 		w.parentWD = -1
 		if w.dirMissing {
@@ -252,9 +249,9 @@ func (w *watcher) ensureDirWatch() {
 	w.dirMissing = true
 	// Watch the nearest existing ancestor to learn when it appears.
 	for p := filepath.Dir(w.opts.Dir); ; p = filepath.Dir(p) {
-		if wd, err := w.in.add(p); err == nil {
+		if wd, err := w.in.Add(p, watchOps); err == nil {
 			if w.parentWD >= 0 && w.parentWD != wd {
-				w.in.remove(w.parentWD)
+				w.in.Remove(w.parentWD)
 			}
 			w.parentWD = wd
 			return
@@ -278,7 +275,7 @@ func (w *watcher) updateLinkWatches() {
 		if _, ok := want[d]; !ok {
 			delete(w.watches, d)
 			if !w.wdInUse(wd) {
-				w.in.remove(wd)
+				w.in.Remove(wd)
 			}
 		}
 	}
@@ -287,7 +284,7 @@ func (w *watcher) updateLinkWatches() {
 		wd, ok := w.watches[d]
 		if !ok {
 			var err error
-			wd, err = w.in.add(d)
+			wd, err = w.in.Add(d, watchOps)
 			if err != nil {
 				continue // the rescan is the safety net
 			}
@@ -343,19 +340,19 @@ func linkDirs(path string) []string {
 
 // ---- events ----
 
-func (w *watcher) handle(evs []event) {
+func (w *watcher) handle(evs []dirwatch.Event) {
 	now := time.Now()
 	for _, ev := range evs {
-		if ev.mask&unix.IN_Q_OVERFLOW != 0 {
+		if ev.Op.Has(dirwatch.Overflow) {
 			w.log.Warn("inotify queue overflowed; rescanning")
 			w.rescan(false)
 			continue
 		}
-		if ev.wd == w.dirWD {
-			if ev.mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0 {
-				if ev.mask&unix.IN_IGNORED != 0 || ev.mask&unix.IN_MOVE_SELF != 0 {
-					if ev.mask&unix.IN_MOVE_SELF != 0 {
-						w.in.remove(w.dirWD)
+		if ev.Watch == w.dirWD {
+			if ev.Op.Has(dirwatch.Ignored | dirwatch.DeleteSelf | dirwatch.MoveSelf) {
+				if ev.Op.Has(dirwatch.Ignored | dirwatch.MoveSelf) {
+					if ev.Op.Has(dirwatch.MoveSelf) {
+						w.in.Remove(w.dirWD)
 					}
 					w.dirWD = -1
 					w.log.Warn("manifest directory was removed or moved")
@@ -364,11 +361,11 @@ func (w *watcher) handle(evs []event) {
 				}
 				continue
 			}
-			if ev.name != "" {
-				w.onName(ev.name, ev.mask, now)
+			if ev.Name != "" {
+				w.onName(ev.Name, ev.Op, now)
 			}
-		} else if ev.wd == w.parentWD {
-			if ev.mask&unix.IN_IGNORED != 0 {
+		} else if ev.Watch == w.parentWD {
+			if ev.Op.Has(dirwatch.Ignored) {
 				w.parentWD = -1
 			}
 			w.ensureDirWatch()
@@ -376,26 +373,26 @@ func (w *watcher) handle(evs []event) {
 				w.rescan(false)
 			}
 		}
-		if names, ok := w.linkWDs[ev.wd]; ok {
-			if ev.mask&unix.IN_IGNORED != 0 {
+		if names, ok := w.linkWDs[ev.Watch]; ok {
+			if ev.Op.Has(dirwatch.Ignored) {
 				for d, wd := range w.watches {
-					if wd == ev.wd {
+					if wd == ev.Watch {
 						delete(w.watches, d)
 					}
 				}
-				delete(w.linkWDs, ev.wd)
+				delete(w.linkWDs, ev.Watch)
 			}
 			for _, name := range names {
 				if _, isPending := w.pending[name]; isPending {
 					continue
 				}
-				if ev.mask&(unix.IN_CREATE|unix.IN_MODIFY) != 0 {
+				if ev.Op.Has(dirwatch.Create | dirwatch.Modify) {
 					w.pending[name] = pendingOp{kind: opSettle, at: now.Add(w.opts.Settle)}
 				} else {
 					w.read(name, false)
 				}
 			}
-			if ev.mask&unix.IN_IGNORED != 0 {
+			if ev.Op.Has(dirwatch.Ignored) {
 				w.updateLinkWatches()
 			}
 		}
@@ -403,16 +400,16 @@ func (w *watcher) handle(evs []event) {
 }
 
 // onName handles an event for one entry of the manifest directory.
-func (w *watcher) onName(name string, mask uint32, now time.Time) {
+func (w *watcher) onName(name string, op dirwatch.Op, now time.Time) {
 	if reason, ign := manifest.Ignored(name); ign {
-		if mask&(unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO) != 0 && !strings.HasPrefix(name, ".") {
+		if op.Has(dirwatch.CloseWrite|dirwatch.MovedIn) && !strings.HasPrefix(name, ".") {
 			w.noteIgnored(name, reason)
 		}
-		if mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
+		if op.Has(dirwatch.Delete | dirwatch.MovedOut) {
 			delete(w.ignored, name)
 		}
 		// An intermediate link (such as "..data") may have changed.
-		if strings.HasPrefix(name, ".") && mask&(unix.IN_MOVED_TO|unix.IN_CREATE) != 0 {
+		if strings.HasPrefix(name, ".") && op.Has(dirwatch.MovedIn|dirwatch.Create) {
 			for n, f := range w.files {
 				if f.isLink {
 					w.read(n, false)
@@ -422,21 +419,21 @@ func (w *watcher) onName(name string, mask uint32, now time.Time) {
 		return
 	}
 	switch {
-	case mask&(unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO) != 0:
+	case op.Has(dirwatch.CloseWrite | dirwatch.MovedIn):
 		delete(w.pending, name)
 		w.read(name, true)
-	case mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
+	case op.Has(dirwatch.Delete | dirwatch.MovedOut):
 		w.pending[name] = pendingOp{kind: opRemove, at: now.Add(removeGrace)}
-	case mask&unix.IN_CREATE != 0:
+	case op.Has(dirwatch.Create):
 		if fi, err := os.Lstat(filepath.Join(w.opts.Dir, name)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			delete(w.pending, name) // a symlink is complete when it is created
 			w.read(name, true)
 			return
 		}
 		w.pending[name] = pendingOp{kind: opSettle, at: now.Add(w.opts.Settle)}
-	case mask&unix.IN_MODIFY != 0:
+	case op.Has(dirwatch.Modify):
 		w.pending[name] = pendingOp{kind: opSettle, at: now.Add(w.opts.Settle)}
-	case mask&unix.IN_ATTRIB != 0:
+	case op.Has(dirwatch.Attrib):
 		if p, ok := w.pending[name]; ok && p.kind == opSettle {
 			return // still being written
 		}
@@ -709,13 +706,13 @@ func (w *watcher) snapshot() Snapshot {
 			}
 			owner[key] = f.path
 			live[p.UID] = true
-			if _, ok := p.Annotations[manifest.AnnotationConfigSeen]; !ok {
+			if _, ok := p.Annotations[wellknown.AnnotationConfigSeen]; !ok {
 				seen, ok := w.seen[p.UID]
 				if !ok {
 					seen = w.opts.Now().UTC().Format(time.RFC3339Nano)
 					w.seen[p.UID] = seen
 				}
-				p.Annotations[manifest.AnnotationConfigSeen] = seen
+				p.Annotations[wellknown.AnnotationConfigSeen] = seen
 			}
 			snap.Pods = append(snap.Pods, Desired{Pod: p, File: f.path})
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 const testNode = "node1"
@@ -47,11 +48,12 @@ func (s *syncBuf) String() string {
 }
 
 type harness struct {
-	t    *testing.T
-	dir  string
-	ch   chan Snapshot
-	logs *syncBuf
-	last Snapshot
+	t       *testing.T
+	dir     string
+	ch      chan Snapshot
+	logs    *syncBuf
+	last    Snapshot
+	markers int
 }
 
 func start(t *testing.T, dir string, tweak func(*Options)) *harness {
@@ -116,13 +118,65 @@ func (h *harness) waitFor(what string, cond func(Snapshot) bool, each func(Snaps
 	}
 }
 
-// quiet asserts that no snapshot arrives for d.
-func (h *harness) quiet(d time.Duration) {
+// unchanged proves that the watcher changed nothing since h.last: it
+// writes a marker manifest, waits for the snapshot that adds its pod,
+// removes it and waits for the snapshot without it. Events are handled in
+// order, so whatever earlier changes caused would show by then; every
+// snapshot on the way must be h.last but for the marker.
+func (h *harness) unchanged() {
+	h.t.Helper()
+	want := describe(withoutMarkers(h.last))
+	h.markers++
+	name := fmt.Sprintf("%s%d", markerPrefix, h.markers)
+	path := filepath.Join(h.dir, name+".yaml")
+	check := func(s Snapshot) {
+		h.t.Helper()
+		if got := describe(withoutMarkers(s)); got != want {
+			h.t.Fatalf("the snapshot changed:\n got  %s\n want %s", got, want)
+		}
+	}
+	write(h.t, path, podYAML(name, "marker"))
+	h.waitFor("marker "+name, func(s Snapshot) bool { return image(s, name) == "marker" }, check)
+	if err := os.Remove(path); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitFor("marker "+name+" gone", func(s Snapshot) bool { return image(s, name) == "" }, check)
+}
+
+const markerPrefix = "zz-marker-"
+
+func withoutMarkers(s Snapshot) Snapshot {
+	out := s
+	out.Pods = nil
+	for _, d := range s.Pods {
+		if !strings.HasPrefix(d.Pod.Name, markerPrefix) {
+			out.Pods = append(out.Pods, d)
+		}
+	}
+	return out
+}
+
+// rescan makes the watcher rescan (see Options.rescanTick) and returns
+// once it has: the loop takes the second tick only after it has handled
+// the first, and sent any snapshot that caused.
+func (h *harness) rescan(tick chan time.Time) {
+	h.t.Helper()
+	for range 2 {
+		select {
+		case tick <- time.Now():
+		case <-time.After(10 * time.Second):
+			h.t.Fatal("the watcher does not take a rescan tick")
+		}
+	}
+}
+
+// noSnapshot fails if a snapshot is waiting.
+func (h *harness) noSnapshot() {
 	h.t.Helper()
 	select {
 	case s := <-h.ch:
 		h.t.Fatalf("unexpected snapshot: %s", describe(s))
-	case <-time.After(d):
+	default:
 	}
 }
 
@@ -168,10 +222,10 @@ func TestCreateModifyRemove(t *testing.T) {
 		t.Fatalf("got %s", describe(s))
 	}
 	p := s.Pods[0].Pod
-	if p.Spec.NodeName != testNode || p.Annotations[manifest.AnnotationConfigSeen] == "" || p.Annotations[manifest.AnnotationConfigSource] != "file" {
+	if p.Spec.NodeName != testNode || p.Annotations[wellknown.AnnotationConfigSeen] == "" || p.Annotations[wellknown.AnnotationConfigSource] != wellknown.ConfigSourceFile {
 		t.Errorf("identity: %+v", p.ObjectMeta)
 	}
-	if _, err := time.Parse(time.RFC3339Nano, p.Annotations[manifest.AnnotationConfigSeen]); err != nil {
+	if _, err := time.Parse(time.RFC3339Nano, p.Annotations[wellknown.AnnotationConfigSeen]); err != nil {
 		t.Errorf("config.seen: %v", err)
 	}
 
@@ -183,7 +237,7 @@ func TestCreateModifyRemove(t *testing.T) {
 
 	// Writing the same content again changes nothing.
 	write(t, filepath.Join(dir, "web.yaml"), podYAML("web", "nginx:2"))
-	h.quiet(300 * time.Millisecond)
+	h.unchanged()
 
 	if err := os.Remove(filepath.Join(dir, "web.yaml")); err != nil {
 		t.Fatal(err)
@@ -226,28 +280,19 @@ func TestEditorSaveKeepsPod(t *testing.T) {
 	write(t, path, podYAML("web", "nginx:1"))
 	os.Remove(path + "~")
 	// Same content back: nothing changes, the pod never goes away.
-	select {
-	case s := <-h.ch:
-		if len(s.Pods) != 1 || s.Pods[0].Pod.UID != uid {
-			t.Fatalf("pod flapped: %s", describe(s))
-		}
-	case <-time.After(500 * time.Millisecond):
-	}
+	h.unchanged()
 	// Delete and recreate at once (another editor style).
 	os.Remove(path)
 	write(t, path, podYAML("web", "nginx:1"))
-	select {
-	case s := <-h.ch:
-		if len(s.Pods) != 1 || s.Pods[0].Pod.UID != uid {
-			t.Fatalf("pod flapped: %s", describe(s))
-		}
-	case <-time.After(500 * time.Millisecond):
+	h.unchanged()
+	if len(h.last.Pods) != 1 || h.last.Pods[0].Pod.UID != uid {
+		t.Fatalf("pod changed: %s", describe(h.last))
 	}
 }
 
 func TestTwoStepWrite(t *testing.T) {
 	dir := t.TempDir()
-	h := start(t, dir, func(o *Options) { o.Settle = 2 * time.Second })
+	h := start(t, dir, func(o *Options) { o.Settle = 10 * time.Second })
 	f, err := os.Create(filepath.Join(dir, "web.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +302,9 @@ func TestTwoStepWrite(t *testing.T) {
 	if _, err := f.WriteString(data[:half] + "spec:\n  containers:\n  - name: c\n"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the writer pauses (shorter than Settle)
+	// The writer pauses (for less than Settle): the half-written file is
+	// neither a pod nor a problem.
+	h.unchanged()
 	if _, err := f.WriteString("    image: nginx:1\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +406,7 @@ func TestSymlink(t *testing.T) {
 	if err := os.Symlink(real2, link); err != nil {
 		t.Fatal(err)
 	}
-	h.quiet(300 * time.Millisecond)
+	h.unchanged()
 
 	// The target disappears: keep the pod, report the problem.
 	os.Remove(real2)
@@ -402,9 +449,10 @@ func TestInvalidKeepsLastGood(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web.yaml")
 	write(t, path, podYAML("web", "nginx:1"))
-	h := start(t, dir, func(o *Options) { o.Rescan = 50 * time.Millisecond })
+	tick := make(chan time.Time)
+	h := start(t, dir, func(o *Options) { o.rescanTick = tick })
 	uid := h.last.Pods[0].Pod.UID
-	seen := h.last.Pods[0].Pod.Annotations[manifest.AnnotationConfigSeen]
+	seen := h.last.Pods[0].Pod.Annotations[wellknown.AnnotationConfigSeen]
 
 	write(t, path, strings.Replace(podYAML("web", "nginx:2"), "    image:", "    livenessProbe: {}\n    image:", 1))
 	s := h.next()
@@ -418,11 +466,13 @@ func TestInvalidKeepsLastGood(t *testing.T) {
 	if es := manifest.Errors(pr.Err); len(es) != 1 || es[0].Field != "spec.containers[0].livenessProbe" {
 		t.Errorf("problem error: %v", pr.Err)
 	}
-	if got := s.Pods[0].Pod.Annotations[manifest.AnnotationConfigSeen]; got != seen {
+	if got := s.Pods[0].Pod.Annotations[wellknown.AnnotationConfigSeen]; got != seen {
 		t.Errorf("config.seen changed: %s -> %s", seen, got)
 	}
 	// Rescans do not send again nor log again.
-	h.quiet(300 * time.Millisecond)
+	h.rescan(tick)
+	h.rescan(tick)
+	h.noSnapshot()
 	if n := strings.Count(h.logs.String(), "manifest file problem"); n != 1 {
 		t.Errorf("problem logged %d times, want once", n)
 	}
@@ -511,13 +561,13 @@ func TestSeenStable(t *testing.T) {
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(time.Second); return clock }
 	write(t, filepath.Join(dir, "a.yaml"), podYAML("a", "nginx:1"))
 	h := start(t, dir, func(o *Options) { o.Now = now })
-	seenA := h.last.Pods[0].Pod.Annotations[manifest.AnnotationConfigSeen]
+	seenA := h.last.Pods[0].Pod.Annotations[wellknown.AnnotationConfigSeen]
 	write(t, filepath.Join(dir, "b.yaml"), podYAML("b", "nginx:1"))
 	s := h.next()
-	if len(s.Pods) != 2 || s.Pods[0].Pod.Annotations[manifest.AnnotationConfigSeen] != seenA {
+	if len(s.Pods) != 2 || s.Pods[0].Pod.Annotations[wellknown.AnnotationConfigSeen] != seenA {
 		t.Fatalf("got %s", describe(s))
 	}
-	if s.Pods[1].Pod.Annotations[manifest.AnnotationConfigSeen] == seenA {
+	if s.Pods[1].Pod.Annotations[wellknown.AnnotationConfigSeen] == seenA {
 		t.Errorf("b has a's seen time")
 	}
 }

@@ -113,6 +113,14 @@ type Store interface {
 	Close() error
 }
 
+// ProgressRequester is implemented by a Store that can be asked to send a
+// Progress event soon to each of its watches that asked for progress (a
+// watch cache that a reader waits on asks, rather than waiting for the next
+// periodic one). Asking when nothing waits is harmless.
+type ProgressRequester interface {
+	RequestProgress(ctx context.Context) error
+}
+
 // Watch is a running watch.
 type Watch interface {
 	Events() <-chan Event

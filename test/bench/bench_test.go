@@ -27,6 +27,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/executor"
 	"github.com/ballast-dev/ballast/internal/localapi"
+	"github.com/ballast-dev/ballast/internal/testutil"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -305,6 +306,24 @@ func (a *agent) since(t time.Time) []logLine {
 	defer a.mu.Unlock()
 	i := sort.Search(len(a.lines), func(i int) bool { return !a.lines[i].at.Before(t) })
 	return slices.Clone(a.lines[i:])
+}
+
+// waitStarted waits (up to a few seconds) until the agent has logged
+// "container started" since t0 for each pod in pods ("namespace/name"): a
+// pod may serve before the agent logs that it started it.
+func (a *agent) waitStarted(t0 time.Time, pods map[string]bool) {
+	_ = testutil.PollEvery(10*time.Millisecond, 5*time.Second, func() error {
+		seen := map[string]bool{}
+		for _, l := range a.since(t0) {
+			if f := logFields(l.text); f["msg"] == "container started" && pods[f["pod"]] {
+				seen[f["pod"]] = true
+			}
+		}
+		if len(seen) < len(pods) {
+			return fmt.Errorf("%d of %d pods logged as started", len(seen), len(pods))
+		}
+		return nil
+	})
 }
 
 func (a *agent) text() string {
@@ -624,7 +643,11 @@ func (bn *bench) ballastRound(m netMode, n int, label string) (roundResult, erro
 		agentCPU: cpuMs(bn.agent.pid()) - a0, containerdCPU: cpuMs(bn.env.Containerd.Pid()) - c0}
 	if werr == nil {
 		res.total = latest(got).Sub(t0)
-		time.Sleep(300 * time.Millisecond) // the pod may serve before the agent logs that it started it
+		want := map[string]bool{}
+		for _, n := range names {
+			want["default/"+n+"-"+nodeName] = true
+		}
+		bn.agent.waitStarted(t0, want)
 		res.phases = bn.ballastPhases(t0, names)
 		for _, s := range got {
 			// On the host network the port tells the pods apart; the hello

@@ -4,5 +4,7 @@
 // doing the same, for 1 and 20 pods, and the agent's idle CPU and RSS with 50
 // pods; the mirror pod and API server benchmarks; and streaming through
 // `ballast up` with the real kubectl (exec round trip, port-forward
-// throughput). See docs/benchmarks.md for the method and the recorded figures.
+// throughput); and building a cluster: `ballast init` on a fresh data dir to
+// its Node Ready, `ballast join` to the second Node Ready. See
+// docs/benchmarks.md for the method and the recorded figures.
 package bench

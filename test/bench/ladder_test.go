@@ -23,6 +23,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podconfig"
+	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/volumes"
 )
@@ -528,7 +529,7 @@ func (bn *bench) execRound(m netMode, n int, label string) (roundResult, error) 
 		}
 		uid := string(pod.UID)
 		jobs[i] = planner.Job{UID: uid, Desired: pod, Runtime: &podruntime.Pod{UID: uid, Name: pod.Name, Namespace: pod.Namespace},
-			Plan: planner.Plan{CreateSandbox: true, Start: []planner.Start{{Name: pod.Spec.Containers[0].Name}}}}
+			Plan: podplan.Plan{CreateSandbox: true, Start: []podplan.Start{{Name: pod.Spec.Containers[0].Name}}}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), roundTimeout)
 	defer cancel()

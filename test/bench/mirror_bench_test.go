@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/ballast-dev/ballast/internal/testutil"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -424,15 +425,11 @@ func runMirror(b testing.TB) *mirrorResults {
 	pw := watchPods(b, client)
 	bn.agent = startMirrorNode(b, bin, env, bn.manifests, s, proxy)
 	// The node is registered before anything is timed.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("node not registered after 30 s:\n%s", bn.agent.text())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := testutil.PollEvery(50*time.Millisecond, 30*time.Second, func() error {
+		_, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		return err
+	}); err != nil {
+		b.Fatalf("node not registered after 30 s: %v\n%s", err, bn.agent.text())
 	}
 	mr := &mirrorRunner{bn: bn, pw: pw, proxy: proxy, client: client}
 	mr.must(mr.round(1, "mw")) // warm-up, not counted (it also creates the pod bridge)
@@ -502,12 +499,12 @@ func (mr *mirrorRunner) round(n int, label string) (mirrorRound, error) {
 	if err != nil {
 		return mirrorRound{}, fmt.Errorf("mirror round %s: %w", label, err)
 	}
-	time.Sleep(300 * time.Millisecond) // the agent's log may come after
 	r := mirrorRound{serving: latest(got).Sub(t0), running: runAt.Sub(t0)}
 	want := map[string]bool{}
 	for _, m := range mirrors {
 		want["default/"+m] = true
 	}
+	bn.agent.waitStarted(t0, want)
 	var started []time.Time
 	for _, l := range bn.agent.since(t0) {
 		if f := logFields(l.text); f["msg"] == "container started" && want[f["pod"]] {

@@ -149,9 +149,17 @@ func TestRestartPolicies(t *testing.T) {
 		}
 		return nil
 	})
-	// A finished pod stays finished: no restart later.
+	// A finished pod stays finished: no restart later. Proof that the
+	// agent had its chance: onfail-bad, which fails the same way, has since
+	// been restarted again (after its back-off).
 	never := n.pod("never")
-	time.Sleep(2 * time.Second)
+	restarts := n.pod("onfail-bad").Status.ContainerStatuses[0].RestartCount
+	n.waitPod("onfail-bad", "restarted once more", func(p *corev1.Pod) error {
+		if c := p.Status.ContainerStatuses[0].RestartCount; c <= restarts {
+			return fmt.Errorf("restartCount %d", c)
+		}
+		return nil
+	})
 	if again := n.pod("never"); again.Status.ContainerStatuses[0].RestartCount != 0 || containerID(again) != containerID(never) {
 		t.Errorf("Never pod was restarted: %s", reasons(again))
 	}

@@ -49,9 +49,6 @@ current-context: node
 	name := "web-" + n.name
 	n.eventually("the mirror pod Running once the server is up", 30*time.Second, func() error { return s.mirrorRunning(name) })
 	t.Logf("mirror pod Running %s after the server started", time.Since(started))
-	if d := time.Since(started); d > 5*time.Second {
-		t.Errorf("mirror pod after %s, want within a few seconds", d)
-	}
 	if out, err := s.k("get", "node", n.name); err != nil {
 		t.Errorf("kubectl get node: %s %v", out, err)
 	}

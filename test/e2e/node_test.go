@@ -22,6 +22,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/testutil"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -228,16 +229,8 @@ func (n *node) pod(name string) *corev1.Pod {
 // machines are slow and noisy) ends.
 func (n *node) eventually(what string, timeout time.Duration, check func() error) {
 	n.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = check(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("waited %s for %s: %v", timeout, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testutil.PollEvery(100*time.Millisecond, timeout, check); err != nil {
+		n.t.Fatalf("waited for %s: %v", what, err)
 	}
 }
 
@@ -342,11 +335,15 @@ func (n *node) remove(file string) {
 // connection is tried again for a while.
 func get(url string) (string, error) {
 	c := http.Client{Timeout: 3 * time.Second}
-	r, err := c.Get(url)
-	for deadline := time.Now().Add(20 * time.Second); err != nil && errors.Is(err, syscall.ECONNREFUSED) && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
+	var r *http.Response
+	var err error
+	_ = testutil.PollEvery(100*time.Millisecond, 20*time.Second, func() error {
 		r, err = c.Get(url)
-	}
+		if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+			return err // not listening yet: try again
+		}
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
@@ -67,10 +66,6 @@ func TestPodSpecImagePulls(t *testing.T) {
 	}
 	n.waitPod("private", "running", running)
 
-	t0 := time.Now()
 	n.write("slow.yaml", manifest{Name: "slow", Image: hangHost + "/slow/hello:v1"}.yaml())
 	n.waitPod("slow", "pull timed out", waitingWith("ErrImagePull|ImagePullBackOff", "pull timed out after 3s (--image-pull-timeout)"))
-	if d := time.Since(t0); d > 40*time.Second {
-		t.Errorf("timeout took %s", d)
-	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,6 +36,27 @@ func (n *node) events(pod string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// probeFailures counts the failures of a pod's probe of kind (Startup,
+// Liveness, Readiness) in the agent's events.
+func (n *node) probeFailures(pod, kind string) int32 {
+	n.t.Helper()
+	out, err := n.run("events", "-o", "json")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var list corev1.EventList
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		n.t.Fatalf("ballast events -o json: %v\n%s", err, out)
+	}
+	var total int32
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == pod+"-"+n.name && e.Reason == "Unhealthy" && strings.HasPrefix(e.Message, kind+" probe failed") {
+			total += max(e.Count, 1)
+		}
+	}
+	return total
 }
 
 // Readiness drives Ready without restarts; liveness kills and restarts;
@@ -146,7 +168,15 @@ spec:
 		}
 		return nil
 	})
-	time.Sleep(2 * time.Second)
+	// Three more failed startup probes: the liveness probe (period 1 s,
+	// threshold 1) had three chances to run and kill it.
+	failed := n.probeFailures("slow", "Startup")
+	n.eventually("three more failed startup probes", time.Minute, func() error {
+		if got := n.probeFailures("slow", "Startup"); got < failed+3 {
+			return fmt.Errorf("%d failed startup probes, want %d", got, failed+3)
+		}
+		return nil
+	})
 	if again := n.pod("slow"); again.Status.ContainerStatuses[0].RestartCount != 0 || containerID(again) != containerID(p) {
 		t.Fatalf("liveness ran before the startup probe succeeded: %s", reasons(again))
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // pty is a pseudo-terminal that drives an interactive command as a person
@@ -97,21 +99,19 @@ func (p *pty) text() string {
 	return p.screen.String()
 }
 
-// waitFor waits until the screen shows want after offset (a position from
-// mark), and returns the position after it.
+// waitFor waits until the screen shows want after offset (a position in
+// its text), and returns the position after it.
 func (p *pty) waitFor(want string, offset int, timeout time.Duration) int {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s := p.text()
-		if i := strings.Index(s[offset:], want); i >= 0 {
-			return offset + i + len(want)
+	at := -1
+	if err := testutil.PollEvery(50*time.Millisecond, timeout, func() error {
+		if i := strings.Index(p.text()[offset:], want); i >= 0 {
+			at = offset + i + len(want)
+			return nil
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("the terminal did not show %q within %s; it shows:\n%q", want, timeout, s[offset:])
-		}
-		time.Sleep(50 * time.Millisecond)
+		return fmt.Errorf("the terminal did not show %q", want)
+	}); err != nil {
+		p.t.Fatalf("%v; it shows:\n%q", err, p.text()[offset:])
 	}
+	return at
 }
-
-func (p *pty) mark() int { return len(p.text()) }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 
 	"github.com/ballast-dev/ballast/internal/storage/etcd/etcdtest"
 
@@ -100,17 +101,27 @@ func TestServerExternalEtcd(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(time.Second) // kubectl's watch is established
+	kubectlShows := func(lease, what string) {
+		t.Helper()
+		eventuallyDo(t, "kubectl get -w on b shows "+what, 20*time.Second, func() error {
+			if !strings.Contains(kout.String(), "lease.coordination.k8s.io/"+lease) {
+				return fmt.Errorf("kubectl get -w output: %q", kout.String())
+			}
+			return nil
+		})
+	}
+	// kubectl watches once it has printed a lease that existed before:
+	// what comes after reaches it through the watch.
+	if _, err := cb.CoordinationV1().Leases("default").Create(ctx, newLease("before"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitSeen("before", "write through b")
+	kubectlShows("before", "the first lease")
 	if _, err := ca.CoordinationV1().Leases("default").Create(ctx, newLease("via-a"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitSeen("via-a", "write through a")
-	eventuallyDo(t, "kubectl get -w on b shows the lease written through a", 20*time.Second, func() error {
-		if !strings.Contains(kout.String(), "lease.coordination.k8s.io/via-a") {
-			return fmt.Errorf("kubectl get -w output: %q", kout.String())
-		}
-		return nil
-	})
+	kubectlShows("via-a", "the lease written through a")
 	if _, err := cb.CoordinationV1().Leases("default").Create(ctx, newLease("via-b"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -142,17 +153,12 @@ func TestServerExternalEtcd(t *testing.T) {
 			names = append(names, x.Name)
 		}
 		sort.Strings(names)
-		if strings.Join(names, ",") != "after-0,after-1,via-a,via-b" {
+		if strings.Join(names, ",") != "after-0,after-1,before,via-a,via-b" {
 			t.Errorf("leases with one member down: %v", names)
 		}
 	}
 	waitSeen("after-0", "with the leader member down, the watch on b")
-	eventuallyDo(t, "kubectl get -w on b, with one member down", 20*time.Second, func() error {
-		if !strings.Contains(kout.String(), "lease.coordination.k8s.io/after-0") {
-			return fmt.Errorf("kubectl get -w output: %q", kout.String())
-		}
-		return nil
-	})
+	kubectlShows("after-0", "a lease written with one member down")
 	for _, s := range []*srvProc{a, b} {
 		if out, err := newKubectl(t, "--kubeconfig", s.Kubeconfig).run("get", "--raw", "/readyz"); err != nil || strings.TrimSpace(out) != "ok" {
 			t.Errorf("readyz with one etcd member down: %v %s", err, out)
@@ -182,6 +188,8 @@ func (l *lockedBuf) String() string {
 type relistCounter struct {
 	rt    http.RoundTripper
 	count atomic.Int64
+	// failed counts requests that got no answer (the server is down).
+	failed atomic.Int64
 }
 
 func (r *relistCounter) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -189,7 +197,11 @@ func (r *relistCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if strings.HasSuffix(req.URL.Path, "/pods") && (q.Get("watch") == "" || q.Get("sendInitialEvents") == "true") {
 		r.count.Add(1)
 	}
-	return r.rt.RoundTrip(req)
+	resp, err := r.rt.RoundTrip(req)
+	if err != nil {
+		r.failed.Add(1)
+	}
+	return resp, err
 }
 
 // A client-go informer on pods (JSON) keeps its cache while its server is
@@ -267,7 +279,14 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 	// 1. kill -9, a write through b meanwhile, restart: the watch resumes.
 	a.kill()
 	create(nodeB, "p2")
-	time.Sleep(time.Second)
+	// The informer has tried its server since (and found it down).
+	failed := counter.failed.Load()
+	eventuallyDo(t, "the informer tries its server", 30*time.Second, func() error {
+		if counter.failed.Load() == failed {
+			return fmt.Errorf("no request to the killed server since the write")
+		}
+		return nil
+	})
 	if got := cached(); got != "p1-n1" {
 		t.Errorf("informer cache while its server is down: %q, want p1-n1", got)
 	}
@@ -282,7 +301,8 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 	// 2. kill -9, writes through b, etcd compacted to now, restart: the
 	// informer's watch gets 410 Gone and it relists.
 	a.kill()
-	if err := nodeB.CoreV1().Pods("default").Delete(ctx, "p1-n1", metav1.DeleteOptions{}); err != nil {
+	// Deleted as its node finishes a deletion (grace period 0): at once.
+	if err := nodeB.CoreV1().Pods("default").Delete(ctx, "p1-n1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
 		t.Fatal(err)
 	}
 	create(nodeB, "p4")
@@ -294,8 +314,11 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 	if _, err := ec.Compact(ctx, resp.Header.Revision); err != nil {
 		t.Fatalf("compacting etcd: %v", err)
 	}
-	// A watch from before the compaction is refused with 410 Gone.
-	if w, err := b.admin().CoreV1().Pods("").Watch(ctx, metav1.ListOptions{ResourceVersion: "2"}); err != nil {
+	a.start()
+	// A watch from before the compaction, on a server that started after
+	// it (its watch cache cannot reach back), is refused with 410 Gone.
+	// (Server b, whose cache holds those revisions, still serves it.)
+	if w, err := a.admin().CoreV1().Pods("").Watch(ctx, metav1.ListOptions{ResourceVersion: "2"}); err != nil {
 		if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
 			t.Errorf("watch from a compacted resourceVersion: %v, want 410 Gone", err)
 		}
@@ -313,7 +336,6 @@ func TestServerInformerRestartAnd410(t *testing.T) {
 		}
 		w.Stop()
 	}
-	a.start()
 	waitCache("p2-n1,p3-n1,p4-n1", "after a 410 the informer relists")
 	if n := counter.count.Load() - lists0; n < 1 {
 		t.Errorf("the informer did not relist after etcd was compacted past its resourceVersion")

@@ -72,9 +72,23 @@ func TestServerKillDuringWrites(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	record := func(a ack) { mu.Lock(); acks = append(acks, a); mu.Unlock() }
-	pause := func() {
+	pause := func() { // a failed write: back off a little
 		failed.Add(1)
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-stop:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	acked := func(since time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, a := range acks {
+			if a.at.After(since) {
+				n++
+			}
+		}
+		return n
 	}
 	for w := range 3 {
 		wg.Go(func() {
@@ -126,16 +140,35 @@ func TestServerKillDuringWrites(t *testing.T) {
 		}
 	})
 
-	time.Sleep(2500 * time.Millisecond)
+	// Writes go on until plenty are acknowledged, during the outage until
+	// each writer has seen it fail, and after the restart until plenty more
+	// are acknowledged.
+	eventuallyDo(t, "writes acknowledged before the kill", time.Minute, func() error {
+		if n := acked(time.Time{}); n < 50 {
+			return fmt.Errorf("%d writes acknowledged", n)
+		}
+		return nil
+	})
 	mu.Lock()
 	before := len(acks)
 	mu.Unlock()
 	killedAt := time.Now()
 	s.kill()
-	time.Sleep(500 * time.Millisecond)
+	failedAtKill := failed.Load()
+	eventuallyDo(t, "writes failing while the server is down", time.Minute, func() error {
+		if n := failed.Load() - failedAtKill; n < 8 {
+			return fmt.Errorf("%d writes failed since the kill", n)
+		}
+		return nil
+	})
 	s.start()
 	restartedAt := time.Now()
-	time.Sleep(2 * time.Second)
+	eventuallyDo(t, "writes acknowledged after the restart", time.Minute, func() error {
+		if n := acked(restartedAt); n < 20 {
+			return fmt.Errorf("%d writes acknowledged after the restart", n)
+		}
+		return nil
+	})
 	close(stop)
 	wg.Wait()
 	t.Logf("%d writes acknowledged before kill -9, %d in all; %d failed (while down); down %s",

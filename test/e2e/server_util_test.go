@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // srvProc is one `ballast server` process under test.
@@ -225,15 +227,7 @@ func (k *kubectlRunner) run(args ...string) (string, error) {
 // eventuallyDo retries f until it succeeds or the timeout passes.
 func eventuallyDo(t *testing.T, what string, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testutil.PollEvery(100*time.Millisecond, timeout, f); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/testutil"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -193,13 +194,14 @@ func testExecTTY(t *testing.T, cmd *exec.Cmd) {
 	at = term.waitFor("24 80", at, 20*time.Second)
 	term.resize(30, 100)
 	// The resize travels on its own stream: ask until the shell sees it.
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(term.text()[at:], "30 100") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the resize did not reach the container; the terminal shows:\n%q", term.text()[at:])
+	if err := testutil.PollEvery(200*time.Millisecond, 20*time.Second, func() error {
+		if strings.Contains(term.text()[at:], "30 100") {
+			return nil
 		}
 		term.typeLine("stty size")
-		time.Sleep(200 * time.Millisecond)
+		return fmt.Errorf("the resize did not reach the container")
+	}); err != nil {
+		t.Fatalf("%v; the terminal shows:\n%q", err, term.text()[at:])
 	}
 	term.typeLine("exit 5")
 	select {

@@ -129,16 +129,8 @@ func freePort(t *testing.T) int {
 // eventually retries check every 200 ms until it passes or timeout ends.
 func eventually(t *testing.T, what string, timeout time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s: %v", timeout, what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := testutil.PollEvery(200*time.Millisecond, timeout, check); err != nil {
+		t.Fatalf("waited for %s: %v", what, err)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package kube runs Ballast's node against a real Kubernetes 1.32 control
 // plane: etcd and kube-apiserver (with --authorization-mode=Node,RBAC and the
 // NodeRestriction admission plugin) built by hack/kube-binaries.sh, and the
-// real kubectl. It is a module of its own (test/kube) so that Kubernetes'
+// real kubectl; and a real kubelet 1.32 against Ballast's own server
+// (kubelet_test.go), kept by its flags and a mount namespace of its own from
+// changing anything on the machine. It is a module of its own (test/kube) so that Kubernetes'
 // pinned versions never mix with the main module's; the control plane's own
 // build module is test/kube/tools.
 //

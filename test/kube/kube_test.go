@@ -43,6 +43,19 @@ func nodeFlags(t *testing.T, bin string) map[string]bool {
 	return flags
 }
 
+// getPod reads pod ns/name with kubectl.
+func getPod(kubectlBin, kubeconfig, ns, name string) (*pod, error) {
+	out, err := kubectl(kubectlBin, kubeconfig, "get", "pod", "-n", ns, name, "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var p pod
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		return nil, fmt.Errorf("%v: %s", err, out)
+	}
+	return &p, nil
+}
+
 // pod is the part of a Pod the test reads.
 type pod struct {
 	Metadata struct {
@@ -186,17 +199,7 @@ spec:
 	})
 
 	// The mirror pod is admitted (NodeRestriction) and Running.
-	getPod := func() (*pod, error) {
-		out, err := admin("get", "pod", "-n", "default", podName, "-o", "json")
-		if err != nil {
-			return nil, err
-		}
-		var p pod
-		if err := json.Unmarshal([]byte(out), &p); err != nil {
-			return nil, fmt.Errorf("%v: %s", err, out)
-		}
-		return &p, nil
-	}
+	getPod := func() (*pod, error) { return getPod(kubectlBin, c.Admin, "default", podName) }
 	waitRunning := func(what string, check func(p *pod) error) *pod {
 		t.Helper()
 		var got *pod

@@ -163,6 +163,14 @@ func (s *store) Revision(ctx context.Context) (int64, error) {
 	return rev, err
 }
 
+// RequestProgress passes the request on when the wrapped store takes one.
+func (s *store) RequestProgress(ctx context.Context) error {
+	if pr, ok := s.Store.(storage.ProgressRequester); ok {
+		return pr.RequestProgress(ctx)
+	}
+	return nil
+}
+
 // ignoreNotFound: a missing key is an answer, not a storage error.
 func ignoreNotFound(err error) error {
 	if errors.Is(err, storage.ErrNotFound) {

@@ -96,7 +96,7 @@ func TestAggregated(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(names, []string{"namespaces", "nodes", "pods", "events"}) {
+	if !slices.Equal(names, []string{"namespaces", "nodes", "pods", "events", "services"}) {
 		t.Errorf("core resources %v", names)
 	}
 
@@ -106,7 +106,7 @@ func TestAggregated(t *testing.T) {
 	for _, g := range groups.Items {
 		gnames = append(gnames, g.Name)
 	}
-	if !slices.Equal(gnames, []string{"events.k8s.io", "coordination.k8s.io", "authorization.k8s.io", "authentication.k8s.io"}) {
+	if !slices.Equal(gnames, []string{"events.k8s.io", "coordination.k8s.io", "authorization.k8s.io", "authentication.k8s.io", "node.k8s.io", "storage.k8s.io"}) {
 		t.Errorf("groups %v", gnames)
 	}
 	ssar := groups.Items[2].Versions[0].Resources[0]
@@ -133,7 +133,7 @@ func TestLegacy(t *testing.T) {
 	}
 	var groups metav1.APIGroupList
 	get(t, h, "/apis", "", &groups)
-	if len(groups.Groups) != 4 || groups.Groups[1].Name != "coordination.k8s.io" ||
+	if len(groups.Groups) != 6 || groups.Groups[1].Name != "coordination.k8s.io" ||
 		groups.Groups[1].PreferredVersion.GroupVersion != "coordination.k8s.io/v1" {
 		t.Errorf("/apis: %+v", groups)
 	}
@@ -172,7 +172,7 @@ func TestLegacy(t *testing.T) {
 			t.Errorf("GET %s: %d, want 404", p, rec.Code)
 		}
 	}
-	if got, want := len(Paths(resource.Served())), 3+1+4*2; got != want {
+	if got, want := len(Paths(resource.Served())), 3+1+6*2; got != want {
 		t.Errorf("Paths: %d paths, want %d: %v", got, want, Paths(resource.Served()))
 	}
 }

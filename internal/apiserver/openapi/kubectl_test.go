@@ -1,3 +1,8 @@
+//go:build integration
+
+// These tests run the real kubectl (1.32, /usr/bin/kubectl): hack/test.sh
+// runs them with -tags integration.
+
 package openapi_test
 
 import (

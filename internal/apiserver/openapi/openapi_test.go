@@ -76,7 +76,7 @@ func TestV3(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"api/v1", "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1", "apis/coordination.k8s.io/v1", "apis/events.k8s.io/v1"}
+	want := []string{"api/v1", "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1", "apis/coordination.k8s.io/v1", "apis/events.k8s.io/v1", "apis/node.k8s.io/v1", "apis/storage.k8s.io/v1"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("index paths %v, want %v", keys, want)
 	}

@@ -6,6 +6,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	nodev1 "k8s.io/api/node/v1"
+	storagev1 "k8s.io/api/storage/v1"
 )
 
 // Verb sets as kube-apiserver lists them in discovery.
@@ -14,6 +16,10 @@ var (
 	crudVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 	// namespaceVerbs: kube-apiserver does not offer deletecollection on namespaces.
 	namespaceVerbs = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
+	// readVerbs: resources a kubelet reads that Ballast never has any of
+	// (it routes no Services, selects no runtime classes, runs no CSI
+	// drivers): always empty, creation refused.
+	readVerbs = []string{"get", "list", "watch"}
 )
 
 // Served lists the resources Ballast's API server serves, in discovery
@@ -64,6 +70,13 @@ func Served() []Info {
 			New: func() any { return &coordinationv1.Lease{} },
 		},
 		{
+			// Read by every kubelet (service environment variables); none exist.
+			Group: "", Version: "v1", Kind: "Service", ListKind: "ServiceList",
+			Resource: "services", Singular: "service", ShortNames: []string{"svc"},
+			Namespaced: true, Verbs: clone(readVerbs),
+			New: func() any { return &corev1.Service{} },
+		},
+		{
 			// Only so `kubectl auth can-i` works: created, never stored.
 			Group: "authorization.k8s.io", Version: "v1", Kind: "SelfSubjectAccessReview",
 			Resource: "selfsubjectaccessreviews", Singular: "selfsubjectaccessreview",
@@ -90,6 +103,27 @@ func Served() []Info {
 			Resource: "selfsubjectreviews", Singular: "selfsubjectreview",
 			Namespaced: false, Verbs: []string{"create"},
 			New: func() any { return &authenticationv1.SelfSubjectReview{} },
+		},
+		{
+			// Read by every kubelet; none exist.
+			Group: "node.k8s.io", Version: "v1", Kind: "RuntimeClass", ListKind: "RuntimeClassList",
+			Resource: "runtimeclasses", Singular: "runtimeclass",
+			Namespaced: false, Verbs: clone(readVerbs),
+			New: func() any { return &nodev1.RuntimeClass{} },
+		},
+		{
+			// Read by every kubelet; none exist.
+			Group: "storage.k8s.io", Version: "v1", Kind: "CSIDriver", ListKind: "CSIDriverList",
+			Resource: "csidrivers", Singular: "csidriver",
+			Namespaced: false, Verbs: clone(readVerbs),
+			New: func() any { return &storagev1.CSIDriver{} },
+		},
+		{
+			// Each kubelet keeps its node's (it will not report Ready without it).
+			Group: "storage.k8s.io", Version: "v1", Kind: "CSINode", ListKind: "CSINodeList",
+			Resource: "csinodes", Singular: "csinode",
+			Namespaced: false, Verbs: clone(crudVerbs),
+			New: func() any { return &storagev1.CSINode{} },
 		},
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/printers"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // ContentType is the media type of a Table response.
@@ -333,22 +334,17 @@ func podRow(pod *corev1.Pod, now time.Time) metav1.TableRow {
 	return row
 }
 
-const (
-	labelNodeRolePrefix = "node-role.kubernetes.io/"
-	labelNodeRole       = "kubernetes.io/role"
-)
-
 // nodeRoles are the roles kubectl shows: node-role.kubernetes.io/<role>
 // labels and the kubernetes.io/role label's value.
 func nodeRoles(node *corev1.Node) string {
 	set := map[string]bool{}
 	for k, v := range node.Labels {
 		switch {
-		case strings.HasPrefix(k, labelNodeRolePrefix):
-			if role := strings.TrimPrefix(k, labelNodeRolePrefix); role != "" {
+		case strings.HasPrefix(k, wellknown.LabelNodeRolePrefix):
+			if role := strings.TrimPrefix(k, wellknown.LabelNodeRolePrefix); role != "" {
 				set[role] = true
 			}
-		case k == labelNodeRole && v != "":
+		case k == wellknown.LabelNodeRole && v != "":
 			set[v] = true
 		}
 	}

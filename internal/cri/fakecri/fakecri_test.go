@@ -18,6 +18,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/cri/fakecri"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 const (
@@ -44,7 +45,7 @@ func start(t *testing.T) (*fakecri.Runtime, *cri.Runtime, context.Context) {
 
 func podLabels(name, uid string) map[string]string {
 	return map[string]string{
-		cri.LabelPodName: name, cri.LabelPodNamespace: "kube-system", cri.LabelPodUID: uid, cri.LabelNode: node,
+		wellknown.LabelPodName: name, wellknown.LabelPodNamespace: "kube-system", wellknown.LabelPodUID: uid, wellknown.LabelNode: node,
 	}
 }
 
@@ -56,7 +57,7 @@ func runPod(t *testing.T, ctx context.Context, c *cri.Runtime, name, uid string,
 	r, err := c.RS.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "kube-system", Uid: uid, Attempt: attempt},
 		Labels:       podLabels(name, uid),
-		Annotations:  map[string]string{cri.AnnotationPod: string(raw)},
+		Annotations:  map[string]string{wellknown.AnnotationPod: string(raw)},
 		LogDirectory: "/var/log/pods/kube-system_" + name + "_" + uid,
 	}})
 	if err != nil {
@@ -67,12 +68,12 @@ func runPod(t *testing.T, ctx context.Context, c *cri.Runtime, name, uid string,
 
 func createContainer(ctx context.Context, c *cri.Runtime, sb, pod, uid, name, img string, restarts int) (string, error) {
 	l := podLabels(pod, uid)
-	l[cri.LabelContainerName] = name
+	l[wellknown.LabelContainerName] = name
 	r, err := c.RS.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, Config: &runtimeapi.ContainerConfig{
 		Metadata:    &runtimeapi.ContainerMetadata{Name: name, Attempt: uint32(restarts)},
 		Image:       &runtimeapi.ImageSpec{Image: img},
 		Labels:      l,
-		Annotations: map[string]string{cri.AnnotationRestartCount: string(rune('0' + restarts))},
+		Annotations: map[string]string{wellknown.AnnotationRestartCount: string(rune('0' + restarts))},
 		LogPath:     name + "/" + string(rune('0'+restarts)) + ".log",
 	}})
 	if err != nil {
@@ -448,8 +449,8 @@ func TestListFilters(t *testing.T) {
 		{&runtimeapi.ContainerFilter{State: state(runtimeapi.ContainerState_CONTAINER_RUNNING)}, "a1"},
 		{&runtimeapi.ContainerFilter{State: state(runtimeapi.ContainerState_CONTAINER_CREATED)}, "a2"},
 		{&runtimeapi.ContainerFilter{State: state(runtimeapi.ContainerState_CONTAINER_EXITED)}, "b1"},
-		{&runtimeapi.ContainerFilter{LabelSelector: map[string]string{cri.LabelContainerName: "one"}}, "a1,b1"},
-		{&runtimeapi.ContainerFilter{LabelSelector: map[string]string{cri.LabelContainerName: "one", cri.LabelPodUID: "uid-b"}}, "b1"},
+		{&runtimeapi.ContainerFilter{LabelSelector: map[string]string{wellknown.LabelContainerName: "one"}}, "a1,b1"},
+		{&runtimeapi.ContainerFilter{LabelSelector: map[string]string{wellknown.LabelContainerName: "one", wellknown.LabelPodUID: "uid-b"}}, "b1"},
 	} {
 		if got := ids(tc.f); got != tc.want {
 			t.Errorf("ListContainers(%v) = %q, want %q", tc.f, got, tc.want)
@@ -477,8 +478,8 @@ func TestListFilters(t *testing.T) {
 		{&runtimeapi.PodSandboxFilter{Id: a[:8]}, "a"},
 		{&runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}}, "a"},
 		{&runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}}, "b"},
-		{&runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{cri.LabelPodUID: "uid-a", cri.LabelNode: node}}, "a"},
-		{&runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{cri.LabelNode: "elsewhere"}}, ""},
+		{&runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{wellknown.LabelPodUID: "uid-a", wellknown.LabelNode: node}}, "a"},
+		{&runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{wellknown.LabelNode: "elsewhere"}}, ""},
 	} {
 		if got := sbs(tc.f); got != tc.want {
 			t.Errorf("ListPodSandbox(%v) = %q, want %q", tc.f, got, tc.want)

@@ -1,7 +1,10 @@
 // Package etcd implements storage.Store on etcd v3 through its Go client:
 // either an etcd embedded in the process (go.etcd.io/etcd/server/v3/embed),
 // kept in a data directory and reached on a loopback port that the kernel
-// picks, or an external cluster reached over TLS.
+// picks and on a root-only socket in the data directory, or an external
+// cluster reached over TLS. It also runs that member alone (Serve, for an
+// etcd static pod) and backs a store up and restores it (Backup, Restore:
+// etcd's snapshot API).
 //
 // Objects live under a key prefix ("/registry" by default). Objects with a
 // TTL are attached to etcd leases shared by all objects created in the same
@@ -109,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	endpoints := cfg.Endpoints
 	var tlsConfig *tls.Config
 	if len(endpoints) == 0 {
-		e, err := startEmbedded(ctx, cfg.DataDir, zl)
+		e, err := startEmbedded(ctx, cfg.DataDir, zl, false)
 		if err != nil {
 			return nil, err
 		}
@@ -157,9 +160,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// memberName names the embedded etcd's one member.
+const memberName = "ballast"
+
 // startEmbedded starts an etcd member in dir, listening for clients and
-// peers on 127.0.0.1 ports the kernel picks, and waits until it serves.
-func startEmbedded(ctx context.Context, dir string, zl *zapLogger) (*embed.Etcd, error) {
+// peers on 127.0.0.1 ports the kernel picks, and for clients on the root-only
+// socket SocketPath(dir) too (needSocket: it is an error when the path is too
+// long for a socket; otherwise the socket is left out), and waits until it
+// serves.
+func startEmbedded(ctx context.Context, dir string, zl *zapLogger, needSocket bool) (*embed.Etcd, error) {
 	if dir == "" {
 		return nil, errors.New("embedded etcd: no data directory given (set DataDir, or Endpoints for an external cluster)")
 	}
@@ -174,9 +183,14 @@ func startEmbedded(ctx context.Context, dir string, zl *zapLogger) (*embed.Etcd,
 	// and must stay the same across restarts, so it keeps port 0 too.
 	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
 	ecfg := embed.NewConfig()
-	ecfg.Name = "ballast"
+	ecfg.Name = memberName
 	ecfg.Dir = dir
 	ecfg.ListenClientUrls = []url.URL{local}
+	if sock := SocketPath(dir); len(sock) < maxSocketPath {
+		ecfg.ListenClientUrls = append(ecfg.ListenClientUrls, url.URL{Scheme: "unix", Path: sock})
+	} else if needSocket {
+		return nil, fmt.Errorf("embedded etcd: the socket path %s is longer than a unix socket allows (%d bytes): use a shorter data directory", sock, maxSocketPath-1)
+	}
 	ecfg.AdvertiseClientUrls = []url.URL{local}
 	ecfg.ListenPeerUrls = []url.URL{local}
 	ecfg.AdvertisePeerUrls = []url.URL{local}
@@ -208,7 +222,13 @@ func startEmbedded(ctx context.Context, dir string, zl *zapLogger) (*embed.Etcd,
 	}
 }
 
+// clientURL is the embedded etcd's loopback TCP client URL.
 func clientURL(e *embed.Etcd) string {
+	for _, l := range e.Clients {
+		if l.Addr().Network() == "tcp" {
+			return "http://" + l.Addr().String()
+		}
+	}
 	return "http://" + e.Clients[0].Addr().String()
 }
 

@@ -1,3 +1,8 @@
+//go:build integration
+
+// These tests run an external etcd cluster (the etcd binary, from Debian's
+// etcd-server): hack/test.sh runs them with -tags integration.
+
 package etcd
 
 import (
@@ -8,23 +13,19 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/storage"
 	"github.com/ballast-dev/ballast/internal/storage/etcd/etcdtest"
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // retry calls fn until it succeeds or the time is up.
 func retry(t *testing.T, within time.Duration, what string, fn func(ctx context.Context) error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	err := testutil.Poll(within, func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		err := fn(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %v: %v", what, within, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		defer cancel()
+		return fn(ctx)
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 

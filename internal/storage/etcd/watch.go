@@ -180,6 +180,16 @@ func (s *Store) event(ev *clientv3.Event) storage.Event {
 	return e
 }
 
+// RequestProgress asks etcd to tell every watch of the Store how far it
+// has got; those that asked for progress send a Progress event (etcd
+// answers once each watch on the stream has caught up).
+func (s *Store) RequestProgress(ctx context.Context) error {
+	if err := s.client.RequestProgress(watchCtx(ctx)); err != nil {
+		return mapErr(ctx, "progress request", "", err)
+	}
+	return nil
+}
+
 // progressCounter counts running watches that asked for progress.
 type progressCounter = atomic.Int64
 

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	//lint:ignore SA1019 client-go's portforward and spdy still take apimachinery's httpstream types
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/tools/portforward"
 	utilexec "k8s.io/client-go/util/exec"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/cri/fakecri"
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // Pods is a fixed view of the agent's pods.
@@ -49,7 +51,7 @@ func RunningPod(t testing.TB, namespace, name, uid string, containers ...string)
 	if _, err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	labels := map[string]string{cri.LabelPodName: name, cri.LabelPodNamespace: namespace, cri.LabelPodUID: uid}
+	labels := map[string]string{wellknown.LabelPodName: name, wellknown.LabelPodNamespace: namespace, wellknown.LabelPodUID: uid}
 	sb, err := c.RS.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: uid}, Labels: labels,
 	}})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/ballast-dev/ballast/internal/testutil"
 )
 
 // TestSmoke runs a sandbox and the hello container through raw CRI calls,
@@ -133,21 +135,20 @@ func findShim(socket string) int {
 }
 
 func getWithRetry(url string, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}
-	for {
+	var body string
+	err := testutil.PollEvery(100*time.Millisecond, timeout, func() error {
 		resp, err := client.Get(url)
-		if err == nil {
-			b, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if rerr == nil && resp.StatusCode == http.StatusOK {
-				return string(b), nil
-			}
-			err = fmt.Errorf("%s %v", resp.Status, rerr)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return "", err
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s", resp.Status)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		body = string(b)
+		return err
+	})
+	return body, err
 }

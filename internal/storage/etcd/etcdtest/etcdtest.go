@@ -39,7 +39,7 @@ type Cluster struct {
 	// KeyFile are a client certificate the members accept.
 	CAFile, CertFile, KeyFile string
 
-	t *testing.T
+	t testing.TB
 }
 
 // Member is one etcd process.
@@ -51,11 +51,20 @@ type Member struct {
 
 // StartCluster starts an n-member cluster and waits until every member
 // serves. The processes are killed when t ends.
-func StartCluster(t *testing.T, n int) *Cluster {
+func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		testutil.Need(t, "no etcd binary on PATH: the external-cluster tests need it (apt-get install -y etcd-server)")
+	return StartClusterOf(t, "", n)
+}
+
+// StartClusterOf is StartCluster with the etcd binary at bin ("": etcd on
+// PATH).
+func StartClusterOf(t testing.TB, bin string, n int) *Cluster {
+	t.Helper()
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("etcd"); err != nil {
+			testutil.Need(t, "no etcd binary on PATH: the external-cluster tests need it (apt-get install -y etcd-server)")
+		}
 	}
 	dir := t.TempDir()
 	c := &Cluster{t: t}
@@ -209,7 +218,7 @@ func tail(file string) string {
 }
 
 // freePorts returns n distinct ports free on 127.0.0.1 a moment ago.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	var ports []int
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -224,7 +233,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // writeCerts writes a CA, a serving certificate for 127.0.0.1 and a client
 // certificate into dir.
-func writeCerts(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+func writeCerts(t testing.TB, dir string) (caFile, certFile, keyFile string) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -1,4 +1,10 @@
-package planner
+// Package podplan owns the decision for one pod: from its desired spec, what
+// the runtime holds for it, its image pull failures, its probe results and
+// the time, which runtime actions it needs next: restart policy, crash and
+// image-pull back-off, init containers and sidecars, probe kills,
+// activeDeadlineSeconds, and garbage collection of old instances. It is pure
+// and table-tested; internal/planner calls it for every pod it decides.
+package podplan
 
 import (
 	"fmt"
@@ -9,12 +15,6 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/podruntime"
 )
-
-// This file holds the decision for one pod: from its desired spec, what the
-// runtime holds for it, its pull failures and probe results, which runtime
-// actions must happen next (restart policy, crash and image-pull back-off,
-// init containers and sidecars, probes, activeDeadlineSeconds, garbage
-// collection of old instances).
 
 // Backoff holds the back-off parameters. The zero value is not useful: use DefaultBackoff.
 type Backoff struct {

@@ -1,4 +1,8 @@
-package images_test
+// Package integration holds tests of one internal package against real
+// services that need root: here, importing image tarballs into a real
+// containerd (the e2e harness's). Tests that need a package's internals
+// stay beside it behind the integration build tag; hack/test.sh runs both.
+package integration_test
 
 import (
 	"compress/gzip"
@@ -14,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/ballast-dev/ballast/internal/images"
+	"github.com/ballast-dev/ballast/internal/testutil"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -93,18 +98,15 @@ func TestImportRunsInCRI(t *testing.T) {
 	}
 	url := fmt.Sprintf("http://%s:%d/", st.GetStatus().GetNetwork().GetIp(), harness.HelloPort)
 	var body []byte
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		resp, err := http.Get(url)
-		if err == nil {
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: %v", url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer resp.Body.Close()
+		body, err = io.ReadAll(resp.Body)
+		return err
+	})
 	if string(body) != "hello from imported\n" {
 		t.Errorf("GET %s = %q", url, body)
 	}
@@ -146,8 +148,9 @@ func TestWatchImportsIntoContainerd(t *testing.T) {
 	defer cancel()
 	im := images.Importer{Socket: env.Socket, Snapshotter: env.Containerd.Snapshotter()}
 	done := make(chan string, 4)
+	// The watcher scans the directory once it watches it: the tarball is
+	// imported whether it arrives before or after.
 	go images.Watch(ctx, dir, im.Import, func(p string) { done <- p }, nil)
-	time.Sleep(100 * time.Millisecond)
 	src := env.HelloTarball(t)
 	dst := filepath.Join(dir, "hello.tar")
 	if err := os.Rename(src, dst); err != nil {

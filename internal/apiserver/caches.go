@@ -1,0 +1,129 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
+)
+
+// WatchCacheConfig tunes the watch caches; zero fields take the defaults
+// of internal/apiserver/watchcache.
+type WatchCacheConfig struct {
+	// Window is how many recent events each resource keeps for watches
+	// that resume from a resourceVersion.
+	Window int
+	// Buffer is how many events a watcher may fall behind before it is
+	// dropped.
+	Buffer int
+	// BookmarkInterval is how often watchers that allow bookmarks get one
+	// (default 10 s).
+	BookmarkInterval time.Duration
+}
+
+// freshWait bounds how long a request waits for a watch cache to reach
+// the revision it needs (kube-apiserver waits 3 s too).
+const freshWait = 3 * time.Second
+
+// newCaches makes one watch cache per storage prefix: the kinds stored
+// under it share it (core and events.k8s.io events).
+func (s *Server) newCaches(cfg WatchCacheConfig) {
+	if cfg.BookmarkInterval == 0 {
+		cfg.BookmarkInterval = 10 * time.Second
+	}
+	s.caches = map[string]*watchcache.Cache{}
+	byPrefix := map[string][]*kind{}
+	var order []string
+	for _, k := range s.kinds {
+		if k.createOnly {
+			continue
+		}
+		if byPrefix[k.prefix] == nil {
+			order = append(order, k.prefix)
+		}
+		byPrefix[k.prefix] = append(byPrefix[k.prefix], k)
+	}
+	for _, prefix := range order {
+		ks := byPrefix[prefix]
+		stored := ks[0]
+		for _, k := range ks {
+			if k.toServed == nil {
+				stored = k
+			}
+		}
+		index := ""
+		switch prefix {
+		case "pods":
+			index = "spec.nodeName"
+		case "nodes":
+			index = "metadata.name"
+		}
+		s.caches[prefix] = watchcache.New(watchcache.Config{
+			Resource: prefix, Prefix: "/" + prefix + "/", Store: s.store, IndexField: index,
+			Transform: func(value []byte, rev int64) (watchcache.Item, error) { return transformStored(stored, ks, value, rev) },
+			Window:    cfg.Window, Buffer: cfg.Buffer, BookmarkInterval: cfg.BookmarkInterval,
+			Log: s.log.With("component", "watchcache"),
+		})
+	}
+}
+
+// transformStored decodes a stored value once for the cache: its JSON as
+// the stored kind serves it, its labels, and the fields every kind stored
+// under the prefix selects on.
+func transformStored(stored *kind, all []*kind, value []byte, rev int64) (watchcache.Item, error) {
+	o, err := stored.decodeStored(value, rev)
+	if err != nil {
+		return watchcache.Item{}, err
+	}
+	raw, err := json.Marshal(o)
+	if err != nil {
+		return watchcache.Item{}, fmt.Errorf("encoding %s: %w", stored.info.Resource, err)
+	}
+	fs := fields.Set{}
+	for _, k := range all {
+		served := o
+		if k != stored && k.toServed != nil {
+			served = k.toServed(o.DeepCopyObject().(object))
+		}
+		for f, v := range k.fields(served) {
+			fs[f] = v
+		}
+	}
+	return watchcache.Item{Raw: raw, Labels: o.GetLabels(), Fields: fs}, nil
+}
+
+// runWatchCaches runs every watch cache until ctx ends.
+func (s *Server) runWatchCaches(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, c := range s.caches {
+		g.Go(func() error { return c.Run(ctx) })
+	}
+	return g.Wait()
+}
+
+// cacheFor returns the watch cache of k.
+func (s *Server) cacheFor(k *kind) *watchcache.Cache { return s.caches[k.prefix] }
+
+// cacheError turns a watch cache's refusal into kube-apiserver's answer.
+func cacheError(k *kind, err error) *statusError {
+	switch {
+	case errors.Is(err, watchcache.ErrNotReady):
+		st := newStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+			fmt.Sprintf("the server is loading its cache of %s (%v); retry shortly", k.info.Resource, err))
+		st.s.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+		return st
+	case errors.Is(err, watchcache.ErrNotFresh):
+		st := newStatus(http.StatusGatewayTimeout, metav1.StatusReasonTimeout, fmt.Sprintf("Too large resource version: %v", err))
+		st.s.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}, RetryAfterSeconds: 1}
+		return st
+	}
+	return internalError(err)
+}

@@ -1,0 +1,6 @@
+// Package conventions holds no code: its tests enforce the repository's
+// structure, as tailscale's deps tests do. No package under internal/
+// imports test/ (the end-to-end harness); cmd/ballast imports only
+// internal/cli and the standard library; every package under internal/
+// and cmd/ says in a doc comment what it owns.
+package conventions

@@ -1,0 +1,121 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Watchers are client-go informers on all pods, each with a connection
+// of its own, that measure how late they see the fleet's status changes.
+type Watchers struct {
+	mu     sync.Mutex
+	delays []time.Duration
+	synced atomic.Int64
+	events atomic.Int64
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// slimPod is what a watcher keeps of a pod: enough to tell a change's time.
+func slimPod(o any) (any, error) {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return o, nil
+	}
+	out := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, ResourceVersion: p.ResourceVersion, UID: p.UID}}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Message: c.Message}}
+		}
+	}
+	return out, nil
+}
+
+// StartWatchers starts n informers on all pods with base's server and
+// identity; each keeps only a slim copy of each pod.
+func StartWatchers(ctx context.Context, base *rest.Config, n int) (*Watchers, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	w := &Watchers{stop: cancel}
+	for i := range n {
+		rc := rest.CopyConfig(base)
+		rc.QPS, rc.Burst, rc.Timeout = -1, 0, 0
+		ownConnection(rc)
+		rc.UserAgent = fmt.Sprintf("fleet-watcher-%d", i)
+		cs, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		f := informers.NewSharedInformerFactory(cs, 0)
+		inf := f.Core().V1().Pods().Informer()
+		_ = inf.SetTransform(slimPod)
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(oldObj, newObj any) {
+				o, n := oldObj.(*corev1.Pod), newObj.(*corev1.Pod)
+				w.events.Add(1)
+				at := ChangeTime(n)
+				if at.IsZero() || at.Equal(ChangeTime(o)) {
+					return
+				}
+				d := time.Since(at)
+				w.mu.Lock()
+				w.delays = append(w.delays, d)
+				w.mu.Unlock()
+			},
+		})
+		w.wg.Go(func() {
+			f.Start(wctx.Done())
+			f.WaitForCacheSync(wctx.Done())
+			w.synced.Add(1)
+			<-wctx.Done()
+			f.Shutdown()
+		})
+	}
+	return w, nil
+}
+
+// WaitSynced waits until every informer has listed, or ctx ends.
+func (w *Watchers) WaitSynced(ctx context.Context, n int) error {
+	for w.synced.Load() < int64(n) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fleet: %d of %d watchers synced", w.synced.Load(), n)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Delays summarizes how late the watchers saw status changes.
+func (w *Watchers) Delays() Summary {
+	w.mu.Lock()
+	ds := append([]time.Duration(nil), w.delays...)
+	w.mu.Unlock()
+	return Summarize(ds, 0)
+}
+
+// Reset forgets the delays seen so far.
+func (w *Watchers) Reset() {
+	w.mu.Lock()
+	w.delays = nil
+	w.mu.Unlock()
+}
+
+// Events is how many updates the watchers received in all.
+func (w *Watchers) Events() int64 { return w.events.Load() }
+
+// Stop ends the informers.
+func (w *Watchers) Stop() {
+	w.stop()
+	w.wg.Wait()
+}
