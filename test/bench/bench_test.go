@@ -106,6 +106,8 @@ type bench struct {
 	observer *cri.Observer
 	// busyBefore is the share of CPU others used just before the last round (see settle).
 	busyBefore float64
+	// sandboxSeccomp says which seccomp profile Ballast gives the hello pods' sandboxes.
+	sandboxSeccomp []string
 }
 
 // group is one network mode and pod count: the rungs of the ladder it
@@ -123,6 +125,7 @@ type results struct {
 	groups                []*group
 	idle                  idleResult
 	loadBefore, loadAfter string
+	sandboxSeccomp        []string
 }
 
 func run(b testing.TB) *results {
@@ -209,6 +212,7 @@ func run(b testing.TB) *results {
 		res.idle = bn.idle()
 	}
 	res.loadAfter = loadAvg()
+	res.sandboxSeccomp = bn.sandboxSeccomp
 	res.print(os.Stdout)
 	return res
 }

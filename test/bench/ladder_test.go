@@ -46,7 +46,7 @@ const (
 	sbHostname                   // the pod's hostname
 	sbDNS                        // the resolver config from the node's resolv.conf
 	sbLinux                      // pid and IPC namespace modes, privilege, users and groups, sysctls, port mappings
-	sbSeccomp                    // the runtime's default seccomp profile for the sandbox (as the kubelet)
+	sbSeccomp                    // the sandbox's seccomp profile
 	// On the container.
 	ctrLog      // a log file (LogPath)
 	ctrLabels   // labels and annotations, the image as the user wrote it
@@ -73,7 +73,7 @@ var ladder = []rung{
 	{name: "+ sandbox hostname", pieces: sbLabels | sbHostname},
 	{name: "+ sandbox DNS config (node's resolv.conf)", pieces: sbLabels | sbHostname | sbDNS},
 	{name: "+ sandbox pid/IPC modes, groups, sysctls, ports", pieces: sbLabels | sbHostname | sbDNS | sbLinux},
-	{name: "+ sandbox seccomp: RuntimeDefault", pieces: sbLabels | sbHostname | sbDNS | sbLinux | sbSeccomp},
+	{name: "+ sandbox seccomp profile (Ballast's, below)", pieces: sbLabels | sbHostname | sbDNS | sbLinux | sbSeccomp},
 	{name: "+ container log file", pieces: sbLabels | sbHostname | sbDNS | sbLinux | sbSeccomp | ctrLog},
 	{name: "+ container labels, annotations", pieces: sbLabels | sbHostname | sbDNS | sbLinux | sbSeccomp | ctrLog | ctrLabels},
 	{name: "+ container resources, security context", pieces: sbLabels | sbHostname | sbDNS | sbLinux | sbSeccomp | ctrLog | ctrLabels | ctrLinux},
@@ -236,6 +236,7 @@ func (bn *bench) checkLadder(m netMode) {
 	if err != nil {
 		bn.b.Fatal(err)
 	}
+	bn.sandboxSeccomp = append(bn.sandboxSeccomp, fmt.Sprintf("%s on the %s", exact.GetLinux().GetSecurityContext().GetSeccomp().GetProfileType(), m))
 	if got := sandboxFor(exact, allPieces); !proto.Equal(got, exact) {
 		bn.b.Fatalf("the attribution ladder does not rebuild Ballast's sandbox config (%s): a piece is missing in sandboxFor\nBallast: %v\nladder: %v", m, exact, got)
 	}

@@ -185,6 +185,7 @@ func (r *results) table(w io.Writer) {
 		p(cell, fmt.Sprintf("<= %.2fx %s", g.target(), verdict(g.ratio() <= g.target())))
 	}
 	p("\n(·: not measured for 20 pods; there a row covers the rows since the last one measured)\n")
+	p("(the hello pods' sandbox seccomp profile, as Ballast sets it: %s)\n", strings.Join(r.sandboxSeccomp, ", "))
 	if *idlePods > 0 {
 		i := r.idle
 		p("%-50s %10.3f  target <= 0.2  %s\n", fmt.Sprintf("idle CPU, %d pods (%% of a core)", *idlePods), i.cpuPct, verdict(i.cpuPct <= targetIdleCPU))
