@@ -31,7 +31,7 @@ const (
 )
 
 // Observer reads the runtime's state of the pods of one node. It caches the
-// status of every container by ID and state, and every ready sandbox's IP,
+// status of every container by ID and state, and every ready sandbox's IPs,
 // so a relist is two list calls plus one status call per container that is
 // new or changed state: idle, it asks nothing else. Safe for concurrent use.
 type Observer struct {
@@ -42,8 +42,9 @@ type Observer struct {
 	// containers caches container statuses by ID; valid while the state
 	// ListContainers reports is the cached one.
 	containers map[string]Container
-	// ips caches ready sandboxes' IPs by ID (a sandbox's IP never changes).
-	ips map[string]string
+	// ips caches ready sandboxes' IPs by ID, the primary first (a sandbox's
+	// IPs never change).
+	ips map[string][]string
 	// pods caches the pod recorded on each sandbox, by sandbox ID (it never
 	// changes either), so a relist decodes nothing it decoded before.
 	pods map[string]*corev1.Pod
@@ -71,7 +72,7 @@ func (o *Observer) sandboxPod(id, raw string) *corev1.Pod {
 
 // NewObserver returns an observer of node's pods on rt.
 func NewObserver(rt *Runtime, node string) *Observer {
-	return &Observer{rt: rt, node: node, containers: map[string]Container{}, ips: map[string]string{}, pods: map[string]*corev1.Pod{}}
+	return &Observer{rt: rt, node: node, containers: map[string]Container{}, ips: map[string][]string{}, pods: map[string]*corev1.Pod{}}
 }
 
 func listState(s runtimeapi.ContainerState) ContainerState {
@@ -93,11 +94,37 @@ func (o *Observer) cached(id string, state ContainerState) (Container, bool) {
 	return c, ok && c.State == state
 }
 
-func (o *Observer) cachedIP(id string) (string, bool) {
+// SandboxIPs returns a ready sandbox's IPs, the primary first (none on the
+// node's network), asking the runtime once per sandbox: its IPs never
+// change, so the executor's question when it starts a container and every
+// later List share one PodSandboxStatus call.
+func (o *Observer) SandboxIPs(ctx context.Context, id string) ([]string, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	ip, ok := o.ips[id]
-	return ip, ok
+	ips, ok := o.ips[id]
+	o.mu.Unlock()
+	if ok {
+		return ips, nil
+	}
+	st, err := o.rt.PodSandboxStatus(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if n := st.GetNetwork(); n != nil {
+		if n.Ip != "" {
+			ips = append(ips, n.Ip)
+		}
+		for _, ip := range n.AdditionalIps {
+			if ip.GetIp() != "" {
+				ips = append(ips, ip.Ip)
+			}
+		}
+	}
+	if st.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+		o.mu.Lock()
+		o.ips[id] = ips
+		o.mu.Unlock()
+	}
+	return ips, nil
 }
 
 // List returns every pod of the node, by UID. With uid set, only that pod.
@@ -128,14 +155,11 @@ func (o *Observer) List(ctx context.Context, uid string) (map[string]*PodRuntime
 		p := get(md.GetUid(), md.GetName(), md.GetNamespace())
 		sb := Sandbox{ID: s.Id, Attempt: md.GetAttempt(), Ready: s.State == runtimeapi.PodSandboxState_SANDBOX_READY, CreatedAt: time.Unix(0, s.CreatedAt)}
 		sb.Pod = o.sandboxPod(s.Id, s.Annotations[wellknown.AnnotationPod])
-		if sb.Ready {
-			if ip, ok := o.cachedIP(s.Id); ok {
-				sb.IP = ip
-			} else if st, err := o.rt.PodSandboxStatus(ctx, s.Id); err == nil {
-				sb.IP = st.GetNetwork().GetIp()
-				o.mu.Lock()
-				o.ips[s.Id] = sb.IP
-				o.mu.Unlock()
+		// A sandbox on the node's network has no IP of its own (its pod's is
+		// the node's), so there is nothing to ask.
+		if sb.Ready && (sb.Pod == nil || !sb.Pod.Spec.HostNetwork) {
+			if ips, err := o.SandboxIPs(ctx, s.Id); err == nil && len(ips) > 0 {
+				sb.IP = ips[0]
 			}
 		}
 		p.Sandboxes = append(p.Sandboxes, sb)

@@ -136,7 +136,8 @@ func (e *Executor) imageUser(ctx context.Context, ctr *corev1.Container, imageRe
 }
 
 // podIPs returns the pod's IPs: the host's for a host-network pod, else the
-// sandbox's, as the runtime reports them once the sandbox runs.
+// sandbox's, as the runtime reports them once the sandbox runs (asked once
+// per sandbox: the read of the pod after the job reuses the answer).
 func (e *Executor) podIPs(ctx context.Context, pod *corev1.Pod, sandboxID string) []string {
 	if pod.Spec.HostNetwork {
 		if e.opts.HostIP == "" {
@@ -149,19 +150,9 @@ func (e *Executor) podIPs(ctx context.Context, pod *corev1.Pod, sandboxID string
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := e.rt.PodSandboxStatus(cctx, sandboxID)
-	if err != nil || st.GetNetwork() == nil {
+	ips, err := e.reader.SandboxIPs(cctx, sandboxID)
+	if err != nil {
 		return nil
-	}
-	n := st.Network
-	var ips []string
-	if n.Ip != "" {
-		ips = append(ips, n.Ip)
-	}
-	for _, ip := range n.AdditionalIps {
-		if ip.GetIp() != "" {
-			ips = append(ips, ip.Ip)
-		}
 	}
 	return ips
 }

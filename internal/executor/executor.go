@@ -39,7 +39,6 @@ type Runtime interface {
 	RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig) (string, error)
 	StopPodSandbox(ctx context.Context, id string) error
 	RemovePodSandbox(ctx context.Context, id string) error
-	PodSandboxStatus(ctx context.Context, id string) (*runtimeapi.PodSandboxStatus, error)
 	CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, sandbox *runtimeapi.PodSandboxConfig) (string, error)
 	StartContainer(ctx context.Context, id string) error
 	StopContainer(ctx context.Context, id string, timeout int64) error
@@ -51,9 +50,11 @@ type Runtime interface {
 
 var _ Runtime = (*cri.Runtime)(nil)
 
-// Reader reads one pod back from the runtime after a job.
+// Reader reads one pod back from the runtime after a job, and the IPs of
+// its sandbox before its containers start.
 type Reader interface {
 	List(ctx context.Context, uid string) (map[string]*podruntime.Pod, error)
+	SandboxIPs(ctx context.Context, sandboxID string) ([]string, error)
 	// Forget drops what is cached of a removed container.
 	Forget(id string)
 }

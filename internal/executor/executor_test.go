@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,12 +43,11 @@ func (e *events) String() string {
 }
 
 func setup(t *testing.T) (*fakecri.Runtime, *executor.Executor, *events) {
-	t.Helper()
 	f, x, ev, _ := setupIn(t)
 	return f, x, ev
 }
 
-// setupIn is setup, and the executor's data directory.
+// setupIn is setup, also returning the executor's data directory.
 func setupIn(t *testing.T) (*fakecri.Runtime, *executor.Executor, *events, string) {
 	t.Helper()
 	f := fakecri.Start(t)
@@ -65,9 +66,14 @@ func setupIn(t *testing.T) (*fakecri.Runtime, *executor.Executor, *events, strin
 	return f, x, ev, dataDir
 }
 
+// testPod is a host-network pod of one container "app".
 func testPod(t *testing.T, img string) *corev1.Pod {
+	return parsePod(t, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  hostNetwork: true\n  containers:\n  - name: app\n    image: "+img+"\n")
+}
+
+func parsePod(t *testing.T, yaml string) *corev1.Pod {
 	t.Helper()
-	pods, err := manifest.Parse("/m/web.yaml", []byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  hostNetwork: true\n  containers:\n  - name: app\n    image: "+img+"\n"), "n1")
+	pods, err := manifest.Parse("/m/web.yaml", []byte(yaml), "n1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +111,45 @@ func TestStartAndStop(t *testing.T) {
 	d = x.Run(context.Background(), job(nil, d.Runtime, podplan.Plan{KillPod: true, RemovePod: true}))
 	if d.Err != nil || !d.Runtime.Empty() {
 		t.Fatalf("stop: %v, left %+v", d.Err, d.Runtime)
+	}
+}
+
+// Starting a pod asks the runtime for its sandbox's IPs once, on the pod
+// network (for the hosts file and the downward API), and the read of the pod
+// after the start reuses the answer; on the node's network nothing is asked.
+func TestStartAsksSandboxIPsOnce(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml string
+		calls      int
+	}{
+		{"pod network", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: app\n    image: " + image + "\n", 1},
+		{"host network", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  hostNetwork: true\n  containers:\n  - name: app\n    image: " + image + "\n", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, x, _, dataDir := setupIn(t)
+			pod := parsePod(t, c.yaml)
+			d := x.Run(context.Background(), job(pod, nil, start()))
+			if d.Err != nil || len(d.Failed) > 0 {
+				t.Fatalf("start: %v %v", d.Err, d.Failed)
+			}
+			if n := f.Calls()["PodSandboxStatus"]; n != c.calls {
+				t.Errorf("PodSandboxStatus called %d times, want %d", n, c.calls)
+			}
+			sb := d.Runtime.LatestSandbox()
+			if c.calls == 0 {
+				if sb.IP != "" {
+					t.Errorf("host-network sandbox IP %q, want none", sb.IP)
+				}
+				return
+			}
+			if sb.IP == "" {
+				t.Fatal("the pod's read has no sandbox IP")
+			}
+			hosts, err := os.ReadFile(filepath.Join(dataDir, "volumes", string(pod.UID), "etc-hosts"))
+			if err != nil || !strings.Contains(string(hosts), sb.IP+"\t"+pod.Name) {
+				t.Errorf("hosts file %q (%v), want a line for %s", hosts, err, sb.IP)
+			}
+		})
 	}
 }
 

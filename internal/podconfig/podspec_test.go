@@ -257,3 +257,36 @@ func TestHostAndFindContainer(t *testing.T) {
 		t.Error("FindContainer")
 	}
 }
+
+// The sandbox runs under the runtime's default seccomp profile when any of
+// the pod's containers runs under a profile, unconfined when all do.
+func TestSandboxSeccomp(t *testing.T) {
+	profile := func(t corev1.SeccompProfileType) *corev1.SeccompProfile { return &corev1.SeccompProfile{Type: t} }
+	withProfile := func(name string, sp *corev1.SeccompProfile) corev1.Container {
+		return corev1.Container{Name: name, SecurityContext: &corev1.SecurityContext{SeccompProfile: sp}}
+	}
+	rd, unconfined := runtimeapi.SecurityProfile_RuntimeDefault, runtimeapi.SecurityProfile_Unconfined
+	for _, tt := range []struct {
+		name string
+		spec corev1.PodSpec
+		want runtimeapi.SecurityProfile_ProfileType
+	}{
+		{"no profile anywhere", corev1.PodSpec{Containers: []corev1.Container{{Name: "a"}}}, unconfined},
+		{"pod RuntimeDefault", corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{SeccompProfile: profile(corev1.SeccompProfileTypeRuntimeDefault)},
+			Containers: []corev1.Container{{Name: "a"}}}, rd},
+		{"pod Localhost", corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{SeccompProfile: profile(corev1.SeccompProfileTypeLocalhost)},
+			Containers: []corev1.Container{{Name: "a"}}}, rd},
+		{"one container RuntimeDefault", corev1.PodSpec{Containers: []corev1.Container{{Name: "a"}, withProfile("b", profile(corev1.SeccompProfileTypeRuntimeDefault))}}, rd},
+		{"init container Localhost", corev1.PodSpec{InitContainers: []corev1.Container{withProfile("i", profile(corev1.SeccompProfileTypeLocalhost))},
+			Containers: []corev1.Container{{Name: "a"}}}, rd},
+		{"pod RuntimeDefault, every container Unconfined", corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{SeccompProfile: profile(corev1.SeccompProfileTypeRuntimeDefault)},
+			Containers: []corev1.Container{withProfile("a", profile(corev1.SeccompProfileTypeUnconfined))}}, unconfined},
+		{"pod Unconfined", corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{SeccompProfile: profile(corev1.SeccompProfileTypeUnconfined)},
+			Containers: []corev1.Container{{Name: "a"}}}, unconfined},
+	} {
+		pod := &corev1.Pod{Spec: tt.spec}
+		if got := sandboxSecurityContext(pod).GetSeccomp().GetProfileType(); got != tt.want {
+			t.Errorf("%s: sandbox seccomp %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}

@@ -137,10 +137,9 @@ func supplementalGroups(pod *corev1.Pod) []int64 {
 
 func sandboxSecurityContext(pod *corev1.Pod) *runtimeapi.LinuxSandboxSecurityContext {
 	sc := &runtimeapi.LinuxSandboxSecurityContext{
-		NamespaceOptions: namespaceOptions(pod),
-		Privileged:       hasPrivileged(pod),
-		// As the kubelet: the sandbox runs with the runtime's default profile.
-		Seccomp:            &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault},
+		NamespaceOptions:   namespaceOptions(pod),
+		Privileged:         hasPrivileged(pod),
+		Seccomp:            sandboxSeccomp(pod),
 		SupplementalGroups: supplementalGroups(pod),
 	}
 	if psc := pod.Spec.SecurityContext; psc != nil {
@@ -152,6 +151,31 @@ func sandboxSecurityContext(pod *corev1.Pod) *runtimeapi.LinuxSandboxSecurityCon
 		}
 	}
 	return sc
+}
+
+// sandboxSeccomp is the sandbox's seccomp profile. As the kubelet, a pod
+// whose containers run under a seccomp profile (any of them) has its sandbox
+// run under the runtime's default one, whatever the pod's own profile is (a
+// strict pod-level profile must not stop the sandbox). A pod whose
+// containers all run unconfined (no profile anywhere, the kubelet's default)
+// gets an unconfined sandbox, as the kubelet gave before 1.19: confining
+// only its pause process, which runs no code of the pod's, guards nothing
+// its own processes leave open, and compiling the runtime's default profile
+// is the costliest part of creating a sandbox (runc, libseccomp: ~20 ms of
+// a ~60 ms sandbox here, see docs/benchmarks.md).
+func sandboxSeccomp(pod *corev1.Pod) *runtimeapi.SecurityProfile {
+	confined := func(ctrs []corev1.Container) bool {
+		for i := range ctrs {
+			if sp := effectiveSecurity(pod, &ctrs[i]).seccomp; sp != nil && sp.Type != corev1.SeccompProfileTypeUnconfined {
+				return true
+			}
+		}
+		return false
+	}
+	if confined(pod.Spec.InitContainers) || confined(pod.Spec.Containers) {
+		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	}
+	return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
 }
 
 // The kubelet's default masked and read-only paths (procMount: Default).
