@@ -181,19 +181,8 @@ func TestNeedsAndServeAfter(t *testing.T) {
 	if out := second.stdout.String(); !strings.Contains(out, "NEEDS 127.0.0.1:"+first.port+", which does not answer") {
 		t.Errorf("stdout does not say what it needs: %s", out)
 	}
-	var body string
-	testutil.Eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get("http://127.0.0.1:" + first.port + "/")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		body = string(b)
-		return err
-	})
-	if body != "hello from test-pod\n" {
-		t.Errorf("after SERVE_AFTER: / = %q", body)
+	if got := first.get(t, "/"); got != "hello from test-pod\n" {
+		t.Errorf("after SERVE_AFTER: / = %q", got)
 	}
 	third := start(t, "NEEDS=127.0.0.1:"+first.port)
 	if got := third.get(t, "/"); got != "hello from test-pod\n" {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +50,57 @@ type contender struct {
 	// agent is Ballast's process, whose log says when it called the
 	// runtime; nil for the kubelet.
 	agent *agent
+}
+
+// sideBySide is one run of a side-by-side benchmark: one harness
+// containerd with the hello image pulled once (neither contender pulls it),
+// Ballast's binary and the kubelet's.
+type sideBySide struct {
+	env             *harness.Env
+	bins, bin       string // the kubelet's directory, Ballast's binary
+	image, dir      string // the hello image; a directory for the contenders
+	when, load      string // when it started, and the load then
+	loadAfter, kube string // the load at the end; the kubelet's version
+}
+
+func startSideBySide(b testing.TB, name string) *sideBySide {
+	harness.Require(b)
+	s := &sideBySide{bins: kubeletBinaries(b), bin: buildBallast(b)}
+	s.env = harness.Start(b)
+	s.image = s.env.HelloImage()
+	pullOnce(b, s.env, s.image)
+	s.dir = filepath.Join(s.env.Dir, name)
+	s.when, s.load, s.kube = time.Now().UTC().Format("2006-01-02 15:04 UTC"), loadavg(), kubeletVersion(s.bins)
+	return s
+}
+
+// each runs rounds with Ballast, then with the kubelet, and stops each
+// after its rounds.
+func (s *sideBySide) each(b testing.TB, rounds func(c *contender)) {
+	for _, start := range []func() *contender{
+		func() *contender { return startBallast(b, s.bin, s.env, s.dir) },
+		func() *contender { return startKubelet(b, s.bins, s.env, s.dir) },
+	} {
+		c := start()
+		rounds(c)
+		c.stop()
+	}
+	s.loadAfter = loadavg()
+}
+
+// clear ends a round (clearRound), or the benchmark if it cannot.
+func (s *sideBySide) clear(b testing.TB, c *contender) {
+	if err := clearRound(s.env, c); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// header is the first lines of a report.
+func (s *sideBySide) header(w io.Writer, title string) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "\n==== %s ====\n", title)
+	fmt.Fprintf(w, "date %s, host %s, %d CPUs, load %s (after: %s), %s, %s\n", s.when, host, runtime.NumCPU(), s.load, s.loadAfter, s.kube, runtime.Version())
+	fmt.Fprintf(w, "one containerd (the e2e harness's), one contender at a time: ballast node, then the kubelet standalone (static pods, no API server)\n")
 }
 
 // startBallast runs `ballast node` (default flags) as a contender.

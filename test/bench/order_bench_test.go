@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/testutil"
 	"github.com/ballast-dev/ballast/internal/wellknown"
-	"github.com/ballast-dev/ballast/test/e2e/harness"
 	"github.com/ballast-dev/ballast/test/realkube"
 )
 
@@ -65,9 +63,9 @@ type editResult struct {
 }
 
 type orderResults struct {
-	when, load, loadAfter, kubelet string
-	chain                          map[string][]chainRound // by contender
-	edit                           map[string]editResult
+	run   *sideBySide
+	chain map[string][]chainRound // by contender
+	edit  map[string]editResult
 }
 
 var (
@@ -105,46 +103,28 @@ func BenchmarkStartOrder(b *testing.B) {
 }
 
 func runOrder(b testing.TB) *orderResults {
-	harness.Require(b)
-	bins := kubeletBinaries(b)
-	bin := buildBallast(b)
-	env := harness.Start(b)
-	image := env.HelloImage()
-	pullOnce(b, env, image)
-	dir := filepath.Join(env.Dir, "order")
+	s := startSideBySide(b, "order")
 	ports := map[string]int{}
 	for _, n := range append(slices.Clone(chainPodNames), "edit") {
 		ports[n] = realkube.FreePort(b)
 	}
-	r := &orderResults{when: time.Now().UTC().Format("2006-01-02 15:04 UTC"), load: loadavg(), kubelet: kubeletVersion(bins),
-		chain: map[string][]chainRound{}, edit: map[string]editResult{}}
-
-	for _, start := range []func() *contender{
-		func() *contender { return startBallast(b, bin, env, dir) },
-		func() *contender { return startKubelet(b, bins, env, dir) },
-	} {
-		c := start()
+	r := &orderResults{run: s, chain: map[string][]chainRound{}, edit: map[string]editResult{}}
+	s.each(b, func(c *contender) {
 		for i := range chainRounds {
-			cr := runChain(b, c, i, image, ports)
+			cr := runChain(c, i, s.image, ports)
 			if cr.err != nil {
 				b.Fatalf("%s, chain round %d: %v", c.name, i+1, cr.err)
 			}
 			r.chain[c.name] = append(r.chain[c.name], cr)
-			if err := clearRound(env, c); err != nil {
-				b.Fatal(err)
-			}
+			s.clear(b, c)
 		}
-		er, err := runEdit(c, image, ports["edit"])
+		er, err := runEdit(c, s.image, ports["edit"])
 		if err != nil {
 			b.Fatalf("%s, bad edit: %v", c.name, err)
 		}
 		r.edit[c.name] = er
-		if err := clearRound(env, c); err != nil {
-			b.Fatal(err)
-		}
-		c.stop()
-	}
-	r.loadAfter = loadavg()
+		s.clear(b, c)
+	})
 	r.print(os.Stdout)
 	return r
 }
@@ -222,7 +202,7 @@ metadata:
 // runChain writes the chain's three manifests at once into the
 // contender's directory (its runtime empty) and waits until all three
 // serve.
-func runChain(b testing.TB, c *contender, round int, image string, ports map[string]int) chainRound {
+func runChain(c *contender, round int, image string, ports map[string]int) chainRound {
 	files := map[string]string{}
 	watched := map[string]int{}
 	for i, name := range chainPodNames {
@@ -413,10 +393,8 @@ func (r *orderResults) print(w io.Writer) {
 		}
 		return fmt.Sprintf("%.2f", d.Seconds())
 	}
-	host, _ := os.Hostname()
-	p("\n==== Start order and bad edits: Ballast vs the kubelet (issue 11) ====\n")
-	p("date %s, host %s, %d CPUs, load %s (after: %s), %s, %s\n", r.when, host, runtime.NumCPU(), r.load, r.loadAfter, r.kubelet, runtime.Version())
-	p("one containerd (the e2e harness's), one contender at a time; the kubelet standalone (static pods, no API server)\n\n")
+	r.run.header(w, "Start order and bad edits: Ballast vs the kubelet (issue 11)")
+	p("\n")
 	p("cold start of a chain: %s listens after %s, Ready at its first probe %s after it starts; %s exits unless %s answers, %s unless %s does;\n",
 		chainPodNames[0], chainListen, chainFirst, chainPodNames[1], chainPodNames[0], chainPodNames[2], chainPodNames[1])
 	p("host network, a readiness probe every 1 s; Ballast waits with %s, the kubelet restarts with crash back-off.\n", wellknown.AnnotationAfter)

@@ -4,14 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ballast-dev/ballast/test/e2e/harness"
 	"github.com/ballast-dev/ballast/test/realkube"
 )
 
@@ -22,7 +19,7 @@ var (
 )
 
 type podStartResults struct {
-	when, load, loadAfter, kubelet string
+	run *sideBySide
 	// rounds by contender and pod count: manifests written -> all serving
 	rounds map[string]map[int][]time.Duration
 }
@@ -58,33 +55,20 @@ func BenchmarkPodStartVsKubelet(b *testing.B) {
 }
 
 func runPodStart(b testing.TB) *podStartResults {
-	harness.Require(b)
-	bins := kubeletBinaries(b)
-	bin := buildBallast(b)
-	env := harness.Start(b)
-	image := env.HelloImage()
-	pullOnce(b, env, image)
-	dir := filepath.Join(env.Dir, "podstart")
+	s := startSideBySide(b, "podstart")
 	ports := make([]int, 20)
 	for i := range ports {
 		ports[i] = realkube.FreePort(b)
 	}
-	r := &podStartResults{when: time.Now().UTC().Format("2006-01-02 15:04 UTC"), load: loadavg(), kubelet: kubeletVersion(bins),
-		rounds: map[string]map[int][]time.Duration{}}
-	for _, start := range []func() *contender{
-		func() *contender { return startBallast(b, bin, env, dir) },
-		func() *contender { return startKubelet(b, bins, env, dir) },
-	} {
-		c := start()
+	r := &podStartResults{run: s, rounds: map[string]map[int][]time.Duration{}}
+	s.each(b, func(c *contender) {
 		r.rounds[c.name] = map[int][]time.Duration{}
 		round := func(n, i int) time.Duration {
-			d, err := startRound(c, image, ports[:n], i)
+			d, err := startRound(c, s.image, ports[:n], i)
 			if err != nil {
 				b.Fatalf("%s, %d pods: %v", c.name, n, err)
 			}
-			if err := clearRound(env, c); err != nil {
-				b.Fatal(err)
-			}
+			s.clear(b, c)
 			return d
 		}
 		round(1, 0) // warm-up, not counted: first sandbox, first container
@@ -94,9 +78,7 @@ func runPodStart(b testing.TB) *podStartResults {
 		for i := range startRounds20 {
 			r.rounds[c.name][20] = append(r.rounds[c.name][20], round(20, 1+startRounds1+i))
 		}
-		c.stop()
-	}
-	r.loadAfter = loadavg()
+	})
 	r.print(os.Stdout)
 	return r
 }
@@ -148,7 +130,6 @@ func startRound(c *contender, image string, ports []int, round int) (time.Durati
 
 func (r *podStartResults) print(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	host, _ := os.Hostname()
 	list := func(ds []time.Duration) string {
 		var s []string
 		for _, d := range ds {
@@ -156,10 +137,9 @@ func (r *podStartResults) print(w io.Writer) {
 		}
 		return strings.Join(s, " ")
 	}
-	p("\n==== Pod start: Ballast vs the kubelet (for the record, issue 8) ====\n")
-	p("date %s, host %s, %d CPUs, load %s (after: %s), %s, %s\n", r.when, host, runtime.NumCPU(), r.load, r.loadAfter, r.kubelet, runtime.Version())
-	p("one containerd, one contender at a time (the kubelet standalone), host-network hello pods on ports of their own;\n")
-	p("manifests written at once -> every pod answers GET / (polled every 3 ms for 1 pod, 10 ms for 20), after a warm-up round\n")
+	r.run.header(w, "Pod start: Ballast vs the kubelet (for the record, issue 8)")
+	p("host-network hello pods on ports of their own; manifests written at once -> every pod answers GET /\n")
+	p("(polled every 3 ms for 1 pod, 10 ms for 20), after a warm-up round\n")
 	for _, n := range []int{1, 20} {
 		bal, kub := r.rounds["Ballast"][n], r.rounds["kubelet"][n]
 		ratio := 0.0
