@@ -50,4 +50,11 @@ echo
 echo "\$ curl http://$ip:8080/"
 curl -sS --max-time 5 "http://$ip:8080/"
 echo
-echo "Ballast keeps running. Try: KUBECONFIG=$KUBECONFIG kubectl logs hello-<node> ; kubectl delete pod hello-<node> ; edit $MANIFESTS/hello.yaml ; kill \$(cat $DATA/ballast.pid)"
+echo "\$ ballast get configmaps"
+bin/ballast get configmaps --data-dir "$DATA"
+echo
+echo "\$ curl http://$ip:8080/file?path=/etc/hello/greeting"
+curl -sS --max-time 5 "http://$ip:8080/file?path=/etc/hello/greeting"
+echo
+echo
+echo "Ballast keeps running. Try: KUBECONFIG=$KUBECONFIG kubectl logs hello-<node> ; kubectl get cm ; kubectl delete pod hello-<node> ; edit the greeting in $MANIFESTS/hello.yaml and curl the file again ; kill \$(cat $DATA/ballast.pid)"

@@ -8,6 +8,8 @@
 //	/exit?code=N  exits with code N (after answering)
 //	/write?path=P&content=C  writes a file; answers "ok" or the error
 //	/bytes?n=N    N bytes of zeros (throughput measurements)
+//	/readloop?dir=D&files=a,b&until=V  reads a volume updated in place until it holds V (see readLoop)
+//	/stat?path=P  the file's permission bits, in octal
 //
 // It logs one startup line to stdout and one to stderr, and each request to
 // stdout. Behaviour from the environment:
@@ -230,6 +232,8 @@ func main() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("/readloop", readLoop)
+	mux.HandleFunc("/stat", stat)
 	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
 		if err != nil || n < 0 {

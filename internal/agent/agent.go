@@ -243,9 +243,12 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // fromSource turns the manifest source's snapshot into the planner's input.
 func fromSource(snap source.Snapshot) planner.Snapshot {
-	out := planner.Snapshot{Pods: make([]planner.Desired, len(snap.Pods))}
+	out := planner.Snapshot{Pods: make([]planner.Desired, len(snap.Pods)), Configs: snap.Configs}
 	for i, d := range snap.Pods {
 		out.Pods[i] = planner.Desired{Pod: d.Pod, File: d.File}
+	}
+	for _, w := range snap.Warnings {
+		out.Warnings = append(out.Warnings, planner.Warning{File: w.File, Message: w.Message})
 	}
 	for _, pr := range snap.Problems {
 		out.Problems = append(out.Problems, planner.Problem{File: pr.File, Message: pr.Err.Error(), Pods: pr.Pods})

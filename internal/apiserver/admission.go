@@ -20,6 +20,9 @@ const DefaultManifestDir = "/etc/kubernetes/manifests"
 // admit runs admission for a write: old is nil for a create, next nil for
 // a delete.
 func (s *Server) admit(ctx context.Context, rq *request, old, next object) error {
+	if rq.kind.info.Group == "" && (rq.kind.info.Resource == "configmaps" || rq.kind.info.Resource == "secrets") {
+		return admitConfig(rq.user, rq.kind.info, old, next)
+	}
 	if rq.kind.info.Group != "" || rq.kind.info.Resource != "pods" {
 		return nil
 	}
@@ -94,8 +97,10 @@ func admitPodCreate(u auth.User, pod *corev1.Pod) error {
 }
 
 // forbiddenReferences lists what a mirror pod may not use: static pods run
-// without the API, so Secrets, ConfigMaps and service accounts cannot be
-// resolved.
+// without the API, so service accounts, PersistentVolumeClaims and Secrets
+// outside the pod's spec cannot be resolved. ConfigMaps and Secrets in
+// volumes, projections and env are the node's own (node-local, mirrored
+// beside the pod), so they are allowed.
 func forbiddenReferences(spec *corev1.PodSpec) []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
@@ -106,17 +111,20 @@ func forbiddenReferences(spec *corev1.PodSpec) []string {
 		add("spec.serviceAccount %q: mirror pods may not use service accounts", spec.DeprecatedServiceAccount)
 	}
 	for _, s := range spec.ImagePullSecrets {
-		add("spec.imagePullSecrets %q: mirror pods may not reference Secrets", s.Name)
+		add("spec.imagePullSecrets %q: mirror pods may not reference Secrets for image pulls", s.Name)
 	}
 	for _, v := range spec.Volumes {
 		p := fmt.Sprintf("spec.volumes[%q]", v.Name)
 		switch {
-		case v.Secret != nil:
-			add("%s: mirror pods may not use secret volumes", p)
-		case v.ConfigMap != nil:
-			add("%s: mirror pods may not use configMap volumes", p)
 		case v.Projected != nil:
-			add("%s: mirror pods may not use projected volumes (secrets, configMaps, service account tokens)", p)
+			for _, src := range v.Projected.Sources {
+				if src.ServiceAccountToken != nil {
+					add("%s: mirror pods may not project service account tokens", p)
+				}
+				if src.ClusterTrustBundle != nil {
+					add("%s: mirror pods may not project ClusterTrustBundles", p)
+				}
+			}
 		case v.PersistentVolumeClaim != nil:
 			add("%s: mirror pods may not use persistentVolumeClaim volumes", p)
 		case v.Ephemeral != nil:
@@ -133,33 +141,8 @@ func forbiddenReferences(spec *corev1.PodSpec) []string {
 			add("%s: mirror pods may not reference Secrets", p)
 		}
 	}
-	check := func(kind string, cs []corev1.Container) {
-		for _, c := range cs {
-			for _, e := range c.Env {
-				if e.ValueFrom == nil {
-					continue
-				}
-				if e.ValueFrom.SecretKeyRef != nil {
-					add("%s %q env %s: mirror pods may not reference Secrets", kind, c.Name, e.Name)
-				}
-				if e.ValueFrom.ConfigMapKeyRef != nil {
-					add("%s %q env %s: mirror pods may not reference ConfigMaps", kind, c.Name, e.Name)
-				}
-			}
-			for _, ef := range c.EnvFrom {
-				if ef.SecretRef != nil {
-					add("%s %q envFrom: mirror pods may not reference Secrets", kind, c.Name)
-				}
-				if ef.ConfigMapRef != nil {
-					add("%s %q envFrom: mirror pods may not reference ConfigMaps", kind, c.Name)
-				}
-			}
-		}
-	}
-	check("container", spec.Containers)
-	check("init container", spec.InitContainers)
 	for _, ec := range spec.EphemeralContainers {
-		check("ephemeral container", []corev1.Container{corev1.Container(ec.EphemeralContainerCommon)})
+		add("ephemeral container %q: mirror pods may not have ephemeral containers", ec.Name)
 	}
 	return out
 }

@@ -48,21 +48,23 @@ func TestAdmitPodCreate(t *testing.T) {
 		{"no owner", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences = nil }, "ownerReference"},
 		{"owner is another node", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences[0].Name = "n2" }, "ownerReference"},
 		{"service account", nodeUser("n1"), func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" }, "service accounts"},
-		{"secret volume", nodeUser("n1"), func(p *corev1.Pod) {
-			p.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "x"}}}}
-		}, "secret volumes"},
-		{"configmap volume", nodeUser("n1"), func(p *corev1.Pod) {
-			p.Spec.Volumes = []corev1.Volume{{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}}}
-		}, "configMap volumes"},
-		{"projected token", nodeUser("n1"), func(p *corev1.Pod) {
-			p.Spec.Volumes = []corev1.Volume{{Name: "t", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}}}
-		}, "projected"},
-		{"env from secret", nodeUser("n1"), func(p *corev1.Pod) {
+		{"node-local config in volumes, projections and env", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{
+				{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "x"}}},
+				{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+				{Name: "p", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ConfigMap: &corev1.ConfigMapProjection{}}, {Secret: &corev1.SecretProjection{}}}}}},
+			}
 			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "P", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}
-		}, "env P: mirror pods may not reference Secrets"},
-		{"envFrom configmap in init container", nodeUser("n1"), func(p *corev1.Pod) {
 			p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "x", EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{}}}}}
-		}, `init container "i" envFrom`},
+		}, ""},
+		{"projected token", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "t", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}}}}}}}
+		}, "mirror pods may not project service account tokens"},
+		{"image pull secrets", nodeUser("n1"), func(p *corev1.Pod) {
+			p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "reg"}}
+		}, "may not reference Secrets for image pulls"},
 		{"hostPath and emptyDir are fine", nodeUser("n1"), func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{
 				{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/x"}}},

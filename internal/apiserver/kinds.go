@@ -91,6 +91,8 @@ func kinds() []*kind {
 			prefix: "pods", newObj: func() object { return &corev1.Pod{} }, status: true, returnDeleted: true,
 			fields: podFields,
 		},
+		configMapKind(),
+		secretKind(),
 		{
 			info: resource.Info{Version: "v1", Kind: "Event", ListKind: "EventList", Resource: "events",
 				Singular: "event", ShortNames: []string{"ev"}, Namespaced: true, Verbs: allVerbs,
@@ -327,6 +329,8 @@ func joinErr(s []string) string {
 // prepareCreate sets what the server owns on a new object.
 func prepareCreate(o object) {
 	switch t := o.(type) {
+	case *corev1.Secret:
+		manifest.MergeStringData(t)
 	case *corev1.Pod:
 		// The node's defaults: one implementation for files and the API.
 		manifest.SetDefaults(t)

@@ -38,7 +38,7 @@ type request struct {
 
 func (rq *request) attributes() auth.Attributes {
 	return auth.Attributes{User: rq.user, Verb: rq.verb, Group: rq.group, Resource: rq.resource,
-		Subresource: rq.subresource, Namespace: rq.namespace, Name: rq.name}
+		Subresource: rq.subresource, Namespace: rq.namespace, Name: rq.name, LabelSelector: rq.query.Get("labelSelector")}
 }
 
 // parse reads a resource path: /api/v1/... or /apis/<group>/<version>/....

@@ -336,6 +336,7 @@ func validateObject(k *kind, o object) error {
 	if p, ok := o.(*corev1.Pod); ok {
 		errs = append(errs, validatePod(p)...)
 	}
+	errs = append(errs, validateConfig(o)...)
 	if len(errs) > 0 {
 		return fromAPIErr(apierrors.NewInvalid(k.info.GVK().GroupKind(), o.GetName(), errs))
 	}

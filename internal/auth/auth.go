@@ -44,6 +44,9 @@ type Attributes struct {
 	Name        string
 	// Path is set for non-resource requests (/healthz, /version, /api, ...).
 	Path string
+	// LabelSelector is a list's or watch's labelSelector, as given: a
+	// node may list its own mirror Secrets only (SelectsNode).
+	LabelSelector string
 }
 
 // Decision is the result of authorizing a request.

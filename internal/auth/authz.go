@@ -5,6 +5,11 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+
+	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // NodeLeaseNamespace is where nodes keep their Leases.
@@ -39,6 +44,11 @@ var discoveryPaths = []string{"/api", "/apis", "/openapi"}
 //     create/update/patch/delete pods and pods/status — at verb level only:
 //     whether the pod is the node's own is known from the object, so the API
 //     server must check it (spec.nodeName) in admission, with AdmitNodePod;
+//     get/list/watch configmaps; create/update/patch/delete configmaps and
+//     secrets, likewise at verb level (the API server's admission lets a node
+//     write only its own mirrors, labelled ballast.dev/node=NODE); list and
+//     watch secrets only with that label selector (SelectsNode), never get
+//     one: a node reads no other node's Secrets;
 //     create tokenreviews and subjectaccessreviews, so the node's HTTPS API
 //     (issue 5) can check bearer tokens and permissions against the server,
 //     as the kubelet does with its system:node role;
@@ -246,6 +256,23 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 			return allow()
 		}
 
+	case isCore && (res == "configmaps" || res == "secrets") && sub == "":
+		switch verb {
+		case "create", "update", "patch", "delete":
+			// The object decides whether it is the node's mirror (admission).
+			return allow()
+		case "list", "watch":
+			if res == "configmaps" || SelectsNode(a.LabelSelector, node) {
+				return allow()
+			}
+			return deny(a, fmt.Sprintf("a node may list and watch only its own mirror Secrets: ask with labelSelector %s=%s", wellknown.LabelNode, node))
+		case "get":
+			if res == "configmaps" {
+				return allow()
+			}
+			return deny(a, fmt.Sprintf("a node reads no Secret by name: it lists its own mirror Secrets (labelSelector %s=%s)", wellknown.LabelNode, node))
+		}
+
 	case isCore && res == "pods" && IsStreamingSubresource(sub):
 		return deny(a, "a node's credentials may never exec into, attach to or forward ports of pods, not even its own")
 
@@ -254,7 +281,29 @@ func authorizeNode(a Attributes, verb, node string) Decision {
 			(a.Group == "authorization.k8s.io" && res == "subjectaccessreviews")):
 		return allow()
 	}
-	return deny(a, "a node may only read pods, nodes, namespaces, events, leases, services, runtimeclasses, csidrivers and csinodes, and write its own Node, Lease, CSINode, mirror pods and events")
+	return deny(a, "a node may only read pods, nodes, namespaces, configmaps, events, leases, services, runtimeclasses, csidrivers and csinodes, and write its own Node, Lease, CSINode, mirror pods, mirror ConfigMaps and Secrets, and events")
+}
+
+// SelectsNode tells whether a label selector selects only objects labelled
+// ballast.dev/node=node (it requires that label with that one value).
+func SelectsNode(selector, node string) bool {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return false
+	}
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		if r.Key() != wellknown.LabelNode {
+			continue
+		}
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			if v := r.Values(); v.Len() == 1 && v.Has(node) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // AdmitNodePod is the object-level half of a node's pod permissions, for the

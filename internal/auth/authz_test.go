@@ -225,3 +225,38 @@ func TestAuthorizeKubeletStream(t *testing.T) {
 		t.Errorf("attributes %+v", a)
 	}
 }
+
+// A node lists and watches only its own mirror Secrets (by label), and gets
+// none by name; ConfigMaps it may read; it writes both (admission checks
+// the objects).
+func TestNodeSecrets(t *testing.T) {
+	node := User{Name: "system:node:n1", Groups: []string{"system:nodes", GroupAuthenticated}}
+	for _, tt := range []struct {
+		verb, resource, selector string
+		allowed                  bool
+	}{
+		{"list", "secrets", "ballast.dev/node=n1", true},
+		{"watch", "secrets", "ballast.dev/node in (n1)", true},
+		{"watch", "secrets", "app=x,ballast.dev/node==n1", true},
+		{"list", "secrets", "", false},
+		{"list", "secrets", "ballast.dev/node=n2", false},
+		{"list", "secrets", "ballast.dev/node in (n1,n2)", false},
+		{"list", "secrets", "ballast.dev/node!=n2", false},
+		{"list", "secrets", "ballast.dev/node", false},
+		{"get", "secrets", "", false},
+		{"create", "secrets", "", true},
+		{"delete", "secrets", "", true},
+		{"list", "configmaps", "", true},
+		{"get", "configmaps", "", true},
+		{"update", "configmaps", "", true},
+	} {
+		d := Authorize(Attributes{User: node, Verb: tt.verb, Resource: tt.resource, Namespace: "default", LabelSelector: tt.selector})
+		if d.Allowed != tt.allowed {
+			t.Errorf("%s %s %q: allowed=%v (%s), want %v", tt.verb, tt.resource, tt.selector, d.Allowed, d.Reason, tt.allowed)
+		}
+	}
+	alice := User{Name: "alice", Groups: []string{GroupAuthenticated}}
+	if Authorize(Attributes{User: alice, Verb: "list", Resource: "secrets", Namespace: "default", LabelSelector: "ballast.dev/node=n1"}).Allowed {
+		t.Errorf("a user that is no node lists secrets by the node label")
+	}
+}

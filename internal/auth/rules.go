@@ -37,6 +37,11 @@ func Rules(u User, namespace string) ([]authorizationv1.ResourceRule, []authoriz
 		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"node.k8s.io"}, Resources: []string{"runtimeclasses", "runtimeclasses/status"}},
 		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"csidrivers", "csidrivers/status", "csinodes", "csinodes/status"}},
 		authorizationv1.ResourceRule{Verbs: []string{"create", "update", "patch", "delete"}, APIGroups: []string{"storage.k8s.io"}, Resources: []string{"csinodes"}, ResourceNames: []string{node}},
+		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"configmaps"}},
+		// The node's own mirrors, checked on the object; its mirror Secrets
+		// are listed with labelSelector ballast.dev/node=NODE only, which a
+		// rule cannot say: not listed.
+		authorizationv1.ResourceRule{Verbs: []string{"create", "update", "patch", "delete"}, APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}},
 		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"events.k8s.io"}, Resources: []string{"events", "events/status"}},
 		authorizationv1.ResourceRule{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases", "leases/status"}},
 		authorizationv1.ResourceRule{Verbs: []string{"create", "update", "patch", "delete"}, APIGroups: []string{""}, Resources: []string{"nodes"}, ResourceNames: []string{node}},

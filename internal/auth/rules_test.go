@@ -50,7 +50,7 @@ func TestRulesAgreeWithAuthorize(t *testing.T) {
 		namespaced      bool
 	}
 	resources := []res{
-		{"", "pods", true}, {"", "nodes", false}, {"", "namespaces", false}, {"", "events", true}, {"", "secrets", true},
+		{"", "pods", true}, {"", "nodes", false}, {"", "namespaces", false}, {"", "events", true}, {"", "secrets", true}, {"", "configmaps", true},
 		{"events.k8s.io", "events", true}, {"coordination.k8s.io", "leases", true},
 		{"authorization.k8s.io", "selfsubjectaccessreviews", false}, {"authorization.k8s.io", "selfsubjectrulesreviews", false},
 		{"authorization.k8s.io", "subjectaccessreviews", false}, {"authentication.k8s.io", "tokenreviews", false},

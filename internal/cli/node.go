@@ -35,6 +35,7 @@ type nodeFlags struct {
 	logCheck      time.Duration
 	imageCreds    string
 	pullTimeout   time.Duration
+	secretData    bool
 	api           nodeAPIFlags
 }
 
@@ -97,6 +98,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.imageCreds, "image-credential-file", "", "docker config.json with registry credentials for image pulls (default: the first of <data-dir>/config.json, /var/lib/kubelet/config.json, ~/.docker/config.json that exists)")
 	fs.DurationVar(&f.pullTimeout, "image-pull-timeout", registryauth.DefaultTimeout, "give up an image pull after this long (ErrImagePull, then back-off)")
 	fs.DurationVar(&f.logCheck, "container-log-check-interval", 10*time.Second, "how often container log sizes are checked for rotation")
+	fs.BoolVar(&f.secretData, "publish-secret-data", false, "publish the values of the manifest directory's Secrets in their mirror Secrets in the API (default: keys only, with empty values; the values stay on the node)")
 	for _, n := range []string{"container-log-check-interval", "crash-backoff-initial", "crash-backoff-max", "image-pull-backoff-initial", "image-pull-backoff-max"} {
 		_ = fs.MarkHidden(n)
 	}
@@ -173,6 +175,7 @@ func (f *nodeFlags) nodeConfig(cmd *cobra.Command, log *slog.Logger, api node.AP
 		}
 		f.nodeName = name
 	}
+	api.PublishSecretData = f.secretData
 	return node.Config{
 		ManifestDir: f.manifestDir, NodeName: f.nodeName, Endpoint: f.endpoint, DataDir: f.dataDir,
 		PodInfraImage: f.podInfraImage, BridgeName: f.bridgeName, PodCIDR: f.podCIDR, ImagesDir: f.imagesDir,

@@ -33,7 +33,7 @@ func newRoot(defaultConfig string) *cobra.Command {
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return applyConfigFile(root, cmd, defaultConfig)
 	}
-	root.AddCommand(newNodeCmd(), newServerCmd(), newUpCmd(), newInitCmd(), newJoinCmd(), newPodsCmd(), newLogsCmd(), newEventsCmd(),
+	root.AddCommand(newNodeCmd(), newServerCmd(), newUpCmd(), newInitCmd(), newJoinCmd(), newPodsCmd(), newGetCmd(), newLogsCmd(), newEventsCmd(),
 		newExecCmd(), newPortForwardCmd(), newTopCmd(), newVersionCmd(), newEtcdCmd())
 	return root
 }

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/ballast-dev/ballast/internal/events"
 	"github.com/ballast-dev/ballast/internal/hostinfo"
+	"github.com/ballast-dev/ballast/internal/planner"
 	"github.com/ballast-dev/ballast/internal/podconfig"
 	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/registryauth"
@@ -52,9 +56,9 @@ func (e *Executor) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.P
 // containerConfig prepares what one container needs on the host (volumes,
 // hosts file, termination message file) and builds its config, in the pod's
 // sandbox sandboxID. Errors are the container's CreateContainerConfigError.
-func (e *Executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s podplan.Start, imageRef, sandboxID string) (*runtimeapi.ContainerConfig, error) {
+func (e *Executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s podplan.Start, imageRef, sandboxID string, configs podconfig.Configs) (*runtimeapi.ContainerConfig, error) {
 	node := e.node()
-	in := podconfig.ContainerInput{Node: node, ImageRef: imageRef, RestartCount: s.RestartCount, Backoff: s.Backoff, BackoffSince: s.BackoffSince}
+	in := podconfig.ContainerInput{Node: node, ImageRef: imageRef, RestartCount: s.RestartCount, Backoff: s.Backoff, BackoffSince: s.BackoffSince, Configs: configs}
 	if podconfig.NeedsImageUser(pod, ctr) {
 		u, err := e.imageUser(ctx, ctr, imageRef)
 		if err != nil {
@@ -63,7 +67,7 @@ func (e *Executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *co
 		in.ImageUser = u
 	}
 	in.PodIPs = e.podIPs(ctx, pod, sandboxID)
-	vols, err := podconfig.Volumes(pod, node)
+	vols, err := podconfig.Volumes(pod, node, configs)
 	if err != nil {
 		return nil, err
 	}
@@ -85,10 +89,32 @@ func (e *Executor) containerConfig(ctx context.Context, pod *corev1.Pod, ctr *co
 	if err != nil {
 		return nil, err
 	}
+	if skipped := podconfig.InvalidEnvFromKeys(pod, ctr, configs); len(skipped) > 0 {
+		e.events.Event(events.PodRef(pod, ctr.Name), corev1.EventTypeWarning, "InvalidEnvironmentVariableNames",
+			fmt.Sprintf("Keys [%s] were skipped since they are considered invalid environment variable names; rename them, or set envFrom's prefix", strings.Join(skipped, ", ")))
+	}
 	if err := volumes.ResolveSubPaths(ctr.Name, cfg.Mounts, subPaths); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// refreshVolumes rewrites the files of the job's Refresh volumes in place,
+// from the job's config objects: running containers see the new data at
+// once (atomically: the "..data" swap), and nothing restarts.
+func (e *Executor) refreshVolumes(j planner.Job) error {
+	vols, err := podconfig.Volumes(j.Desired, e.node(), j.Configs)
+	if err != nil {
+		return err
+	}
+	var todo []podconfig.Volume
+	for _, v := range vols {
+		if slices.Contains(j.Plan.Refresh, v.Name) && v.Files != nil {
+			todo = append(todo, v)
+		}
+	}
+	_, err = volumes.Prepare(volumes.PodDir(e.opts.DataDir, j.UID), todo)
+	return err
 }
 
 // imageUser asks the runtime which user the image runs as (nil: the

@@ -189,6 +189,14 @@ func (e *Executor) Run(ctx context.Context, j planner.Job) planner.Done {
 		}
 	}
 
+	if len(p.Refresh) > 0 && j.Desired != nil && len(errs) == 0 {
+		if err := e.refreshVolumes(j); err != nil {
+			errs = append(errs, err)
+		} else {
+			log.Info("volume files updated", "volumes", p.Refresh)
+		}
+	}
+
 	var sandboxID string
 	var sandboxCfg *runtimeapi.PodSandboxConfig
 	if j.Desired != nil && len(errs) == 0 && (p.CreateSandbox || len(p.Start) > 0) {
@@ -247,7 +255,7 @@ func (e *Executor) Run(ctx context.Context, j planner.Job) planner.Done {
 				continue
 			}
 			res.PullsOK = append(res.PullsOK, ctr.Image)
-			if step, err := e.startContainer(ctx, j.Desired, ctr, s, ref, sandboxID, sandboxCfg, sandboxIP(j.Runtime)); err != nil {
+			if step, err := e.startContainer(ctx, j.Desired, ctr, s, ref, sandboxID, sandboxCfg, sandboxIP(j.Runtime), j.Configs); err != nil {
 				fail(ctr.Name, step, err)
 				errs = append(errs, err)
 			} else {
@@ -428,10 +436,11 @@ func (e *Executor) ensureImage(ctx context.Context, pod *corev1.Pod, ctr *corev1
 
 // startContainer creates and starts one container and runs its postStart
 // hook. When it fails, it says at which step.
-func (e *Executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s podplan.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) (planner.Step, error) {
+func (e *Executor) startContainer(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, s podplan.Start, imageRef, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, podIP string, configs podconfig.Configs) (planner.Step, error) {
 	ref := events.PodRef(pod, ctr.Name)
-	cfg, err := e.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID)
+	cfg, err := e.containerConfig(ctx, pod, ctr, s, imageRef, sandboxID, configs)
 	if err != nil {
+		e.events.Event(ref, corev1.EventTypeWarning, "Failed", "Error: "+err.Error())
 		return planner.StepConfig, err
 	}
 	id, err := e.rt.CreateContainer(ctx, sandboxID, cfg, sbCfg)

@@ -42,6 +42,13 @@ func (e *events) String() string {
 
 func setup(t *testing.T) (*fakecri.Runtime, *executor.Executor, *events) {
 	t.Helper()
+	f, x, ev, _ := setupIn(t)
+	return f, x, ev
+}
+
+// setupIn is setup, and the executor's data directory.
+func setupIn(t *testing.T) (*fakecri.Runtime, *executor.Executor, *events, string) {
+	t.Helper()
 	f := fakecri.Start(t)
 	f.AddImage(image)
 	rt, err := cri.Dial(f.Endpoint())
@@ -50,11 +57,12 @@ func setup(t *testing.T) (*fakecri.Runtime, *executor.Executor, *events) {
 	}
 	t.Cleanup(func() { rt.Close() })
 	ev := &events{}
+	dataDir := t.TempDir()
 	x := executor.New(rt, cri.NewObserver(rt, "n1"), ev, executor.Options{
-		NodeName: "n1", DataDir: t.TempDir(), HostIP: "10.0.0.1", ResolvConf: "/nonexistent",
+		NodeName: "n1", DataDir: dataDir, HostIP: "10.0.0.1", ResolvConf: "/nonexistent",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	return f, x, ev
+	return f, x, ev, dataDir
 }
 
 func testPod(t *testing.T, img string) *corev1.Pod {

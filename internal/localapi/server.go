@@ -56,7 +56,7 @@ type Mount struct {
 }
 
 // Handler serves /healthz, /pods, /containerLogs/{namespace}/{pod}/{container},
-// /manifests/problems, /events, and the paths of mounts.
+// /manifests/problems, /configmaps, /secrets, /events, and the paths of mounts.
 func Handler(p Provider, log *slog.Logger, mounts ...Mount) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -71,6 +71,8 @@ func Handler(p Provider, log *slog.Logger, mounts ...Mount) http.Handler {
 	mux.HandleFunc("GET /pods/{$}", h.pods)
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", h.containerLogs)
 	mux.HandleFunc("GET /manifests/problems", h.problems)
+	mux.HandleFunc("GET /configmaps", h.configMaps)
+	mux.HandleFunc("GET /secrets", h.secrets)
 	mux.HandleFunc("GET /events", h.events)
 	for _, m := range mounts {
 		for _, pat := range m.Patterns {

@@ -27,6 +27,9 @@ func validateBallastAnnotations(annotations map[string]string, name string, f fu
 			}
 		}
 	}
+	if v, ok := annotations[wellknown.AnnotationRestartOnConfigChange]; ok && v != "true" && v != "false" {
+		el.addf(field(wellknown.AnnotationRestartOnConfigChange), "Unsupported value: %q: supported values: \"true\" (a change to the ConfigMap or Secret data its volumes show replaces the pod), \"false\" (the default: the files are updated in place)", v)
+	}
 	if v, ok := annotations[wellknown.AnnotationRollout]; ok && v != "replace" && v != "revert" {
 		el.addf(field(wellknown.AnnotationRollout), "Unsupported value: %q: supported values: \"revert\" (the default: a changed pod that fails goes back to the last good one), \"replace\" (never go back, as the kubelet)", v)
 	}

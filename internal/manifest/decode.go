@@ -25,11 +25,20 @@ const (
 	maxNodes = 100_000 // bounds YAML alias expansion ("billion laughs")
 )
 
-var errNoPod = "file holds no pod: it is empty or only comments; write a Pod manifest in it (apiVersion: v1, kind: Pod) or remove the file"
+var errNoPod = "file holds no pod, ConfigMap or Secret: it is empty or only comments; write a manifest in it (apiVersion: v1, kind: Pod) or remove the file"
 
-// decode turns the file's content into its generic form. It picks JSON when
-// the content starts with '{' and parses as JSON, YAML otherwise.
-func decode(path string, data []byte, el *errList) (map[string]any, bool) {
+// document is one object of a file (a YAML document, or the JSON object),
+// with the line of each of its field paths and of its start.
+type document struct {
+	obj   map[string]any
+	lines map[string]int
+	line  int
+}
+
+// decode turns the file's content into the generic form of each of its
+// documents. It picks JSON when the content starts with '{' and parses as
+// JSON (one object), YAML otherwise (one or more documents).
+func decode(path string, data []byte, el *errList) ([]document, bool) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
@@ -37,19 +46,17 @@ func decode(path string, data []byte, el *errList) (map[string]any, bool) {
 		return nil, false
 	}
 	if trimmed[0] == '{' {
-		jd := &jsonDecoder{data: data, lines: el.lines}
+		lines := map[string]int{}
+		jd := &jsonDecoder{data: data, lines: lines}
 		v, err := jd.decode()
 		if err == nil {
-			return v, true
+			return []document{{obj: v, lines: lines, line: 1}}, true
 		}
 		if strings.HasSuffix(strings.ToLower(path), ".json") || !isSyntaxError(err) {
 			el.errs = append(el.errs, jd.toError(el.file, err))
 			return nil, false
 		}
 		// Maybe a YAML flow mapping: try YAML below.
-		for k := range el.lines {
-			delete(el.lines, k)
-		}
 	}
 	return decodeYAML(data, el)
 }
@@ -58,7 +65,7 @@ func decode(path string, data []byte, el *errList) (map[string]any, bool) {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func decodeYAML(data []byte, el *errList) (map[string]any, bool) {
+func decodeYAML(data []byte, el *errList) ([]document, bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []*yaml.Node
 	for {
@@ -88,26 +95,27 @@ func decodeYAML(data []byte, el *errList) (map[string]any, bool) {
 		el.add("", errNoPod)
 		return nil, false
 	}
-	if len(docs) > 1 {
-		el.errs = append(el.errs, &Error{File: el.file, Line: docs[1].Line,
-			Msg: "file holds more than one YAML document; put each pod in a file of its own, or list them in one document of kind: List"})
-		return nil, false
+	out := make([]document, 0, len(docs))
+	y := &yamlWalker{} // one node count for the whole file
+	for _, root := range docs {
+		if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+			root = root.Content[0]
+		}
+		del := &errList{file: el.file, lines: map[string]int{}}
+		y.el = del
+		v, ok := y.value(root, "", 0)
+		el.errs = append(el.errs, del.errs...)
+		if !ok {
+			return nil, false
+		}
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			el.errs = append(el.errs, &Error{File: el.file, Line: root.Line, Msg: "a document must hold a mapping (apiVersion: v1, kind: Pod, ...), not " + describeValue(v, "")})
+			return nil, false
+		}
+		out = append(out, document{obj: m, lines: del.lines, line: root.Line})
 	}
-	root := docs[0]
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
-	}
-	y := &yamlWalker{el: el}
-	v, ok := y.value(root, "", 0)
-	if !ok {
-		return nil, false
-	}
-	m, isMap := v.(map[string]any)
-	if !isMap {
-		el.errs = append(el.errs, &Error{File: el.file, Line: root.Line, Msg: "the file must hold a mapping (apiVersion: v1, kind: Pod, ...), not " + describe(v)})
-		return nil, false
-	}
-	return m, true
+	return out, true
 }
 
 func isEmptyDoc(n *yaml.Node) bool {
@@ -260,7 +268,7 @@ func (y *yamlWalker) scalar(n *yaml.Node, path string) (any, bool) {
 	case "!!bool":
 		var b bool
 		if err := n.Decode(&b); err != nil {
-			y.fail(n, path, "invalid boolean "+strconv.Quote(n.Value))
+			y.fail(n, path, "invalid boolean "+quoteValue(n.Value, path))
 			return nil, false
 		}
 		return b, true
@@ -273,12 +281,12 @@ func (y *yamlWalker) scalar(n *yaml.Node, path string) (any, bool) {
 		if err := n.Decode(&f); err == nil {
 			return f, true
 		}
-		y.fail(n, path, "invalid number "+strconv.Quote(n.Value))
+		y.fail(n, path, "invalid number "+quoteValue(n.Value, path))
 		return nil, false
 	case "!!float":
 		var f float64
 		if err := n.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			y.fail(n, path, "invalid number "+strconv.Quote(n.Value))
+			y.fail(n, path, "invalid number "+quoteValue(n.Value, path))
 			return nil, false
 		}
 		if f == math.Trunc(f) && math.Abs(f) < 1<<53 && !strings.ContainsAny(n.Value, ".eE") {
@@ -431,7 +439,7 @@ func (d *jsonDecoder) value(path string, depth int) (any, error) {
 		}
 		f, err := t.Float64()
 		if err != nil {
-			return nil, &jsonError{off: start, path: path, msg: "invalid number " + t.String()}
+			return nil, &jsonError{off: start, path: path, msg: "invalid number " + quoteValue(t.String(), path)}
 		}
 		return f, nil
 	case string, bool, nil:
@@ -448,6 +456,29 @@ func countSpace(b []byte) int {
 	return n
 }
 
+// secretPath tells whether a field path is under a data bag ("data",
+// "stringData", "binaryData", also of a List's items): its values may be a
+// Secret's, and are never written into a message.
+func secretPath(path string) bool {
+	if strings.HasPrefix(path, "items[") {
+		if i := strings.Index(path, "]."); i >= 0 {
+			path = path[i+2:]
+		}
+	}
+	top, _, _ := strings.Cut(path, ".")
+	top, _, _ = strings.Cut(top, "[")
+	return top == "data" || top == "stringData" || top == "binaryData"
+}
+
+// quoteValue quotes a scalar of the file for a message, unless it may be a
+// secret's (see secretPath).
+func quoteValue(v, path string) string {
+	if secretPath(path) {
+		return "(value not shown)"
+	}
+	return strconv.Quote(v)
+}
+
 // joinField appends a key to a field path. Keys that are not plain
 // identifiers (map keys such as label names) are written in brackets.
 func joinField(path, key string) string {
@@ -458,7 +489,21 @@ func joinField(path, key string) string {
 }
 
 // describe names the JSON type of a generic value for messages.
-func describe(v any) string {
+func describe(v any) string { return describeValue(v, "") }
+
+// describeValue names the JSON type of the value at field path for
+// messages, with the value itself unless it may be a secret's.
+func describeValue(v any, path string) string {
+	if secretPath(path) {
+		switch v.(type) {
+		case string:
+			return "a string"
+		case int64, float64:
+			return "a number"
+		case bool:
+			return "a boolean"
+		}
+	}
 	switch v := v.(type) {
 	case nil:
 		return "null"

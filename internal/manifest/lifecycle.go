@@ -88,6 +88,7 @@ func validateLifecycle(pod *corev1.Pod, f func(string) string, el *errList) {
 			el.addf(f(p+".name"), "Duplicate value: %q: init and app containers share one name space; rename one", c.Name)
 		}
 		validateContainer(c, f(p), names, volumes, el)
+		validateEnv(c, p, f, containersByName(spec), el)
 		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 		if !sidecar {
 			for _, pr := range []struct {
@@ -266,4 +267,12 @@ func defaultHTTPGet(h *corev1.HTTPGetAction) {
 	if h.Scheme == "" {
 		h.Scheme = corev1.URISchemeHTTP
 	}
+}
+
+func containersByName(spec *corev1.PodSpec) map[string]*corev1.Container {
+	out := map[string]*corev1.Container{}
+	for i := range spec.Containers {
+		out[spec.Containers[i].Name] = &spec.Containers[i]
+	}
+	return out
 }

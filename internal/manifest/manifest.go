@@ -1,9 +1,11 @@
 // Package manifest owns the static pod manifest file format: which file
 // names in the manifest directory are manifests (Ignored), decoding one file
-// strictly (YAML or JSON, one v1 Pod or a v1 List of Pods), refusing by name
-// every field this version of Ballast does not support, validating the pod
-// as Kubernetes would, applying Kubernetes' defaults, and giving each pod its
-// static-pod identity (name, UID, config hash, annotations).
+// strictly (YAML or JSON; v1 Pods, ConfigMaps and Secrets, alone, in several
+// YAML documents or in a v1 List), refusing by name every field this version
+// of Ballast does not support, validating each object as Kubernetes would,
+// applying Kubernetes' defaults, and giving each pod its static-pod identity
+// (name, UID, config hash, annotations), which covers the node-local
+// ConfigMap and Secret data the pod's environment uses (WithConfigs).
 //
 // It is pure: it never reads files, clocks or the environment.
 package manifest
@@ -14,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -64,81 +67,172 @@ func Ignored(name string) (reason string, ignored bool) {
 	return "not a manifest (name does not end with .yaml, .yml or .json)", true
 }
 
-// Parse decodes one manifest file's content (YAML or JSON; one v1 Pod, or a v1 List whose items are Pods, as the kubelet accepts),
-// validates it strictly and returns the static pods it defines, ready to run on nodeName.
-//
-// On bad input it returns an *Error, or several joined with errors.Join (see Errors).
-func Parse(path string, data []byte, nodeName string) ([]*corev1.Pod, error) {
-	el := &errList{file: path, lines: map[string]int{}}
-	obj, ok := decode(path, data, el)
-	if !ok {
-		return nil, el.err()
-	}
-	items, prefixes := splitItems(obj, el)
-	if len(el.errs) > 0 {
-		return nil, el.err()
-	}
-	c := &checker{el: el}
-	for i, item := range items {
-		c.checkPod(item, prefixes[i])
-	}
-	if len(el.errs) > 0 {
-		return nil, el.err()
-	}
-	pods := make([]*corev1.Pod, len(items))
-	canon := make([][]byte, len(items))
-	for i, item := range items {
-		b, err := json.Marshal(item) // map keys sorted: canonical
-		if err != nil {
-			el.add(prefixes[i], "Invalid value: "+err.Error())
-			continue
-		}
-		canon[i] = b
-		pod := &corev1.Pod{}
-		if err := json.Unmarshal(b, pod); err != nil {
-			el.add(prefixes[i], "Invalid value: "+err.Error())
-			continue
-		}
-		pods[i] = pod
-		validatePod(pod, prefixes[i], nodeName, el)
-	}
-	if len(el.errs) > 0 {
-		return nil, el.err()
-	}
-	seen := map[string]int{}
-	for i, pod := range pods {
-		key := pod.Namespace + "/" + pod.Name
-		if j, dup := seen[key]; dup {
-			el.addf(joinField(prefixes[i], "metadata.name"),
-				"Duplicate value: %q: items[%d] already defines this pod; give each pod its own name", pod.Name, j)
-			continue
-		}
-		seen[key] = i
-	}
-	if len(el.errs) > 0 {
-		return nil, el.err()
-	}
-	for i, pod := range pods {
-		index := ""
-		if prefixes[i] != "" {
-			index = fmt.Sprint(i)
-		}
-		SetDefaults(pod)
-		setIdentity(pod, path, nodeName, index, canon[i])
-	}
-	return pods, nil
+// File is what one manifest file defines: static pods and node-local
+// ConfigMaps and Secrets. Everything in it is shared once returned: never
+// modify it.
+type File struct {
+	Pods    []*corev1.Pod
+	Configs []*Config
 }
 
-// splitItems checks apiVersion and kind and returns the pods' generic forms
-// with their field path prefixes.
-func splitItems(obj map[string]any, el *errList) ([]map[string]any, []string) {
+// Parse decodes one manifest file's content and returns the static pods it
+// defines, ready to run on nodeName (see ParseFile, which also returns the
+// file's ConfigMaps and Secrets).
+func Parse(path string, data []byte, nodeName string) ([]*corev1.Pod, error) {
+	f, err := ParseFile(path, data, nodeName)
+	if err != nil {
+		return nil, err
+	}
+	return f.Pods, nil
+}
+
+// ParseFile decodes one manifest file's content: JSON (one object) or YAML
+// (one or more documents), each a v1 Pod, ConfigMap or Secret, or a v1 List
+// of them (the kubelet accepts a Pod or a List of Pods). It validates every
+// object strictly, as Kubernetes does, and returns the static pods, ready to
+// run on nodeName, and the ConfigMaps and Secrets (stringData merged into
+// data, namespace defaulted).
+//
+// On bad input it returns an *Error, or several joined with errors.Join (see
+// Errors). No message ever holds a value of a Secret's (or ConfigMap's) data.
+func ParseFile(path string, data []byte, nodeName string) (*File, error) {
+	fl := &errList{file: path, lines: map[string]int{}}
+	docs, ok := decode(path, data, fl)
+	if !ok {
+		return nil, fl.err()
+	}
+	var items []*item
+	for d, doc := range docs {
+		el := &errList{file: path, lines: doc.lines}
+		for _, it := range splitItems(doc.obj, el) {
+			it.el, it.doc, it.docLine = el, d, doc.line
+			if len(docs) == 1 {
+				it.doc = -1
+			}
+			items = append(items, it)
+		}
+		fl.errs = append(fl.errs, el.errs...)
+	}
+	if len(fl.errs) > 0 {
+		return nil, fl.err()
+	}
+	collect := func() bool {
+		for _, it := range items {
+			fl.errs = append(fl.errs, it.el.errs...)
+			it.el.errs = nil
+		}
+		return len(fl.errs) == 0
+	}
+	for _, it := range items {
+		c := &checker{el: it.el, table: &table, secret: it.kind == kindSecret}
+		if it.kind != kindPod {
+			c.table = &configTable
+		}
+		c.object(it.obj, it.kind.goType(), it.prefix, it.prefix, "", false)
+	}
+	if !collect() {
+		return nil, fl.err()
+	}
+	for _, it := range items {
+		b, err := json.Marshal(it.obj) // map keys sorted: canonical
+		if err != nil {
+			it.el.add(it.prefix, "Invalid value: "+err.Error())
+			continue
+		}
+		it.canon = b
+		switch it.kind {
+		case kindPod:
+			pod := &corev1.Pod{}
+			if err := json.Unmarshal(b, pod); err != nil {
+				it.el.add(it.prefix, "Invalid value: "+err.Error())
+				continue
+			}
+			it.pod = pod
+			validatePod(pod, it.prefix, nodeName, it.el)
+		default:
+			it.config = decodeConfig(it, path)
+		}
+	}
+	if !collect() {
+		return nil, fl.err()
+	}
+	checkDuplicates(items)
+	if !collect() {
+		return nil, fl.err()
+	}
+	out := &File{}
+	for _, it := range items {
+		if it.pod == nil {
+			out.Configs = append(out.Configs, it.config)
+			continue
+		}
+		SetDefaults(it.pod)
+		setIdentity(it.pod, path, nodeName, it.podIndex, it.canon)
+		out.Pods = append(out.Pods, it.pod)
+	}
+	return out, nil
+}
+
+// objKind is a kind of object a manifest file may hold.
+type objKind int
+
+const (
+	kindPod objKind = iota
+	kindConfigMap
+	kindSecret
+)
+
+var kindNames = map[string]objKind{"Pod": kindPod, "ConfigMap": kindConfigMap, "Secret": kindSecret}
+
+func (k objKind) String() string { return [...]string{"Pod", "ConfigMap", "Secret"}[k] }
+
+func (k objKind) goType() reflect.Type {
+	switch k {
+	case kindConfigMap:
+		return reflect.TypeFor[corev1.ConfigMap]()
+	case kindSecret:
+		return reflect.TypeFor[corev1.Secret]()
+	}
+	return reflect.TypeFor[corev1.Pod]()
+}
+
+// item is one object of a file: a document, or an item of a List.
+type item struct {
+	obj    map[string]any
+	kind   objKind
+	prefix string // field path of the object in its document ("" or "items[i]")
+	// podIndex is part of a pod's identity: "" for a Pod document, its
+	// ordinal among the pods of its List otherwise (as it always was).
+	podIndex string
+	el       *errList // the document's
+	doc      int      // the document's index; -1 when the file has one
+	docLine  int
+	canon    []byte
+	pod      *corev1.Pod
+	config   *Config
+}
+
+// where names the item for a message about another one.
+func (it *item) where() string {
+	switch {
+	case it.doc < 0:
+		return it.prefix
+	case it.prefix == "":
+		return fmt.Sprintf("the document at line %d", it.docLine)
+	}
+	return fmt.Sprintf("%s of the document at line %d", it.prefix, it.docLine)
+}
+
+// splitItems checks a document's apiVersion and kind and returns its
+// objects: itself, or the items of a List.
+func splitItems(obj map[string]any, el *errList) []*item {
 	if !checkTypeMeta(obj, "", el, true) {
-		return nil, nil
+		return nil
 	}
-	if obj["kind"] == "Pod" {
-		return []map[string]any{obj}, []string{""}
+	if k, ok := kindNames[obj["kind"].(string)]; ok {
+		return []*item{{obj: obj, kind: k}}
 	}
-	// A List (or PodList) of pods.
+	listKind := obj["kind"].(string)
 	for k := range obj {
 		switch k {
 		case "apiVersion", "kind", "items":
@@ -150,29 +244,41 @@ func splitItems(obj map[string]any, el *errList) ([]map[string]any, []string) {
 	}
 	raw, ok := obj["items"].([]any)
 	if !ok && obj["items"] != nil {
-		el.add("items", "Invalid type: must be a list of pods, not "+describe(obj["items"]))
-		return nil, nil
+		el.add("items", "Invalid type: must be a list of objects (Pods, ConfigMaps, Secrets), not "+describe(obj["items"]))
+		return nil
 	}
 	if len(raw) == 0 {
-		el.add("items", "Required value: this List holds no pod; add pods to items, or remove the file")
-		return nil, nil
+		el.add("items", "Required value: this List holds nothing; add pods (or ConfigMaps and Secrets) to items, or remove the file")
+		return nil
 	}
-	var items []map[string]any
-	var prefixes []string
+	var items []*item
+	pods := 0
 	for i, it := range raw {
 		p := fmt.Sprintf("items[%d]", i)
 		m, ok := it.(map[string]any)
 		if !ok {
-			el.add(p, "Invalid type: must be a Pod, not "+describe(it))
+			el.add(p, "Invalid type: must be a Pod, ConfigMap or Secret, not "+describe(it))
 			continue
 		}
 		if !checkTypeMeta(m, p, el, false) {
 			continue
 		}
-		items = append(items, m)
-		prefixes = append(prefixes, p)
+		k := kindPod // a List's item without a kind is a Pod, as always
+		if s, ok := m["kind"].(string); ok {
+			k = kindNames[s]
+		}
+		if listKind == "PodList" && k != kindPod {
+			el.addf(joinField(p, "kind"), "Unsupported value: %q: a PodList holds Pods only; make it a List", k)
+			continue
+		}
+		ni := &item{obj: m, kind: k, prefix: p}
+		if k == kindPod {
+			ni.podIndex = fmt.Sprint(pods)
+			pods++
+		}
+		items = append(items, ni)
 	}
-	return items, prefixes
+	return items
 }
 
 func checkTypeMeta(obj map[string]any, prefix string, el *errList, top bool) bool {
@@ -183,25 +289,60 @@ func checkTypeMeta(obj map[string]any, prefix string, el *errList, top bool) boo
 		el.add(joinField(prefix, "apiVersion"), "Required value: set apiVersion: v1")
 		ok = false
 	case hasAV && av != "v1":
-		el.addf(joinField(prefix, "apiVersion"), "Unsupported value: %s: a static pod is apiVersion: v1", jsonText(av))
+		el.addf(joinField(prefix, "apiVersion"), "Unsupported value: %s: a static pod (and a ConfigMap or Secret) is apiVersion: v1", jsonText(av))
 		ok = false
 	}
 	k, hasKind := obj["kind"]
+	s, isString := k.(string)
+	_, known := kindNames[s]
 	switch {
 	case !hasKind && top:
-		el.add(joinField(prefix, "kind"), "Required value: set kind: Pod")
+		el.add(joinField(prefix, "kind"), "Required value: set kind: Pod (or ConfigMap, Secret, List)")
 		ok = false
 	case !hasKind:
-	case top && (k == "List" || k == "PodList"):
-	case k != "Pod":
-		what := "a Pod, or a List of Pods"
+	case top && isString && (s == "List" || s == "PodList"):
+	case !isString || !known:
+		what := "Pods, ConfigMaps and Secrets, or a List of them"
 		if !top {
-			what = "a Pod"
+			what = "a Pod, ConfigMap or Secret"
 		}
 		el.addf(joinField(prefix, "kind"), "Unsupported value: %s: a manifest file holds %s; Ballast runs static pods only", jsonText(k), what)
 		ok = false
 	}
 	return ok
+}
+
+// checkDuplicates refuses two objects of one kind, namespace and name in a
+// file.
+func checkDuplicates(items []*item) {
+	seen := map[string]*item{}
+	for _, it := range items {
+		var key string
+		switch {
+		case it.pod != nil:
+			ns := it.pod.Namespace
+			if ns == "" {
+				ns = corev1.NamespaceDefault
+			}
+			key = "Pod/" + ns + "/" + it.pod.Name
+		case it.config != nil:
+			key = it.config.Key().String()
+		default:
+			continue
+		}
+		if first, dup := seen[key]; dup {
+			what := "this pod"
+			if it.pod == nil {
+				what = "this " + it.kind.String()
+			}
+			meta, _ := it.obj["metadata"].(map[string]any)
+			name, _ := meta["name"].(string)
+			it.el.addf(joinField(it.prefix, "metadata.name"),
+				"Duplicate value: %q: %s already defines %s; give each its own name", name, first.where(), what)
+			continue
+		}
+		seen[key] = it
+	}
 }
 
 // PodName is the name of the static pod named name in its file, on node nodeName.

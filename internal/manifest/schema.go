@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -10,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ballast-dev/ballast/internal/suggest"
 )
@@ -56,27 +55,31 @@ type rule struct {
 }
 
 const (
-	msgAPIObjects = "static pods cannot reference API objects (ConfigMaps, Secrets, the downward API): there may be no API server; put the values in the manifest file"
-	msgSA         = "static pods cannot use service accounts: there may be no API server to issue tokens; remove it"
-	msgEnvRef     = "static pods cannot reference API objects (ConfigMaps, Secrets): there may be no API server; put the values in the manifest (env[].value), or in a file on the node mounted with a hostPath volume"
+	msgSA      = "static pods cannot use service accounts: there may be no API server to issue tokens; remove it"
+	msgSAToken = "static pods cannot use service account tokens: there may be no API server to issue them; remove this source (configMap, secret and downwardAPI sources work)"
 )
 
-var rules = []rule{
-	{path: "apiVersion", mode: allow},
-	{path: "kind", mode: allow},
+// objectRules are the fields every object of a manifest file has (what
+// names it in the messages): apiVersion, kind and metadata.
+func objectRules(what string) []rule {
+	return []rule{
+		{path: "apiVersion", mode: allow},
+		{path: "kind", mode: allow},
+		{path: "metadata", mode: object},
+		{path: "metadata.name", mode: allow},
+		{path: "metadata.namespace", mode: allow},
+		{path: "metadata.labels", mode: allow},
+		{path: "metadata.annotations", mode: allow},
+		{path: "metadata.uid", mode: drop},
+		{path: "metadata.resourceVersion", mode: drop},
+		{path: "metadata.creationTimestamp", mode: drop},
+		{path: "metadata.generateName", mode: refuse, msg: what + " needs a fixed name; set metadata.name instead"},
+		{path: "metadata.ownerReferences", mode: refuse, msg: what + " is owned by its manifest file, not by an API object; remove it"},
+		{path: "metadata.finalizers", mode: refuse, msg: what + " is removed by removing its file, finalizers would never run; remove it"},
+	}
+}
 
-	{path: "metadata", mode: object},
-	{path: "metadata.name", mode: allow},
-	{path: "metadata.namespace", mode: allow},
-	{path: "metadata.labels", mode: allow},
-	{path: "metadata.annotations", mode: allow},
-	{path: "metadata.uid", mode: drop},
-	{path: "metadata.resourceVersion", mode: drop},
-	{path: "metadata.creationTimestamp", mode: drop},
-	{path: "metadata.generateName", mode: refuse, msg: "a static pod needs a fixed name; set metadata.name instead"},
-	{path: "metadata.ownerReferences", mode: refuse, msg: "a static pod is owned by its manifest file, not by an API object; remove it"},
-	{path: "metadata.finalizers", mode: refuse, msg: "a static pod is removed by removing its file, finalizers would never run; remove it"},
-
+var rules = append(objectRules("a static pod"), []rule{
 	{path: "spec", mode: object},
 	{path: "spec.containers", mode: object},
 	{path: "spec.containers[].name", mode: allow},
@@ -90,9 +93,9 @@ var rules = []rule{
 	{path: "spec.containers[].env[].valueFrom", mode: object},
 	{path: "spec.containers[].env[].valueFrom.fieldRef", mode: allow},
 	{path: "spec.containers[].env[].valueFrom.resourceFieldRef", mode: allow},
-	{path: "spec.containers[].env[].valueFrom.configMapKeyRef", mode: refuse, msg: msgEnvRef},
-	{path: "spec.containers[].env[].valueFrom.secretKeyRef", mode: refuse, msg: msgEnvRef},
-	{path: "spec.containers[].envFrom", mode: refuse, msg: msgEnvRef},
+	{path: "spec.containers[].env[].valueFrom.configMapKeyRef", mode: allow},
+	{path: "spec.containers[].env[].valueFrom.secretKeyRef", mode: allow},
+	{path: "spec.containers[].envFrom", mode: allow},
 	{path: "spec.containers[].ports[].name", mode: allow},
 	{path: "spec.containers[].ports[].containerPort", mode: allow},
 	{path: "spec.containers[].ports[].protocol", mode: allow},
@@ -129,15 +132,21 @@ var rules = []rule{
 	{path: "spec.volumes[].emptyDir", mode: object},
 	{path: "spec.volumes[].emptyDir.medium", mode: allow},
 	{path: "spec.volumes[].emptyDir.sizeLimit", mode: allow},
-	{path: "spec.volumes[].configMap", mode: refuse, msg: msgEnvRef},
-	{path: "spec.volumes[].secret", mode: refuse, msg: msgEnvRef},
+	{path: "spec.volumes[].configMap", mode: allow},
+	{path: "spec.volumes[].secret", mode: allow},
 	{path: "spec.volumes[].downwardAPI", mode: object},
 	{path: "spec.volumes[].downwardAPI.defaultMode", mode: allow},
 	{path: "spec.volumes[].downwardAPI.items[].path", mode: allow},
 	{path: "spec.volumes[].downwardAPI.items[].fieldRef", mode: allow},
 	{path: "spec.volumes[].downwardAPI.items[].resourceFieldRef", mode: allow},
 	{path: "spec.volumes[].downwardAPI.items[].mode", mode: allow},
-	{path: "spec.volumes[].projected", mode: refuse, msg: "static pods cannot use projected volumes: there may be no API server (ConfigMaps, Secrets, service account tokens); use a downwardAPI volume for pod metadata, or a hostPath volume for files on the node"},
+	{path: "spec.volumes[].projected", mode: object},
+	{path: "spec.volumes[].projected.defaultMode", mode: allow},
+	{path: "spec.volumes[].projected.sources[].configMap", mode: allow},
+	{path: "spec.volumes[].projected.sources[].secret", mode: allow},
+	{path: "spec.volumes[].projected.sources[].downwardAPI", mode: allow},
+	{path: "spec.volumes[].projected.sources[].serviceAccountToken", mode: refuse, msg: msgSAToken},
+	{path: "spec.volumes[].projected.sources[].clusterTrustBundle", mode: refuse, msg: "static pods cannot read ClusterTrustBundles: there may be no API server; put the certificates in a ConfigMap of the manifest directory and project that"},
 	{path: "spec.volumes[].persistentVolumeClaim", mode: refuse, msg: "static pods cannot use PersistentVolumeClaims: there may be no API server; use a hostPath volume"},
 
 	{path: "spec.restartPolicy", mode: allow},
@@ -172,7 +181,16 @@ var rules = []rule{
 	{path: "spec.automountServiceAccountToken", mode: only, only: []any{false}, msg: msgSA},
 	{path: "spec.imagePullSecrets", mode: refuse, msg: "static pods cannot read Secrets: there may be no API server; put registry credentials in the node's docker config file (/var/lib/kubelet/config.json or ~/.docker/config.json) or in the container runtime's configuration"},
 	{path: "status", mode: refuse, emptyOK: true, msg: "the status of a static pod is reported by Ballast, not read from the file; remove it"},
-}
+}...)
+
+// configRules are the fields of a node-local ConfigMap or Secret.
+var configRules = append(objectRules("a ConfigMap or Secret of the manifest directory"), []rule{
+	{path: "data", mode: allow},
+	{path: "binaryData", mode: allow},
+	{path: "stringData", mode: allow},
+	{path: "type", mode: allow},
+	{path: "immutable", mode: allow},
+}...)
 
 const msgNotYet = "not supported by this version of Ballast yet; remove it from the manifest (Ballast refuses what it cannot honour rather than ignore it)"
 
@@ -181,9 +199,12 @@ type ruleIndex struct {
 	interior map[string]bool // paths with rules below them
 }
 
-var table = func() ruleIndex {
+var table = newRuleIndex(withInitContainers(append(append([]rule(nil), rules...), lifecycleRules...)))
+
+var configTable = newRuleIndex(configRules)
+
+func newRuleIndex(all []rule) ruleIndex {
 	ix := ruleIndex{byPath: map[string]*rule{}, interior: map[string]bool{}}
-	all := withInitContainers(append(append([]rule(nil), rules...), lifecycleRules...))
 	for i := range all {
 		r := &all[i]
 		if _, dup := ix.byPath[r.path]; dup {
@@ -195,7 +216,7 @@ var table = func() ruleIndex {
 		}
 	}
 	return ix
-}()
+}
 
 func parentPattern(p string) string {
 	p = strings.TrimSuffix(strings.TrimSuffix(p, "[]"), "{}")
@@ -207,17 +228,16 @@ func parentPattern(p string) string {
 
 // ---- The walk ----
 
+// checker checks an object's generic form in place (dropping ignored
+// fields) against the rules of its kind.
 type checker struct {
-	el *errList
+	el    *errList
+	table *ruleIndex
+	// secret: the object is a Secret; no message shows a value of its data.
+	secret bool
 }
 
 var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
-
-// checkPod checks a pod's generic form in place (dropping ignored fields).
-// prefix is "" for a Pod file, "items[i]" for a List item.
-func (c *checker) checkPod(obj map[string]any, prefix string) {
-	c.object(obj, reflect.TypeFor[corev1.Pod](), prefix, prefix, "", false)
-}
 
 // object checks the fields of a mapping against struct type t.
 // path is the field path shown to users, raw the path used while decoding
@@ -234,7 +254,7 @@ func (c *checker) object(obj map[string]any, t reflect.Type, path, raw, pat stri
 		p, rp, pt := joinField(path, key), joinField(raw, key), joinField(pat, key)
 		c.aliasLine(p, rp)
 		ft, known := fields[key]
-		r := table.byPath[pt]
+		r := c.table.byPath[pt]
 		switch {
 		case r != nil && r.mode == refuse && r.emptyOK && isEmpty(v):
 			delete(obj, key)
@@ -263,7 +283,7 @@ func (c *checker) object(obj map[string]any, t reflect.Type, path, raw, pat stri
 			}
 		case r != nil && r.mode == allow:
 			c.value(v, ft, p, rp, pt, true)
-		case r != nil && r.mode == object, table.interior[pt]:
+		case r != nil && r.mode == object, c.table.interior[pt]:
 			c.value(v, ft, p, rp, pt, false)
 		case inAllowed:
 			c.value(v, ft, p, rp, pt, true)
@@ -294,6 +314,18 @@ func (c *checker) value(v any, t reflect.Type, path, raw, pat string, inAllowed 
 			return true
 		}
 		return c.typeErr(path, "a string or a number", v)
+	}
+	if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+		// []byte (a Secret's data, a ConfigMap's binaryData): base64 text.
+		s, ok := v.(string)
+		if !ok {
+			return c.typeErr(path, "a base64 string", v)
+		}
+		if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+			c.el.add(path, "Invalid value: not valid base64 (values under data are base64-encoded; put plain text under stringData instead)")
+			return false
+		}
+		return true
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -396,7 +428,11 @@ func (c *checker) value(v any, t reflect.Type, path, raw, pat string, inAllowed 
 }
 
 func (c *checker) typeErr(path, want string, v any, hint ...string) bool {
-	c.el.addf(path, "Invalid type: must be %s, not %s%s", want, describe(v), strings.Join(hint, ""))
+	d := describe(v)
+	if c.secret {
+		d = describeValue(v, path)
+	}
+	c.el.addf(path, "Invalid type: must be %s, not %s%s", want, d, strings.Join(hint, ""))
 	return false
 }
 

@@ -67,6 +67,24 @@ func invalidFunc(f func(string) string, el *errList) func(p string, v any, msgs 
 	}
 }
 
+// validateMetaMaps validates an object's labels and annotations.
+func validateMetaMaps(labels, annotations map[string]string, f func(string) string, el *errList) {
+	invalid := invalidFunc(f, el)
+	for _, k := range sortedKeys(labels) {
+		p := "metadata.labels[" + k + "]"
+		invalid(p, k, content.IsLabelKey(k), " (label name)")
+		invalid(p, labels[k], content.IsLabelValue(labels[k]), "")
+	}
+	size := 0
+	for _, k := range sortedKeys(annotations) {
+		invalid("metadata.annotations["+k+"]", k, content.IsLabelKey(strings.ToLower(k)), " (annotation name)")
+		size += len(k) + len(annotations[k])
+	}
+	if size > totalAnnotationSizeLimit {
+		el.addf(f("metadata.annotations"), "Too long: annotations hold %d bytes, at most %d are allowed", size, totalAnnotationSizeLimit)
+	}
+}
+
 // validatePodContent validates everything in a pod but its name (which
 // differs between a manifest and a running pod) and its node.
 func validatePodContent(pod *corev1.Pod, f func(string) string, el *errList) {
@@ -74,19 +92,7 @@ func validatePodContent(pod *corev1.Pod, f func(string) string, el *errList) {
 	if pod.Namespace != "" {
 		invalid("metadata.namespace", pod.Namespace, validation.IsDNS1123Label(pod.Namespace), "")
 	}
-	for _, k := range sortedKeys(pod.Labels) {
-		p := "metadata.labels[" + k + "]"
-		invalid(p, k, content.IsLabelKey(k), " (label name)")
-		invalid(p, pod.Labels[k], content.IsLabelValue(pod.Labels[k]), "")
-	}
-	size := 0
-	for _, k := range sortedKeys(pod.Annotations) {
-		invalid("metadata.annotations["+k+"]", k, content.IsLabelKey(strings.ToLower(k)), " (annotation name)")
-		size += len(k) + len(pod.Annotations[k])
-	}
-	if size > totalAnnotationSizeLimit {
-		el.addf(f("metadata.annotations"), "Too long: annotations hold %d bytes, at most %d are allowed", size, totalAnnotationSizeLimit)
-	}
+	validateMetaMaps(pod.Labels, pod.Annotations, f, el)
 	validateBallastAnnotations(pod.Annotations, pod.Name, f, el)
 
 	spec := &pod.Spec
@@ -104,7 +110,7 @@ func validatePodContent(pod *corev1.Pod, f func(string) string, el *errList) {
 		}
 		volumes[v.Name] = true
 		if volumeTypes(&v) > 1 {
-			el.add(f(p), "Forbidden: may not specify more than 1 volume type; keep one of hostPath, emptyDir or downwardAPI")
+			el.add(f(p), "Forbidden: may not specify more than 1 volume type; keep one of hostPath, emptyDir, downwardAPI, configMap, secret or projected")
 		}
 		if v.HostPath != nil {
 			hp := v.HostPath.Path
@@ -296,7 +302,7 @@ func hasDotDot(p string) bool {
 	return false
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -61,6 +61,15 @@ func volumeTypes(v *corev1.Volume) int {
 	if v.DownwardAPI != nil {
 		n++
 	}
+	if v.ConfigMap != nil {
+		n++
+	}
+	if v.Secret != nil {
+		n++
+	}
+	if v.Projected != nil {
+		n++
+	}
 	return n
 }
 
@@ -169,37 +178,49 @@ func validatePodSpec(pod *corev1.Pod, f func(string) string, el *errList) {
 			}
 		}
 		if da := v.DownwardAPI; da != nil {
-			if da.DefaultMode != nil && (*da.DefaultMode < 0 || *da.DefaultMode > 0o777) {
-				el.addf(f(p+".downwardAPI.defaultMode"), "Invalid value: %d: must be a number between 0 and 0777 (octal), both inclusive", *da.DefaultMode)
-			}
+			validateMode(da.DefaultMode, f(p+".downwardAPI.defaultMode"), el)
 			paths := map[string]bool{}
-			for j, it := range da.Items {
-				ip := fmt.Sprintf("%s.downwardAPI.items[%d]", p, j)
-				switch {
-				case it.Path == "":
-					el.add(f(ip+".path"), "Required value: name the file")
-				case path.IsAbs(it.Path):
-					el.addf(f(ip+".path"), "Invalid value: %q: must be a relative path", it.Path)
-				case hasDotDot(it.Path):
-					el.addf(f(ip+".path"), "Invalid value: %q: must not contain '..'", it.Path)
-				case strings.HasPrefix(it.Path, ".."):
-					el.addf(f(ip+".path"), "Invalid value: %q: must not start with '..'", it.Path)
-				case paths[path.Clean(it.Path)]:
-					el.addf(f(ip+".path"), "Duplicate value: %q: another item writes this file", it.Path)
+			for j := range da.Items {
+				validateDownwardAPIFile(&da.Items[j], fmt.Sprintf("%s.downwardAPI.items[%d]", p, j), paths, containers, f, el)
+			}
+		}
+		if cm := v.ConfigMap; cm != nil {
+			validateConfigName(cm.Name, f(p+".configMap.name"), el)
+			validateMode(cm.DefaultMode, f(p+".configMap.defaultMode"), el)
+			validateKeyToPaths(cm.Items, p+".configMap", map[string]bool{}, f, el)
+		}
+		if sv := v.Secret; sv != nil {
+			validateConfigName(sv.SecretName, f(p+".secret.secretName"), el)
+			validateMode(sv.DefaultMode, f(p+".secret.defaultMode"), el)
+			validateKeyToPaths(sv.Items, p+".secret", map[string]bool{}, f, el)
+		}
+		if pv := v.Projected; pv != nil {
+			validateMode(pv.DefaultMode, f(p+".projected.defaultMode"), el)
+			paths := map[string]bool{}
+			for j, src := range pv.Sources {
+				sp := fmt.Sprintf("%s.projected.sources[%d]", p, j)
+				n := 0
+				if src.ConfigMap != nil {
+					n++
+					validateConfigName(src.ConfigMap.Name, f(sp+".configMap.name"), el)
+					validateKeyToPaths(src.ConfigMap.Items, sp+".configMap", paths, f, el)
 				}
-				paths[path.Clean(it.Path)] = true
-				if it.Mode != nil && (*it.Mode < 0 || *it.Mode > 0o777) {
-					el.addf(f(ip+".mode"), "Invalid value: %d: must be a number between 0 and 0777 (octal), both inclusive", *it.Mode)
+				if src.Secret != nil {
+					n++
+					validateConfigName(src.Secret.Name, f(sp+".secret.name"), el)
+					validateKeyToPaths(src.Secret.Items, sp+".secret", paths, f, el)
+				}
+				if src.DownwardAPI != nil {
+					n++
+					for k := range src.DownwardAPI.Items {
+						validateDownwardAPIFile(&src.DownwardAPI.Items[k], fmt.Sprintf("%s.downwardAPI.items[%d]", sp, k), paths, containers, f, el)
+					}
 				}
 				switch {
-				case it.FieldRef != nil && it.ResourceFieldRef != nil:
-					el.add(f(ip), "Invalid value: fieldRef and resourceFieldRef can not be specified simultaneously")
-				case it.FieldRef != nil:
-					validateFieldRef(it.FieldRef, VolumeFieldPaths, true, f(ip+".fieldRef"), el)
-				case it.ResourceFieldRef != nil:
-					validateResourceFieldRef(it.ResourceFieldRef, containers, true, f(ip+".resourceFieldRef"), el)
-				default:
-					el.add(f(ip), "Required value: must specify one of: `fieldRef` or `resourceFieldRef`")
+				case n == 0:
+					el.add(f(sp), "Required value: must specify one of: `configMap`, `secret` or `downwardAPI`")
+				case n > 1:
+					el.add(f(sp), "Forbidden: may not specify more than 1 source type in one item of sources; make one item per source")
 				}
 			}
 		}
@@ -211,6 +232,72 @@ func validatePodSpec(pod *corev1.Pod, f func(string) string, el *errList) {
 		c := &spec.Containers[i]
 		p := fmt.Sprintf("spec.containers[%d]", i)
 		validateContainerSpec(pod, c, p, f, containers, hostPorts, el)
+	}
+}
+
+// validateMode checks a volume file mode (0 to 0777).
+func validateMode(m *int32, p string, el *errList) {
+	if m != nil && (*m < 0 || *m > 0o777) {
+		el.addf(p, "Invalid value: %d: must be a number between 0 and 0777 (octal), both inclusive", *m)
+	}
+}
+
+// validateVolumeFilePath checks the path of a file in a volume (relative,
+// no "..", unique among paths).
+func validateVolumeFilePath(fp, p string, paths map[string]bool, el *errList) {
+	switch {
+	case fp == "":
+		el.add(p, "Required value: name the file")
+	case path.IsAbs(fp):
+		el.addf(p, "Invalid value: %q: must be a relative path", fp)
+	case hasDotDot(fp):
+		el.addf(p, "Invalid value: %q: must not contain '..'", fp)
+	case strings.HasPrefix(fp, ".."):
+		el.addf(p, "Invalid value: %q: must not start with '..'", fp)
+	case paths[path.Clean(fp)]:
+		el.addf(p, "Duplicate value: %q: another item writes this file (conflicting duplicate paths)", fp)
+	}
+	paths[path.Clean(fp)] = true
+}
+
+func validateDownwardAPIFile(it *corev1.DownwardAPIVolumeFile, ip string, paths map[string]bool, containers map[string]*corev1.Container, f func(string) string, el *errList) {
+	validateVolumeFilePath(it.Path, f(ip+".path"), paths, el)
+	validateMode(it.Mode, f(ip+".mode"), el)
+	switch {
+	case it.FieldRef != nil && it.ResourceFieldRef != nil:
+		el.add(f(ip), "Invalid value: fieldRef and resourceFieldRef can not be specified simultaneously")
+	case it.FieldRef != nil:
+		validateFieldRef(it.FieldRef, VolumeFieldPaths, true, f(ip+".fieldRef"), el)
+	case it.ResourceFieldRef != nil:
+		validateResourceFieldRef(it.ResourceFieldRef, containers, true, f(ip+".resourceFieldRef"), el)
+	default:
+		el.add(f(ip), "Required value: must specify one of: `fieldRef` or `resourceFieldRef`")
+	}
+}
+
+// validateKeyToPaths checks the items of a configMap or secret volume (or
+// projection) under p.
+func validateKeyToPaths(items []corev1.KeyToPath, p string, paths map[string]bool, f func(string) string, el *errList) {
+	for i, it := range items {
+		ip := fmt.Sprintf("%s.items[%d]", p, i)
+		if it.Key == "" {
+			el.add(f(ip+".key"), "Required value: name the key whose value the file holds")
+		} else {
+			invalidKey(el, f(ip+".key"), it.Key)
+		}
+		validateVolumeFilePath(it.Path, f(ip+".path"), paths, el)
+		validateMode(it.Mode, f(ip+".mode"), el)
+	}
+}
+
+// validateConfigName checks the name of a referenced ConfigMap or Secret.
+func validateConfigName(name, p string, el *errList) {
+	if name == "" {
+		el.add(p, "Required value: name the ConfigMap or Secret (of the manifest directory, in the pod's namespace)")
+		return
+	}
+	for _, m := range validation.IsDNS1123Subdomain(name) {
+		el.addf(p, "Invalid value: %q: %s", name, m)
 	}
 }
 
@@ -312,32 +399,7 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 		}
 	}
 
-	// Env.
-	for i, e := range c.Env {
-		ep := fmt.Sprintf("%s.env[%d].valueFrom", p, i)
-		vf := e.ValueFrom
-		if vf == nil {
-			continue
-		}
-		if e.Value != "" {
-			el.add(f(ep), "Invalid value: \"\": may not be specified when `value` is not empty")
-		}
-		n := 0
-		if vf.FieldRef != nil {
-			n++
-			validateFieldRef(vf.FieldRef, EnvFieldPaths, false, f(ep+".fieldRef"), el)
-		}
-		if vf.ResourceFieldRef != nil {
-			n++
-			validateResourceFieldRef(vf.ResourceFieldRef, containers, false, f(ep+".resourceFieldRef"), el)
-		}
-		switch n {
-		case 0:
-			el.add(f(ep), "Invalid value: \"\": must specify one of: `fieldRef` or `resourceFieldRef`")
-		case 2:
-			el.add(f(ep), "Invalid value: \"\": may not have more than one field specified at a time")
-		}
-	}
+	validateEnv(c, p, f, containers, el)
 
 	// Volume mounts.
 	for i, m := range c.VolumeMounts {
@@ -366,6 +428,77 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 			}
 		}
 	}
+}
+
+// validateEnv checks a container's env valueFrom and envFrom.
+func validateEnv(c *corev1.Container, p string, f func(string) string, containers map[string]*corev1.Container, el *errList) {
+	for i, e := range c.Env {
+		ep := fmt.Sprintf("%s.env[%d].valueFrom", p, i)
+		vf := e.ValueFrom
+		if vf == nil {
+			continue
+		}
+		if e.Value != "" {
+			el.add(f(ep), "Invalid value: \"\": may not be specified when `value` is not empty")
+		}
+		n := 0
+		if vf.FieldRef != nil {
+			n++
+			validateFieldRef(vf.FieldRef, EnvFieldPaths, false, f(ep+".fieldRef"), el)
+		}
+		if vf.ResourceFieldRef != nil {
+			n++
+			validateResourceFieldRef(vf.ResourceFieldRef, containers, false, f(ep+".resourceFieldRef"), el)
+		}
+		if r := vf.ConfigMapKeyRef; r != nil {
+			n++
+			validateConfigName(r.Name, f(ep+".configMapKeyRef.name"), el)
+			validateRefKey(r.Key, f(ep+".configMapKeyRef.key"), el)
+		}
+		if r := vf.SecretKeyRef; r != nil {
+			n++
+			validateConfigName(r.Name, f(ep+".secretKeyRef.name"), el)
+			validateRefKey(r.Key, f(ep+".secretKeyRef.key"), el)
+		}
+		switch {
+		case n == 0:
+			el.add(f(ep), "Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`")
+		case n > 1:
+			el.add(f(ep), "Invalid value: \"\": may not have more than one field specified at a time")
+		}
+	}
+	for i, ef := range c.EnvFrom {
+		ep := fmt.Sprintf("%s.envFrom[%d]", p, i)
+		n := 0
+		if ef.ConfigMapRef != nil {
+			n++
+			validateConfigName(ef.ConfigMapRef.Name, f(ep+".configMapRef.name"), el)
+		}
+		if ef.SecretRef != nil {
+			n++
+			validateConfigName(ef.SecretRef.Name, f(ep+".secretRef.name"), el)
+		}
+		switch {
+		case n == 0:
+			el.add(f(ep), "Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`")
+		case n > 1:
+			el.add(f(ep), "Invalid value: \"\": may not have more than one field specified at a time")
+		}
+		if ef.Prefix != "" {
+			for _, m := range validation.IsEnvVarName(ef.Prefix) {
+				el.addf(f(ep+".prefix"), "Invalid value: %q: %s", ef.Prefix, m)
+			}
+		}
+	}
+
+}
+
+func validateRefKey(key, p string, el *errList) {
+	if key == "" {
+		el.add(p, "Required value: name the key")
+		return
+	}
+	invalidKey(el, p, key)
 }
 
 func sortedResourceNames(rl corev1.ResourceList) []corev1.ResourceName {
@@ -529,18 +662,36 @@ func setPodSpecDefaults(pod *corev1.Pod) {
 			s.Priority = &p
 		}
 	}
-	for i := range s.Volumes {
-		da := s.Volumes[i].DownwardAPI
-		if da == nil {
-			continue
+	defaultMode := func(m **int32, def int32) {
+		if *m == nil {
+			*m = &def
 		}
-		if da.DefaultMode == nil {
-			m := corev1.DownwardAPIVolumeSourceDefaultMode
-			da.DefaultMode = &m
-		}
-		for j := range da.Items {
-			if fr := da.Items[j].FieldRef; fr != nil && fr.APIVersion == "" {
+	}
+	fieldRefVersions := func(items []corev1.DownwardAPIVolumeFile) {
+		for j := range items {
+			if fr := items[j].FieldRef; fr != nil && fr.APIVersion == "" {
 				fr.APIVersion = "v1"
+			}
+		}
+	}
+	for i := range s.Volumes {
+		v := &s.Volumes[i]
+		if da := v.DownwardAPI; da != nil {
+			defaultMode(&da.DefaultMode, corev1.DownwardAPIVolumeSourceDefaultMode)
+			fieldRefVersions(da.Items)
+		}
+		if cm := v.ConfigMap; cm != nil {
+			defaultMode(&cm.DefaultMode, corev1.ConfigMapVolumeSourceDefaultMode)
+		}
+		if sv := v.Secret; sv != nil {
+			defaultMode(&sv.DefaultMode, corev1.SecretVolumeSourceDefaultMode)
+		}
+		if pv := v.Projected; pv != nil {
+			defaultMode(&pv.DefaultMode, corev1.ProjectedVolumeSourceDefaultMode)
+			for j := range pv.Sources {
+				if da := pv.Sources[j].DownwardAPI; da != nil {
+					fieldRefVersions(da.Items)
+				}
 			}
 		}
 	}

@@ -120,6 +120,10 @@ type syncer struct {
 	// readyPosted is the Ready status last posted, readySince its transition.
 	readyPosted *bool
 	readySince  metav1.Time
+	// refused maps a mirror pod to why the API server last refused to
+	// create it, logged once (a kube-apiserver refuses mirror pods that use
+	// ConfigMaps or Secrets: NodeRestriction).
+	refused map[string]string
 }
 
 func (s *syncer) run(ctx context.Context) error {
@@ -485,11 +489,17 @@ func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) {
 		s.specs[created.UID] = created.Spec
 	}
 	if err != nil {
-		if !apierrors.IsAlreadyExists(err) {
-			s.log.Warn("creating mirror pod", "pod", sp.Namespace+"/"+sp.Name, "err", err)
+		key := sp.Namespace + "/" + sp.Name
+		if !apierrors.IsAlreadyExists(err) && s.refused[key] != err.Error() {
+			if s.refused == nil {
+				s.refused = map[string]string{}
+			}
+			s.refused[key] = err.Error()
+			s.log.Warn("creating mirror pod (logged once; the pod runs without it)", "pod", key, "err", err)
 		}
 		return
 	}
+	delete(s.refused, sp.Namespace+"/"+sp.Name)
 	created.Status = sp.Status
 	if _, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		s.log.Warn("setting mirror pod status", "pod", sp.Namespace+"/"+sp.Name, "err", err)

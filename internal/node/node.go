@@ -48,9 +48,11 @@ var (
 	_ localapi.Provider        = (*agent.Agent)(nil)
 	_ localapi.EventProvider   = (*agent.Agent)(nil)
 	_ localapi.ProblemProvider = (*agent.Agent)(nil)
+	_ localapi.ConfigProvider  = (*agent.Agent)(nil)
 	_ mirror.Source            = (*agent.Agent)(nil)
 	_ mirror.ProblemSource     = (*agent.Agent)(nil)
 	_ mirror.RuntimeReporter   = (*agent.Agent)(nil)
+	_ mirror.ConfigSource      = (*agent.Agent)(nil)
 )
 
 // Config is everything `ballast node` is told.
@@ -92,6 +94,9 @@ type APIConfig struct {
 	// TLSCertFile and TLSKeyFile are the serving certificate (default: a
 	// self-signed one under DataDir/kubelet-pki).
 	TLSCertFile, TLSKeyFile string
+	// PublishSecretData puts the values of the node's Secrets in their
+	// mirror Secrets (default: keys only).
+	PublishSecretData bool
 }
 
 // Node is a running node agent, for whoever started it.
@@ -296,6 +301,10 @@ func connectAPI(ctx context.Context, g *errgroup.Group, cfg Config, a *agent.Age
 				log.Error("mirror pod sync stopped; pods keep running, the API server no longer sees them", "err", err)
 			}
 			return nil
+		})
+		g.Go(func() error {
+			return mirror.RunConfigs(ctx, mirror.ConfigOptions{Client: client, NodeName: cfg.NodeName, Source: a,
+				SecretData: cfg.API.PublishSecretData, Log: log.With("component", "mirror-configs")})
 		})
 	}
 	return nil

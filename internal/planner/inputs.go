@@ -3,6 +3,7 @@ package planner
 import (
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 )
@@ -20,6 +21,11 @@ type Snapshot struct {
 	Unavailable string
 	// Dir is the manifest directory, to name it in a problem.
 	Dir string
+	// Configs are the node-local ConfigMaps and Secrets, sorted by kind,
+	// namespace and name (shared: never modified).
+	Configs []*manifest.Config
+	// Warnings are about files that work but should be fixed, sorted by file.
+	Warnings []Warning
 }
 
 // Desired is a pod a manifest file defines.

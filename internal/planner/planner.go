@@ -33,6 +33,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
 	"github.com/ballast-dev/ballast/internal/podstatus"
@@ -144,6 +145,10 @@ type pod struct {
 	// deadlineExceeded: activeDeadlineSeconds passed; the pod was killed for good.
 	deadlineExceeded bool
 	status           corev1.PodStatus
+	// volumesAt is the version of config data the pod's volumes show (see
+	// volumeState), "" when not known; jobVolumes what its job in flight
+	// writes.
+	volumesAt, jobVolumes string
 }
 
 func (p *pod) inFlight() bool { return p.life == Syncing }
@@ -177,6 +182,11 @@ type State struct {
 	files map[string]*rollout
 	// cycles are the files whose pods wait for each other in a cycle.
 	cycles []Problem
+	// configs are the node-local ConfigMaps and Secrets by key (configList
+	// as the snapshot sorts them), warnings those of the last snapshot.
+	configs    map[manifest.ConfigKey]*manifest.Config
+	configList []*manifest.Config
+	warnings   []Warning
 }
 
 // New returns the planner's initial state.
@@ -212,14 +222,18 @@ type Output struct {
 	Changed bool
 }
 
-// Job is one pod's plan for the executor. Desired and Runtime are the
-// planner's own: the executor must not change them.
+// Job is one pod's plan for the executor. Desired, Runtime and Configs are
+// the planner's own: the executor must not change them.
 type Job struct {
 	UID     string
 	Desired *corev1.Pod // nil when the pod must go
 	File    string
 	Runtime *podruntime.Pod // never nil
 	Plan    podplan.Plan
+	// Configs are the node-local ConfigMaps and Secrets Desired references,
+	// those the node has (a missing one is not in it), for env values and
+	// volume files.
+	Configs map[manifest.ConfigKey]*manifest.Config
 }
 
 // Started is a pod started from its file, now running: Since is how long
@@ -430,6 +444,7 @@ func (s *State) plan(now time.Time, p *pod, o *order, out *Output) {
 			}
 		}
 	}
+	s.refresh(p, &plan)
 	p.waiting = plan.Waiting
 	p.wakeAt = plan.WakeAt
 	p.plan = plan
@@ -463,7 +478,8 @@ func (s *State) dispatch(now time.Time, out *Output) {
 				rt.Name, rt.Namespace = p.desired.Name, p.desired.Namespace
 			}
 		}
-		out.Jobs = append(out.Jobs, Job{UID: p.uid, Desired: p.desired, File: p.file, Runtime: rt, Plan: p.plan})
+		s.dispatchedConfigs(p)
+		out.Jobs = append(out.Jobs, Job{UID: p.uid, Desired: p.desired, File: p.file, Runtime: rt, Plan: p.plan, Configs: s.jobConfigs(p.desired)})
 		if p.plan.CreateSandbox && rt.Empty() && p.desired != nil && !p.startedFromFile && !s.reverted(p) {
 			// The pod's first start, for a file that defines it: it counts
 			// as started from its file once all its containers run.
@@ -496,6 +512,9 @@ func (s *State) killEvents(p *pod, rt *podruntime.Pod, out *Output) {
 
 func (s *State) applySnapshot(now time.Time, snap Snapshot, out *Output) {
 	s.haveFiles = true
+	changed := s.applyConfigs(snap, out)
+	s.replacementEvents(snap, changed, out)
+	defer s.markConfigUsers(changed)
 	if !slices.EqualFunc(s.problems, snap.Problems, sameProblem) {
 		s.problems = snap.Problems
 		out.Changed = true
@@ -720,6 +739,9 @@ func (s *State) applyDone(now time.Time, d Done, out *Output) {
 	} else {
 		p.retry = 0
 		p.dirty = true
+		if p.jobVolumes != "" {
+			p.volumesAt = p.jobVolumes
+		}
 	}
 	if p.reobserve != "" && !p.observing {
 		s.observe(p, p.reobserve, out)

@@ -263,7 +263,7 @@ func (s *State) whileUnavailable(in Snapshot) Snapshot {
 	for _, d := range s.snap.Pods {
 		pods = append(pods, d.Pod.Name)
 	}
-	return Snapshot{Pods: s.snap.Pods, Unavailable: in.Unavailable, Dir: in.Dir,
+	return Snapshot{Pods: s.snap.Pods, Configs: s.snap.Configs, Warnings: s.snap.Warnings, Unavailable: in.Unavailable, Dir: in.Dir,
 		Problems: append(append([]Problem(nil), s.snap.Problems...), Problem{File: in.Dir, Pods: pods,
 			Message: fmt.Sprintf("the manifest directory %s cannot be read (%s); its pods keep running as they were until it is back", in.Dir, in.Unavailable)})}
 }

@@ -175,6 +175,11 @@ type script struct {
 	// saved holds the rollout records on "disk", by file.
 	saved map[string]planner.Rollout
 	seq   int
+	// configs are the ConfigMaps and Secrets defined with `object`, by
+	// label; alias maps the label of a pod whose identity covers config
+	// data (see snapshot) to its UID now.
+	configs map[string][]*manifest.Config
+	alias   map[string]string
 }
 
 func newScript() *script {
@@ -184,7 +189,7 @@ func newScript() *script {
 		now: start, start: start,
 		pods: map[string]*corev1.Pod{}, labels: map[string]string{},
 		world: map[string]*podruntime.Pod{}, jobs: map[string]planner.Job{}, applied: map[string]planner.Done{},
-		saved: map[string]planner.Rollout{},
+		saved: map[string]planner.Rollout{}, configs: map[string][]*manifest.Config{}, alias: map[string]string{},
 	}
 }
 
@@ -243,12 +248,45 @@ func (sc *script) run(c scriptCase) (string, error) {
 		return "", nil
 	case "pod":
 		return "", sc.definePod(c.args[0], c.args[1:], c.body)
+	case "object":
+		// object LABEL, with the YAML of ConfigMaps and Secrets as its body.
+		f, err := manifest.ParseFile("/m/"+c.args[0]+".yaml", []byte(strings.Join(c.body, "\n")), "node")
+		if err != nil {
+			return "", err
+		}
+		sc.configs[c.args[0]] = f.Configs
+		return "", nil
+	case "configs":
+		return sc.dumpConfigs(), nil
 	case "snapshot":
+		// snapshot [POD...] [+OBJECT...] [FILE:MESSAGE...] [warn=FILE:MESSAGE]
 		var snap planner.Snapshot
 		if why, ok := a["unavailable"]; ok {
 			return sc.step(planner.Snapshot{Unavailable: why, Dir: "/m"}), nil
 		}
+		objs := map[manifest.ConfigKey]*manifest.Config{}
 		for _, arg := range c.args {
+			if label, ok := strings.CutPrefix(arg, "+"); ok {
+				cs, ok := sc.configs[label]
+				if !ok {
+					return "", fmt.Errorf("no object %q defined", label)
+				}
+				for _, c := range cs {
+					objs[c.Key()] = c
+					snap.Configs = append(snap.Configs, c)
+				}
+			}
+		}
+		slices.SortFunc(snap.Configs, func(a, b *manifest.Config) int { return manifest.CompareConfigKeys(a.Key(), b.Key()) })
+		for _, arg := range c.args {
+			if strings.HasPrefix(arg, "+") {
+				continue
+			}
+			if w, ok := strings.CutPrefix(arg, "warn="); ok {
+				file, msg, _ := strings.Cut(w, ":")
+				snap.Warnings = append(snap.Warnings, planner.Warning{File: "/m/" + file, Message: msg})
+				continue
+			}
 			if file, msg, ok := strings.Cut(arg, ":"); ok {
 				// FILE:MESSAGE names a broken file; FILE:MESSAGE#POD,POD the pods it keeps.
 				pr := planner.Problem{File: "/m/" + file, Message: msg}
@@ -265,6 +303,9 @@ func (sc *script) run(c scriptCase) (string, error) {
 			if pod == nil {
 				return "", fmt.Errorf("no pod %q defined", arg)
 			}
+			// As the source does: the identity covers the config data.
+			pod = manifest.WithConfigs(pod, func(k manifest.ConfigKey) *manifest.Config { return objs[k] })
+			sc.labelDerived(arg, pod)
 			snap.Pods = append(snap.Pods, planner.Desired{Pod: pod, File: pod.Annotations[wellknown.AnnotationManifest]})
 		}
 		return sc.step(snap), nil
@@ -432,7 +473,28 @@ func splitList(s string) []string {
 	return strings.Split(s, ",")
 }
 
+// labelDerived labels a pod whose identity covers config data: the first
+// UID of label is label, each next one label with one more prime (').
+func (sc *script) labelDerived(label string, pod *corev1.Pod) {
+	uid := string(pod.UID)
+	if _, ok := sc.labels[uid]; ok {
+		return
+	}
+	name := label
+	for {
+		if _, taken := sc.alias[name]; !taken {
+			break
+		}
+		name += "'"
+	}
+	sc.alias[name] = uid
+	sc.labels[uid] = name
+}
+
 func (sc *script) uid(label string) string {
+	if uid, ok := sc.alias[label]; ok {
+		return uid
+	}
 	if p := sc.pods[label]; p != nil {
 		return string(p.UID)
 	}
@@ -464,7 +526,16 @@ func (sc *script) step(in planner.Input) string {
 	}
 	for _, j := range out.Jobs {
 		sc.jobs[j.UID] = j
-		fmt.Fprintf(&b, "job %s: %s\n", sc.label(j.UID), describePlan(j.Plan))
+		d := describePlan(j.Plan)
+		if len(j.Configs) > 0 {
+			var names []string
+			for k := range j.Configs {
+				names = append(names, strings.ToLower(string(k.Kind))+"/"+k.Name)
+			}
+			sort.Strings(names)
+			d += " (configs " + strings.Join(names, ",") + ")"
+		}
+		fmt.Fprintf(&b, "job %s: %s\n", sc.label(j.UID), d)
 	}
 	for _, e := range out.Events {
 		obj := strings.TrimSuffix(e.Ref.Name, "-node")
@@ -522,6 +593,9 @@ func describePlan(p podplan.Plan) string {
 	}
 	if n := len(p.RemoveSandboxes); n > 0 {
 		parts = append(parts, fmt.Sprintf("remove-sandboxes=%d", n))
+	}
+	if len(p.Refresh) > 0 {
+		parts = append(parts, "refresh="+strings.Join(p.Refresh, ","))
 	}
 	return strings.Join(parts, " ")
 }
@@ -765,6 +839,22 @@ func (sc *script) dumpWorld() string {
 		lines = append(lines, sc.label(uid)+": "+strings.Join(parts, " "))
 	}
 	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// dumpConfigs prints the config objects readers see, and who uses them.
+func (sc *script) dumpConfigs() string {
+	var lines []string
+	for _, c := range sc.planner().View().Configs {
+		what := "missing"
+		if c.Config != nil {
+			what = "keys " + strings.Join(c.Config.Keys(), ",")
+		}
+		lines = append(lines, fmt.Sprintf("%s: %s, used by %s", c.Key, what, strings.Join(c.UsedBy, ",")))
+	}
+	for _, w := range sc.planner().View().Warnings {
+		lines = append(lines, fmt.Sprintf("warning %s: %s", w.File, w.Message))
+	}
 	return strings.Join(lines, "\n")
 }
 

@@ -25,6 +25,11 @@ type View struct {
 	// Logs maps namespace/pod/container to its log files.
 	Logs         map[string]LogRef
 	RuntimeReady bool
+	// Configs are the node-local ConfigMaps and Secrets (and those pods
+	// reference that the node lacks), sorted by kind, namespace and name;
+	// Warnings are about files that work but should be fixed.
+	Configs  []ConfigView
+	Warnings []Warning
 }
 
 // LogRef locates a container's current and previous log files.
@@ -36,7 +41,8 @@ type LogRef struct {
 
 // View returns a copy of what readers see now.
 func (s *State) View() *View {
-	v := &View{Problems: append(append([]Problem(nil), s.problems...), s.cycles...), Logs: map[string]LogRef{}, RuntimeReady: s.runtimeReady}
+	v := &View{Problems: append(append([]Problem(nil), s.problems...), s.cycles...), Logs: map[string]LogRef{}, RuntimeReady: s.runtimeReady,
+		Configs: s.configViews(), Warnings: append([]Warning(nil), s.warnings...)}
 	problemByPod := map[string]string{}
 	problemByFile := map[string]string{}
 	for _, pr := range v.Problems {

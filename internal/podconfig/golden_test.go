@@ -66,15 +66,19 @@ type goldenFile struct {
 }
 
 type goldenVolume struct {
-	Name     string                `json:"name"`
-	HostPath *HostPathVolume       `json:"hostPath,omitempty"`
-	EmptyDir *EmptyDirVolume       `json:"emptyDir,omitempty"`
-	Files    map[string]goldenFile `json:"files,omitempty"`
-	FSGroup  *int64                `json:"fsGroup,omitempty"`
+	Name      string                `json:"name"`
+	HostPath  *HostPathVolume       `json:"hostPath,omitempty"`
+	EmptyDir  *EmptyDirVolume       `json:"emptyDir,omitempty"`
+	Files     map[string]goldenFile `json:"files,omitempty"`
+	FilesKind string                `json:"filesKind,omitempty"`
+	Memory    bool                  `json:"memory,omitempty"`
+	FSGroup   *int64                `json:"fsGroup,omitempty"`
 }
 
 type goldenContainer struct {
-	Name           string          `json:"name"`
+	Name string `json:"name"`
+	// SkippedEnv are envFrom keys left out (InvalidEnvFromKeys).
+	SkippedEnv     []string        `json:"skippedEnv,omitempty"`
 	NeedsImageUser bool            `json:"needsImageUser,omitempty"`
 	Error          string          `json:"error,omitempty"`
 	Config         json.RawMessage `json:"config,omitempty"`
@@ -100,8 +104,9 @@ func protoJSON(t *testing.T, m proto.Message) json.RawMessage {
 }
 
 // translate runs the whole translation of a pod as the executor does, with
-// the host's answers made up: volumes under /host/<uid>/<name>.
-func translate(t *testing.T, pod *corev1.Pod) golden {
+// the host's answers made up: volumes under /host/<uid>/<name>, and configs
+// the ConfigMaps and Secrets the node has.
+func translate(t *testing.T, pod *corev1.Pod, configs Configs) golden {
 	var g golden
 	g.NoClusterDNS = NoClusterDNS(pod)
 	sb, err := Sandbox(pod, goldenNode, 0)
@@ -116,12 +121,12 @@ func translate(t *testing.T, pod *corev1.Pod) golden {
 	g.HostsFile = string(HostsFile(pod, podIPs, []byte("127.0.0.1\tlocalhost\n192.168.7.1\tnode-a")))
 	podDir := path.Join("/host", string(pod.UID))
 	hostVolumes := map[string]HostVolume{}
-	vols, err := Volumes(pod, goldenNode)
+	vols, err := Volumes(pod, goldenNode, configs)
 	if err != nil {
 		g.VolumesError = err.Error()
 	}
 	for _, v := range vols {
-		gv := goldenVolume{Name: v.Name, HostPath: v.HostPath, EmptyDir: v.EmptyDir, FSGroup: v.FSGroup}
+		gv := goldenVolume{Name: v.Name, HostPath: v.HostPath, EmptyDir: v.EmptyDir, FSGroup: v.FSGroup, FilesKind: v.FilesKind, Memory: v.Memory}
 		hv := HostVolume{Path: path.Join(podDir, v.Name)}
 		switch {
 		case v.HostPath != nil:
@@ -147,13 +152,14 @@ func translate(t *testing.T, pod *corev1.Pod) golden {
 			ImageRef:     fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(ctr.Image))),
 			PodIPs:       podIPs,
 			Volumes:      hostVolumes,
+			Configs:      configs,
 			RestartCount: restart.count,
 			Backoff:      restart.backoff,
 		}
 		if restart.backoff > 0 {
 			in.BackoffSince = goldenBackoffSince
 		}
-		gc := goldenContainer{Name: ctr.Name, NeedsImageUser: NeedsImageUser(pod, ctr)}
+		gc := goldenContainer{Name: ctr.Name, NeedsImageUser: NeedsImageUser(pod, ctr), SkippedEnv: InvalidEnvFromKeys(pod, ctr, configs)}
 		if gc.NeedsImageUser {
 			in.ImageUser = goldenImageUsers[ctr.Image]
 		}
@@ -243,14 +249,19 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pods, err := manifest.Parse(path.Join("/etc/kubernetes/manifests", filepath.Base(file)), data, goldenNode.Name)
+			f, err := manifest.ParseFile(path.Join("/etc/kubernetes/manifests", filepath.Base(file)), data, goldenNode.Name)
 			if err != nil {
 				t.Fatal(err)
+			}
+			pods := f.Pods
+			configs := Configs{}
+			for _, c := range f.Configs {
+				configs[c.Key()] = c
 			}
 			if len(pods) != 1 {
 				t.Fatalf("%d pods in %s, want 1", len(pods), file)
 			}
-			got := stableJSON(t, translate(t, pods[0]))
+			got := stableJSON(t, translate(t, pods[0], configs))
 			goldenPath := filepath.Join("testdata", name+".golden.json")
 			if *update {
 				if err := os.WriteFile(goldenPath, got, 0o644); err != nil {

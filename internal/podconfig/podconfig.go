@@ -96,7 +96,7 @@ type ImageUser struct {
 // HostVolume is a volume of the pod as prepared on the host.
 type HostVolume struct {
 	Path     string
-	ReadOnly bool // every mount of it is read-only (downwardAPI)
+	ReadOnly bool // every mount of it is read-only (files Ballast writes: downwardAPI, configMap, secret, projected)
 }
 
 // ContainerInput is what one container's config needs beyond the pod.
@@ -112,6 +112,9 @@ type ContainerInput struct {
 	PodIPs []string
 	// Volumes are the pod's volumes on the host, by name (volumes.Prepare).
 	Volumes map[string]HostVolume
+	// Configs are the node-local ConfigMaps and Secrets the pod references
+	// (those the node has), for env and envFrom.
+	Configs Configs
 	// HostsFile is the pod's managed /etc/hosts on the host, mounted unless
 	// the container mounts its own (MountsEtcHosts).
 	HostsFile string
@@ -135,6 +138,11 @@ type SubPath struct {
 	VolumeName string `json:"volumeName"`
 	Volume     string `json:"volume"`
 	Path       string `json:"path"`
+	// MustExist: the volume holds files Ballast writes (read-only in
+	// containers), so a missing path is an error rather than a directory
+	// to create. Such a mount shows the file as it was when the container
+	// was created: it is not updated in place, as in Kubernetes.
+	MustExist bool `json:"mustExist,omitempty"`
 }
 
 // Container builds the CRI config of one container of a pod, and lists the
@@ -146,16 +154,38 @@ func Container(pod *corev1.Pod, ctr *corev1.Container, in ContainerInput) (*runt
 	}
 	env := map[string]string{}
 	var envs []*runtimeapi.KeyValue
+	index := map[string]int{}
+	set := func(name, v string) {
+		env[name] = v
+		if i, ok := index[name]; ok {
+			envs[i].Value = []byte(v) // env overrides envFrom, as the kubelet's
+			return
+		}
+		index[name] = len(envs)
+		envs = append(envs, &runtimeapi.KeyValue{Key: name, Value: []byte(v)})
+	}
+	// As the kubelet: envFrom first, then env (which may refer to them).
+	if _, err := envFrom(pod, ctr, in.Configs, set); err != nil {
+		return nil, nil, err
+	}
 	for _, e := range ctr.Env {
 		v := Expand(e.Value, env)
-		if e.ValueFrom != nil {
+		if vf := e.ValueFrom; vf != nil && (vf.ConfigMapKeyRef != nil || vf.SecretKeyRef != nil) {
+			val, ok, err := keyRefValue(pod, vf, in.Configs)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				continue
+			}
+			v = val
+		} else if vf != nil {
 			var err error
-			if v, err = envValueFrom(pod, ctr, e.ValueFrom, in); err != nil {
+			if v, err = envValueFrom(pod, ctr, vf, in); err != nil {
 				return nil, nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
 		}
-		env[e.Name] = v
-		envs = append(envs, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(v)})
+		set(e.Name, v)
 	}
 	var command, args []string
 	for _, c := range ctr.Command {

@@ -21,9 +21,17 @@ type Volume struct {
 	Name     string
 	HostPath *HostPathVolume
 	EmptyDir *EmptyDirVolume
-	// Files are written as one atomic directory (downwardAPI), read-only in
-	// containers, by path relative to the volume.
+	// Files are written as one atomic directory (downwardAPI, configMap,
+	// secret and projected volumes), read-only in containers, by path
+	// relative to the volume; an empty volume (an optional object missing)
+	// has an empty, non-nil map.
 	Files map[string]File
+	// FilesKind names the kind of a Files volume (FilesDownwardAPI,
+	// FilesConfigMap, FilesSecret, FilesProjected).
+	FilesKind string
+	// Memory: the files live on a tmpfs, never on disk (secret and
+	// projected volumes, as the kubelet's).
+	Memory bool
 	// FSGroup, when set, owns the volume's directory and files (setgid).
 	FSGroup *int64
 }
@@ -61,9 +69,11 @@ func (e *VolumeError) Error() string {
 func (e *VolumeError) Unwrap() error { return e.Err }
 
 // Volumes plans every volume of the pod: the files of its downwardAPI
-// volumes (with node's capacity as the default limits) and the size of its
-// memory emptyDirs.
-func Volumes(pod *corev1.Pod, node Node) ([]Volume, error) {
+// volumes (with node's capacity as the default limits), of its configMap,
+// secret and projected volumes (from configs, the objects the node has),
+// and the size of its memory emptyDirs. A volume that cannot be made (a
+// missing object or key that is not optional) is a *VolumeError.
+func Volumes(pod *corev1.Pod, node Node, configs Configs) ([]Volume, error) {
 	var fsGroup *int64
 	if sc := pod.Spec.SecurityContext; sc != nil {
 		fsGroup = sc.FSGroup
@@ -72,6 +82,14 @@ func Volumes(pod *corev1.Pod, node Node) ([]Volume, error) {
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
 		vol := Volume{Name: v.Name, FSGroup: fsGroup}
+		if cv, ok, err := configVolume(pod, v, node, configs); ok {
+			if err != nil {
+				return nil, &VolumeError{Volume: v.Name, Err: err}
+			}
+			cv.Name, cv.FSGroup = v.Name, fsGroup
+			out = append(out, cv)
+			continue
+		}
 		switch {
 		case v.HostPath != nil:
 			t := corev1.HostPathUnset
@@ -91,7 +109,7 @@ func Volumes(pod *corev1.Pod, node Node) ([]Volume, error) {
 			if err != nil {
 				return nil, &VolumeError{Volume: v.Name, Err: err}
 			}
-			vol.Files = files
+			vol.Files, vol.FilesKind = files, FilesDownwardAPI
 		default:
 			return nil, &VolumeError{Volume: v.Name, Err: errors.New("volume type not supported")}
 		}
@@ -177,7 +195,7 @@ func containerMounts(ctr *corev1.Container, env map[string]string, in ContainerI
 			}
 		}
 		if sub != "" {
-			subPaths = append(subPaths, SubPath{Mount: len(out), VolumeName: vm.Name, Volume: vd.Path, Path: sub})
+			subPaths = append(subPaths, SubPath{Mount: len(out), VolumeName: vm.Name, Volume: vd.Path, Path: sub, MustExist: vd.ReadOnly})
 			host = path.Join(vd.Path, sub)
 		}
 		m := &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly || vd.ReadOnly}

@@ -91,7 +91,8 @@ type Start struct {
 }
 
 // Plan is what must happen to one pod now. The executor does it in this order:
-// kill, remove, create sandbox, start containers, then garbage collection.
+// kill, remove, refresh volume files, create sandbox, start containers, then
+// garbage collection.
 type Plan struct {
 	// KillPod stops every running container (with the pod's grace period) and the sandbox.
 	KillPod bool
@@ -110,6 +111,10 @@ type Plan struct {
 	RemoveContainers []string
 	// RemoveSandboxes are old sandboxes with nothing left worth keeping.
 	RemoveSandboxes []string
+	// Refresh are the pod's configMap, secret and projected volumes whose
+	// files must be rewritten in place (atomically), for running containers
+	// to see the objects' new data. Nothing restarts.
+	Refresh []string
 	// Waiting says why each container that is not running waits.
 	Waiting map[string]podruntime.Waiting
 	// WakeAt is when the pod must be decided again (a back-off ends); zero for never.
@@ -119,7 +124,7 @@ type Plan struct {
 // Empty reports whether the plan asks for no runtime action.
 func (p Plan) Empty() bool {
 	return !p.KillPod && !p.RemovePod && !p.CreateSandbox && len(p.Start) == 0 && !p.StopSandbox && len(p.KillContainers) == 0 &&
-		len(p.RemoveContainers) == 0 && len(p.RemoveSandboxes) == 0
+		len(p.RemoveContainers) == 0 && len(p.RemoveSandboxes) == 0 && len(p.Refresh) == 0
 }
 
 func (p *Plan) wake(t time.Time) {

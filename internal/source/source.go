@@ -1,12 +1,16 @@
 // Package source watches the static pod manifest directory and emits full
-// snapshots of the desired pods and of the files' problems.
+// snapshots of the desired pods, the node-local ConfigMaps and Secrets, and
+// the files' problems.
 //
 // It owns: watching the directory and the directories that symlinked
 // manifests point into (through internal/dirwatch), reading each file once
 // it is complete, keeping each file's last good content (a file that
-// becomes unreadable or invalid keeps its pods and is reported as a
-// Problem), resolving pods defined twice, and the kubernetes.io/config.seen
-// annotation. Decoding and validating a file is internal/manifest's job.
+// becomes unreadable or invalid keeps its pods and config objects and is
+// reported as a Problem; so does one changing an immutable object), resolving
+// pods and config objects defined twice, giving each pod the identity that
+// covers the config data it uses (manifest.WithConfigs), warning about
+// Secret files others may read, and the kubernetes.io/config.seen annotation.
+// Decoding and validating a file is internal/manifest's job.
 package source
 
 import (
@@ -50,9 +54,20 @@ type Problem struct {
 
 // Snapshot is the full desired state of the manifest directory.
 type Snapshot struct {
-	Pods     []Desired // sorted by namespace/name
+	Pods []Desired // sorted by namespace/name
+	// Configs are the node-local ConfigMaps and Secrets, sorted by kind,
+	// namespace and name. Shared: never modify them.
+	Configs  []*manifest.Config
 	Problems []Problem // sorted by file
-	Ignored  []string  // files in the directory that are not manifests, sorted
+	// Warnings are about files that work but should be fixed (a Secret
+	// file others may read), sorted by file.
+	Warnings []Warning
+	Ignored  []string // files in the directory that are not manifests, sorted
+}
+
+// Warning is something wrong with a file that still works.
+type Warning struct {
+	File, Message string
 }
 
 // Options configure Run.
@@ -192,15 +207,18 @@ type pendingOp struct {
 }
 
 type fileState struct {
-	path   string
-	key    string // stat of what was last read, to skip unchanged files on rescan
-	sum    [32]byte
-	hasSum bool
-	pods   []*corev1.Pod // from the last good content
-	err    error         // current problem, nil if the content is good
-	logged string        // text of the last problem logged
-	links  []string      // directories the symlink chain goes through (watched)
-	isLink bool
+	path    string
+	key     string // stat of what was last read, to skip unchanged files on rescan
+	sum     [32]byte
+	hasSum  bool
+	pods    []*corev1.Pod      // from the last good content
+	configs []*manifest.Config // from the last good content
+	mode    fs.FileMode        // of the file (its target for a symlink), when last read
+	warned  string             // the warning last logged
+	err     error              // current problem, nil if the content is good
+	logged  string             // text of the last problem logged
+	links   []string           // directories the symlink chain goes through (watched)
+	isLink  bool
 }
 
 type watcher struct {
@@ -604,6 +622,7 @@ func (w *watcher) read(name string, force bool) {
 	if isLink {
 		target, _ = filepath.EvalSymlinks(path)
 	}
+	f.mode = fi.Mode()
 	key := statKey(fi, target)
 	if !force && key == f.key && w.files[name] != nil {
 		return
@@ -624,7 +643,10 @@ func (w *watcher) read(name string, force bool) {
 		return // same content as last read
 	}
 	f.sum, f.hasSum = sum, true
-	pods, err := manifest.Parse(path, data, w.opts.NodeName)
+	parsed, err := manifest.ParseFile(path, data, w.opts.NodeName)
+	if err == nil {
+		err = immutableChanges(f.configs, parsed.Configs)
+	}
 	if err != nil {
 		f.err = err
 		return
@@ -633,10 +655,54 @@ func (w *watcher) read(name string, force bool) {
 		w.log.Info("manifest file fixed", "file", path)
 	}
 	f.err, f.logged = nil, ""
-	if !samePods(f.pods, pods) {
-		w.log.Info("manifest file loaded", "file", path, "pods", podNames(pods))
-		f.pods = pods
+	if !samePods(f.pods, parsed.Pods) || !sameConfigs(f.configs, parsed.Configs) {
+		w.log.Info("manifest file loaded", "file", path, "pods", podNames(parsed.Pods), "configs", configNames(parsed.Configs))
 	}
+	f.pods, f.configs = parsed.Pods, parsed.Configs
+}
+
+// immutableChanges refuses new content that changes an object the file's
+// last good content marks immutable, as the API server refuses the update.
+func immutableChanges(old, next []*manifest.Config) error {
+	prev := map[manifest.ConfigKey]*manifest.Config{}
+	for _, c := range old {
+		prev[c.Key()] = c
+	}
+	var errs []error
+	for _, c := range next {
+		if p, ok := prev[c.Key()]; ok {
+			if err := manifest.ValidateConfigChange(p, c); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sameConfigs(a, b []*manifest.Config) bool {
+	return slices.EqualFunc(a, b, func(x, y *manifest.Config) bool { return x.Key() == y.Key() && x.Hash == y.Hash })
+}
+
+func configNames(cs []*manifest.Config) []string {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.Key().String()
+	}
+	return names
+}
+
+// secretFileWarning says why a file holding Secrets should not be readable
+// by others, or "" when it is fine.
+func secretFileWarning(f *fileState) string {
+	if f.mode.Perm()&0o044 == 0 {
+		return ""
+	}
+	for _, c := range f.configs {
+		if c.Secret != nil {
+			return fmt.Sprintf("%s holds Secrets and is readable by group or others (mode %04o); restrict it to its owner: chmod 600 %s", f.path, f.mode.Perm(), f.path)
+		}
+	}
+	return ""
 }
 
 // drop forgets a file that is gone: its pods are no longer desired.
@@ -648,8 +714,8 @@ func (w *watcher) drop(name string) {
 	}
 	delete(w.files, name)
 	delete(w.loggedDup, f.path)
-	if len(f.pods) > 0 {
-		w.log.Info("manifest file removed", "file", f.path, "pods", podNames(f.pods))
+	if len(f.pods) > 0 || len(f.configs) > 0 {
+		w.log.Info("manifest file removed", "file", f.path, "pods", podNames(f.pods), "configs", configNames(f.configs))
 	}
 	if len(f.links) > 0 {
 		w.updateLinkWatches()
@@ -685,6 +751,23 @@ func (w *watcher) snapshot() Snapshot {
 	}
 	sort.Strings(names)
 	var snap Snapshot
+	// Config objects first: pods' identities depend on them. One key, one
+	// object: the file first by name defines it.
+	configs := map[manifest.ConfigKey]*manifest.Config{}
+	dupErrs := map[string][]error{}
+	for _, name := range names {
+		f := w.files[name]
+		for _, c := range f.configs {
+			if first, taken := configs[c.Key()]; taken {
+				dupErrs[f.path] = append(dupErrs[f.path], fmt.Errorf("%s: %s is already defined by %s, which comes first by name; rename it (metadata.name) or remove one of them",
+					f.path, c.Key(), first.File))
+				continue
+			}
+			configs[c.Key()] = c
+			snap.Configs = append(snap.Configs, c)
+		}
+	}
+	lookup := func(k manifest.ConfigKey) *manifest.Config { return configs[k] }
 	owner := map[string]string{}
 	live := map[types.UID]bool{}
 	for _, name := range names {
@@ -697,6 +780,16 @@ func (w *watcher) snapshot() Snapshot {
 				w.log.Warn("manifest file problem", "file", f.path, "err", text, "keptPods", podNames(f.pods))
 			}
 		}
+		errs = append(errs, dupErrs[f.path]...)
+		if msg := secretFileWarning(f); msg != "" {
+			snap.Warnings = append(snap.Warnings, Warning{File: f.path, Message: msg})
+			if f.warned != msg {
+				w.log.Warn("secret file readable by others", "file", f.path, "warning", msg)
+			}
+			f.warned = msg
+		} else {
+			f.warned = ""
+		}
 		for _, p := range f.pods {
 			key := p.Namespace + "/" + p.Name
 			if winner, taken := owner[key]; taken {
@@ -705,6 +798,7 @@ func (w *watcher) snapshot() Snapshot {
 				continue
 			}
 			owner[key] = f.path
+			p = manifest.WithConfigs(p, lookup)
 			live[p.UID] = true
 			if _, ok := p.Annotations[wellknown.AnnotationConfigSeen]; !ok {
 				seen, ok := w.seen[p.UID]
@@ -744,6 +838,9 @@ func (w *watcher) snapshot() Snapshot {
 		}
 		return a.Name < b.Name
 	})
+	sort.Slice(snap.Configs, func(i, j int) bool {
+		return manifest.CompareConfigKeys(snap.Configs[i].Key(), snap.Configs[j].Key()) < 0
+	})
 	for n := range w.ignored {
 		snap.Ignored = append(snap.Ignored, filepath.Join(w.opts.Dir, n))
 	}
@@ -755,6 +852,13 @@ func signature(s Snapshot) string {
 	var b bytes.Buffer
 	for _, d := range s.Pods {
 		fmt.Fprintf(&b, "%s\x00", d.Pod.UID)
+	}
+	b.WriteString("\x01")
+	for _, c := range s.Configs {
+		fmt.Fprintf(&b, "%s\x00%s\x00%s\x00%v\x00%v\x00", c.Key(), c.File, c.Hash, c.Meta().Labels, c.Meta().Annotations)
+	}
+	for _, wn := range s.Warnings {
+		fmt.Fprintf(&b, "%s\x00%s\x00", wn.File, wn.Message)
 	}
 	b.WriteString("\x01")
 	for _, p := range s.Problems {

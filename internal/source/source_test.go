@@ -185,8 +185,14 @@ func describe(s Snapshot) string {
 	for _, d := range s.Pods {
 		parts = append(parts, fmt.Sprintf("pod %s/%s uid=%s image=%s file=%s", d.Pod.Namespace, d.Pod.Name, d.Pod.UID, d.Pod.Spec.Containers[0].Image, d.File))
 	}
+	for _, c := range s.Configs {
+		parts = append(parts, fmt.Sprintf("%s file=%s keys=%v", c.Key(), c.File, c.Keys()))
+	}
 	for _, p := range s.Problems {
 		parts = append(parts, fmt.Sprintf("problem %s: %v (pods %v)", p.File, p.Err, p.Pods))
+	}
+	for _, w := range s.Warnings {
+		parts = append(parts, fmt.Sprintf("warning %s: %s", w.File, w.Message))
 	}
 	parts = append(parts, fmt.Sprintf("ignored %v", s.Ignored))
 	return "{" + strings.Join(parts, "; ") + "}"

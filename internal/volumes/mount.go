@@ -13,17 +13,18 @@ import (
 	"syscall"
 )
 
-// mountTmpfs mounts a tmpfs on dir unless one is there already.
-func mountTmpfs(dir string, size int64) error {
+// mountTmpfs mounts a tmpfs of size (0: the kernel's default) and mode on
+// dir, unless one is there already.
+func mountTmpfs(dir string, size int64, mode os.FileMode) error {
 	if mounted, err := isMountPoint(dir); err != nil || mounted {
 		return err
 	}
-	opts := "mode=0777"
+	opts := fmt.Sprintf("mode=%#o", mode.Perm())
 	if size > 0 {
 		opts += ",size=" + strconv.FormatInt(size, 10)
 	}
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mounting a tmpfs (medium: Memory) on %s: %w", dir, err)
+		return fmt.Errorf("mounting a tmpfs (memory) on %s: %w", dir, err)
 	}
 	return nil
 }

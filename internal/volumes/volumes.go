@@ -1,7 +1,9 @@
 // Package volumes owns the host side of a pod's volumes, as the kubelet sets
 // them up: hostPath type checks, emptyDir directories (a tmpfs for medium:
-// Memory), downwardAPI files written as one atomic directory, ownership for
-// fsGroup, subPath directories, the pod's managed /etc/hosts, the files
+// Memory), the files of downwardAPI, configMap, secret and projected volumes
+// written as one atomic directory and updated in place (secret and
+// projected ones on a tmpfs: never on disk), ownership for fsGroup, subPath
+// directories, the pod's managed /etc/hosts, the files
 // containers write their termination message to, and removing all of it when
 // the pod goes. A pod's own directories live under
 // <data-dir>/volumes/<uid>. What to prepare comes from internal/podconfig
@@ -60,7 +62,7 @@ func prepare(podDir string, v podconfig.Volume) (podconfig.HostVolume, error) {
 			return podconfig.HostVolume{}, err
 		}
 		if v.EmptyDir.Memory {
-			if err := mountTmpfs(p, v.EmptyDir.SizeBytes); err != nil {
+			if err := mountTmpfs(p, v.EmptyDir.SizeBytes, 0o777); err != nil {
 				return podconfig.HostVolume{}, err
 			}
 		}
@@ -70,7 +72,19 @@ func prepare(podDir string, v podconfig.Volume) (podconfig.HostVolume, error) {
 		}
 		return podconfig.HostVolume{Path: p}, nil
 	case v.Files != nil:
-		p := filepath.Join(podDir, "downward-api", v.Name)
+		kind := v.FilesKind
+		if kind == "" {
+			kind = podconfig.FilesDownwardAPI
+		}
+		p := filepath.Join(podDir, kind, v.Name)
+		if v.Memory {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return podconfig.HostVolume{}, err
+			}
+			if err := mountTmpfs(p, 0, 0o755); err != nil {
+				return podconfig.HostVolume{}, err
+			}
+		}
 		files := make(map[string]atomicfile.File, len(v.Files))
 		for name, f := range v.Files {
 			files[name] = atomicfile.File{Data: f.Data, Mode: f.Mode}
@@ -181,6 +195,11 @@ func ResolveSubPaths(container string, mounts []*runtimeapi.Mount, subs []podcon
 	for _, s := range subs {
 		if s.Mount < 0 || s.Mount >= len(mounts) {
 			return fmt.Errorf("subPath %q of volume %q: no mount %d in container %q", s.Path, s.VolumeName, s.Mount, container)
+		}
+		if s.MustExist {
+			if _, err := os.Lstat(filepath.Join(s.Volume, s.Path)); err != nil {
+				return fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q: %q is not in the volume (no such key or item); fix the subPath or the volume's items", s.VolumeName, container, s.Path)
+			}
 		}
 		real, err := subPath(s.Volume, s.Path)
 		if err != nil {

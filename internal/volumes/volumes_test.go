@@ -222,3 +222,48 @@ func TestMountPointsUnder(t *testing.T) {
 		t.Errorf("mount points %q, want %q", got, want)
 	}
 }
+
+// A configMap volume lives in its own directory and is updated in place: a
+// path opened through it before the update keeps working, and shows the new
+// data after. A subPath into it must exist (it is never created there).
+func TestConfigVolume(t *testing.T) {
+	podDir := PodDir(t.TempDir(), "uid-2")
+	vol := func(v string) []podconfig.Volume {
+		return []podconfig.Volume{{Name: "cfg", FilesKind: podconfig.FilesConfigMap, Files: map[string]podconfig.File{
+			"app.conf": {Data: []byte(v), Mode: 0o644}, "conf/nested": {Data: []byte(v), Mode: 0o400},
+		}}}
+	}
+	got, err := Prepare(podDir, vol("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(podDir, "configmap", "cfg")
+	if got["cfg"] != (podconfig.HostVolume{Path: dir, ReadOnly: true}) {
+		t.Fatalf("Prepare: %+v", got)
+	}
+	mounts := []*runtimeapi.Mount{{ContainerPath: "/etc/app.conf"}}
+	if err := ResolveSubPaths("app", mounts, []podconfig.SubPath{{Mount: 0, VolumeName: "cfg", Volume: dir, Path: "app.conf", MustExist: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(mounts[0].HostPath); string(b) != "v1" {
+		t.Errorf("subPath file: %q", b)
+	}
+	err = ResolveSubPaths("app", mounts, []podconfig.SubPath{{Mount: 0, VolumeName: "cfg", Volume: dir, Path: "nope", MustExist: true}})
+	if err == nil || !strings.Contains(err.Error(), `"nope" is not in the volume`) {
+		t.Errorf("a missing subPath in a files volume: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "nope")); !os.IsNotExist(err) {
+		t.Errorf("the missing subPath was created in the volume: %v", err)
+	}
+	if _, err := Prepare(podDir, vol("v2")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"app.conf", "conf/nested"} {
+		if b, _ := os.ReadFile(filepath.Join(dir, f)); string(b) != "v2" {
+			t.Errorf("%s after the update: %q", f, b)
+		}
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "conf/nested")); fi.Mode().Perm() != 0o400 {
+		t.Errorf("mode %v, want 0400", fi.Mode().Perm())
+	}
+}

@@ -43,6 +43,10 @@ const (
 	// AnnotationRolloutRunningHash the one running instead, on a reverted pod.
 	AnnotationRolloutRejectedHash = "ballast.dev/rollout-rejected-hash"
 	AnnotationRolloutRunningHash  = "ballast.dev/rollout-running-hash"
+	// AnnotationConfigDataHash is the hash of the node-local ConfigMap and
+	// Secret data the pod's identity covers (what its env uses, and its
+	// volumes with AnnotationRestartOnConfigChange); absent when none.
+	AnnotationConfigDataHash = "ballast.dev/config-hash"
 )
 
 // Ballast's annotations a static pod's manifest may set, to steer how its
@@ -60,6 +64,31 @@ const (
 	// AnnotationRolloutSettle is how long a changed pod must stay Ready to
 	// become its file's last good pod (default 5s).
 	AnnotationRolloutSettle = "ballast.dev/rollout-settle"
+	// AnnotationRestartOnConfigChange "true" makes a change to the data a
+	// pod's volumes show replace the pod, as a change to what its env uses
+	// does, instead of updating the files in place.
+	AnnotationRestartOnConfigChange = "ballast.dev/restart-on-config-change"
+)
+
+// Annotations on the mirror of a node-local ConfigMap or Secret in the API
+// (the node's own objects carry none of them).
+const (
+	// AnnotationSecretData says what a mirror Secret shows of the data:
+	// SecretDataNodeLocal (keys only, empty values) unless the node
+	// publishes it.
+	AnnotationSecretData = "ballast.dev/secret-data"
+	// SecretDataNodeLocal is AnnotationSecretData's value on a mirror
+	// Secret without its values.
+	SecretDataNodeLocal = "node-local"
+	// AnnotationUsedBy lists the pods ("namespace/name", comma-separated)
+	// that reference a node-local object, as the node's local API shows it.
+	AnnotationUsedBy = "ballast.dev/used-by"
+	// AnnotationConfigMissing marks an object the node's pods reference but
+	// no manifest file defines, in the node's local API; its value says so.
+	AnnotationConfigMissing = "ballast.dev/config-missing"
+	// AnnotationFileWarning says what is wrong with the file of a
+	// node-local object (a Secret file others may read).
+	AnnotationFileWarning = "ballast.dev/file-warning"
 )
 
 // AnnotationDefaultContainer names the container kubectl logs, exec and

@@ -107,10 +107,9 @@ type results struct {
 	idle                 idleResult
 }
 
-func run(b testing.TB) *results {
-	harness.Require(b)
-	bin := buildBallast(b)
-	env := harness.Start(b)
+// newBench is a run on env: its manifest directory (and the side directory
+// files are written in first) made.
+func newBench(b testing.TB, env *harness.Env) *bench {
 	bn := &bench{
 		b: b, env: env, rt: env.Runtime(), image: env.HelloImage(),
 		leaseDir:  filepath.Join(env.Dir, "containerd", "cni-ipam", env.BridgeName),
@@ -122,6 +121,14 @@ func run(b testing.TB) *results {
 			b.Fatal(err)
 		}
 	}
+	return bn
+}
+
+func run(b testing.TB) *results {
+	harness.Require(b)
+	bin := buildBallast(b)
+	env := harness.Start(b)
+	bn := newBench(b, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// One pull for both contenders, before anything is measured.

@@ -387,17 +387,7 @@ func runMirror(b testing.TB) *mirrorResults {
 	harness.Require(b)
 	bin := buildBallast(b)
 	env := harness.Start(b)
-	bn := &bench{
-		b: b, env: env, rt: env.Runtime(), image: env.HelloImage(),
-		leaseDir:  filepath.Join(env.Dir, "containerd", "cni-ipam", env.BridgeName),
-		manifests: filepath.Join(env.Dir, "manifests"),
-		tmpDir:    filepath.Join(env.Dir, "manifests-tmp"),
-	}
-	for _, d := range []string{bn.manifests, bn.tmpDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
+	bn := newBench(b, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pr, err := env.Images().PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: bn.image}})

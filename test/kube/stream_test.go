@@ -31,12 +31,7 @@ import (
 func TestStreamingThroughKubeAPIServer(t *testing.T) {
 	bins := realkube.Binaries(t)
 	harness.Require(t)
-	kubectlBin := filepath.Join(bins, "kubectl")
-	if _, err := os.Stat(kubectlBin); err != nil {
-		if kubectlBin, err = exec.LookPath("kubectl"); err != nil {
-			t.Fatalf("no kubectl in %s nor on PATH", bins)
-		}
-	}
+	kubectlBin := realkube.KubectlIn(t, bins)
 	bin := ballastBinary(t)
 	env := harness.Start(t)
 	c := realkube.StartCluster(t, bins, true)

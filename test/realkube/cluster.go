@@ -165,6 +165,19 @@ func (c *Cluster) NodeKubeconfig(t testing.TB, node string) string {
 	return c.Kubeconfig(t, "node-"+node, cert, key)
 }
 
+// KubectlIn is the kubectl of the Kubernetes binaries in bins, or else
+// the one on PATH.
+func KubectlIn(t testing.TB, bins string) string {
+	t.Helper()
+	kubectlBin := filepath.Join(bins, "kubectl")
+	if _, err := os.Stat(kubectlBin); err != nil {
+		if kubectlBin, err = exec.LookPath("kubectl"); err != nil {
+			t.Fatalf("no kubectl in %s nor on PATH", bins)
+		}
+	}
+	return kubectlBin
+}
+
 // Kubectl runs kubectl with a kubeconfig and returns its combined output.
 func Kubectl(kubectlBin, kubeconfig string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -96,7 +96,7 @@ func TestAggregated(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(names, []string{"namespaces", "nodes", "pods", "events", "services"}) {
+	if !slices.Equal(names, []string{"namespaces", "nodes", "pods", "configmaps", "secrets", "events", "services"}) {
 		t.Errorf("core resources %v", names)
 	}
 

@@ -52,6 +52,22 @@ func Served() []Info {
 			New:        func() any { return &corev1.Pod{} },
 		},
 		{
+			// Mirrors of the nodes' ConfigMaps (configmaps.go): created only
+			// by their nodes, read-only for everyone else.
+			Group: "", Version: "v1", Kind: "ConfigMap", ListKind: "ConfigMapList",
+			Resource: "configmaps", Singular: "configmap", ShortNames: []string{"cm"},
+			Namespaced: true, Verbs: clone(crudVerbs),
+			New: func() any { return &corev1.ConfigMap{} },
+		},
+		{
+			// Mirrors of the nodes' Secrets, without their values unless a
+			// node publishes them.
+			Group: "", Version: "v1", Kind: "Secret", ListKind: "SecretList",
+			Resource: "secrets", Singular: "secret",
+			Namespaced: true, Verbs: clone(crudVerbs),
+			New: func() any { return &corev1.Secret{} },
+		},
+		{
 			Group: "", Version: "v1", Kind: "Event", ListKind: "EventList",
 			Resource: "events", Singular: "event", ShortNames: []string{"ev"},
 			Namespaced: true, Verbs: clone(crudVerbs),

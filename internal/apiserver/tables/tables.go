@@ -111,6 +111,17 @@ var (
 		wide(metav1.TableColumnDefinition{Name: "Count", Type: "string", Description: corev1.Event{}.SwaggerDoc()["count"]}),
 		wide(metav1.TableColumnDefinition{Name: "Name", Type: "string", Format: "name", Description: nameDoc}),
 	}
+	configMapColumns = []metav1.TableColumnDefinition{
+		nameColumn,
+		{Name: "Data", Type: "string", Description: corev1.ConfigMap{}.SwaggerDoc()["data"]},
+		ageColumn,
+	}
+	secretColumns = []metav1.TableColumnDefinition{
+		nameColumn,
+		{Name: "Type", Type: "string", Description: corev1.Secret{}.SwaggerDoc()["type"]},
+		{Name: "Data", Type: "string", Description: corev1.Secret{}.SwaggerDoc()["data"]},
+		ageColumn,
+	}
 	leaseColumns = []metav1.TableColumnDefinition{
 		nameColumn,
 		{Name: "Holder", Type: "string", Description: coordinationv1.LeaseSpec{}.SwaggerDoc()["holderIdentity"]},
@@ -136,6 +147,10 @@ func Columns(info resource.Info) []metav1.TableColumnDefinition {
 		cols = eventColumns
 	case "coordination.k8s.io/Lease":
 		cols = leaseColumns
+	case "/ConfigMap":
+		cols = configMapColumns
+	case "/Secret":
+		cols = secretColumns
 	default:
 		cols = defaultColumns
 	}
@@ -224,6 +239,18 @@ func Row(info resource.Info, obj runtime.Object, include metav1.IncludeObjectPol
 			holder = *o.Spec.HolderIdentity
 		}
 		row.Cells = []any{o.Name, holder, printers.Age(o.CreationTimestamp.Time, now)}
+	case "/ConfigMap":
+		o, ok := obj.(*corev1.ConfigMap)
+		if !ok {
+			return wrong()
+		}
+		row.Cells = []any{o.Name, int64(len(o.Data) + len(o.BinaryData)), printers.Age(o.CreationTimestamp.Time, now)}
+	case "/Secret":
+		o, ok := obj.(*corev1.Secret)
+		if !ok {
+			return wrong()
+		}
+		row.Cells = []any{o.Name, string(o.Type), int64(len(o.Data)), printers.Age(o.CreationTimestamp.Time, now)}
 	default:
 		m, err := meta.Accessor(obj)
 		if err != nil {
