@@ -92,10 +92,11 @@ func Tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// FreePort returns a free TCP port on 127.0.0.1.
+// FreePort returns a TCP port free on every address of the machine (so
+// also for a host-network pod, which listens on all of them).
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ":0")
 	if err != nil {
 		tb.Fatal(err)
 	}
