@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -70,9 +70,10 @@ var (
 )
 
 // BenchmarkStreaming measures streaming into a static pod with the real
-// kubectl, on one containerd, by three paths: `ballast up` (its API server
-// and node in one process); kube-apiserver 1.32 with `ballast node`; and
-// kube-apiserver 1.32 with the real kubelet 1.32 (the kube-apiserver paths
+// kubectl by three paths, all up at once and measured in turn: `ballast up`
+// (its API server and node in one process); kube-apiserver 1.32 with
+// `ballast node`; and kube-apiserver 1.32 with the real kubelet 1.32, on a
+// containerd of its own configured as Ballast's (the kube-apiserver paths
 // when BALLAST_KUBE_BINARIES names them, as make bench does). Each: the
 // round trip of `kubectl exec POD -- true` (median of 20, the whole command
 // as a person runs it) and port-forward throughput (100 MB through
@@ -103,17 +104,10 @@ func runStreaming(b testing.TB) *streamResults {
 	env := harness.Start(b)
 	bin := buildBallast(b)
 	dir := b.TempDir()
-	pod := manifestYAML("web", env.HelloImage())
 	r := &streamResults{when: time.Now().UTC().Format("2006-01-02 15:04 UTC"), load: loadavg()}
 
 	// ballast up.
-	manifests := filepath.Join(dir, "manifests")
-	if err := os.MkdirAll(manifests, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(manifests, "web.yaml"), []byte(pod), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	manifests := webManifests(b, filepath.Join(dir, "manifests"), env.HelloImage())
 	dataDir := filepath.Join(dir, "data")
 	up := exec.Command(bin, "up", "--node-name", nodeName, "--data-dir", dataDir, "--pod-manifest-path", manifests,
 		"--container-runtime-endpoint", env.Endpoint, "--listen", "127.0.0.1:0", "--log-level", "warn")
@@ -126,13 +120,7 @@ func runStreaming(b testing.TB) *streamResults {
 	if err := up.Start(); err != nil {
 		b.Fatal(err)
 	}
-	upDone := make(chan struct{})
-	go func() { _ = up.Wait(); close(upDone) }()
-	stopUp := func() {
-		_ = up.Process.Kill()
-		<-upDone
-	}
-	b.Cleanup(stopUp)
+	b.Cleanup(func() { _ = up.Process.Kill(); _ = up.Wait() })
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -156,58 +144,56 @@ func runStreaming(b testing.TB) *streamResults {
 		_ = json.Unmarshal(out, &ver)
 	}
 	r.kubectlVersion = ver.ClientVersion.GitVersion
-	r.paths = append(r.paths, measureStreams(b, pathUp, k, "web-"+nodeName))
-	stopUp()
-	env.RemoveAllPods(b)
+	targets := []streamTarget{{pathUp, k, "web-" + nodeName}}
 
-	// kube-apiserver, with the kubelet and then with ballast node, each
-	// on a node address of its own (the kubelet refuses a loopback one).
+	// kube-apiserver, with the kubelet and with ballast node, each on a
+	// node address of its own (the kubelet refuses a loopback one). The
+	// kubelet gets a containerd of its own, configured as Ballast's: it
+	// stops every pod of its runtime it did not start.
 	bins, err := realkube.FindBinaries("kube-apiserver", "etcd", "kubelet")
 	if err != nil {
 		r.kubeSkipped = err.Error()
-		r.loadAfter = loadavg()
-		r.print(os.Stdout)
-		return r
-	}
-	c := realkube.StartCluster(b, bins, true)
-	nodeIP := realkube.NodeAddress(b)
-	k = kubectlFor(b, kubectl, c.Admin)
+	} else {
+		c := realkube.StartCluster(b, bins, true)
+		k := kubectlFor(b, kubectl, c.Admin)
 
-	kubeletManifests := filepath.Join(dir, "kubelet-manifests")
-	if err := os.MkdirAll(kubeletManifests, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(kubeletManifests, "web.yaml"), []byte(pod), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	kubelet := realkube.StartKubelet(b, realkube.KubeletConfig{
-		Bin: filepath.Join(bins, "kubelet"), Dir: filepath.Join(dir, "kubelet"), NodeName: kubeletNode,
-		Endpoint: env.Endpoint, Manifests: kubeletManifests, Kubeconfig: c.NodeKubeconfig(b, kubeletNode),
-		NodeIP: nodeIP, PKI: c.PKI,
-	})
-	waitMirrorRunning(b, k, "web-"+kubeletNode, func() string { return realkube.Tail(kubelet.Log, 40) })
-	r.paths = append(r.paths, measureStreams(b, pathKubelet, k, "web-"+kubeletNode))
-	if err := kubelet.Stop(); err != nil {
-		b.Error(err)
-	}
-	env.RemoveAllPods(b)
+		kubeletEnv := harness.Start(b)
+		kubelet := realkube.StartKubelet(b, realkube.KubeletConfig{
+			Bin: filepath.Join(bins, "kubelet"), Dir: filepath.Join(dir, "kubelet"), NodeName: kubeletNode,
+			Endpoint: kubeletEnv.Endpoint, Manifests: webManifests(b, filepath.Join(dir, "kubelet-manifests"), kubeletEnv.HelloImage()),
+			Kubeconfig: c.NodeKubeconfig(b, kubeletNode), NodeIP: realkube.NodeAddress(b), PKI: c.PKI,
+		})
 
-	const balNode = "bench-node"
-	cert, key := c.PKI.Issue(b, "ballast-serving", "system:node:"+balNode, []string{"system:nodes"}, nodeIP)
-	node := realkube.StartProc(b, dir, "ballast-node", bin, "node",
-		"--kubeconfig", c.NodeKubeconfig(b, balNode), "--node-name", balNode, "--node-ip", nodeIP,
-		"--container-runtime-endpoint", env.Endpoint, "--data-dir", filepath.Join(dir, "node-data"),
-		"--pod-manifest-path", manifests, "--images-dir", filepath.Join(dir, "node-images"),
-		"--port", fmt.Sprint(realkube.FreePort(b)), "--address", nodeIP, "--client-ca-file", c.PKI.CA,
-		"--tls-cert-file", cert, "--tls-private-key-file", key, "--log-level", "warn")
-	waitMirrorRunning(b, k, "web-"+balNode, func() string { return realkube.Tail(node.Log, 40) })
-	r.paths = append(r.paths, measureStreams(b, pathKubeBal, k, "web-"+balNode))
-	node.Stop()
-	env.RemoveAllPods(b)
+		const balNode = "bench-node"
+		nodeIP := realkube.NodeAddress(b)
+		cert, key := c.PKI.Issue(b, "ballast-serving", "system:node:"+balNode, []string{"system:nodes"}, nodeIP)
+		node := realkube.StartProc(b, dir, "ballast-node", bin, "node",
+			"--kubeconfig", c.NodeKubeconfig(b, balNode), "--node-name", balNode, "--node-ip", nodeIP,
+			"--container-runtime-endpoint", env.Endpoint, "--data-dir", filepath.Join(dir, "node-data"),
+			"--pod-manifest-path", webManifests(b, filepath.Join(dir, "node-manifests"), env.HelloImage()),
+			"--images-dir", filepath.Join(dir, "node-images"),
+			"--port", fmt.Sprint(realkube.FreePort(b)), "--address", nodeIP, "--client-ca-file", c.PKI.CA,
+			"--tls-cert-file", cert, "--tls-private-key-file", key, "--log-level", "warn")
 
+		waitMirrorRunning(b, k, "web-"+kubeletNode, func() string { return realkube.Tail(kubelet.Log, 40) })
+		waitMirrorRunning(b, k, "web-"+balNode, func() string { return realkube.Tail(node.Log, 40) })
+		targets = append(targets, streamTarget{pathKubelet, k, "web-" + kubeletNode}, streamTarget{pathKubeBal, k, "web-" + balNode})
+	}
+	r.paths = measureStreams(b, targets)
 	r.loadAfter = loadavg()
 	r.print(os.Stdout)
 	return r
+}
+
+// webManifests writes the hello pod's manifest in a new directory.
+func webManifests(b testing.TB, dir, image string) string {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(manifestYAML("web", image)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
 }
 
 // kubectlCmd makes a kubectl command with extra environment.
@@ -238,42 +224,67 @@ func waitMirrorRunning(b testing.TB, k kubectlCmd, pod string, log func() string
 	}
 }
 
-// measureStreams runs, for each protocol, 2 warm-up and execRounds timed
-// `kubectl exec POD -- true`, then the port-forward transfers.
-func measureStreams(b testing.TB, name string, k kubectlCmd, pod string) streamPath {
-	sp := streamPath{name: name, exec: map[string][]time.Duration{}, forward: map[string][]float64{}}
-	for _, p := range streamProtocol {
-		// Warm: kubectl's discovery cache, the node's first exec.
-		for range 2 {
-			if out, err := k(p.env, "exec", pod, "--", "true").CombinedOutput(); err != nil {
-				b.Fatalf("%s: kubectl exec (%s): %v\n%s", name, p.name, err, out)
-			}
-		}
-		for range execRounds {
-			t0 := time.Now()
-			if out, err := k(p.env, "exec", pod, "--", "true").CombinedOutput(); err != nil {
-				b.Fatalf("%s: kubectl exec (%s): %v\n%s", name, p.name, err, out)
-			}
-			sp.exec[p.name] = append(sp.exec[p.name], time.Since(t0))
-		}
-		sp.forward[p.name] = forwardThroughput(b, k(p.env, "port-forward", "--address", "127.0.0.1", "pod/"+pod, ":8080"))
-	}
-	return sp
+// streamTarget is a path ready to measure: kubectl for its API server, and
+// the pod.
+type streamTarget struct {
+	name string
+	k    kubectlCmd
+	pod  string
 }
 
-// forwardThroughput runs a kubectl port-forward command and fetches
-// forwardBytes through it forwardRounds times: MB/s of each.
-func forwardThroughput(b testing.TB, cmd *exec.Cmd) []float64 {
+// measureStreams measures every path in turn, round by round (the order
+// rotating), so that a change of the machine's load falls on all of them:
+// for each protocol, 2 warm-up runs each, then execRounds timed `kubectl
+// exec POD -- true` each, then forwardRounds port-forward transfers each.
+func measureStreams(b testing.TB, targets []streamTarget) []streamPath {
+	paths := make([]streamPath, len(targets))
+	for i, t := range targets {
+		paths[i] = streamPath{name: t.name, exec: map[string][]time.Duration{}, forward: map[string][]float64{}}
+	}
+	execOnce := func(t streamTarget, p string, env []string) time.Duration {
+		t0 := time.Now()
+		if out, err := t.k(env, "exec", t.pod, "--", "true").CombinedOutput(); err != nil {
+			b.Fatalf("%s: kubectl exec (%s): %v\n%s", t.name, p, err, out)
+		}
+		return time.Since(t0)
+	}
+	for _, p := range streamProtocol {
+		// Warm: kubectl's discovery cache, the node's first exec.
+		for _, t := range targets {
+			execOnce(t, p.name, p.env)
+			execOnce(t, p.name, p.env)
+		}
+		for round := range execRounds {
+			for j := range targets {
+				i := (round + j) % len(targets)
+				paths[i].exec[p.name] = append(paths[i].exec[p.name], execOnce(targets[i], p.name, p.env))
+			}
+		}
+		locals := make([]int, len(targets))
+		for i, t := range targets {
+			locals[i] = startForward(b, t.k(p.env, "port-forward", "--address", "127.0.0.1", "pod/"+t.pod, ":8080"))
+		}
+		for round := range forwardRounds {
+			for j := range targets {
+				i := (round + j) % len(targets)
+				paths[i].forward[p.name] = append(paths[i].forward[p.name], transfer(b, targets[i].name, locals[i]))
+			}
+		}
+	}
+	return paths
+}
+
+// startForward runs a kubectl port-forward command (stopped when b ends)
+// and returns the local port it forwards.
+func startForward(b testing.TB, cmd *exec.Cmd) int {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	sc := bufio.NewScanner(stdout)
 	local := 0
 	for local == 0 && sc.Scan() {
@@ -284,24 +295,36 @@ func forwardThroughput(b testing.TB, cmd *exec.Cmd) []float64 {
 		b.Fatal("kubectl port-forward printed no forwarding line")
 	}
 	go io.Copy(io.Discard, stdout)
-	var rates []float64
+	return local
+}
+
+// transfer fetches forwardBytes through a forwarded port (one connection,
+// from the request to the last byte) and returns the MB/s.
+func transfer(b testing.TB, name string, local int) float64 {
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
-	for range forwardRounds {
-		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://127.0.0.1:%d/bytes?n=%d", local, forwardBytes), nil)
-		t0 := time.Now()
-		resp, err := c.Do(req)
-		if err != nil {
-			b.Fatalf("through the forwarded port: %v", err)
-		}
-		n, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		d := time.Since(t0)
-		if err != nil || n != forwardBytes {
-			b.Fatalf("through the forwarded port: %d of %d bytes, %v", n, forwardBytes, err)
-		}
-		rates = append(rates, float64(n)/1e6/d.Seconds())
+	t0 := time.Now()
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/bytes?n=%d", local, forwardBytes))
+	if err != nil {
+		b.Fatalf("%s: through the forwarded port: %v", name, err)
 	}
-	return rates
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	d := time.Since(t0)
+	if err != nil || n != forwardBytes {
+		b.Fatalf("%s: through the forwarded port: %d of %d bytes, %v", name, n, forwardBytes, err)
+	}
+	return float64(n) / 1e6 / d.Seconds()
+}
+
+// quartiles are the first and third quartiles (nearest rank) of ds: the
+// middle half of the runs lies between them.
+func quartiles(ds []time.Duration) (lo, hi time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)+3)/4-1], s[(3*len(s)+3)/4-1]
 }
 
 type lockedLog struct {
@@ -326,7 +349,8 @@ func (r *streamResults) print(w io.Writer) {
 	host, _ := os.Hostname()
 	p("\n==== Ballast streaming benchmark ====\n")
 	p("date %s, host %s, %d CPUs, load %s (after: %s), kubectl %s, %s\n", r.when, host, runtime.NumCPU(), r.load, r.loadAfter, r.kubectlVersion, runtime.Version())
-	p("kubectl -> the API server -> the node -> containerd's streaming server, one containerd, the hello pod;\n")
+	p("kubectl -> the API server -> the node -> containerd's streaming server, the hello pod; the paths measured in turn, round by round;\n")
+	p("Ballast's two nodes share a containerd, the kubelet has one of its own, configured the same (it stops pods it did not start)\n")
 	p("%s: the API server and the node in one process (the node's local socket); through kube-apiserver 1.32:\n", pathUp)
 	p("it calls the node's HTTPS API (/exec, /portForward: SPDY, WebSocket translated) with its kubelet client certificate\n\n")
 	for _, path := range r.paths {
@@ -336,7 +360,9 @@ func (r *streamResults) print(w io.Writer) {
 			for _, d := range path.exec[pr.name] {
 				parts = append(parts, fmt.Sprintf("%.0f", ms(d)))
 			}
-			p("    %-9s kubectl exec POD -- true: median %6.1f ms of %d [%s]\n", pr.name, ms(median(path.exec[pr.name])), len(path.exec[pr.name]), strings.Join(parts, " "))
+			lo, hi := quartiles(path.exec[pr.name])
+			p("    %-9s kubectl exec POD -- true: median %6.1f ms of %d (middle half %.0f-%.0f) [%s]\n",
+				pr.name, ms(median(path.exec[pr.name])), len(path.exec[pr.name]), ms(lo), ms(hi), strings.Join(parts, " "))
 			var rates []string
 			for _, x := range path.forward[pr.name] {
 				rates = append(rates, fmt.Sprintf("%.0f", x))
@@ -356,7 +382,8 @@ func (r *streamResults) print(w io.Writer) {
 	for _, name := range []string{pathUp, pathKubeBal} {
 		if bp := r.path(name); bp != nil {
 			got := median(bp.exec[def])
-			p("  goal: exec round trip (%s) no slower than the kubelet's path: %s %.1f ms vs %.1f ms: %s\n", def, name, ms(got), ms(ref), verdict(got <= ref))
+			p("  goal: exec round trip (%s) no slower than the kubelet's path: %s %.1f ms vs %.1f ms (%+.1f ms): %s\n",
+				def, name, ms(got), ms(ref), ms(got-ref), verdict(got <= ref))
 		}
 	}
 	p("\n")
