@@ -13,7 +13,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/auth"
-	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/validation"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
@@ -22,7 +22,7 @@ import (
 // (they live in manifest files, beside the pods that use them), nor change
 // a mirror's data; a node creates, updates and deletes only its own mirrors
 // (label ballast.dev/node), and anyone may delete one (its node makes it
-// again). They are validated by internal/manifest, as on the node.
+// again). They are validated by internal/validation, as on the node.
 
 func configMapKind() *kind {
 	return &kind{
@@ -53,17 +53,17 @@ func namespacedFields(o object) fields.Set {
 
 // validateConfig validates a ConfigMap or Secret with the node's rules.
 func validateConfig(o object) field.ErrorList {
-	var err error
+	var found validation.ErrorList
 	switch t := o.(type) {
 	case *corev1.ConfigMap:
-		err = manifest.ValidateConfigMap(t)
+		found = validation.ValidateConfigMap(t, "")
 	case *corev1.Secret:
-		err = manifest.ValidateSecret(t)
+		found = validation.ValidateSecret(t, "")
 	default:
 		return nil
 	}
 	var errs field.ErrorList
-	for _, e := range manifest.Errors(err) {
+	for _, e := range found {
 		errs = append(errs, fieldError(e.Field, e.Msg))
 	}
 	return errs
@@ -84,7 +84,7 @@ func configOf(o object) configMeta {
 		return configMeta{meta: &t.ObjectMeta, kind: "configmap", immutable: t.Immutable != nil && *t.Immutable,
 			data: []any{t.Data, t.BinaryData}}
 	case *corev1.Secret:
-		manifest.MergeStringData(t)
+		validation.MergeStringData(t)
 		return configMeta{meta: &t.ObjectMeta, kind: "secret", immutable: t.Immutable != nil && *t.Immutable,
 			data: []any{t.Data, t.Type}}
 	}

@@ -20,8 +20,8 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
-	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/podstatus"
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 // object is what every served kind is: a typed k8s.io/api struct pointer.
@@ -330,10 +330,10 @@ func joinErr(s []string) string {
 func prepareCreate(o object) {
 	switch t := o.(type) {
 	case *corev1.Secret:
-		manifest.MergeStringData(t)
+		validation.MergeStringData(t)
 	case *corev1.Pod:
 		// The node's defaults: one implementation for files and the API.
-		manifest.SetDefaults(t)
+		validation.SetDefaults(t)
 		t.Generation = 1
 		t.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podstatus.QOSClass(t)}
 	case *corev1.Namespace:

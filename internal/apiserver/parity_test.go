@@ -17,7 +17,7 @@ import (
 
 // The same pod is defaulted, accepted and refused alike from a manifest
 // file (internal/manifest.Parse, on the node) and as a mirror pod through
-// the API: both use internal/manifest's defaulting and validation.
+// the API: both use internal/validation.
 func TestManifestAndAPIAgree(t *testing.T) {
 	const node = "n1"
 	e := newTestEnv(t)

@@ -20,8 +20,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ballast-dev/ballast/internal/auth"
-	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/storage"
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 // serveResource serves one request on a served resource.
@@ -343,12 +343,12 @@ func validateObject(k *kind, o object) error {
 	return nil
 }
 
-// validatePod validates a pod with the node's rules (internal/manifest),
+// validatePod validates a pod with the node's rules (internal/validation),
 // so that a pod is accepted or refused alike from a file and through the
 // API, and turns what is wrong into field errors for a 422 Status.
 func validatePod(p *corev1.Pod) field.ErrorList {
 	var errs field.ErrorList
-	for _, e := range manifest.Errors(manifest.ValidatePod(p)) {
+	for _, e := range validation.ValidatePod(p) {
 		errs = append(errs, fieldError(e.Field, e.Msg))
 	}
 	return errs

@@ -25,6 +25,8 @@ var pure = []struct {
 	{"internal/podruntime", true},
 	{"internal/podconfig", false}, // builds CRI messages, whose package carries the gRPC stubs
 	{"internal/manifest", false},
+	{"internal/manifest/decode", true},
+	{"internal/validation", true},
 }
 
 // impure are the imports that do I/O. (net and io/fs stay allowed: their

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 func TestBallastAnnotations(t *testing.T) {
@@ -39,7 +41,7 @@ func TestBallastAnnotations(t *testing.T) {
 func TestContainerLimit(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("apiVersion: v1\nkind: Pod\nmetadata:\n  name: huge\nspec:\n  containers:\n")
-	for i := 0; i <= MaxContainersPerPod; i++ {
+	for i := 0; i <= validation.MaxContainersPerPod; i++ {
 		fmt.Fprintf(&b, "  - name: c%d\n    image: img\n", i)
 	}
 	_, err := Parse("huge.yaml", []byte(b.String()), "node")

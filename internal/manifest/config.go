@@ -5,21 +5,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 // Node-local ConfigMaps and Secrets: a manifest file may define them beside
 // its pods, and static pods of the same namespace use them as Kubernetes
 // pods use API objects (volumes, env, envFrom).
-
-// MaxConfigSize bounds the data of a ConfigMap or Secret, as Kubernetes
-// does (corev1.MaxSecretSize: 1 MiB).
-const MaxConfigSize = corev1.MaxSecretSize
 
 // ConfigKind is the kind of a node-local config object.
 type ConfigKind string
@@ -124,21 +123,9 @@ func (c *Config) Value(key string) ([]byte, bool) {
 	return v, ok
 }
 
-// Size is the size of the object's values, as Kubernetes counts it against
-// MaxConfigSize.
-func (c *Config) Size() int {
-	n := 0
-	for _, k := range c.Keys() {
-		v, _ := c.Value(k)
-		n += len(v)
-	}
-	return n
-}
-
 // decodeConfig turns a checked ConfigMap or Secret item into a Config and
 // validates it as Kubernetes does.
 func decodeConfig(it *item, path string) *Config {
-	f := func(p string) string { return joinField(it.prefix, p) }
 	c := &Config{File: path}
 	switch it.kind {
 	case kindConfigMap:
@@ -157,95 +144,20 @@ func decodeConfig(it *item, path string) *Config {
 			return nil
 		}
 		s.APIVersion, s.Kind = "v1", "Secret"
-		for _, k := range sortedKeys(s.StringData) {
-			invalidKey(it.el, f("stringData["+k+"]"), k)
-		}
-		MergeStringData(s)
 		c.Secret = s
 	}
 	m := c.Meta()
 	if m.Namespace == "" {
 		m.Namespace = corev1.NamespaceDefault
 	}
-	validateConfig(c, f, it.el)
+	if s := c.Secret; s != nil {
+		it.el.addAll(validation.ValidateSecret(s, it.prefix))
+		validation.MergeStringData(s)
+	} else {
+		it.el.addAll(validation.ValidateConfigMap(c.ConfigMap, it.prefix))
+	}
 	c.Hash = configHash(c)
 	return c
-}
-
-// validateConfig validates a ConfigMap or Secret as Kubernetes does.
-func validateConfig(c *Config, f func(string) string, el *errList) {
-	m := c.Meta()
-	invalid := invalidFunc(f, el)
-	if m.Name == "" {
-		el.addf(f("metadata.name"), "Required value: name the %s", c.Kind())
-	} else {
-		invalid("metadata.name", m.Name, validation.IsDNS1123Subdomain(m.Name), "")
-	}
-	invalid("metadata.namespace", m.Namespace, validation.IsDNS1123Label(m.Namespace), "")
-	validateMetaMaps(m.Labels, m.Annotations, f, el)
-	if cm := c.ConfigMap; cm != nil {
-		for _, k := range sortedKeys(cm.Data) {
-			invalidKey(el, f("data["+k+"]"), k)
-			if _, dup := cm.BinaryData[k]; dup {
-				el.addf(f("data["+k+"]"), "Invalid value: %q: duplicate of key present in binaryData; keep it in one of them", k)
-			}
-		}
-		for _, k := range sortedKeys(cm.BinaryData) {
-			invalidKey(el, f("binaryData["+k+"]"), k)
-		}
-	}
-	if s := c.Secret; s != nil {
-		for _, k := range sortedKeys(s.Data) {
-			invalidKey(el, f("data["+k+"]"), k)
-		}
-		validateSecretType(s, f, el)
-	}
-	if n := c.Size(); n > MaxConfigSize {
-		el.addf(f("data"), "Too long: the %s's values hold %d bytes, at most %d are allowed (1 MiB); split it, or mount the file from the node with a hostPath volume", c.Kind(), n, MaxConfigSize)
-	}
-}
-
-func invalidKey(el *errList, field, key string) {
-	for _, msg := range validation.IsConfigMapKey(key) {
-		el.addf(field, "Invalid value: %q: %s", key, msg)
-	}
-}
-
-// validateSecretType checks the keys a Secret's type requires, as
-// Kubernetes does. Messages never quote a value.
-func validateSecretType(s *corev1.Secret, f func(string) string, el *errList) {
-	need := func(keys ...string) {
-		for _, k := range keys {
-			if _, ok := s.Data[k]; !ok {
-				el.addf(f("data["+k+"]"), "Required value: a Secret of type %s needs the key %q", s.Type, k)
-			}
-		}
-	}
-	validJSON := func(k string) {
-		if v, ok := s.Data[k]; ok && !json.Valid(v) {
-			el.addf(f("data["+k+"]"), "Invalid value: must be valid JSON (a docker config file) for type %s", s.Type)
-		}
-	}
-	switch s.Type {
-	case corev1.SecretTypeServiceAccountToken:
-		el.add(f("type"), "Forbidden: static pods cannot use service account tokens: there may be no API server to issue them; use type Opaque")
-	case corev1.SecretTypeDockercfg:
-		need(corev1.DockerConfigKey)
-		validJSON(corev1.DockerConfigKey)
-	case corev1.SecretTypeDockerConfigJson:
-		need(corev1.DockerConfigJsonKey)
-		validJSON(corev1.DockerConfigJsonKey)
-	case corev1.SecretTypeBasicAuth:
-		_, u := s.Data[corev1.BasicAuthUsernameKey]
-		_, p := s.Data[corev1.BasicAuthPasswordKey]
-		if !u && !p {
-			el.addf(f("data"), "Required value: a Secret of type %s needs the key %q or %q", s.Type, corev1.BasicAuthUsernameKey, corev1.BasicAuthPasswordKey)
-		}
-	case corev1.SecretTypeSSHAuth:
-		need(corev1.SSHAuthPrivateKey)
-	case corev1.SecretTypeTLS:
-		need(corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
-	}
 }
 
 // ValidateConfigChange checks a new version of a config object against the
@@ -280,14 +192,14 @@ func configHash(c *Config) string {
 		h.Write(v)
 	}
 	if s := c.Secret; s != nil {
-		for _, k := range sortedKeys(s.Data) {
+		for _, k := range slices.Sorted(maps.Keys(s.Data)) {
 			write("d", k, s.Data[k])
 		}
 	} else {
-		for _, k := range sortedKeys(c.ConfigMap.Data) {
+		for _, k := range slices.Sorted(maps.Keys(c.ConfigMap.Data)) {
 			write("d", k, []byte(c.ConfigMap.Data[k]))
 		}
-		for _, k := range sortedKeys(c.ConfigMap.BinaryData) {
+		for _, k := range slices.Sorted(maps.Keys(c.ConfigMap.BinaryData)) {
 			write("b", k, c.ConfigMap.BinaryData[k])
 		}
 	}
@@ -304,47 +216,4 @@ func Redacted(s *corev1.Secret) *corev1.Secret {
 	}
 	out.StringData = nil
 	return out
-}
-
-// ValidateConfigMap validates a ConfigMap as the node validates one of its
-// files (keys, 1 MiB, metadata); the API server checks mirror ConfigMaps
-// with it. It returns nil, an *Error, or several joined (see Errors); they
-// name the field but no file.
-func ValidateConfigMap(cm *corev1.ConfigMap) error {
-	return validateObjectConfig(&Config{ConfigMap: cm})
-}
-
-// ValidateSecret validates a Secret as ValidateConfigMap does (its data
-// merged with stringData first, as the API server does). No message holds
-// a value.
-func ValidateSecret(s *corev1.Secret) error {
-	el := &errList{lines: map[string]int{}}
-	for _, k := range sortedKeys(s.StringData) {
-		invalidKey(el, "stringData["+k+"]", k)
-	}
-	merged := s.DeepCopy()
-	MergeStringData(merged)
-	validateConfig(&Config{Secret: merged}, func(p string) string { return p }, el)
-	return el.err()
-}
-
-func validateObjectConfig(c *Config) error {
-	el := &errList{lines: map[string]int{}}
-	validateConfig(c, func(p string) string { return p }, el)
-	return el.err()
-}
-
-// MergeStringData writes a Secret's stringData over its data and clears it,
-// and defaults its type to Opaque, as the API server does.
-func MergeStringData(s *corev1.Secret) {
-	if len(s.StringData) > 0 && s.Data == nil {
-		s.Data = map[string][]byte{}
-	}
-	for k, v := range s.StringData {
-		s.Data[k] = []byte(v)
-	}
-	s.StringData = nil
-	if s.Type == "" {
-		s.Type = corev1.SecretTypeOpaque
-	}
 }

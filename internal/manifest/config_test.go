@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ballast-dev/ballast/internal/validation"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
@@ -20,7 +21,7 @@ func mustParseFile(t *testing.T, path, data string) *File {
 		t.Fatalf("ParseFile: %v", err)
 	}
 	for _, p := range f.Pods {
-		if err := ValidatePod(p); err != nil {
+		if err := validation.ValidatePod(p); err != nil {
 			t.Errorf("ValidatePod refuses the pod ParseFile made of %s: %v", path, err)
 		}
 	}
@@ -144,7 +145,7 @@ func TestConfigErrors(t *testing.T) {
 		{"dot dot key", cm + "data:\n  ..x: x\n", `data[..x]: Invalid value: "..x": must not start with '..'`},
 		{"number value", cm + "data:\n  port: 8080\n", "cfg.yaml:6: data[port]: Invalid type: must be a string, not a number (8080); put it in quotes"},
 		{"duplicate key", cm + "data:\n  k: x\nbinaryData:\n  k: eA==\n", `data[k]: Invalid value: "k": duplicate of key present in binaryData`},
-		{"too big", cm + "data:\n  k: " + strings.Repeat("x", MaxConfigSize+1) + "\n", "data: Too long: the ConfigMap's values hold 1048577 bytes, at most 1048576 are allowed"},
+		{"too big", cm + "data:\n  k: " + strings.Repeat("x", validation.MaxConfigSize+1) + "\n", "data: Too long: the ConfigMap's values hold 1048577 bytes, at most 1048576 are allowed"},
 		{"no name", "apiVersion: v1\nkind: ConfigMap\ndata: {}\n", "metadata.name: Required value: name the ConfigMap"},
 		{"bad name", strings.Replace(cm, "name: c", "name: C_1", 1), `cfg.yaml:4: metadata.name: Invalid value: "C_1"`},
 		{"unknown field", cm + "dta: {}\n", `cfg.yaml:5: dta: Unknown field: "dta" is not a field Kubernetes knows here; did you mean "data"?`},

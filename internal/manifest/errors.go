@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 // Error is what Parse returns for bad input: it names the file, the line
@@ -73,6 +75,13 @@ func (l *errList) add(field, msg string) {
 
 func (l *errList) addf(field, format string, args ...any) {
 	l.add(field, fmt.Sprintf(format, args...))
+}
+
+// addAll adds what a validation found, each error at the line of its field.
+func (l *errList) addAll(errs validation.ErrorList) {
+	for _, e := range errs {
+		l.add(e.Field, e.Msg)
+	}
 }
 
 // lineOf returns the line of field, or of its nearest ancestor present in the file.

@@ -1,11 +1,14 @@
 // Package manifest owns the static pod manifest file format: which file
-// names in the manifest directory are manifests (Ignored), decoding one file
-// strictly (YAML or JSON; v1 Pods, ConfigMaps and Secrets, alone, in several
-// YAML documents or in a v1 List), refusing by name every field this version
-// of Ballast does not support, validating each object as Kubernetes would,
-// applying Kubernetes' defaults, and giving each pod its static-pod identity
-// (name, UID, config hash, annotations), which covers the node-local
-// ConfigMap and Secret data the pod's environment uses (WithConfigs).
+// names in the manifest directory are manifests (Ignored), reading one file
+// strictly (its text decoded by internal/manifest/decode, YAML or JSON; v1
+// Pods, ConfigMaps and Secrets, alone, in several YAML documents or in a v1
+// List), refusing by name every field this version of Ballast does not
+// support (the schema), checking what is particular to a static pod (its
+// name with the node's, its node), validating and defaulting each object
+// with internal/validation, every message at its file and line (Error), and
+// giving each pod its static-pod identity (name, UID, config hash,
+// annotations), which covers the node-local ConfigMap and Secret data the
+// pod's environment uses (WithConfigs).
 //
 // It is pure: it never reads files, clocks or the environment.
 package manifest
@@ -14,6 +17,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -22,15 +26,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ballast-dev/ballast/internal/manifest/decode"
+	"github.com/ballast-dev/ballast/internal/validation"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
-
-// MaxContainersPerPod bounds a pod's containers and init containers
-// together. A node starts and stops a pod's containers one job at a time:
-// a pod of a thousand containers takes minutes either way and holds up the
-// runtime for everyone else. Static pods are system components; a hundred is
-// far beyond what one needs.
-const MaxContainersPerPod = 100
 
 // identityVersion is part of every hash. Never change it: doing so would
 // restart every static pod on upgrade.
@@ -96,16 +95,20 @@ func Parse(path string, data []byte, nodeName string) ([]*corev1.Pod, error) {
 // On bad input it returns an *Error, or several joined with errors.Join (see
 // Errors). No message ever holds a value of a Secret's (or ConfigMap's) data.
 func ParseFile(path string, data []byte, nodeName string) (*File, error) {
-	fl := &errList{file: path, lines: map[string]int{}}
-	docs, ok := decode(path, data, fl)
-	if !ok {
-		return nil, fl.err()
+	docs, err := decode.File(path, data)
+	if err != nil {
+		var de *decode.Error
+		if !errors.As(err, &de) {
+			de = &decode.Error{Msg: err.Error()}
+		}
+		return nil, &Error{File: path, Line: de.Line, Field: de.Field, Msg: de.Msg}
 	}
+	fl := &errList{file: path, lines: map[string]int{}}
 	var items []*item
 	for d, doc := range docs {
-		el := &errList{file: path, lines: doc.lines}
-		for _, it := range splitItems(doc.obj, el) {
-			it.el, it.doc, it.docLine = el, d, doc.line
+		el := &errList{file: path, lines: doc.Lines}
+		for _, it := range splitItems(doc.Object, el) {
+			it.el, it.doc, it.docLine = el, d, doc.Line
 			if len(docs) == 1 {
 				it.doc = -1
 			}
@@ -166,7 +169,7 @@ func ParseFile(path string, data []byte, nodeName string) (*File, error) {
 			out.Configs = append(out.Configs, it.config)
 			continue
 		}
-		SetDefaults(it.pod)
+		validation.SetDefaults(it.pod)
 		setIdentity(it.pod, path, nodeName, it.podIndex, it.canon)
 		out.Pods = append(out.Pods, it.pod)
 	}
@@ -244,7 +247,7 @@ func splitItems(obj map[string]any, el *errList) []*item {
 	}
 	raw, ok := obj["items"].([]any)
 	if !ok && obj["items"] != nil {
-		el.add("items", "Invalid type: must be a list of objects (Pods, ConfigMaps, Secrets), not "+describe(obj["items"]))
+		el.add("items", "Invalid type: must be a list of objects (Pods, ConfigMaps, Secrets), not "+decode.Describe(obj["items"]))
 		return nil
 	}
 	if len(raw) == 0 {
@@ -257,7 +260,7 @@ func splitItems(obj map[string]any, el *errList) []*item {
 		p := fmt.Sprintf("items[%d]", i)
 		m, ok := it.(map[string]any)
 		if !ok {
-			el.add(p, "Invalid type: must be a Pod, ConfigMap or Secret, not "+describe(it))
+			el.add(p, "Invalid type: must be a Pod, ConfigMap or Secret, not "+decode.Describe(it))
 			continue
 		}
 		if !checkTypeMeta(m, p, el, false) {
@@ -268,7 +271,7 @@ func splitItems(obj map[string]any, el *errList) []*item {
 			k = kindNames[s]
 		}
 		if listKind == "PodList" && k != kindPod {
-			el.addf(joinField(p, "kind"), "Unsupported value: %q: a PodList holds Pods only; make it a List", k)
+			el.addf(decode.JoinField(p, "kind"), "Unsupported value: %q: a PodList holds Pods only; make it a List", k)
 			continue
 		}
 		ni := &item{obj: m, kind: k, prefix: p}
@@ -286,10 +289,10 @@ func checkTypeMeta(obj map[string]any, prefix string, el *errList, top bool) boo
 	av, hasAV := obj["apiVersion"]
 	switch {
 	case !hasAV && top:
-		el.add(joinField(prefix, "apiVersion"), "Required value: set apiVersion: v1")
+		el.add(decode.JoinField(prefix, "apiVersion"), "Required value: set apiVersion: v1")
 		ok = false
 	case hasAV && av != "v1":
-		el.addf(joinField(prefix, "apiVersion"), "Unsupported value: %s: a static pod (and a ConfigMap or Secret) is apiVersion: v1", jsonText(av))
+		el.addf(decode.JoinField(prefix, "apiVersion"), "Unsupported value: %s: a static pod (and a ConfigMap or Secret) is apiVersion: v1", validation.JSONText(av))
 		ok = false
 	}
 	k, hasKind := obj["kind"]
@@ -297,7 +300,7 @@ func checkTypeMeta(obj map[string]any, prefix string, el *errList, top bool) boo
 	_, known := kindNames[s]
 	switch {
 	case !hasKind && top:
-		el.add(joinField(prefix, "kind"), "Required value: set kind: Pod (or ConfigMap, Secret, List)")
+		el.add(decode.JoinField(prefix, "kind"), "Required value: set kind: Pod (or ConfigMap, Secret, List)")
 		ok = false
 	case !hasKind:
 	case top && isString && (s == "List" || s == "PodList"):
@@ -306,7 +309,7 @@ func checkTypeMeta(obj map[string]any, prefix string, el *errList, top bool) boo
 		if !top {
 			what = "a Pod, ConfigMap or Secret"
 		}
-		el.addf(joinField(prefix, "kind"), "Unsupported value: %s: a manifest file holds %s; Ballast runs static pods only", jsonText(k), what)
+		el.addf(decode.JoinField(prefix, "kind"), "Unsupported value: %s: a manifest file holds %s; Ballast runs static pods only", validation.JSONText(k), what)
 		ok = false
 	}
 	return ok
@@ -337,7 +340,7 @@ func checkDuplicates(items []*item) {
 			}
 			meta, _ := it.obj["metadata"].(map[string]any)
 			name, _ := meta["name"].(string)
-			it.el.addf(joinField(it.prefix, "metadata.name"),
+			it.el.addf(decode.JoinField(it.prefix, "metadata.name"),
 				"Duplicate value: %q: %s already defines %s; give each its own name", name, first.where(), what)
 			continue
 		}

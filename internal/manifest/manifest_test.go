@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 
+	"github.com/ballast-dev/ballast/internal/validation"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
@@ -47,11 +48,11 @@ func mustParse(t *testing.T, path, data string) []*corev1.Pod {
 		t.Fatalf("Parse: %v", err)
 	}
 	for _, p := range pods {
-		if err := ValidatePod(p); err != nil {
+		if err := validation.ValidatePod(p); err != nil {
 			t.Errorf("ValidatePod refuses the pod Parse made of %s: %v", path, err)
 		}
 		again := p.DeepCopy()
-		SetDefaults(again)
+		validation.SetDefaults(again)
 		if !equality.Semantic.DeepEqual(again, p) {
 			before, _ := json.Marshal(p)
 			after, _ := json.Marshal(again)
@@ -123,23 +124,6 @@ func TestParseValidPod(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no NoExecute toleration: %v", p.Spec.Tolerations)
-	}
-}
-
-func TestDefaultPullPolicy(t *testing.T) {
-	for image, want := range map[string]corev1.PullPolicy{
-		"nginx":                         "Always",
-		"nginx:latest":                  "Always",
-		"nginx:1.27":                    "IfNotPresent",
-		"registry:5000/nginx":           "Always",
-		"registry:5000/nginx:1":         "IfNotPresent",
-		"nginx@sha256:abcd":             "IfNotPresent",
-		"nginx:latest@sha256:abcd":      "IfNotPresent",
-		"registry.k8s.io/etcd:3.5.15-0": "IfNotPresent",
-	} {
-		if got := defaultPullPolicy(image); got != want {
-			t.Errorf("defaultPullPolicy(%q) = %s, want %s", image, got, want)
-		}
 	}
 }
 

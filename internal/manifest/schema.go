@@ -12,7 +12,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ballast-dev/ballast/internal/manifest/decode"
 	"github.com/ballast-dev/ballast/internal/suggest"
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 // ---- The fields this version of Ballast supports ----
@@ -251,7 +253,7 @@ func (c *checker) object(obj map[string]any, t reflect.Type, path, raw, pat stri
 	sort.Strings(keys)
 	for _, key := range keys {
 		v := obj[key]
-		p, rp, pt := joinField(path, key), joinField(raw, key), joinField(pat, key)
+		p, rp, pt := decode.JoinField(path, key), decode.JoinField(raw, key), decode.JoinField(pat, key)
 		c.aliasLine(p, rp)
 		ft, known := fields[key]
 		r := c.table.byPath[pt]
@@ -279,7 +281,7 @@ func (c *checker) object(obj map[string]any, t reflect.Type, path, raw, pat stri
 				if msg == "" {
 					msg = "not supported by this version of Ballast yet; only " + listValues(r.only) + " is accepted (or leave the field out)"
 				}
-				c.el.addf(p, "Unsupported value: %s: %s", jsonText(v), msg)
+				c.el.addf(p, "Unsupported value: %s: %s", validation.JSONText(v), msg)
 			}
 		case r != nil && r.mode == allow:
 			c.value(v, ft, p, rp, pt, true)
@@ -361,7 +363,7 @@ func (c *checker) value(v any, t reflect.Type, path, raw, pat string, inAllowed 
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			p, rp := path+"["+k+"]", joinField(raw, k)
+			p, rp := path+"["+k+"]", decode.JoinField(raw, k)
 			c.aliasLine(p, rp)
 			c.value(m[k], t.Elem(), p, rp, pat+"{}", inAllowed)
 		}
@@ -428,9 +430,9 @@ func (c *checker) value(v any, t reflect.Type, path, raw, pat string, inAllowed 
 }
 
 func (c *checker) typeErr(path, want string, v any, hint ...string) bool {
-	d := describe(v)
+	d := decode.Describe(v)
 	if c.secret {
-		d = describeValue(v, path)
+		d = decode.DescribeValue(v, path)
 	}
 	c.el.addf(path, "Invalid type: must be %s, not %s%s", want, d, strings.Join(hint, ""))
 	return false
@@ -447,17 +449,9 @@ func unknownMsg(key string, fields map[string]reflect.Type) string {
 func listValues(vs []any) string {
 	var s []string
 	for _, v := range vs {
-		s = append(s, jsonText(v))
+		s = append(s, validation.JSONText(v))
 	}
 	return strings.Join(s, " or ")
-}
-
-func jsonText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type

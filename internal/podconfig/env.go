@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/ballast-dev/ballast/internal/manifest"
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 // Environment variables, and the values of the downward API (fieldRef,
@@ -71,7 +71,7 @@ func envValueFrom(pod *corev1.Pod, ctr *corev1.Container, vf *corev1.EnvVarSourc
 // FieldValue is the value of a downward API field path, as the kubelet gives
 // it: podIPs and hostIP are the pod's and the node's IPs.
 func FieldValue(pod *corev1.Pod, fieldPath string, podIPs []string, hostIP string) (string, error) {
-	if base, key, ok := manifest.SubscriptKey(fieldPath); ok {
+	if base, key, ok := validation.SubscriptKey(fieldPath); ok {
 		switch base {
 		case "metadata.labels":
 			return pod.Labels[key], nil

@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/ballast-dev/ballast/internal/manifest"
 	"github.com/ballast-dev/ballast/internal/podstatus"
+	"github.com/ballast-dev/ballast/internal/validation"
 )
 
 // Resources, security contexts, namespaces and sysctls, as the kubelet turns
@@ -72,7 +72,7 @@ func Resources(pod *corev1.Pod, ctr *corev1.Container, nodeMemory int64) *runtim
 // pods -997, BestEffort 1000, Burstable by the share of the node's memory
 // the container requests.
 func oomScoreAdj(pod *corev1.Pod, ctr *corev1.Container, capacity int64) int64 {
-	if pod.Spec.PriorityClassName == manifest.SystemNodeCritical {
+	if pod.Spec.PriorityClassName == validation.SystemNodeCritical {
 		return guaranteedOOM // a static pod is critical; node-critical ones are kept
 	}
 	switch podstatus.QOSClass(pod) {

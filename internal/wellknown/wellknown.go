@@ -50,7 +50,7 @@ const (
 )
 
 // Ballast's annotations a static pod's manifest may set, to steer how its
-// node runs it (validated by internal/manifest).
+// node runs it (validated by internal/validation).
 const (
 	// AnnotationAfter names pods of the same node (by manifest name,
 	// comma-separated) that must be Ready before this pod's containers start.

@@ -1,17 +1,19 @@
-package manifest
+package validation
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/api/validate/content"
-	"k8s.io/apimachinery/pkg/util/validation"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Validation of the pod-spec fields that shape the sandbox and containers
@@ -51,26 +53,7 @@ func quoteList(vs []string) string {
 }
 
 func volumeTypes(v *corev1.Volume) int {
-	n := 0
-	if v.HostPath != nil {
-		n++
-	}
-	if v.EmptyDir != nil {
-		n++
-	}
-	if v.DownwardAPI != nil {
-		n++
-	}
-	if v.ConfigMap != nil {
-		n++
-	}
-	if v.Secret != nil {
-		n++
-	}
-	if v.Projected != nil {
-		n++
-	}
-	return n
+	return howMany(v.HostPath != nil, v.EmptyDir != nil, v.DownwardAPI != nil, v.ConfigMap != nil, v.Secret != nil, v.Projected != nil)
 }
 
 // SubscriptKey splits metadata.labels['k'] into ("metadata.labels", "k", true).
@@ -84,11 +67,11 @@ func SubscriptKey(fieldPath string) (base, key string, ok bool) {
 
 const maxID = 2147483647
 
-func validatePodSpec(pod *corev1.Pod, f func(string) string, el *errList) {
+func validatePodSpec(pod *corev1.Pod, f func(string) string, el *ErrorList) {
 	spec := &pod.Spec
 	idRange := func(p string, v *int64) {
 		if v != nil && (*v < 0 || *v > maxID) {
-			el.addf(f(p), "Invalid value: %d: must be between 0 and %d, inclusive", *v, maxID)
+			el.Addf(f(p), "Invalid value: %d: must be between 0 and %d, inclusive", *v, maxID)
 		}
 	}
 	containers := map[string]*corev1.Container{}
@@ -98,40 +81,40 @@ func validatePodSpec(pod *corev1.Pod, f func(string) string, el *errList) {
 
 	// Host namespaces, hostname.
 	if spec.HostPID && spec.ShareProcessNamespace != nil && *spec.ShareProcessNamespace {
-		el.add(f("spec.shareProcessNamespace"), "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled")
+		el.Add(f("spec.shareProcessNamespace"), "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled")
 	}
 	if spec.Hostname != "" {
-		for _, m := range validation.IsDNS1123Label(spec.Hostname) {
-			el.addf(f("spec.hostname"), "Invalid value: %q: %s", spec.Hostname, m)
+		for _, m := range utilvalidation.IsDNS1123Label(spec.Hostname) {
+			el.Addf(f("spec.hostname"), "Invalid value: %q: %s", spec.Hostname, m)
 		}
 	}
 	if spec.Subdomain != "" {
-		for _, m := range validation.IsDNS1123Label(spec.Subdomain) {
-			el.addf(f("spec.subdomain"), "Invalid value: %q: %s", spec.Subdomain, m)
+		for _, m := range utilvalidation.IsDNS1123Label(spec.Subdomain) {
+			el.Addf(f("spec.subdomain"), "Invalid value: %q: %s", spec.Subdomain, m)
 		}
 	}
 	for i, ha := range spec.HostAliases {
 		p := fmt.Sprintf("spec.hostAliases[%d]", i)
 		if net.ParseIP(ha.IP) == nil {
-			el.addf(f(p+".ip"), "Invalid value: %q: must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)", ha.IP)
+			el.Addf(f(p+".ip"), "Invalid value: %q: must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)", ha.IP)
 		}
 		for j, h := range ha.Hostnames {
-			for _, m := range validation.IsDNS1123Subdomain(h) {
-				el.addf(f(fmt.Sprintf("%s.hostnames[%d]", p, j)), "Invalid value: %q: %s", h, m)
+			for _, m := range utilvalidation.IsDNS1123Subdomain(h) {
+				el.Addf(f(fmt.Sprintf("%s.hostnames[%d]", p, j)), "Invalid value: %q: %s", h, m)
 			}
 		}
 	}
-	for _, k := range sortedKeys(spec.NodeSelector) {
+	for _, k := range slices.Sorted(maps.Keys(spec.NodeSelector)) {
 		p := "spec.nodeSelector[" + k + "]"
 		for _, m := range content.IsLabelKey(k) {
-			el.addf(f(p), "Invalid value: %q: %s (label name)", k, m)
+			el.Addf(f(p), "Invalid value: %q: %s (label name)", k, m)
 		}
 		for _, m := range content.IsLabelValue(spec.NodeSelector[k]) {
-			el.addf(f(p), "Invalid value: %q: %s", spec.NodeSelector[k], m)
+			el.Addf(f(p), "Invalid value: %q: %s", spec.NodeSelector[k], m)
 		}
 	}
 	if want, ok := SystemPriorities[spec.PriorityClassName]; ok && spec.Priority != nil && *spec.Priority != want {
-		el.addf(f("spec.priority"), "Invalid value: %d: the priority of class %s is %d; set it to %d or leave spec.priority out",
+		el.Addf(f("spec.priority"), "Invalid value: %d: the priority of class %s is %d; set it to %d or leave spec.priority out",
 			*spec.Priority, spec.PriorityClassName, want, want)
 	}
 
@@ -144,7 +127,7 @@ func validatePodSpec(pod *corev1.Pod, f func(string) string, el *errList) {
 			idRange(fmt.Sprintf("spec.securityContext.supplementalGroups[%d]", i), &sc.SupplementalGroups[i])
 		}
 		if p := sc.FSGroupChangePolicy; p != nil && *p != corev1.FSGroupChangeAlways && *p != corev1.FSGroupChangeOnRootMismatch {
-			el.addf(f("spec.securityContext.fsGroupChangePolicy"), `Unsupported value: %q: supported values: "Always", "OnRootMismatch"`, *p)
+			el.Addf(f("spec.securityContext.fsGroupChangePolicy"), `Unsupported value: %q: supported values: "Always", "OnRootMismatch"`, *p)
 		}
 		validateSeccomp(sc.SeccompProfile, f("spec.securityContext.seccompProfile"), el)
 		validateSysctls(spec, f("spec.securityContext.sysctls"), el)
@@ -159,21 +142,21 @@ func validatePodSpec(pod *corev1.Pod, f func(string) string, el *errList) {
 			case corev1.HostPathUnset, corev1.HostPathDirectoryOrCreate, corev1.HostPathDirectory, corev1.HostPathFileOrCreate,
 				corev1.HostPathFile, corev1.HostPathSocket, corev1.HostPathCharDev, corev1.HostPathBlockDev:
 			default:
-				el.addf(f(p+".hostPath.type"), `Unsupported value: %q: supported values: "", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket"`, *hp.Type)
+				el.Addf(f(p+".hostPath.type"), `Unsupported value: %q: supported values: "", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket"`, *hp.Type)
 			}
 		}
 		if ed := v.EmptyDir; ed != nil {
 			switch ed.Medium {
 			case corev1.StorageMediumDefault, corev1.StorageMediumMemory:
 			default:
-				el.addf(f(p+".emptyDir.medium"), `Unsupported value: %q: supported values: "", "Memory"`, ed.Medium)
+				el.Addf(f(p+".emptyDir.medium"), `Unsupported value: %q: supported values: "", "Memory"`, ed.Medium)
 			}
 			if ed.SizeLimit != nil {
 				switch {
 				case ed.SizeLimit.Sign() <= 0:
-					el.addf(f(p+".emptyDir.sizeLimit"), "Invalid value: %q: must be greater than 0", ed.SizeLimit.String())
+					el.Addf(f(p+".emptyDir.sizeLimit"), "Invalid value: %q: must be greater than 0", ed.SizeLimit.String())
 				case ed.Medium != corev1.StorageMediumMemory:
-					el.add(f(p+".emptyDir.sizeLimit"), "Forbidden: Ballast enforces sizeLimit only with medium: Memory (a tmpfs of that size); on disk the kubelet enforces it by evicting the pod, which Ballast does not do; remove it, or set medium: Memory")
+					el.Add(f(p+".emptyDir.sizeLimit"), "Forbidden: Ballast enforces sizeLimit only with medium: Memory (a tmpfs of that size); on disk the kubelet enforces it by evicting the pod, which Ballast does not do; remove it, or set medium: Memory")
 				}
 			}
 		}
@@ -218,9 +201,9 @@ func validatePodSpec(pod *corev1.Pod, f func(string) string, el *errList) {
 				}
 				switch {
 				case n == 0:
-					el.add(f(sp), "Required value: must specify one of: `configMap`, `secret` or `downwardAPI`")
+					el.Add(f(sp), "Required value: must specify one of: `configMap`, `secret` or `downwardAPI`")
 				case n > 1:
-					el.add(f(sp), "Forbidden: may not specify more than 1 source type in one item of sources; make one item per source")
+					el.Add(f(sp), "Forbidden: may not specify more than 1 source type in one item of sources; make one item per source")
 				}
 			}
 		}
@@ -236,52 +219,52 @@ func validatePodSpec(pod *corev1.Pod, f func(string) string, el *errList) {
 }
 
 // validateMode checks a volume file mode (0 to 0777).
-func validateMode(m *int32, p string, el *errList) {
+func validateMode(m *int32, p string, el *ErrorList) {
 	if m != nil && (*m < 0 || *m > 0o777) {
-		el.addf(p, "Invalid value: %d: must be a number between 0 and 0777 (octal), both inclusive", *m)
+		el.Addf(p, "Invalid value: %d: must be a number between 0 and 0777 (octal), both inclusive", *m)
 	}
 }
 
 // validateVolumeFilePath checks the path of a file in a volume (relative,
 // no "..", unique among paths).
-func validateVolumeFilePath(fp, p string, paths map[string]bool, el *errList) {
+func validateVolumeFilePath(fp, p string, paths map[string]bool, el *ErrorList) {
 	switch {
 	case fp == "":
-		el.add(p, "Required value: name the file")
+		el.Add(p, "Required value: name the file")
 	case path.IsAbs(fp):
-		el.addf(p, "Invalid value: %q: must be a relative path", fp)
+		el.Addf(p, "Invalid value: %q: must be a relative path", fp)
 	case hasDotDot(fp):
-		el.addf(p, "Invalid value: %q: must not contain '..'", fp)
+		el.Addf(p, "Invalid value: %q: must not contain '..'", fp)
 	case strings.HasPrefix(fp, ".."):
-		el.addf(p, "Invalid value: %q: must not start with '..'", fp)
+		el.Addf(p, "Invalid value: %q: must not start with '..'", fp)
 	case paths[path.Clean(fp)]:
-		el.addf(p, "Duplicate value: %q: another item writes this file (conflicting duplicate paths)", fp)
+		el.Addf(p, "Duplicate value: %q: another item writes this file (conflicting duplicate paths)", fp)
 	}
 	paths[path.Clean(fp)] = true
 }
 
-func validateDownwardAPIFile(it *corev1.DownwardAPIVolumeFile, ip string, paths map[string]bool, containers map[string]*corev1.Container, f func(string) string, el *errList) {
+func validateDownwardAPIFile(it *corev1.DownwardAPIVolumeFile, ip string, paths map[string]bool, containers map[string]*corev1.Container, f func(string) string, el *ErrorList) {
 	validateVolumeFilePath(it.Path, f(ip+".path"), paths, el)
 	validateMode(it.Mode, f(ip+".mode"), el)
 	switch {
 	case it.FieldRef != nil && it.ResourceFieldRef != nil:
-		el.add(f(ip), "Invalid value: fieldRef and resourceFieldRef can not be specified simultaneously")
+		el.Add(f(ip), "Invalid value: fieldRef and resourceFieldRef can not be specified simultaneously")
 	case it.FieldRef != nil:
 		validateFieldRef(it.FieldRef, VolumeFieldPaths, true, f(ip+".fieldRef"), el)
 	case it.ResourceFieldRef != nil:
 		validateResourceFieldRef(it.ResourceFieldRef, containers, true, f(ip+".resourceFieldRef"), el)
 	default:
-		el.add(f(ip), "Required value: must specify one of: `fieldRef` or `resourceFieldRef`")
+		el.Add(f(ip), "Required value: must specify one of: `fieldRef` or `resourceFieldRef`")
 	}
 }
 
 // validateKeyToPaths checks the items of a configMap or secret volume (or
 // projection) under p.
-func validateKeyToPaths(items []corev1.KeyToPath, p string, paths map[string]bool, f func(string) string, el *errList) {
+func validateKeyToPaths(items []corev1.KeyToPath, p string, paths map[string]bool, f func(string) string, el *ErrorList) {
 	for i, it := range items {
 		ip := fmt.Sprintf("%s.items[%d]", p, i)
 		if it.Key == "" {
-			el.add(f(ip+".key"), "Required value: name the key whose value the file holds")
+			el.Add(f(ip+".key"), "Required value: name the key whose value the file holds")
 		} else {
 			invalidKey(el, f(ip+".key"), it.Key)
 		}
@@ -291,22 +274,22 @@ func validateKeyToPaths(items []corev1.KeyToPath, p string, paths map[string]boo
 }
 
 // validateConfigName checks the name of a referenced ConfigMap or Secret.
-func validateConfigName(name, p string, el *errList) {
+func validateConfigName(name, p string, el *ErrorList) {
 	if name == "" {
-		el.add(p, "Required value: name the ConfigMap or Secret (of the manifest directory, in the pod's namespace)")
+		el.Add(p, "Required value: name the ConfigMap or Secret (of the manifest directory, in the pod's namespace)")
 		return
 	}
-	for _, m := range validation.IsDNS1123Subdomain(name) {
-		el.addf(p, "Invalid value: %q: %s", name, m)
+	for _, m := range utilvalidation.IsDNS1123Subdomain(name) {
+		el.Addf(p, "Invalid value: %q: %s", name, m)
 	}
 }
 
-func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f func(string) string, containers map[string]*corev1.Container, hostPorts map[string]string, el *errList) {
+func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f func(string) string, containers map[string]*corev1.Container, hostPorts map[string]string, el *ErrorList) {
 	spec := &pod.Spec
 	switch c.TerminationMessagePolicy {
 	case "", corev1.TerminationMessageReadFile, corev1.TerminationMessageFallbackToLogsOnError:
 	default:
-		el.addf(f(p+".terminationMessagePolicy"), `Unsupported value: %q: supported values: "File", "FallbackToLogsOnError"`, c.TerminationMessagePolicy)
+		el.Addf(f(p+".terminationMessagePolicy"), `Unsupported value: %q: supported values: "File", "FallbackToLogsOnError"`, c.TerminationMessagePolicy)
 	}
 
 	// Resources.
@@ -320,21 +303,21 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 			switch name {
 			case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage:
 			default:
-				el.addf(rp, `Unsupported value: %q: Ballast runs the resources "cpu", "memory" and "ephemeral-storage"; remove it`, name)
+				el.Addf(rp, `Unsupported value: %q: Ballast runs the resources "cpu", "memory" and "ephemeral-storage"; remove it`, name)
 				continue
 			}
 			if q.Sign() < 0 {
-				el.addf(rp, "Invalid value: %q: must be greater than or equal to 0", q.String())
+				el.Addf(rp, "Invalid value: %q: must be greater than or equal to 0", q.String())
 			}
 			if name == corev1.ResourceEphemeralStorage && kind.name == "limits" {
-				el.add(rp, "Forbidden: the kubelet enforces an ephemeral-storage limit by evicting the pod, which Ballast does not do; remove it (requests are accepted)")
+				el.Add(rp, "Forbidden: the kubelet enforces an ephemeral-storage limit by evicting the pod, which Ballast does not do; remove it (requests are accepted)")
 			}
 		}
 	}
 	for _, name := range sortedResourceNames(c.Resources.Requests) {
 		req := c.Resources.Requests[name]
 		if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
-			el.addf(f(fmt.Sprintf("%s.resources.requests[%s]", p, name)), "Invalid value: %q: must be less than or equal to %s limit of %s", req.String(), name, lim.String())
+			el.Addf(f(fmt.Sprintf("%s.resources.requests[%s]", p, name)), "Invalid value: %q: must be less than or equal to %s limit of %s", req.String(), name, lim.String())
 		}
 	}
 
@@ -346,18 +329,18 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 			v *int64
 		}{{"runAsUser", sc.RunAsUser}, {"runAsGroup", sc.RunAsGroup}} {
 			if id.v != nil && (*id.v < 0 || *id.v > maxID) {
-				el.addf(f(p+".securityContext."+id.n), "Invalid value: %d: must be between 0 and %d, inclusive", *id.v, maxID)
+				el.Addf(f(p+".securityContext."+id.n), "Invalid value: %d: must be between 0 and %d, inclusive", *id.v, maxID)
 			}
 		}
 		privileged = sc.Privileged != nil && *sc.Privileged
 		if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
 			if privileged {
-				el.add(f(p+".securityContext"), "Invalid value: cannot set `allowPrivilegeEscalation` to false and `privileged` to true")
+				el.Add(f(p+".securityContext"), "Invalid value: cannot set `allowPrivilegeEscalation` to false and `privileged` to true")
 			}
 			if sc.Capabilities != nil {
 				for _, cp := range sc.Capabilities.Add {
 					if strings.TrimPrefix(string(cp), "CAP_") == "SYS_ADMIN" {
-						el.add(f(p+".securityContext"), "Invalid value: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN")
+						el.Add(f(p+".securityContext"), "Invalid value: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN")
 					}
 				}
 			}
@@ -366,9 +349,9 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 			switch *pm {
 			case corev1.DefaultProcMount:
 			case corev1.UnmaskedProcMount:
-				el.add(f(p+".securityContext.procMount"), "Forbidden: `hostUsers` must be false to use `Unmasked`, and Ballast does not run user namespaces (hostUsers) yet; remove it or set Default")
+				el.Add(f(p+".securityContext.procMount"), "Forbidden: `hostUsers` must be false to use `Unmasked`, and Ballast does not run user namespaces (hostUsers) yet; remove it or set Default")
 			default:
-				el.addf(f(p+".securityContext.procMount"), `Unsupported value: %q: supported values: "Default", "Unmasked"`, *pm)
+				el.Addf(f(p+".securityContext.procMount"), `Unsupported value: %q: supported values: "Default", "Unmasked"`, *pm)
 			}
 		}
 		validateSeccomp(sc.SeccompProfile, f(p+".securityContext.seccompProfile"), el)
@@ -378,11 +361,11 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 	for i, port := range c.Ports {
 		pp := fmt.Sprintf("%s.ports[%d]", p, i)
 		if port.HostPort != 0 {
-			for _, m := range validation.IsValidPortNum(int(port.HostPort)) {
-				el.addf(f(pp+".hostPort"), "Invalid value: %d: %s", port.HostPort, m)
+			for _, m := range utilvalidation.IsValidPortNum(int(port.HostPort)) {
+				el.Addf(f(pp+".hostPort"), "Invalid value: %d: %s", port.HostPort, m)
 			}
 			if spec.HostNetwork && port.HostPort != port.ContainerPort {
-				el.addf(f(pp+".hostPort"), "Invalid value: %d: must match `containerPort` when `hostNetwork` is true", port.HostPort)
+				el.Addf(f(pp+".hostPort"), "Invalid value: %d: must match `containerPort` when `hostNetwork` is true", port.HostPort)
 			}
 			proto := port.Protocol
 			if proto == "" {
@@ -390,12 +373,12 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 			}
 			key := fmt.Sprintf("%s/%s/%d", port.HostIP, proto, port.HostPort)
 			if prev, dup := hostPorts[key]; dup {
-				el.addf(f(pp+".hostPort"), "Duplicate value: \"%d/%s\": %s already uses this host port", port.HostPort, proto, prev)
+				el.Addf(f(pp+".hostPort"), "Duplicate value: \"%d/%s\": %s already uses this host port", port.HostPort, proto, prev)
 			}
 			hostPorts[key] = f(pp)
 		}
 		if port.HostIP != "" && net.ParseIP(port.HostIP) == nil {
-			el.addf(f(pp+".hostIP"), "Invalid value: %q: must be a valid IP address", port.HostIP)
+			el.Addf(f(pp+".hostIP"), "Invalid value: %q: must be a valid IP address", port.HostIP)
 		}
 	}
 
@@ -405,15 +388,15 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 	for i, m := range c.VolumeMounts {
 		mp := fmt.Sprintf("%s.volumeMounts[%d]", p, i)
 		if m.SubPath != "" && m.SubPathExpr != "" {
-			el.add(f(mp+".subPathExpr"), "Invalid value: subPathExpr and subPath are mutually exclusive")
+			el.Add(f(mp+".subPathExpr"), "Invalid value: subPathExpr and subPath are mutually exclusive")
 		}
 		for _, sp := range []struct{ n, v string }{{"subPath", m.SubPath}, {"subPathExpr", m.SubPathExpr}} {
 			switch {
 			case sp.v == "":
 			case path.IsAbs(sp.v):
-				el.addf(f(mp+"."+sp.n), "Invalid value: %q: must be a relative path", sp.v)
+				el.Addf(f(mp+"."+sp.n), "Invalid value: %q: must be a relative path", sp.v)
 			case hasDotDot(sp.v):
-				el.addf(f(mp+"."+sp.n), "Invalid value: %q: must not contain '..'", sp.v)
+				el.Addf(f(mp+"."+sp.n), "Invalid value: %q: must not contain '..'", sp.v)
 			}
 		}
 		if mprop := m.MountPropagation; mprop != nil {
@@ -421,17 +404,17 @@ func validateContainerSpec(pod *corev1.Pod, c *corev1.Container, p string, f fun
 			case corev1.MountPropagationNone, corev1.MountPropagationHostToContainer:
 			case corev1.MountPropagationBidirectional:
 				if !privileged {
-					el.add(f(mp+".mountPropagation"), "Forbidden: Bidirectional mount propagation is available only to privileged containers")
+					el.Add(f(mp+".mountPropagation"), "Forbidden: Bidirectional mount propagation is available only to privileged containers")
 				}
 			default:
-				el.addf(f(mp+".mountPropagation"), `Unsupported value: %q: supported values: "Bidirectional", "HostToContainer", "None"`, *mprop)
+				el.Addf(f(mp+".mountPropagation"), `Unsupported value: %q: supported values: "Bidirectional", "HostToContainer", "None"`, *mprop)
 			}
 		}
 	}
 }
 
 // validateEnv checks a container's env valueFrom and envFrom.
-func validateEnv(c *corev1.Container, p string, f func(string) string, containers map[string]*corev1.Container, el *errList) {
+func validateEnv(c *corev1.Container, p string, f func(string) string, containers map[string]*corev1.Container, el *ErrorList) {
 	for i, e := range c.Env {
 		ep := fmt.Sprintf("%s.env[%d].valueFrom", p, i)
 		vf := e.ValueFrom
@@ -439,7 +422,7 @@ func validateEnv(c *corev1.Container, p string, f func(string) string, container
 			continue
 		}
 		if e.Value != "" {
-			el.add(f(ep), "Invalid value: \"\": may not be specified when `value` is not empty")
+			el.Add(f(ep), "Invalid value: \"\": may not be specified when `value` is not empty")
 		}
 		n := 0
 		if vf.FieldRef != nil {
@@ -462,9 +445,9 @@ func validateEnv(c *corev1.Container, p string, f func(string) string, container
 		}
 		switch {
 		case n == 0:
-			el.add(f(ep), "Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`")
+			el.Add(f(ep), "Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`")
 		case n > 1:
-			el.add(f(ep), "Invalid value: \"\": may not have more than one field specified at a time")
+			el.Add(f(ep), "Invalid value: \"\": may not have more than one field specified at a time")
 		}
 	}
 	for i, ef := range c.EnvFrom {
@@ -480,22 +463,22 @@ func validateEnv(c *corev1.Container, p string, f func(string) string, container
 		}
 		switch {
 		case n == 0:
-			el.add(f(ep), "Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`")
+			el.Add(f(ep), "Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`")
 		case n > 1:
-			el.add(f(ep), "Invalid value: \"\": may not have more than one field specified at a time")
+			el.Add(f(ep), "Invalid value: \"\": may not have more than one field specified at a time")
 		}
 		if ef.Prefix != "" {
-			for _, m := range validation.IsEnvVarName(ef.Prefix) {
-				el.addf(f(ep+".prefix"), "Invalid value: %q: %s", ef.Prefix, m)
+			for _, m := range utilvalidation.IsEnvVarName(ef.Prefix) {
+				el.Addf(f(ep+".prefix"), "Invalid value: %q: %s", ef.Prefix, m)
 			}
 		}
 	}
 
 }
 
-func validateRefKey(key, p string, el *errList) {
+func validateRefKey(key, p string, el *ErrorList) {
 	if key == "" {
-		el.add(p, "Required value: name the key")
+		el.Add(p, "Required value: name the key")
 		return
 	}
 	invalidKey(el, p, key)
@@ -510,12 +493,12 @@ func sortedResourceNames(rl corev1.ResourceList) []corev1.ResourceName {
 	return out
 }
 
-func validateFieldRef(fr *corev1.ObjectFieldSelector, allowed []string, volume bool, p string, el *errList) {
+func validateFieldRef(fr *corev1.ObjectFieldSelector, allowed []string, volume bool, p string, el *ErrorList) {
 	if fr.APIVersion != "" && fr.APIVersion != "v1" {
-		el.addf(p+".apiVersion", `Unsupported value: %q: supported values: "v1"`, fr.APIVersion)
+		el.Addf(p+".apiVersion", `Unsupported value: %q: supported values: "v1"`, fr.APIVersion)
 	}
 	if fr.FieldPath == "" {
-		el.add(p+".fieldPath", "Required value: name the field, such as metadata.name")
+		el.Add(p+".fieldPath", "Required value: name the field, such as metadata.name")
 		return
 	}
 	base, key, sub := SubscriptKey(fr.FieldPath)
@@ -527,7 +510,7 @@ func validateFieldRef(fr *corev1.ObjectFieldSelector, allowed []string, volume b
 			msgs = content.IsLabelKey(strings.ToLower(key))
 		}
 		for _, m := range msgs {
-			el.addf(p+".fieldPath", "Invalid value: %q: invalid key %q: %s", fr.FieldPath, key, m)
+			el.Addf(p+".fieldPath", "Invalid value: %q: invalid key %q: %s", fr.FieldPath, key, m)
 		}
 		return
 	}
@@ -537,19 +520,19 @@ func validateFieldRef(fr *corev1.ObjectFieldSelector, allowed []string, volume b
 		}
 	}
 	all := append([]string{"metadata.annotations['<KEY>']", "metadata.labels['<KEY>']"}, allowed...)
-	el.addf(p+".fieldPath", "Unsupported value: %q: supported values: %s", fr.FieldPath, quoteList(all))
+	el.Addf(p+".fieldPath", "Unsupported value: %q: supported values: %s", fr.FieldPath, quoteList(all))
 	_ = volume
 }
 
 var divisorsCPU = []string{"1m", "1"}
 var divisorsMem = []string{"1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"}
 
-func validateResourceFieldRef(rf *corev1.ResourceFieldSelector, containers map[string]*corev1.Container, volume bool, p string, el *errList) {
+func validateResourceFieldRef(rf *corev1.ResourceFieldSelector, containers map[string]*corev1.Container, volume bool, p string, el *ErrorList) {
 	switch {
 	case rf.ContainerName == "" && volume:
-		el.add(p+".containerName", "Required value: name the container whose resources to expose")
+		el.Add(p+".containerName", "Required value: name the container whose resources to expose")
 	case rf.ContainerName != "" && containers[rf.ContainerName] == nil:
-		el.addf(p+".containerName", "Not found: %q: no container of the pod has this name", rf.ContainerName)
+		el.Addf(p+".containerName", "Not found: %q: no container of the pod has this name", rf.ContainerName)
 	}
 	ok := false
 	for _, r := range ResourceFieldRefs {
@@ -558,11 +541,11 @@ func validateResourceFieldRef(rf *corev1.ResourceFieldSelector, containers map[s
 		}
 	}
 	if rf.Resource == "" {
-		el.add(p+".resource", "Required value: name the resource, such as limits.memory")
+		el.Add(p+".resource", "Required value: name the resource, such as limits.memory")
 		return
 	}
 	if !ok {
-		el.addf(p+".resource", "Unsupported value: %q: supported values: %s", rf.Resource, quoteList(ResourceFieldRefs))
+		el.Addf(p+".resource", "Unsupported value: %q: supported values: %s", rf.Resource, quoteList(ResourceFieldRefs))
 		return
 	}
 	if rf.Divisor.IsZero() {
@@ -578,10 +561,10 @@ func validateResourceFieldRef(rf *corev1.ResourceFieldSelector, containers map[s
 			return
 		}
 	}
-	el.addf(p+".divisor", "Invalid value: %q: only divisor's values %s are supported with the %s resource", rf.Divisor.String(), what, res)
+	el.Addf(p+".divisor", "Invalid value: %q: only divisor's values %s are supported with the %s resource", rf.Divisor.String(), what, res)
 }
 
-func validateSeccomp(sp *corev1.SeccompProfile, p string, el *errList) {
+func validateSeccomp(sp *corev1.SeccompProfile, p string, el *ErrorList) {
 	if sp == nil {
 		return
 	}
@@ -589,21 +572,21 @@ func validateSeccomp(sp *corev1.SeccompProfile, p string, el *errList) {
 	case corev1.SeccompProfileTypeLocalhost:
 		switch {
 		case sp.LocalhostProfile == nil || *sp.LocalhostProfile == "":
-			el.add(p+".localhostProfile", "Required value: must be set when seccomp type is Localhost (a file under <data-dir>/seccomp)")
+			el.Add(p+".localhostProfile", "Required value: must be set when seccomp type is Localhost (a file under <data-dir>/seccomp)")
 		case path.IsAbs(*sp.LocalhostProfile):
-			el.addf(p+".localhostProfile", "Invalid value: %q: must be a relative path (under <data-dir>/seccomp)", *sp.LocalhostProfile)
+			el.Addf(p+".localhostProfile", "Invalid value: %q: must be a relative path (under <data-dir>/seccomp)", *sp.LocalhostProfile)
 		case hasDotDot(*sp.LocalhostProfile):
-			el.addf(p+".localhostProfile", "Invalid value: %q: must not contain '..'", *sp.LocalhostProfile)
+			el.Addf(p+".localhostProfile", "Invalid value: %q: must not contain '..'", *sp.LocalhostProfile)
 		}
 		return
 	case corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined:
 	case "":
-		el.add(p+".type", `Required value: set "RuntimeDefault", "Unconfined" or "Localhost"`)
+		el.Add(p+".type", `Required value: set "RuntimeDefault", "Unconfined" or "Localhost"`)
 	default:
-		el.addf(p+".type", `Unsupported value: %q: supported values: "Localhost", "RuntimeDefault", "Unconfined"`, sp.Type)
+		el.Addf(p+".type", `Unsupported value: %q: supported values: "Localhost", "RuntimeDefault", "Unconfined"`, sp.Type)
 	}
 	if sp.LocalhostProfile != nil {
-		el.addf(p+".localhostProfile", "Invalid value: %q: can only be set when seccomp type is Localhost", *sp.LocalhostProfile)
+		el.Addf(p+".localhostProfile", "Invalid value: %q: can only be set when seccomp type is Localhost", *sp.LocalhostProfile)
 	}
 }
 
@@ -622,33 +605,33 @@ func SysctlNamespace(name string) string {
 	return ""
 }
 
-func validateSysctls(spec *corev1.PodSpec, p string, el *errList) {
+func validateSysctls(spec *corev1.PodSpec, p string, el *ErrorList) {
 	seen := map[string]bool{}
 	for i, s := range spec.SecurityContext.Sysctls {
 		sp := fmt.Sprintf("%s[%d].name", p, i)
 		norm := strings.ReplaceAll(s.Name, "/", ".")
 		switch {
 		case s.Name == "":
-			el.add(sp, "Required value: name the sysctl")
+			el.Add(sp, "Required value: name the sysctl")
 			continue
 		case len(s.Name) > 253 || !sysctlRE.MatchString(s.Name):
-			el.addf(sp, "Invalid value: %q: must have at most 253 characters and match regex %s", s.Name, sysctlRE.String())
+			el.Addf(sp, "Invalid value: %q: must have at most 253 characters and match regex %s", s.Name, sysctlRE.String())
 			continue
 		case seen[norm]:
-			el.addf(sp, "Duplicate value: %q", s.Name)
+			el.Addf(sp, "Duplicate value: %q", s.Name)
 			continue
 		}
 		seen[norm] = true
 		switch SysctlNamespace(s.Name) {
 		case "":
-			el.addf(sp, "Forbidden: %q is not a namespaced sysctl: setting it for a pod would change the whole node; set it on the node (/etc/sysctl.d) instead", s.Name)
+			el.Addf(sp, "Forbidden: %q is not a namespaced sysctl: setting it for a pod would change the whole node; set it on the node (/etc/sysctl.d) instead", s.Name)
 		case "net":
 			if spec.HostNetwork {
-				el.addf(sp, "Forbidden: %q not allowed with host net enabled", s.Name)
+				el.Addf(sp, "Forbidden: %q not allowed with host net enabled", s.Name)
 			}
 		case "ipc":
 			if spec.HostIPC {
-				el.addf(sp, "Forbidden: %q not allowed with host ipc enabled", s.Name)
+				el.Addf(sp, "Forbidden: %q not allowed with host ipc enabled", s.Name)
 			}
 		}
 	}

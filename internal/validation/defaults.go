@@ -1,13 +1,10 @@
-package manifest
+package validation
 
 import (
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // SetDefaults fills in what Kubernetes defaults in a v1 Pod, for the fields
 // this version supports. It is idempotent.
@@ -51,23 +48,29 @@ func SetDefaults(pod *corev1.Pod) {
 	setLifecycleDefaults(pod)
 	for i := range s.Containers {
 		c := &s.Containers[i]
-		if c.ImagePullPolicy == "" {
-			c.ImagePullPolicy = defaultPullPolicy(c.Image)
-		}
-		if c.TerminationMessagePath == "" {
-			c.TerminationMessagePath = corev1.TerminationMessagePathDefault
-		}
-		if c.TerminationMessagePolicy == "" {
-			c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
-		}
+		setContainerDefaults(c)
 		for j := range c.Ports {
-			p := &c.Ports[j]
-			if p.Protocol == "" {
-				p.Protocol = corev1.ProtocolTCP
-			}
-			if s.HostNetwork && p.HostPort == 0 {
+			if p := &c.Ports[j]; s.HostNetwork && p.HostPort == 0 {
 				p.HostPort = p.ContainerPort
 			}
+		}
+	}
+}
+
+// setContainerDefaults fills in the defaults app and init containers share.
+func setContainerDefaults(c *corev1.Container) {
+	if c.ImagePullPolicy == "" {
+		c.ImagePullPolicy = defaultPullPolicy(c.Image)
+	}
+	if c.TerminationMessagePath == "" {
+		c.TerminationMessagePath = corev1.TerminationMessagePathDefault
+	}
+	if c.TerminationMessagePolicy == "" {
+		c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+	}
+	for j := range c.Ports {
+		if c.Ports[j].Protocol == "" {
+			c.Ports[j].Protocol = corev1.ProtocolTCP
 		}
 	}
 }

@@ -1,4 +1,14 @@
-package manifest
+// Package decode turns the text of a manifest file into its generic form,
+// strictly: YAML (one or more documents; anchors, aliases and merge keys,
+// bounded against alias bombs and deep nesting) or JSON (one object), numbers
+// kept exact, null values dropped, a key set twice refused, and the line of
+// every field path recorded, so that every later message about a field can
+// name its line. It checks no field: which fields an object may have is
+// internal/manifest's job. No message of its shows a value under data,
+// stringData or binaryData (a Secret's values).
+//
+// It is pure: it never reads files, clocks or the environment.
+package decode
 
 import (
 	"bytes"
@@ -18,7 +28,7 @@ import (
 // The generic form of a manifest is what encoding/json would give with
 // numbers kept exact: map[string]any, []any, string, int64, float64, bool.
 // Null values are dropped while decoding (a null field is an unset field).
-// lines maps each field path present in the file to its 1-based line.
+// Lines maps each field path present in the file to its 1-based line.
 
 const (
 	maxDepth = 64      // deeper nesting is never a valid pod
@@ -27,45 +37,66 @@ const (
 
 var errNoPod = "file holds no pod, ConfigMap or Secret: it is empty or only comments; write a manifest in it (apiVersion: v1, kind: Pod) or remove the file"
 
-// document is one object of a file (a YAML document, or the JSON object),
-// with the line of each of its field paths and of its start.
-type document struct {
-	obj   map[string]any
-	lines map[string]int
-	line  int
+// Document is one object of a file (a YAML document, or the JSON object)
+// in generic form, with the line of each of its field paths and of its
+// start.
+type Document struct {
+	Object map[string]any
+	Lines  map[string]int
+	Line   int
 }
 
-// decode turns the file's content into the generic form of each of its
+// Error is what is wrong with a file's text: where (the line, 0 when
+// unknown, and the field path when known) and what, with how to fix it.
+type Error struct {
+	Line  int
+	Field string
+	Msg   string
+}
+
+// Error formats the error as "line: field: msg", leaving out what is unknown.
+func (e *Error) Error() string {
+	var parts []string
+	if e.Line > 0 {
+		parts = append(parts, strconv.Itoa(e.Line))
+	}
+	if e.Field != "" {
+		parts = append(parts, e.Field)
+	}
+	return strings.Join(append(parts, e.Msg), ": ")
+}
+
+// File turns a file's content into the generic form of each of its
 // documents. It picks JSON when the content starts with '{' and parses as
-// JSON (one object), YAML otherwise (one or more documents).
-func decode(path string, data []byte, el *errList) ([]document, bool) {
+// JSON (one object), YAML otherwise (one or more documents); a file named
+// *.json that starts with '{' gets its JSON error. It returns at least one
+// document, or an *Error.
+func File(name string, data []byte) ([]Document, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
-		el.add("", errNoPod)
-		return nil, false
+		return nil, &Error{Msg: errNoPod}
 	}
 	if trimmed[0] == '{' {
 		lines := map[string]int{}
 		jd := &jsonDecoder{data: data, lines: lines}
 		v, err := jd.decode()
 		if err == nil {
-			return []document{{obj: v, lines: lines, line: 1}}, true
+			return []Document{{Object: v, Lines: lines, Line: 1}}, nil
 		}
-		if strings.HasSuffix(strings.ToLower(path), ".json") || !isSyntaxError(err) {
-			el.errs = append(el.errs, jd.toError(el.file, err))
-			return nil, false
+		if strings.HasSuffix(strings.ToLower(name), ".json") || !isSyntaxError(err) {
+			return nil, jd.toError(err)
 		}
 		// Maybe a YAML flow mapping: try YAML below.
 	}
-	return decodeYAML(data, el)
+	return decodeYAML(data)
 }
 
 // ---- YAML ----
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func decodeYAML(data []byte, el *errList) ([]document, bool) {
+func decodeYAML(data []byte) ([]Document, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []*yaml.Node
 	for {
@@ -83,8 +114,7 @@ func decodeYAML(data []byte, el *errList) ([]document, bool) {
 			} else {
 				msg = strings.TrimPrefix(msg, "yaml: ")
 			}
-			el.errs = append(el.errs, &Error{File: el.file, Line: line, Msg: "invalid YAML: " + msg + "; fix the syntax"})
-			return nil, false
+			return nil, &Error{Line: line, Msg: "invalid YAML: " + msg + "; fix the syntax"}
 		}
 		if isEmptyDoc(&n) {
 			continue
@@ -92,30 +122,26 @@ func decodeYAML(data []byte, el *errList) ([]document, bool) {
 		docs = append(docs, &n)
 	}
 	if len(docs) == 0 {
-		el.add("", errNoPod)
-		return nil, false
+		return nil, &Error{Msg: errNoPod}
 	}
-	out := make([]document, 0, len(docs))
+	out := make([]Document, 0, len(docs))
 	y := &yamlWalker{} // one node count for the whole file
 	for _, root := range docs {
 		if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 			root = root.Content[0]
 		}
-		del := &errList{file: el.file, lines: map[string]int{}}
-		y.el = del
+		y.lines = map[string]int{}
 		v, ok := y.value(root, "", 0)
-		el.errs = append(el.errs, del.errs...)
 		if !ok {
-			return nil, false
+			return nil, y.err
 		}
 		m, isMap := v.(map[string]any)
 		if !isMap {
-			el.errs = append(el.errs, &Error{File: el.file, Line: root.Line, Msg: "a document must hold a mapping (apiVersion: v1, kind: Pod, ...), not " + describeValue(v, "")})
-			return nil, false
+			return nil, &Error{Line: root.Line, Msg: "a document must hold a mapping (apiVersion: v1, kind: Pod, ...), not " + DescribeValue(v, "")}
 		}
-		out = append(out, document{obj: m, lines: del.lines, line: root.Line})
+		out = append(out, Document{Object: m, Lines: y.lines, Line: root.Line})
 	}
-	return out, true
+	return out, nil
 }
 
 func isEmptyDoc(n *yaml.Node) bool {
@@ -129,13 +155,19 @@ func isEmptyDoc(n *yaml.Node) bool {
 	return false
 }
 
+// yamlWalker turns YAML nodes into the generic form. The first error
+// stops the walk.
 type yamlWalker struct {
-	el    *errList
+	lines map[string]int // the current document's
 	nodes int
+	err   *Error
 }
 
 func (y *yamlWalker) fail(n *yaml.Node, field, msg string) {
-	y.el.errs = append(y.el.errs, &Error{File: y.el.file, Line: n.Line, Field: field, Msg: msg})
+	if y.err != nil {
+		return
+	}
+	y.err = &Error{Line: n.Line, Field: field, Msg: msg}
 }
 
 func (y *yamlWalker) value(n *yaml.Node, path string, depth int) (any, bool) {
@@ -149,8 +181,8 @@ func (y *yamlWalker) value(n *yaml.Node, path string, depth int) (any, bool) {
 		return nil, false
 	}
 	if path != "" {
-		if _, seen := y.el.lines[path]; !seen {
-			y.el.lines[path] = n.Line
+		if _, seen := y.lines[path]; !seen {
+			y.lines[path] = n.Line
 		}
 	}
 	switch n.Kind {
@@ -202,7 +234,7 @@ func (y *yamlWalker) mapping(n *yaml.Node, path string, depth int, out map[strin
 			return false
 		}
 		key := k.Value
-		field := joinField(path, key)
+		field := JoinField(path, key)
 		if prev, dup := keyLine[key]; dup {
 			if merged {
 				continue
@@ -212,14 +244,14 @@ func (y *yamlWalker) mapping(n *yaml.Node, path string, depth int, out map[strin
 		}
 		keyLine[key] = k.Line
 		if !merged {
-			y.el.lines[field] = k.Line
+			y.lines[field] = k.Line
 		}
 		v, ok := y.value(vn, field, depth+1)
 		if !ok {
 			return false
 		}
 		if !merged {
-			y.el.lines[field] = k.Line
+			y.lines[field] = k.Line
 		}
 		if v != nil {
 			out[key] = v
@@ -324,12 +356,12 @@ func (d *jsonDecoder) line(off int64) int {
 	return sort.SearchInts(d.nl, int(off)) + 1
 }
 
-func (d *jsonDecoder) toError(file string, err error) *Error {
+func (d *jsonDecoder) toError(err error) *Error {
 	var je *jsonError
 	if errors.As(err, &je) {
-		return &Error{File: file, Line: d.line(je.off), Field: je.path, Msg: je.msg}
+		return &Error{Line: d.line(je.off), Field: je.path, Msg: je.msg}
 	}
-	return &Error{File: file, Msg: "invalid JSON: " + err.Error()}
+	return &Error{Msg: "invalid JSON: " + err.Error()}
 }
 
 func (d *jsonDecoder) decode() (map[string]any, error) {
@@ -398,7 +430,7 @@ func (d *jsonDecoder) value(path string, depth int) (any, error) {
 					return nil, &jsonError{off: off, path: path, msg: "invalid JSON: object key must be a string"}
 				}
 				off += int64(countSpace(d.data[off:]))
-				field := joinField(path, key)
+				field := JoinField(path, key)
 				if prev, dup := keyOff[key]; dup {
 					return nil, &jsonError{off: off, path: field,
 						msg: fmt.Sprintf("Duplicate value: %q is set twice (first at line %d); keep only one", key, d.line(prev))}
@@ -479,21 +511,22 @@ func quoteValue(v, path string) string {
 	return strconv.Quote(v)
 }
 
-// joinField appends a key to a field path. Keys that are not plain
-// identifiers (map keys such as label names) are written in brackets.
-func joinField(path, key string) string {
+// JoinField appends a key to a field path, as the paths of Document.Lines
+// are written: "a" and "b" make "a.b".
+func JoinField(path, key string) string {
 	if path == "" {
 		return key
 	}
 	return path + "." + key
 }
 
-// describe names the JSON type of a generic value for messages.
-func describe(v any) string { return describeValue(v, "") }
+// Describe names the JSON type of a generic value for messages, with the
+// value itself when it is a scalar.
+func Describe(v any) string { return DescribeValue(v, "") }
 
-// describeValue names the JSON type of the value at field path for
+// DescribeValue names the JSON type of the value at field path for
 // messages, with the value itself unless it may be a secret's.
-func describeValue(v any, path string) string {
+func DescribeValue(v any, path string) string {
 	if secretPath(path) {
 		switch v.(type) {
 		case string:
