@@ -71,8 +71,13 @@ CHAOS_DURATION ?= 30m
 chaos: deps
 	CHAOS_DURATION=$(CHAOS_DURATION) hack/test.sh chaos
 
+# The benchmarks (docs/benchmarks.md). Those side by side with the real
+# kubelet and kube-apiserver 1.32 need them: hack/kube-binaries.sh builds
+# them from the Go module proxy the first time (about 7 minutes on 2 cores)
+# and caches them in ~/.cache/ballast.
 bench: deps build
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
+	@echo "bench: the kubelet, kube-apiserver, kubectl and etcd 1.32 for the side-by-side benchmarks (hack/kube-binaries.sh: built on first use, ~7 min, then cached)"
+	BALLAST_KUBE_BINARIES=$$(hack/kube-binaries.sh) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 45m ./test/bench/
 
 # The fleet benchmark (docs/benchmarks.md): a simulated fleet against
 # ballast server, two of them, and kube-apiserver 1.32, each on a 3-member

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes control plane that test/kube runs Ballast's node
-# against, from the Go module proxy: kube-apiserver, kubelet and kubectl from
-# k8s.io/kubernetes and etcd from go.etcd.io/etcd/server/v3, at the versions
-# pinned in test/kube/tools/go.mod. The binaries are cached in
+# Builds the Kubernetes that test/kube runs Ballast against and test/bench
+# (make bench) measures it next to, from the Go module proxy: kube-apiserver,
+# kubelet and kubectl from k8s.io/kubernetes and etcd from
+# go.etcd.io/etcd/server/v3, at the versions pinned in test/kube/tools/go.mod.
+# The binaries are cached in
 #   ${KUBE_BINARIES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ballast/kube-<version>}
 # and only what is missing there is built (a cold build takes tens of
 # minutes of CPU). Prints the directory on stdout; progress goes to

@@ -19,6 +19,10 @@
 //	LOG_LINES=<n>                  print n numbered lines ("line 1" ... "line n") at start
 //	WRITE_FILE=<path>=<content>    write a file at start
 //	ALLOC_MB=<n>                   allocate and touch n MiB at start
+//	NEEDS=<host:port>              exit 1 at start unless host:port accepts a TCP
+//	                               connection (one try, 1 s timeout): a server that
+//	                               cannot run without another one
+//	SERVE_AFTER=<duration>         listen only after that long (a slow start)
 //
 // Otherwise SIGTERM (and SIGINT) make it log "got SIGTERM" and exit 0.
 //
@@ -29,6 +33,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -250,6 +255,19 @@ func main() {
 			os.Exit(code)
 		}()
 	})
+	if need := os.Getenv("NEEDS"); need != "" {
+		c, err := net.DialTimeout("tcp", need, time.Second)
+		if err != nil {
+			fmt.Fprintf(os.Stdout, "hello: NEEDS %s, which does not answer (%v): exiting 1\n", need, err)
+			os.Exit(1)
+		}
+		c.Close()
+		fmt.Fprintf(os.Stdout, "hello: NEEDS %s, which answers\n", need)
+	}
+	if d, err := time.ParseDuration(os.Getenv("SERVE_AFTER")); err == nil && d > 0 {
+		fmt.Fprintf(os.Stdout, "hello: SERVE_AFTER %s: listening in %s\n", d, d)
+		time.Sleep(d)
+	}
 	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(os.Stdout, "hello: %s %s from %s\n", r.Method, r.URL.RequestURI(), r.RemoteAddr)
 		mux.ServeHTTP(w, r)

@@ -164,6 +164,32 @@ func TestExitAfterAndExitPath(t *testing.T) {
 	}
 }
 
+// TestNeedsAndServeAfter: a server that needs another exits 1 while the
+// other does not listen yet (SERVE_AFTER), and runs once it does.
+func TestNeedsAndServeAfter(t *testing.T) {
+	first := start(t, "SERVE_AFTER=3s")
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(first.stdout.String(), "SERVE_AFTER 3s") {
+			return fmt.Errorf("no SERVE_AFTER line on stdout: %s", first.stdout.String())
+		}
+		return nil
+	})
+	second := start(t, "NEEDS=127.0.0.1:"+first.port)
+	if code := second.wait(t, 5*time.Second); code != 1 {
+		t.Errorf("NEEDS a server that does not listen yet: exit %d, want 1", code)
+	}
+	if out := second.stdout.String(); !strings.Contains(out, "NEEDS 127.0.0.1:"+first.port+", which does not answer") {
+		t.Errorf("stdout does not say what it needs: %s", out)
+	}
+	if got := first.get(t, "/"); got != "hello from test-pod\n" {
+		t.Errorf("after SERVE_AFTER: / = %q", got)
+	}
+	third := start(t, "NEEDS=127.0.0.1:"+first.port)
+	if got := third.get(t, "/"); got != "hello from test-pod\n" {
+		t.Errorf("NEEDS a server that answers: / = %q", got)
+	}
+}
+
 type syncBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -25,6 +25,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/podconfig"
 	"github.com/ballast-dev/ballast/internal/podplan"
 	"github.com/ballast-dev/ballast/internal/podruntime"
+	"github.com/ballast-dev/ballast/internal/validation"
 	"github.com/ballast-dev/ballast/internal/volumes"
 )
 
@@ -137,7 +138,7 @@ func (p podSpec) parse(image, node string) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	manifest.SetDefaults(pods[0])
+	validation.SetDefaults(pods[0])
 	return pods[0], nil
 }
 
@@ -260,7 +261,7 @@ func (bn *bench) checkLadder(m netMode) {
 func (bn *bench) exactContainer(pod *corev1.Pod, node podconfig.Node, podIPs []string) (*runtimeapi.ContainerConfig, error) {
 	ctr := &pod.Spec.Containers[0]
 	in := podconfig.ContainerInput{Node: node, ImageRef: bn.imageRef, PodIPs: podIPs}
-	vols, err := podconfig.Volumes(pod, node)
+	vols, err := podconfig.Volumes(pod, node, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/test/e2e/harness"
+	"github.com/ballast-dev/ballast/test/realkube"
 )
 
 // Node-local ConfigMaps and Secrets under a real kube-apiserver with
@@ -24,14 +25,14 @@ import (
 // node's path waits for the API: the ConfigMap's change reaches the running
 // container.
 func TestConfigsAgainstKubeAPIServer(t *testing.T) {
-	bins := binaries(t)
+	bins := realkube.Binaries(t)
 	harness.Require(t)
-	kubectlBin := kubectlIn(t, bins)
+	kubectlBin := realkube.KubectlIn(t, bins)
 	bin := ballastBinary(t)
 	env := harness.Start(t)
-	c := startCluster(t, bins, false)
+	c := realkube.StartCluster(t, bins, false)
 	const nodeName = "config-node"
-	admin := func(args ...string) (string, error) { return kubectl(kubectlBin, c.Admin, args...) }
+	admin := func(args ...string) (string, error) { return realkube.Kubectl(kubectlBin, c.Admin, args...) }
 
 	manifests := filepath.Join(env.Dir, "manifests")
 	if err := os.MkdirAll(manifests, 0o755); err != nil {
@@ -66,8 +67,8 @@ spec:
 	write("plain.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: plain}\nspec:\n  containers: [{name: app, image: "+env.HelloImage()+"}]\n", 0o644)
 
 	dataDir := filepath.Join(env.Dir, "ballast")
-	node := startProc(t, c.dir, "ballast-node", bin, "node",
-		"--kubeconfig", c.nodeKubeconfig(t, nodeName),
+	node := realkube.StartProc(t, c.Dir, "ballast-node", bin, "node",
+		"--kubeconfig", c.NodeKubeconfig(t, nodeName),
 		"--node-name", nodeName,
 		"--container-runtime-endpoint", env.Endpoint,
 		"--data-dir", dataDir,
@@ -75,11 +76,11 @@ spec:
 		"--images-dir", filepath.Join(env.Dir, "images"),
 		"--port", "0",
 	)
-	nodeLog := func() string { b, _ := os.ReadFile(node.log); return string(b) }
+	nodeLog := func() string { b, _ := os.ReadFile(node.Log); return string(b) }
 
 	// The pod without config has its mirror.
-	eventually(t, "the mirror pod of plain Running", 2*time.Minute, func() error {
-		if err := node.running(); err != nil {
+	realkube.Eventually(t, "the mirror pod of plain Running", 2*time.Minute, func() error {
+		if err := node.Running(); err != nil {
 			return err
 		}
 		p, err := getPod(kubectlBin, c.Admin, "default", "plain-"+nodeName)
@@ -93,7 +94,7 @@ spec:
 	})
 	// The pod with config runs, on the node alone.
 	var podIP string
-	eventually(t, "web Running on the node", 2*time.Minute, func() error {
+	realkube.Eventually(t, "web Running on the node", 2*time.Minute, func() error {
 		out, err := exec.Command(bin, "pods", "-o", "json", "--data-dir", dataDir).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
@@ -128,7 +129,7 @@ spec:
 		b, err := io.ReadAll(r.Body)
 		return string(b), err
 	}
-	eventually(t, "the container reads its ConfigMap", 30*time.Second, func() error {
+	realkube.Eventually(t, "the container reads its ConfigMap", 30*time.Second, func() error {
 		if got, err := read(); err != nil || got != "v1" {
 			return fmt.Errorf("%q %v", got, err)
 		}
@@ -136,7 +137,7 @@ spec:
 	})
 
 	// kube-apiserver lets the node publish neither kind: logged once each.
-	eventually(t, "the node says it cannot publish its ConfigMaps and Secrets", time.Minute, func() error {
+	realkube.Eventually(t, "the node says it cannot publish its ConfigMaps and Secrets", time.Minute, func() error {
 		log := nodeLog()
 		for _, kind := range []string{"ConfigMaps", "Secrets"} {
 			if !strings.Contains(log, "does not let this node publish its "+kind) {
@@ -157,7 +158,7 @@ spec:
 
 	// Nothing on the node's path waits for the API.
 	write("app-config.yaml", config("v2"), 0o644)
-	eventually(t, "the running container sees the new data", 30*time.Second, func() error {
+	realkube.Eventually(t, "the running container sees the new data", 30*time.Second, func() error {
 		if got, err := read(); err != nil || got != "v2" {
 			return fmt.Errorf("%q %v", got, err)
 		}

@@ -3,8 +3,6 @@ package kube
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/test/e2e/harness"
+	"github.com/ballast-dev/ballast/test/realkube"
 )
 
 // ballastBinary builds cmd/ballast from the main module (two levels up).
@@ -45,7 +44,7 @@ func nodeFlags(t *testing.T, bin string) map[string]bool {
 
 // getPod reads pod ns/name with kubectl.
 func getPod(kubectlBin, kubeconfig, ns, name string) (*pod, error) {
-	out, err := kubectl(kubectlBin, kubeconfig, "get", "pod", "-n", ns, name, "-o", "json")
+	out, err := realkube.Kubectl(kubectlBin, kubeconfig, "get", "pod", "-n", ns, name, "-o", "json")
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +90,9 @@ type pod struct {
 // admitted and Running, comes back when deleted, goes when its file does,
 // and that `kubectl logs` reaches the node through kube-apiserver.
 func TestNodeAgainstKubeAPIServer(t *testing.T) {
-	bins := binaries(t)
+	bins := realkube.Binaries(t)
 	harness.Require(t)
-	kubectlBin := kubectlIn(t, bins)
+	kubectlBin := realkube.KubectlIn(t, bins)
 	bin := ballastBinary(t)
 	flags := nodeFlags(t, bin)
 	if !flags["--kubeconfig"] {
@@ -104,15 +103,15 @@ func TestNodeAgainstKubeAPIServer(t *testing.T) {
 	// With --tls-cert-file, the node serves a certificate from the cluster's
 	// CA and kube-apiserver verifies it.
 	servingCert := flags["--tls-cert-file"] && flags["--tls-private-key-file"]
-	c := startCluster(t, bins, servingCert)
+	c := realkube.StartCluster(t, bins, servingCert)
 
 	const nodeName = "kube-node"
 	const podName = "hello-" + nodeName
-	admin := func(args ...string) (string, error) { return kubectl(kubectlBin, c.Admin, args...) }
-	nodeKC := c.nodeKubeconfig(t, nodeName)
+	admin := func(args ...string) (string, error) { return realkube.Kubectl(kubectlBin, c.Admin, args...) }
+	nodeKC := c.NodeKubeconfig(t, nodeName)
 
 	// The node's credentials really are restricted by the Node authorizer.
-	if out, err := kubectl(kubectlBin, nodeKC, "get", "secrets", "-A"); err == nil || !strings.Contains(out, "Forbidden") {
+	if out, err := realkube.Kubectl(kubectlBin, nodeKC, "get", "secrets", "-A"); err == nil || !strings.Contains(out, "Forbidden") {
 		t.Fatalf("node credentials listed secrets (want Forbidden): %v %s", err, out)
 	}
 
@@ -141,7 +140,7 @@ spec:
 
 	// kube-apiserver proxies nodes/proxy only to a node address that is
 	// not loopback, as to any real node: the node gets one of its own.
-	nodeIP := nodeAddress(t)
+	nodeIP := realkube.NodeAddress(t)
 	args := []string{"node",
 		"--kubeconfig", nodeKC,
 		"--node-name", nodeName,
@@ -156,20 +155,20 @@ spec:
 	if kubeletAPI {
 		// kube-apiserver reaches the node at InternalIP:port with its
 		// kubelet-client certificate, issued by this CA.
-		args = append(args, "--port", fmt.Sprint(freePort(t)), "--client-ca-file", c.pki.CA)
+		args = append(args, "--port", fmt.Sprint(realkube.FreePort(t)), "--client-ca-file", c.PKI.CA)
 		if flags["--address"] {
 			args = append(args, "--address", nodeIP)
 		}
 		if servingCert {
-			cert, key := c.pki.issue(t, "kubelet-serving", "system:node:"+nodeName, []string{"system:nodes"}, nodeIP)
+			cert, key := c.PKI.Issue(t, "kubelet-serving", "system:node:"+nodeName, []string{"system:nodes"}, nodeIP)
 			args = append(args, "--tls-cert-file", cert, "--tls-private-key-file", key)
 		}
 	}
-	node := startProc(t, c.dir, "ballast-node", bin, args...)
+	node := realkube.StartProc(t, c.Dir, "ballast-node", bin, args...)
 
 	// The Node registers and is Ready, with the address kube-apiserver uses.
-	eventually(t, "Node "+nodeName+" Ready", 90*time.Second, func() error {
-		if err := node.running(); err != nil {
+	realkube.Eventually(t, "Node "+nodeName+" Ready", 90*time.Second, func() error {
+		if err := node.Running(); err != nil {
 			return err
 		}
 		out, err := admin("get", "node", nodeName, "-o",
@@ -182,7 +181,7 @@ spec:
 		}
 		return nil
 	})
-	eventually(t, "the node's Lease", 30*time.Second, func() error {
+	realkube.Eventually(t, "the node's Lease", 30*time.Second, func() error {
 		out, err := admin("get", "lease", "-n", "kube-node-lease", nodeName, "-o", "jsonpath={.spec.holderIdentity}")
 		if err != nil {
 			return err
@@ -198,8 +197,8 @@ spec:
 	waitRunning := func(what string, check func(p *pod) error) *pod {
 		t.Helper()
 		var got *pod
-		eventually(t, what, 2*time.Minute, func() error {
-			if err := node.running(); err != nil {
+		realkube.Eventually(t, what, 2*time.Minute, func() error {
+			if err := node.Running(); err != nil {
 				return err
 			}
 			p, err := getPod()
@@ -238,7 +237,7 @@ spec:
 	if !kubeletAPI {
 		t.Errorf("kubectl logs: `ballast node` has no --port/--client-ca-file flags, so kube-apiserver cannot reach it (issue 5: the kubelet HTTPS API)")
 	} else {
-		eventually(t, "kubectl logs "+podName, 60*time.Second, func() error {
+		realkube.Eventually(t, "kubectl logs "+podName, 60*time.Second, func() error {
 			out, err := admin("logs", "-n", "default", podName)
 			if err != nil {
 				return err
@@ -255,7 +254,7 @@ spec:
 	// previous instance, from the node's kubelet API.
 	if kubeletAPI {
 		proxy := "/api/v1/nodes/" + nodeName + "/proxy/"
-		eventually(t, "the node's /metrics through kube-apiserver", 30*time.Second, func() error {
+		realkube.Eventually(t, "the node's /metrics through kube-apiserver", 30*time.Second, func() error {
 			out, err := admin("get", "--raw", proxy+"metrics")
 			if err != nil {
 				return fmt.Errorf("%v: %s", err, out)
@@ -300,7 +299,7 @@ spec:
 	if err := os.Remove(filepath.Join(manifests, "hello.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "mirror pod "+podName+" deleted", 90*time.Second, func() error {
+	realkube.Eventually(t, "mirror pod "+podName+" deleted", 90*time.Second, func() error {
 		out, err := admin("get", "pod", "-n", "default", podName, "--ignore-not-found", "-o", "name")
 		if err != nil {
 			return err
@@ -310,35 +309,4 @@ spec:
 		}
 		return nil
 	})
-}
-
-// nodeAddress gives the node an address of its own that is not a loopback
-// address: a random 10.254.x.y/32 added to the lo device (removed at the
-// end), so it stays local to this machine.
-func nodeAddress(t *testing.T) string {
-	t.Helper()
-	used := map[string]bool{}
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				used[n.IP.String()] = true
-			}
-		}
-	}
-	var ip string
-	for {
-		ip = fmt.Sprintf("10.254.%d.%d", 1+rand.IntN(250), 1+rand.IntN(250))
-		if !used[ip] {
-			break
-		}
-	}
-	if out, err := exec.Command("ip", "addr", "add", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
-		t.Fatalf("ip addr add %s/32 dev lo: %v: %s (the test needs root to give the node an address)", ip, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "addr", "del", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
-			t.Errorf("removing the node's address %s: %v: %s", ip, err, out)
-		}
-	})
-	return ip
 }

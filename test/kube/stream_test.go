@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ballast-dev/ballast/test/e2e/harness"
+	"github.com/ballast-dev/ballast/test/realkube"
 )
 
 // TestStreamingThroughKubeAPIServer: kubectl exec and port-forward on a
@@ -28,16 +29,16 @@ import (
 // service account without the permission are refused; the same account,
 // once bound to system:kubelet-api-admin, passes (a SubjectAccessReview).
 func TestStreamingThroughKubeAPIServer(t *testing.T) {
-	bins := binaries(t)
+	bins := realkube.Binaries(t)
 	harness.Require(t)
-	kubectlBin := kubectlIn(t, bins)
+	kubectlBin := realkube.KubectlIn(t, bins)
 	bin := ballastBinary(t)
 	env := harness.Start(t)
-	c := startCluster(t, bins, true)
+	c := realkube.StartCluster(t, bins, true)
 
 	const nodeName = "stream-node"
 	const podName = "hello-" + nodeName
-	nodeKC := c.nodeKubeconfig(t, nodeName)
+	nodeKC := c.NodeKubeconfig(t, nodeName)
 	manifests := filepath.Join(env.Dir, "manifests")
 	if err := os.MkdirAll(manifests, 0o755); err != nil {
 		t.Fatal(err)
@@ -58,13 +59,13 @@ spec:
 	if err := os.WriteFile(filepath.Join(manifests, "hello.yaml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	servingCert, servingKey := c.pki.issue(t, "kubelet-serving", "system:node:"+nodeName, []string{"system:nodes"}, "127.0.0.1")
-	node := startProc(t, c.dir, "ballast-node", bin, "node",
+	port := realkube.FreePort(t)
+	servingCert, servingKey := c.PKI.Issue(t, "kubelet-serving", "system:node:"+nodeName, []string{"system:nodes"}, "127.0.0.1")
+	node := realkube.StartProc(t, c.Dir, "ballast-node", bin, "node",
 		"--kubeconfig", nodeKC, "--node-name", nodeName, "--node-ip", "127.0.0.1",
 		"--container-runtime-endpoint", env.Endpoint, "--data-dir", filepath.Join(env.Dir, "ballast"),
 		"--pod-manifest-path", manifests, "--images-dir", filepath.Join(env.Dir, "images"),
-		"--port", fmt.Sprint(port), "--address", "127.0.0.1", "--client-ca-file", c.pki.CA,
+		"--port", fmt.Sprint(port), "--address", "127.0.0.1", "--client-ca-file", c.PKI.CA,
 		"--tls-cert-file", servingCert, "--tls-private-key-file", servingKey)
 	admin := func(envv []string, stdin io.Reader, args ...string) (string, string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -83,8 +84,8 @@ spec:
 		}
 		return out.String(), errOut.String(), code
 	}
-	eventually(t, "mirror pod "+podName+" Running", 3*time.Minute, func() error {
-		if err := node.running(); err != nil {
+	realkube.Eventually(t, "mirror pod "+podName+" Running", 3*time.Minute, func() error {
+		if err := node.Running(); err != nil {
 			return err
 		}
 		out, errOut, code := admin(nil, nil, "get", "pod", podName, "-o", "jsonpath={.status.phase}")
@@ -120,7 +121,7 @@ spec:
 	// The node's own authorization of streams (nodes/proxy), with a real
 	// TokenReview and SubjectAccessReview against kube-apiserver.
 	kubelet := fmt.Sprintf("https://127.0.0.1:%d/exec/default/%s/app?command=true&output=1", port, podName)
-	caPEM, err := os.ReadFile(c.pki.CA)
+	caPEM, err := os.ReadFile(c.PKI.CA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ spec:
 		t.Fatalf("kubectl create token: %s", errOut)
 	}
 	tok = strings.TrimSpace(tok)
-	nodeCert, nodeKey := c.pki.issue(t, "other-node", "system:node:other", []string{"system:nodes"})
+	nodeCert, nodeKey := c.PKI.Issue(t, "other-node", "system:node:other", []string{"system:nodes"})
 	for _, tc := range []struct {
 		name        string
 		c           *http.Client
@@ -178,7 +179,7 @@ spec:
 	}
 	// Denials are cached 30 s, as the kubelet caches them: wait for the
 	// binding to be seen.
-	eventually(t, "the bound service account to pass the node's authorization", 90*time.Second, func() error {
+	realkube.Eventually(t, "the bound service account to pass the node's authorization", 90*time.Second, func() error {
 		// Authorized, it reaches the stream, which needs an upgrade.
 		if code, body := post(client("", ""), tok); code != http.StatusBadRequest || !strings.Contains(body, "Upgrade request required") {
 			return fmt.Errorf("%d %q", code, body)

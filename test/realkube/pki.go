@@ -1,4 +1,4 @@
-package kube
+package realkube
 
 import (
 	"crypto/ecdsa"
@@ -15,17 +15,21 @@ import (
 	"time"
 )
 
-// pki is a throwaway CA and the certificates the control plane and the node
-// need, as PEM files in dir.
-type pki struct {
+// PKI is a throwaway CA and the certificates the control plane and the
+// nodes need, as PEM files in dir.
+type PKI struct {
 	dir    string
 	caCert *x509.Certificate
 	caKey  *ecdsa.PrivateKey
 	CA     string // the CA certificate: every client CA and the apiserver's
 }
 
-func newPKI(t *testing.T, dir string) *pki {
+// NewPKI makes a CA in dir (created if missing).
+func NewPKI(t testing.TB, dir string) *PKI {
 	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	key := newKey(t)
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -45,14 +49,14 @@ func newPKI(t *testing.T, dir string) *pki {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pki{dir: dir, caCert: cert, caKey: key, CA: filepath.Join(dir, "ca.crt")}
+	p := &PKI{dir: dir, caCert: cert, caKey: key, CA: filepath.Join(dir, "ca.crt")}
 	writePEM(t, p.CA, "CERTIFICATE", der)
 	return p
 }
 
-// issue writes name.crt and name.key, a certificate for cn in orgs; with
+// Issue writes name.crt and name.key, a certificate for cn in orgs; with
 // hosts (IPs or DNS names) it is a serving certificate, else a client one.
-func (p *pki) issue(t *testing.T, name, cn string, orgs []string, hosts ...string) (certFile, keyFile string) {
+func (p *PKI) Issue(t testing.TB, name, cn string, orgs []string, hosts ...string) (certFile, keyFile string) {
 	t.Helper()
 	key := newKey(t)
 	now := time.Now()
@@ -84,8 +88,8 @@ func (p *pki) issue(t *testing.T, name, cn string, orgs []string, hosts ...strin
 	return certFile, keyFile
 }
 
-// keyPair writes name.key and name.pub (the service-account signing pair).
-func (p *pki) keyPair(t *testing.T, name string) (privFile, pubFile string) {
+// KeyPair writes name.key and name.pub (the service-account signing pair).
+func (p *PKI) KeyPair(t testing.TB, name string) (privFile, pubFile string) {
 	t.Helper()
 	key := newKey(t)
 	privFile, pubFile = filepath.Join(p.dir, name+".key"), filepath.Join(p.dir, name+".pub")
@@ -98,7 +102,7 @@ func (p *pki) keyPair(t *testing.T, name string) (privFile, pubFile string) {
 	return privFile, pubFile
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -107,7 +111,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 	return key
 }
 
-func serial(t *testing.T) *big.Int {
+func serial(t testing.TB) *big.Int {
 	t.Helper()
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
@@ -116,7 +120,7 @@ func serial(t *testing.T) *big.Int {
 	return n
 }
 
-func writeKey(t *testing.T, path string, key *ecdsa.PrivateKey) {
+func writeKey(t testing.TB, path string, key *ecdsa.PrivateKey) {
 	t.Helper()
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
@@ -125,7 +129,7 @@ func writeKey(t *testing.T, path string, key *ecdsa.PrivateKey) {
 	writePEM(t, path, "EC PRIVATE KEY", der)
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
