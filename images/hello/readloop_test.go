@@ -33,7 +33,11 @@ func TestReadLoop(t *testing.T) {
 		write("v" + strconv.Itoa(i))
 	}
 	got := <-done
-	if !strings.Contains(got, " mixed=0 broken=0 ") || !strings.Contains(got, "v200") {
+	// broken (a file by name not found) is not checked here: 200 versions
+	// back to back can outrun a reader stalled between resolving "..data"
+	// and opening a file (WriteDir keeps only the version it replaced);
+	// test/e2e checks it across one update, where it must be 0.
+	if !strings.Contains(got, " mixed=0 ") || !strings.Contains(got, "v200") {
 		t.Errorf("readloop: %s", got)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -136,10 +137,11 @@ func TestWriteDirCreatesUpdatesAndSkipsUnchanged(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(dir, "gone")); !os.IsNotExist(err) {
 		t.Errorf("a name dropped by the update is still there: %v", err)
 	}
-	if got := versions(t, dir); len(got) != 1 || got[0] == first[0] {
-		t.Errorf("versions after the update: %v (before: %v), want one new", got, first)
+	current, _ := os.Readlink(filepath.Join(dir, "..data"))
+	if got := versions(t, dir); len(got) != 2 || !slices.Contains(got, first[0]) || !slices.Contains(got, current) || current == first[0] {
+		t.Errorf("versions after the update: %v (before: %v), want the new one %s and the one it replaced", got, first, current)
 	}
-	want := []string{"..data", versions(t, dir)[0], "labels", "meta", "new"}
+	want := append([]string{"..data", "labels", "meta", "new"}, versions(t, dir)...)
 	sort.Strings(want)
 	if got := names(t, dir); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("directory holds %v, want %v", got, want)
@@ -148,6 +150,14 @@ func TestWriteDirCreatesUpdatesAndSkipsUnchanged(t *testing.T) {
 	v2["new"] = File{Data: []byte("n"), Mode: 0o600}
 	if changed, err := WriteDir(dir, v2, DirOptions{}); err != nil || !changed {
 		t.Errorf("mode change: changed %v, %v", changed, err)
+	}
+	// A reader that resolved ..data just before that switch still opens the
+	// version it resolved; the one before it is gone.
+	if b, err := os.ReadFile(filepath.Join(dir, current, "labels")); err != nil || string(b) != "a=2" {
+		t.Errorf("the replaced version's labels: %q, %v", b, err)
+	}
+	if got := versions(t, dir); len(got) != 2 || slices.Contains(got, first[0]) || !slices.Contains(got, current) {
+		t.Errorf("versions after a second update: %v, want the new one and %s (not %s)", got, current, first[0])
 	}
 }
 

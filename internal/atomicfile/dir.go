@@ -42,7 +42,10 @@ type DirOptions struct {
 // opens paths under dir sees the old set or the new one, never a mix, and a
 // directory a container already mounts is updated in place: call WriteDir
 // again with the new set. Names of the previous set that are gone are
-// removed, and so is the previous version. Nothing is written when dir
+// removed. The version just replaced is kept until the next write, so that
+// a reader that resolved "..data" to it a moment before the switch can
+// still open its files (the kubelet removes it at once, and such a reader
+// gets "no such file"); older versions are removed. Nothing is written when dir
 // already holds exactly files; changed says whether it did not.
 //
 // Only one WriteDir may run on a directory at a time.
@@ -94,7 +97,7 @@ func WriteDir(dir string, files map[string]File, opts DirOptions) (changed bool,
 	if err := linkTopNames(dir, files, previous); err != nil {
 		return true, err
 	}
-	removeOldVersions(dir, filepath.Base(version))
+	removeOldVersions(dir, filepath.Base(version), current)
 	if g := opts.Group; g != nil {
 		if err := os.Lchown(dir, -1, int(*g)); err != nil {
 			return true, err
@@ -251,16 +254,16 @@ func linkTopNames(dir string, files map[string]File, previous map[string]bool) e
 	return nil
 }
 
-// removeOldVersions removes every version directory but keep (the previous
-// one, and any a crash left behind).
-func removeOldVersions(dir, keep string) {
+// removeOldVersions removes every version directory but keep and previous
+// (older ones, and any a crash left behind).
+func removeOldVersions(dir, keep, previous string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if n == keep || !e.IsDir() || len(n) < 3 || !strings.HasPrefix(n, "..") || n[2] < '0' || n[2] > '9' {
+		if n == keep || n == previous || !e.IsDir() || len(n) < 3 || !strings.HasPrefix(n, "..") || n[2] < '0' || n[2] > '9' {
 			continue
 		}
 		_ = os.RemoveAll(filepath.Join(dir, n))
