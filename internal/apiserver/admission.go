@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -22,14 +23,14 @@ const DefaultManifestDir = "/etc/kubernetes/manifests"
 
 // admit runs admission for a write: old is nil for a create, next nil for
 // a delete.
-func (s *Server) admit(ctx context.Context, rq *request, old, next object) error {
-	if rq.kind.info.Resource == "events" && (rq.kind.info.Group == "" || rq.kind.info.Group == "events.k8s.io") {
+func (s *Server) admit(ctx context.Context, rq *request, old, next kinds.Object) error {
+	if rq.kind.Info.Resource == "events" && (rq.kind.Info.Group == "" || rq.kind.Info.Group == "events.k8s.io") {
 		return s.admitEvent(ctx, rq, old, next)
 	}
-	if rq.kind.info.Group == "" && (rq.kind.info.Resource == "configmaps" || rq.kind.info.Resource == "secrets") {
-		return admitConfig(rq.user, rq.kind.info, old, next)
+	if rq.kind.Info.Group == "" && (rq.kind.Info.Resource == "configmaps" || rq.kind.Info.Resource == "secrets") {
+		return admitConfig(rq.user, rq.kind.Info, old, next)
 	}
-	if rq.kind.info.Group != "" || rq.kind.info.Resource != "pods" {
+	if rq.kind.Info.Group != "" || rq.kind.Info.Resource != "pods" {
 		return nil
 	}
 	var oldPod, newPod *corev1.Pod
@@ -45,11 +46,11 @@ func (s *Server) admit(ctx context.Context, rq *request, old, next object) error
 // admitEvent lets a node write only its own events (auth.AdmitNodeEvent):
 // about itself or its pods, reported by itself; both the old and the new
 // object of an update. Other users are not restricted here.
-func (s *Server) admitEvent(ctx context.Context, rq *request, old, next object) error {
+func (s *Server) admitEvent(ctx context.Context, rq *request, old, next kinds.Object) error {
 	if rq.user.NodeName() == "" {
 		return nil
 	}
-	for _, o := range []object{old, next} {
+	for _, o := range []kinds.Object{old, next} {
 		if o == nil {
 			continue
 		}
@@ -58,7 +59,7 @@ func (s *Server) admitEvent(ctx context.Context, rq *request, old, next object) 
 		case *corev1.Event:
 			ev = e
 		case *eventsv1.Event:
-			ev = eventsV1ToCore(e)
+			ev = kinds.EventsV1ToCore(e)
 		default:
 			return internalError(fmt.Errorf("admitting an event: unexpected %T", o))
 		}
@@ -78,7 +79,7 @@ func (s *Server) admitEvent(ctx context.Context, rq *request, old, next object) 
 			}
 		}
 		if d := auth.AdmitNodeEvent(rq.user, rq.verb, facts); !d.Allowed {
-			return forbidden(schema.GroupResource{Group: rq.kind.info.Group, Resource: "events"}, ev.Name, d.Reason)
+			return forbidden(schema.GroupResource{Group: rq.kind.Info.Group, Resource: "events"}, ev.Name, d.Reason)
 		}
 	}
 	return nil

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver/apimetrics"
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
@@ -73,7 +74,7 @@ type Server struct {
 	store     storage.Store
 	log       *slog.Logger
 	now       func() time.Time
-	kinds     map[schema.GroupVersionResource]*kind
+	kinds     map[schema.GroupVersionResource]*kinds.Kind
 	byGV      map[string]bool // served group/versions ("v1", "coordination.k8s.io/v1")
 	discovery http.Handler
 	discPaths map[string]bool
@@ -110,15 +111,15 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
-		kinds: map[schema.GroupVersionResource]*kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{},
+		kinds: map[schema.GroupVersionResource]*kinds.Kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{},
 		podTransport: newPodTransport()}
 	served := resource.Served()
-	for _, k := range kinds() {
-		info, ok := resource.Lookup(served, k.info.Group, k.info.Version, k.info.Resource)
+	for _, k := range kinds.All() {
+		info, ok := resource.Lookup(served, k.Info.Group, k.Info.Version, k.Info.Resource)
 		if !ok {
-			return nil, fmt.Errorf("apiserver: %s is implemented but not in resource.Served()", k.info.GVR())
+			return nil, fmt.Errorf("apiserver: %s is implemented but not in resource.Served()", k.Info.GVR())
 		}
-		k.info = info
+		k.Info = info
 		s.kinds[info.GVR()] = k
 		s.byGV[info.GroupVersion()] = true
 	}

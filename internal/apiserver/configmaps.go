@@ -8,9 +8,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/validation"
@@ -24,51 +24,6 @@ import (
 // (label ballast.dev/node), and anyone may delete one (its node makes it
 // again). They are validated by internal/validation, as on the node.
 
-func configMapKind() *kind {
-	return &kind{
-		info: resource.Info{Version: "v1", Kind: "ConfigMap", ListKind: "ConfigMapList", Resource: "configmaps",
-			Singular: "configmap", ShortNames: []string{"cm"}, Namespaced: true, Verbs: allVerbs,
-			New: func() any { return &corev1.ConfigMap{} }},
-		prefix: "configmaps", newObj: func() object { return &corev1.ConfigMap{} }, fields: namespacedFields,
-	}
-}
-
-func secretKind() *kind {
-	return &kind{
-		info: resource.Info{Version: "v1", Kind: "Secret", ListKind: "SecretList", Resource: "secrets",
-			Singular: "secret", Namespaced: true, Verbs: allVerbs,
-			New: func() any { return &corev1.Secret{} }},
-		prefix: "secrets", newObj: func() object { return &corev1.Secret{} },
-		fields: func(o object) fields.Set {
-			f := namespacedFields(o)
-			f["type"] = string(o.(*corev1.Secret).Type)
-			return f
-		},
-	}
-}
-
-func namespacedFields(o object) fields.Set {
-	return fields.Set{"metadata.name": o.GetName(), "metadata.namespace": o.GetNamespace()}
-}
-
-// validateConfig validates a ConfigMap or Secret with the node's rules.
-func validateConfig(o object) field.ErrorList {
-	var found validation.ErrorList
-	switch t := o.(type) {
-	case *corev1.ConfigMap:
-		found = validation.ValidateConfigMap(t, "")
-	case *corev1.Secret:
-		found = validation.ValidateSecret(t, "")
-	default:
-		return nil
-	}
-	var errs field.ErrorList
-	for _, e := range found {
-		errs = append(errs, fieldError(e.Field, e.Msg))
-	}
-	return errs
-}
-
 // configMeta is what admission reads of a ConfigMap or Secret.
 type configMeta struct {
 	meta      *metav1.ObjectMeta
@@ -78,7 +33,7 @@ type configMeta struct {
 	data any
 }
 
-func configOf(o object) configMeta {
+func configOf(o kinds.Object) configMeta {
 	switch t := o.(type) {
 	case *corev1.ConfigMap:
 		return configMeta{meta: &t.ObjectMeta, kind: "configmap", immutable: t.Immutable != nil && *t.Immutable,
@@ -99,7 +54,7 @@ func isMirrorConfig(m *metav1.ObjectMeta) bool {
 
 // admitConfig is the admission of a write of a ConfigMap or Secret: old is
 // nil for a create, next nil for a delete.
-func admitConfig(u auth.User, info resource.Info, old, next object) error {
+func admitConfig(u auth.User, info resource.Info, old, next kinds.Object) error {
 	gr := corev1.Resource(info.Resource)
 	var o, n configMeta
 	if old != nil {

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
@@ -244,26 +245,26 @@ func FuzzSelectors(f *testing.F) {
 	} {
 		f.Add(seed[0], seed[1])
 	}
-	ks := kinds()
+	ks := kinds.All()
 	pod := mirrorPod("web", "n1")
 	pod.Labels = map[string]string{"app": "web"}
 	f.Fuzz(func(t *testing.T, label, field string) {
 		q := url.Values{"labelSelector": {label}, "fieldSelector": {field}}
 		for _, k := range ks {
-			if k.createOnly {
+			if k.CreateOnly {
 				continue
 			}
 			sel, err := parseSelectors(k, q)
 			if err != nil {
 				if se, ok := err.(*statusError); !ok || se.s.Code != http.StatusBadRequest || !strings.Contains(se.s.Message, "Selector") && !strings.Contains(se.s.Message, "field selector") {
-					t.Fatalf("%s: a bad selector is not a 400 that names it: %v", k.info.Resource, err)
+					t.Fatalf("%s: a bad selector is not a 400 that names it: %v", k.Info.Resource, err)
 				}
 				continue
 			}
-			if k.info.Resource == "pods" && k.info.Group == "" {
+			if k.Info.Resource == "pods" && k.Info.Group == "" {
 				sel.matches(k, pod)
 			} else {
-				sel.matches(k, k.newObj())
+				sel.matches(k, k.NewObj())
 			}
 		}
 	})

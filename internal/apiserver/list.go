@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/storage"
@@ -29,11 +30,11 @@ type selector struct {
 
 func (s *selector) empty() bool { return s.label.Empty() && s.field.Empty() }
 
-func (s *selector) matches(k *kind, o object) bool {
+func (s *selector) matches(k *kinds.Kind, o kinds.Object) bool {
 	if !s.label.Empty() && !s.label.Matches(labels.Set(o.GetLabels())) {
 		return false
 	}
-	if !s.field.Empty() && !s.field.Matches(k.fields(o)) {
+	if !s.field.Empty() && !s.field.Matches(k.Fields(o)) {
 		return false
 	}
 	return true
@@ -41,7 +42,7 @@ func (s *selector) matches(k *kind, o object) bool {
 
 // parseSelectors reads labelSelector and fieldSelector, refusing fields the
 // kind does not support.
-func parseSelectors(k *kind, q url.Values) (*selector, error) {
+func parseSelectors(k *kinds.Kind, q url.Values) (*selector, error) {
 	ls, err := labels.Parse(q.Get("labelSelector"))
 	if err != nil {
 		return nil, badRequest("labelSelector %q is invalid: %v", q.Get("labelSelector"), err)
@@ -50,7 +51,7 @@ func parseSelectors(k *kind, q url.Values) (*selector, error) {
 	if err != nil {
 		return nil, badRequest("fieldSelector %q is invalid: %v", q.Get("fieldSelector"), err)
 	}
-	supported := k.fields(k.newObj())
+	supported := k.Fields(k.NewObj())
 	for _, req := range fs.Requirements() {
 		if _, ok := supported[req.Field]; !ok {
 			names := make([]string, 0, len(supported))
@@ -58,7 +59,7 @@ func parseSelectors(k *kind, q url.Values) (*selector, error) {
 				names = append(names, fmt.Sprintf("%q", n))
 			}
 			sort.Strings(names)
-			return nil, badRequest("%q is not a known field selector for %s: only %s", req.Field, k.info.Resource, strings.Join(names, ", "))
+			return nil, badRequest("%q is not a known field selector for %s: only %s", req.Field, k.Info.Resource, strings.Join(names, ", "))
 		}
 	}
 	return &selector{label: ls, field: fs}, nil
@@ -121,7 +122,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 		return err
 	}
 	var (
-		objs      []object
+		objs      []kinds.Object
 		lastRev   int64
 		remaining int64
 	)
@@ -131,7 +132,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 		if limit > 0 {
 			opts.Limit = limit - int64(len(objs))
 		}
-		res, err := s.store.List(r.Context(), k.listPrefix(rq.namespace), opts)
+		res, err := s.store.List(r.Context(), k.ListPrefix(rq.namespace), opts)
 		if err != nil {
 			if cont != "" && isCompacted(err) {
 				return gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
@@ -139,7 +140,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 			if isCompacted(err) {
 				return gone(fmt.Sprintf("The resourceVersion for the provided list is too old (%d); list with resourceVersion=\"\" for the current state.", readRev))
 			}
-			return storageError(err, gr(k), "")
+			return storageError(err, k.GroupResource(), "")
 		}
 		lastRev = res.Revision
 		if notOlder > 0 && res.Revision < notOlder {
@@ -151,7 +152,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 		notOlder = 0
 		readRev = res.Revision
 		for _, so := range res.Objects {
-			o, err := k.decodeStored(so.Value, so.Revision)
+			o, err := k.DecodeStored(so.Value, so.Revision)
 			if err != nil {
 				return internalError(err)
 			}
@@ -192,7 +193,7 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 	if rvStr == "" {
 		cur, err := s.store.Revision(r.Context())
 		if err != nil {
-			return true, storageError(err, gr(k), "")
+			return true, storageError(err, k.GroupResource(), "")
 		}
 		minRev = cur
 	}
@@ -202,15 +203,15 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 	if err != nil {
 		return false, nil
 	}
-	items, rev, err := c.List(&watchcache.Filter{Prefix: k.listPrefix(rq.namespace), Label: sel.label, Field: sel.field})
+	items, rev, err := c.List(&watchcache.Filter{Prefix: k.ListPrefix(rq.namespace), Label: sel.label, Field: sel.field})
 	if err != nil {
 		return false, nil
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}
-	if ok, _, _ := s.tableRequest(r, rq); ok || k.toServed != nil {
-		objs := make([]object, len(items))
+	if ok, _, _ := s.tableRequest(r, rq); ok || k.ToServed != nil {
+		objs := make([]kinds.Object, len(items))
 		for i, it := range items {
-			if objs[i], err = k.decodeStored(it.Raw, 0); err != nil {
+			if objs[i], err = k.DecodeStored(it.Raw, 0); err != nil {
 				return true, internalError(err)
 			}
 		}
@@ -220,7 +221,7 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 	head, err := json.Marshal(struct {
 		metav1.TypeMeta `json:",inline"`
 		metav1.ListMeta `json:"metadata"`
-	}{metav1.TypeMeta{Kind: k.info.ListKind, APIVersion: k.info.GroupVersion()}, lm})
+	}{metav1.TypeMeta{Kind: k.Info.ListKind, APIVersion: k.Info.GroupVersion()}, lm})
 	if err != nil {
 		return true, internalError(err)
 	}
@@ -253,10 +254,10 @@ func isCompacted(err error) bool {
 type listBody struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata"`
-	Items           []object `json:"items"`
+	Items           []kinds.Object `json:"items"`
 }
 
-func (s *Server) writeList(w http.ResponseWriter, r *http.Request, rq *request, lm metav1.ListMeta, objs []object) error {
+func (s *Server) writeList(w http.ResponseWriter, r *http.Request, rq *request, lm metav1.ListMeta, objs []kinds.Object) error {
 	if ok, include, err := s.tableRequest(r, rq); err != nil {
 		return err
 	} else if ok {
@@ -264,7 +265,7 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, rq *request, 
 		for i, o := range objs {
 			ros[i] = o
 		}
-		t, err := tables.ForList(rq.kind.info, ros, include, s.now())
+		t, err := tables.ForList(rq.kind.Info, ros, include, s.now())
 		if err != nil {
 			return internalError(err)
 		}
@@ -273,9 +274,9 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, rq *request, 
 		return nil
 	}
 	if objs == nil {
-		objs = []object{}
+		objs = []kinds.Object{}
 	}
-	body := listBody{TypeMeta: metav1.TypeMeta{Kind: rq.kind.info.ListKind, APIVersion: rq.kind.info.GroupVersion()}, ListMeta: lm, Items: objs}
+	body := listBody{TypeMeta: metav1.TypeMeta{Kind: rq.kind.Info.ListKind, APIVersion: rq.kind.Info.GroupVersion()}, ListMeta: lm, Items: objs}
 	writeJSON(w, http.StatusOK, "application/json", body)
 	return nil
 }
@@ -294,11 +295,11 @@ func (s *Server) tableRequest(r *http.Request, rq *request) (bool, metav1.Includ
 }
 
 // writeObject answers with one object, or its Table when asked.
-func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, rq *request, code int, o object) error {
+func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, rq *request, code int, o kinds.Object) error {
 	if ok, include, err := s.tableRequest(r, rq); err != nil {
 		return err
 	} else if ok && rq.verb == "get" {
-		t, err := tables.ForObject(rq.kind.info, o, include, s.now())
+		t, err := tables.ForObject(rq.kind.Info, o, include, s.now())
 		if err != nil {
 			return internalError(err)
 		}

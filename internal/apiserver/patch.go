@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	sigsjson "sigs.k8s.io/json"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 )
 
 func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -25,15 +27,15 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, rq *request)
 		return unsupportedMedia(fmt.Sprintf("the patch Content-Type %q is not supported: use application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json", mt))
 	}
 	var warnings []string
-	out, err := s.updateObject(r.Context(), rq, 0, dry, func(cur object) (object, error) {
+	out, err := s.updateObject(r.Context(), rq, 0, dry, func(cur kinds.Object) (kinds.Object, error) {
 		patched, err := applyPatch(rq.kind, pt, cur, body)
 		if err != nil {
 			return nil, err
 		}
-		o := rq.kind.newObj()
+		o := rq.kind.NewObj()
 		strictErrs, err := sigsjson.UnmarshalStrict(patched, o)
 		if err != nil {
-			return nil, invalidPatch(rq, fmt.Sprintf("the patched object is not a valid %s: %v", rq.kind.info.Kind, err))
+			return nil, invalidPatch(rq, fmt.Sprintf("the patched object is not a valid %s: %v", rq.kind.Info.Kind, err))
 		}
 		warnings = warnings[:0]
 		for _, e := range strictErrs {
@@ -60,11 +62,11 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, rq *request)
 }
 
 func invalidPatch(rq *request, msg string) *statusError {
-	return invalid(rq.kind.info.Kind, rq.name, "patch", msg)
+	return invalid(rq.kind.Info.Kind, rq.name, "patch", msg)
 }
 
 // applyPatch applies a patch of type pt to the JSON of cur.
-func applyPatch(k *kind, pt types.PatchType, cur object, patch []byte) ([]byte, error) {
+func applyPatch(k *kinds.Kind, pt types.PatchType, cur kinds.Object, patch []byte) ([]byte, error) {
 	orig, err := json.Marshal(cur)
 	if err != nil {
 		return nil, internalError(err)
@@ -77,7 +79,7 @@ func applyPatch(k *kind, pt types.PatchType, cur object, patch []byte) ([]byte, 
 		}
 		out, err := p.Apply(orig)
 		if err != nil {
-			return nil, invalid(k.info.Kind, cur.GetName(), "patch", fmt.Sprintf("the JSON patch cannot be applied: %v", err))
+			return nil, invalid(k.Info.Kind, cur.GetName(), "patch", fmt.Sprintf("the JSON patch cannot be applied: %v", err))
 		}
 		return out, nil
 	case types.MergePatchType:
@@ -91,7 +93,7 @@ func applyPatch(k *kind, pt types.PatchType, cur object, patch []byte) ([]byte, 
 		if err := json.Unmarshal(patch, &pm); err != nil {
 			return nil, badRequest("the strategic merge patch is not a JSON object: %v", err)
 		}
-		out, err := strategicpatch.StrategicMergePatch(orig, patch, k.newObj())
+		out, err := strategicpatch.StrategicMergePatch(orig, patch, k.NewObj())
 		if err != nil {
 			return nil, badRequest("the strategic merge patch cannot be applied: %v", err)
 		}

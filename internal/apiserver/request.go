@@ -14,15 +14,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/auth"
 )
 
 // request is one parsed resource request.
 type request struct {
-	kind        *kind     // nil: the path names nothing served
-	delegate    *Delegate // set (with kind nil) for a delegated resource
+	kind        *kinds.Kind // nil: the path names nothing served
+	delegate    *Delegate   // set (with kind nil) for a delegated resource
 	group       string
 	version     string
 	resource    string
@@ -119,10 +121,10 @@ func (s *Server) parse(r *http.Request, path string) (*request, bool) {
 		}
 		rq.notFound = fmt.Sprintf("the server does not serve resource %q in %s; `kubectl api-resources` lists what Ballast serves", rq.resource, gv)
 		return rq, true
-	case !k.info.Namespaced && rq.namespace != "":
+	case !k.Info.Namespaced && rq.namespace != "":
 		rq.notFound = fmt.Sprintf("%s are not namespaced: use the path without namespaces/%s", rq.resource, rq.namespace)
 		return rq, true
-	case rq.subresource != "" && !contains(k.info.Subresources, rq.subresource):
+	case rq.subresource != "" && !contains(k.Info.Subresources, rq.subresource):
 		rq.notFound = fmt.Sprintf("%s has no subresource %q", rq.resource, rq.subresource)
 		return rq, true
 	}
@@ -186,7 +188,7 @@ const maxBody = 3 << 20
 // into JSON. A body of another media type is refused with 415, as
 // kube-apiserver does; patch bodies (patch true) are returned as sent, for
 // servePatch to check their patch type.
-func readBody(r *http.Request, k *kind, patch bool) ([]byte, string, error) {
+func readBody(r *http.Request, k *kinds.Kind, patch bool) ([]byte, string, error) {
 	ct := r.Header.Get("Content-Type")
 	mt := ""
 	if ct != "" {
@@ -220,7 +222,7 @@ func readBody(r *http.Request, k *kind, patch bool) ([]byte, string, error) {
 	if mt == protobufType && !patch {
 		j, err := protobufToJSON(k, body)
 		if err != nil {
-			return nil, "", badRequest("the protobuf request body is not a valid %s: %v", k.info.Kind, err)
+			return nil, "", badRequest("the protobuf request body is not a valid %s: %v", k.Info.Kind, err)
 		}
 		return j, "application/json", nil
 	}
@@ -233,11 +235,11 @@ const maxStored = 3 << 19
 
 // checkStoredSize refuses to store value, the encoding of k's object name,
 // when etcd would refuse it.
-func checkStoredSize(k *kind, name string, value []byte) error {
+func checkStoredSize(k *kinds.Kind, name string, value []byte) error {
 	if len(value) <= maxStored {
 		return nil
 	}
-	return tooLarge(fmt.Sprintf("%s %q is too large to store: %d bytes, the limit is %d bytes (1.5 MiB); make it smaller", k.info.Kind, name, len(value), maxStored))
+	return tooLarge(fmt.Sprintf("%s %q is too large to store: %d bytes, the limit is %d bytes (1.5 MiB); make it smaller", k.Info.Kind, name, len(value), maxStored))
 }
 
 // fieldValidation reads ?fieldValidation=: "Strict", "Warn" (default) or "Ignore".
@@ -278,7 +280,7 @@ var protobufMagic = []byte{0x6b, 0x38, 0x73, 0x00}
 // protobufToJSON decodes a Kubernetes protobuf envelope (magic, then a
 // runtime.Unknown holding the object) of kind k, as JSON. Some clients
 // (kubectl auth can-i) send protobuf bodies.
-func protobufToJSON(k *kind, body []byte) ([]byte, error) {
+func protobufToJSON(k *kinds.Kind, body []byte) ([]byte, error) {
 	if !bytes.HasPrefix(body, protobufMagic) {
 		return nil, errors.New("it does not start with the protobuf envelope's magic number")
 	}
@@ -286,17 +288,45 @@ func protobufToJSON(k *kind, body []byte) ([]byte, error) {
 	if err := u.Unmarshal(body[len(protobufMagic):]); err != nil {
 		return nil, err
 	}
-	var o runtime.Object = k.newObj()
+	var o runtime.Object = k.NewObj()
 	if u.Kind == "DeleteOptions" { // the body of a DELETE (the kubelet's, client-go's with options)
 		o = &metav1.DeleteOptions{}
 	}
 	pm, ok := o.(interface{ Unmarshal([]byte) error })
 	if !ok {
-		return nil, fmt.Errorf("%s cannot be decoded from protobuf; send JSON", k.info.Kind)
+		return nil, fmt.Errorf("%s cannot be decoded from protobuf; send JSON", k.Info.Kind)
 	}
 	if err := pm.Unmarshal(u.Raw); err != nil {
 		return nil, err
 	}
 	o.GetObjectKind().SetGroupVersionKind(schema.FromAPIVersionAndKind(u.APIVersion, u.Kind))
 	return json.Marshal(o)
+}
+
+// decodeBody decodes a request body into the served kind. strict reports unknown fields.
+func decodeBody(k *kinds.Kind, body []byte, strict bool) (kinds.Object, []string, error) {
+	o := k.NewObj()
+	var warnings []string
+	strictErrs, err := sigsjson.UnmarshalStrict(body, o)
+	if err != nil {
+		return nil, nil, badRequest("the request body is not a valid %s: %v", k.Info.Kind, err)
+	}
+	for _, e := range strictErrs {
+		warnings = append(warnings, e.Error())
+	}
+	if strict && len(warnings) > 0 {
+		return nil, nil, badRequest("strict decoding error: %v", joinErr(warnings))
+	}
+	return o, warnings, nil
+}
+
+func joinErr(s []string) string {
+	out := ""
+	for i, e := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += e
+	}
+	return out
 }

@@ -9,17 +9,17 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	corev1 "k8s.io/api/core/v1"
-
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/podstatus"
 	"github.com/ballast-dev/ballast/internal/storage"
 	"github.com/ballast-dev/ballast/internal/validation"
 )
@@ -122,7 +122,7 @@ func (s *Server) checkVerb(rq *request) error {
 	ok := false
 	switch rq.subresource {
 	case "":
-		ok = contains(rq.kind.info.Verbs, rq.verb)
+		ok = contains(rq.kind.Info.Verbs, rq.verb)
 	case "status":
 		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
 	case "log":
@@ -139,7 +139,7 @@ func (s *Server) checkVerb(rq *request) error {
 		}
 		return methodNotAllowed(fmt.Sprintf("%s is not supported on %s (supported: %s)", rq.verb, what, s.verbList(rq)))
 	}
-	if rq.kind.createOnly {
+	if rq.kind.CreateOnly {
 		return nil
 	}
 	if rq.verb == "create" && rq.name != "" {
@@ -159,16 +159,16 @@ func (s *Server) verbList(rq *request) string {
 	case "proxy":
 		return "GET, POST, PUT, PATCH, DELETE"
 	}
-	return strings.Join(rq.kind.info.Verbs, ", ")
+	return strings.Join(rq.kind.Info.Verbs, ", ")
 }
 
 // getObject reads one object as served.
-func (s *Server) getObject(ctx context.Context, k *kind, ns, name string) (object, error) {
-	so, err := s.store.Get(ctx, k.key(ns, name))
+func (s *Server) getObject(ctx context.Context, k *kinds.Kind, ns, name string) (kinds.Object, error) {
+	o, err := k.Get(ctx, s.store, ns, name)
 	if err != nil {
-		return nil, storageError(err, gr(k), name)
+		return nil, storageError(err, k.GroupResource(), name)
 	}
-	return k.decodeStored(so.Value, so.Revision)
+	return o, nil
 }
 
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -186,14 +186,14 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request
 	if err != nil {
 		return err
 	}
-	o, warnings, err := rq.kind.decodeBody(body, fv == "Strict")
+	o, warnings, err := decodeBody(rq.kind, body, fv == "Strict")
 	if err != nil {
 		return err
 	}
 	if err := checkGVK(rq.kind, o); err != nil {
 		return err
 	}
-	if rq.kind.info.Namespaced {
+	if rq.kind.Info.Namespaced {
 		switch o.GetNamespace() {
 		case "":
 			o.SetNamespace(rq.namespace)
@@ -209,7 +209,7 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request
 		o.SetNamespace("")
 	}
 	rq.name = o.GetName()
-	if rq.kind.createOnly {
+	if rq.kind.CreateOnly {
 		if !s.authorize(w, rq) {
 			return nil
 		}
@@ -245,12 +245,12 @@ func checkFieldManager(rq *request) error {
 	return nil
 }
 
-func checkGVK(k *kind, o object) error {
+func checkGVK(k *kinds.Kind, o kinds.Object) error {
 	gvk := o.GetObjectKind().GroupVersionKind()
 	if gvk.Empty() {
 		return nil
 	}
-	want := k.info.GVK()
+	want := k.Info.GVK()
 	if gvk.GroupVersion() != want.GroupVersion() {
 		return badRequest("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion())
 	}
@@ -261,7 +261,7 @@ func checkGVK(k *kind, o object) error {
 }
 
 // createObject stores a new object, setting what the server owns.
-func (s *Server) createObject(ctx context.Context, k *kind, o object, dry bool) (object, error) {
+func (s *Server) createObject(ctx context.Context, k *kinds.Kind, o kinds.Object, dry bool) (kinds.Object, error) {
 	o.SetUID(uuid.NewUUID())
 	o.SetCreationTimestamp(metav1.NewTime(s.now().Truncate(1e9)))
 	o.SetResourceVersion("")
@@ -271,7 +271,7 @@ func (s *Server) createObject(ctx context.Context, k *kind, o object, dry bool) 
 	o.SetGeneration(0)
 	o.SetSelfLink("")
 	prepareCreate(o)
-	k.setTypeMeta(o)
+	k.SetTypeMeta(o)
 	generated := o.GetName() == "" && o.GetGenerateName() != ""
 	for attempt := 0; ; attempt++ {
 		if generated {
@@ -280,7 +280,7 @@ func (s *Server) createObject(ctx context.Context, k *kind, o object, dry bool) 
 		if err := validateObject(k, o); err != nil {
 			return nil, err
 		}
-		if k.info.Namespaced {
+		if k.Info.Namespaced {
 			if err := s.namespaceExists(ctx, o.GetNamespace()); err != nil {
 				return nil, err
 			}
@@ -288,22 +288,22 @@ func (s *Server) createObject(ctx context.Context, k *kind, o object, dry bool) 
 		if dry {
 			return o, nil
 		}
-		value, err := k.encodeStored(o)
+		value, err := k.EncodeStored(o)
 		if err != nil {
 			return nil, internalError(err)
 		}
 		if err := checkStoredSize(k, o.GetName(), value); err != nil {
 			return nil, err
 		}
-		rev, err := s.store.Create(ctx, k.key(o.GetNamespace(), o.GetName()), value, k.ttl)
+		rev, err := s.store.Create(ctx, k.Key(o.GetNamespace(), o.GetName()), value, k.TTL)
 		if errors.Is(err, storage.ErrAlreadyExists) && generated && attempt < 5 {
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, storage.ErrAlreadyExists) && generated {
-				return nil, fromAPIErr(apierrors.NewServerTimeoutForKind(k.info.GVK().GroupKind(), "POST", 1))
+				return nil, fromAPIErr(apierrors.NewServerTimeoutForKind(k.Info.GVK().GroupKind(), "POST", 1))
 			}
-			return nil, storageError(err, gr(k), o.GetName())
+			return nil, storageError(err, k.GroupResource(), o.GetName())
 		}
 		o.SetResourceVersion(strconv.FormatInt(rev, 10))
 		return o, nil
@@ -323,22 +323,22 @@ func (s *Server) namespaceExists(ctx context.Context, ns string) error {
 	return nil
 }
 
-func validateObject(k *kind, o object) error {
+func validateObject(k *kinds.Kind, o kinds.Object) error {
 	nameFn := apivalidation.NameIsDNSSubdomain
-	if k.info.Resource == "namespaces" {
+	if k.Info.Resource == "namespaces" {
 		nameFn = apivalidation.ValidateNamespaceName
 	}
 	meta, ok := o.(metav1.ObjectMetaAccessor)
 	if !ok {
 		return internalError(fmt.Errorf("%T has no ObjectMeta", o))
 	}
-	errs := apivalidation.ValidateObjectMetaAccessor(meta.GetObjectMeta(), k.info.Namespaced, nameFn, field.NewPath("metadata"))
+	errs := apivalidation.ValidateObjectMetaAccessor(meta.GetObjectMeta(), k.Info.Namespaced, nameFn, field.NewPath("metadata"))
 	if p, ok := o.(*corev1.Pod); ok {
 		errs = append(errs, validatePod(p)...)
 	}
 	errs = append(errs, validateConfig(o)...)
 	if len(errs) > 0 {
-		return fromAPIErr(apierrors.NewInvalid(k.info.GVK().GroupKind(), o.GetName(), errs))
+		return fromAPIErr(apierrors.NewInvalid(k.Info.GVK().GroupKind(), o.GetName(), errs))
 	}
 	return nil
 }
@@ -382,7 +382,7 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rq *request
 	if err != nil {
 		return err
 	}
-	in, warnings, err := rq.kind.decodeBody(body, fv == "Strict")
+	in, warnings, err := decodeBody(rq.kind, body, fv == "Strict")
 	if err != nil {
 		return err
 	}
@@ -392,18 +392,18 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rq *request
 	if in.GetName() != rq.name {
 		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", in.GetName(), rq.name)
 	}
-	if rq.kind.info.Namespaced && in.GetNamespace() != "" && in.GetNamespace() != rq.namespace {
+	if rq.kind.Info.Namespaced && in.GetNamespace() != "" && in.GetNamespace() != rq.namespace {
 		return badRequest("the namespace of the object (%s) does not match the namespace on the request (%s)", in.GetNamespace(), rq.namespace)
 	}
 	var expect int64
 	if rv := in.GetResourceVersion(); rv != "" {
 		expect, err = strconv.ParseInt(rv, 10, 64)
 		if err != nil || expect <= 0 {
-			return fromAPIErr(apierrors.NewInvalid(rq.kind.info.GVK().GroupKind(), rq.name, field.ErrorList{
+			return fromAPIErr(apierrors.NewInvalid(rq.kind.Info.GVK().GroupKind(), rq.name, field.ErrorList{
 				field.Invalid(field.NewPath("metadata", "resourceVersion"), rv, "must be a resourceVersion returned by the server")}))
 		}
 	}
-	out, err := s.updateObject(r.Context(), rq, expect, dry, func(cur object) (object, error) {
+	out, err := s.updateObject(r.Context(), rq, expect, dry, func(cur kinds.Object) (kinds.Object, error) {
 		return copyObject(rq.kind, in), nil
 	})
 	if err != nil {
@@ -415,8 +415,8 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rq *request
 	return s.writeObject(w, r, rq, http.StatusOK, out)
 }
 
-func copyObject(k *kind, o object) object {
-	out := k.newObj()
+func copyObject(k *kinds.Kind, o kinds.Object) kinds.Object {
+	out := k.NewObj()
 	raw, _ := json.Marshal(o)
 	_ = json.Unmarshal(raw, out)
 	return out
@@ -425,11 +425,11 @@ func copyObject(k *kind, o object) object {
 // updateObject runs a read-modify-write of rq's object: mutate returns the
 // object the client asks for (from the current one), then server-owned
 // fields are kept, admission runs and the result is stored.
-func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dry bool, mutate func(cur object) (object, error)) (object, error) {
+func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dry bool, mutate func(cur kinds.Object) (kinds.Object, error)) (kinds.Object, error) {
 	k := rq.kind
-	var result object
+	var result kinds.Object
 	apply := func(cur storage.Object) ([]byte, error) {
-		old, err := k.decodeStored(cur.Value, cur.Revision)
+		old, err := k.DecodeStored(cur.Value, cur.Revision)
 		if err != nil {
 			return nil, err
 		}
@@ -438,7 +438,7 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 			return nil, err
 		}
 		if rv := in.GetResourceVersion(); rv != "" && rv != old.GetResourceVersion() {
-			return nil, conflict(gr(k), rq.name, modifiedMsg)
+			return nil, conflict(k.GroupResource(), rq.name, modifiedMsg)
 		}
 		next := prepareUpdate(k, rq.subresource, old, in)
 		if err := validateObject(k, next); err != nil {
@@ -447,7 +447,7 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 		if err := s.admit(ctx, rq, old, next); err != nil {
 			return nil, err
 		}
-		value, err := k.encodeStored(next)
+		value, err := k.EncodeStored(next)
 		if err != nil {
 			return nil, err
 		}
@@ -455,7 +455,7 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 			return nil, err
 		}
 		result = next
-		oldValue, _ := k.encodeStored(old)
+		oldValue, _ := k.EncodeStored(old)
 		if dry || string(oldValue) == string(value) {
 			result = old
 			if dry {
@@ -465,14 +465,14 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 		}
 		return value, nil
 	}
-	so, err := s.store.Update(ctx, k.key(rq.namespace, rq.name), expect, apply)
+	so, err := s.store.Update(ctx, k.Key(rq.namespace, rq.name), expect, apply)
 	if errors.Is(err, errNoop) {
 		return result, nil
 	}
 	if err != nil {
-		return nil, storageError(err, gr(k), rq.name)
+		return nil, storageError(err, k.GroupResource(), rq.name)
 	}
-	out, err := k.decodeStored(so.Value, so.Revision)
+	out, err := k.DecodeStored(so.Value, so.Revision)
 	if err != nil {
 		return nil, internalError(err)
 	}
@@ -481,10 +481,10 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 
 // prepareUpdate builds the object to store from the old one and the one the
 // client sent, keeping what clients may not change.
-func prepareUpdate(k *kind, sub string, old, in object) object {
+func prepareUpdate(k *kinds.Kind, sub string, old, in kinds.Object) kinds.Object {
 	if sub == "status" {
 		next := onlyStatus(k, old, in)
-		k.setTypeMeta(next)
+		k.SetTypeMeta(next)
 		return next
 	}
 	next := copyObject(k, in)
@@ -498,11 +498,11 @@ func prepareUpdate(k *kind, sub string, old, in object) object {
 	next.SetManagedFields(nil)
 	next.SetSelfLink("")
 	next.SetResourceVersion(old.GetResourceVersion())
-	if k.status {
+	if k.Status {
 		keepStatus(next, old)
 	}
 	bumpGeneration(old, next)
-	k.setTypeMeta(next)
+	k.SetTypeMeta(next)
 	return next
 }
 
@@ -554,10 +554,10 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request
 		return err
 	}
 	k := rq.kind
-	if k.info.Resource == "namespaces" {
+	if k.Info.Resource == "namespaces" {
 		for _, n := range SystemNamespaces {
 			if n == rq.name {
-				return forbidden(gr(k), rq.name, "this namespace may not be deleted")
+				return forbidden(k.GroupResource(), rq.name, "this namespace may not be deleted")
 			}
 		}
 	}
@@ -565,7 +565,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request
 	if err != nil {
 		return err
 	}
-	if k.returnDeleted {
+	if k.ReturnDeleted {
 		return s.writeObject(w, r, rq, http.StatusOK, deleted)
 	}
 	st := metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusOK, Details: &metav1.StatusDetails{
@@ -577,24 +577,24 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request
 // deleteObject deletes one object after checking preconditions and
 // admission; a pod on a node is deleted gracefully (see podDeletion) and
 // returned as it now is.
-func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opts *metav1.DeleteOptions, dry bool) (object, error) {
+func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opts *metav1.DeleteOptions, dry bool) (kinds.Object, error) {
 	k := rq.kind
 	pre := opts.Preconditions
-	key := k.key(rq.namespace, name)
+	key := k.Key(rq.namespace, name)
 	for attempt := 0; ; attempt++ {
 		cur, err := s.store.Get(ctx, key)
 		if err != nil {
-			return nil, storageError(err, gr(k), name)
+			return nil, storageError(err, k.GroupResource(), name)
 		}
-		o, err := k.decodeStored(cur.Value, cur.Revision)
+		o, err := k.DecodeStored(cur.Value, cur.Revision)
 		if err != nil {
 			return nil, internalError(err)
 		}
 		if pre != nil && pre.UID != nil && *pre.UID != o.GetUID() {
-			return nil, conflict(gr(k), name, fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, o.GetUID()))
+			return nil, conflict(k.GroupResource(), name, fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, o.GetUID()))
 		}
 		if pre != nil && pre.ResourceVersion != nil && *pre.ResourceVersion != o.GetResourceVersion() {
-			return nil, conflict(gr(k), name, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, o.GetResourceVersion()))
+			return nil, conflict(k.GroupResource(), name, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, o.GetResourceVersion()))
 		}
 		if err := s.admit(ctx, &request{kind: k, group: rq.group, resource: rq.resource, namespace: rq.namespace,
 			name: name, verb: "delete", user: rq.user}, o, nil); err != nil {
@@ -618,7 +618,7 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opt
 		if dry {
 			return o, nil
 		}
-		if k.info.Resource == "namespaces" {
+		if k.Info.Resource == "namespaces" {
 			if err := s.deleteNamespaceContents(ctx, name); err != nil {
 				return nil, err
 			}
@@ -628,7 +628,7 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opt
 			continue // changed between Get and Delete: check again
 		}
 		if err != nil {
-			return nil, storageError(err, gr(k), name)
+			return nil, storageError(err, k.GroupResource(), name)
 		}
 		return o, nil
 	}
@@ -636,8 +636,8 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opt
 
 // markDeleting stores o, with its deletion fields set, over the object at
 // rev (storage.ErrConflict when it changed).
-func (s *Server) markDeleting(ctx context.Context, k *kind, key string, rev int64, o object) (object, error) {
-	value, err := k.encodeStored(o)
+func (s *Server) markDeleting(ctx context.Context, k *kinds.Kind, key string, rev int64, o kinds.Object) (kinds.Object, error) {
+	value, err := k.EncodeStored(o)
 	if err != nil {
 		return nil, internalError(err)
 	}
@@ -646,9 +646,9 @@ func (s *Server) markDeleting(ctx context.Context, k *kind, key string, rev int6
 		return nil, err
 	}
 	if err != nil {
-		return nil, storageError(err, gr(k), o.GetName())
+		return nil, storageError(err, k.GroupResource(), o.GetName())
 	}
-	out, err := k.decodeStored(so.Value, so.Revision)
+	out, err := k.DecodeStored(so.Value, so.Revision)
 	if err != nil {
 		return nil, internalError(err)
 	}
@@ -659,19 +659,19 @@ func (s *Server) markDeleting(ctx context.Context, k *kind, key string, rev int6
 func (s *Server) deleteNamespaceContents(ctx context.Context, ns string) error {
 	seen := map[string]bool{}
 	for _, k := range s.kinds {
-		if !k.info.Namespaced || k.createOnly || seen[k.prefix] {
+		if !k.Info.Namespaced || k.CreateOnly || seen[k.Prefix] {
 			continue
 		}
-		seen[k.prefix] = true
+		seen[k.Prefix] = true
 		cont := ""
 		for {
-			res, err := s.store.List(ctx, k.listPrefix(ns), storage.ListOptions{Limit: 500, Continue: cont})
+			res, err := s.store.List(ctx, k.ListPrefix(ns), storage.ListOptions{Limit: 500, Continue: cont})
 			if err != nil {
-				return storageError(err, gr(k), "")
+				return storageError(err, k.GroupResource(), "")
 			}
 			for _, o := range res.Objects {
 				if _, err := s.store.Delete(ctx, o.Key, 0); err != nil && !errors.Is(err, storage.ErrNotFound) {
-					return storageError(err, gr(k), o.Key)
+					return storageError(err, k.GroupResource(), o.Key)
 				}
 			}
 			if res.Continue == "" {
@@ -697,17 +697,17 @@ func (s *Server) serveDeleteCollection(w http.ResponseWriter, r *http.Request, r
 		return err
 	}
 	k := rq.kind
-	var items []object
+	var items []kinds.Object
 	cont := ""
 	var rev int64
 	for {
-		res, err := s.store.List(r.Context(), k.listPrefix(rq.namespace), storage.ListOptions{Limit: 500, Continue: cont, Revision: rev})
+		res, err := s.store.List(r.Context(), k.ListPrefix(rq.namespace), storage.ListOptions{Limit: 500, Continue: cont, Revision: rev})
 		if err != nil {
-			return storageError(err, gr(k), "")
+			return storageError(err, k.GroupResource(), "")
 		}
 		rev = res.Revision
 		for _, so := range res.Objects {
-			o, err := k.decodeStored(so.Value, so.Revision)
+			o, err := k.DecodeStored(so.Value, so.Revision)
 			if err != nil {
 				return internalError(err)
 			}
@@ -733,13 +733,9 @@ func (s *Server) serveDeleteCollection(w http.ResponseWriter, r *http.Request, r
 	}
 	cur, err := s.store.Revision(r.Context())
 	if err != nil {
-		return storageError(err, gr(k), "")
+		return storageError(err, k.GroupResource(), "")
 	}
 	return s.writeList(w, r, rq, metav1.ListMeta{ResourceVersion: strconv.FormatInt(cur, 10)}, items)
-}
-
-func gr(k *kind) schema.GroupResource {
-	return schema.GroupResource{Group: k.info.Group, Resource: k.info.Resource}
 }
 
 // writeRequest reads what every write (create, update, patch) needs: the
@@ -762,4 +758,79 @@ func writeRequest(r *http.Request, rq *request) (body []byte, mediaType, fv stri
 		return nil, "", "", false, err
 	}
 	return body, mediaType, fv, dry, nil
+}
+
+// prepareCreate sets what the server owns on a new object.
+func prepareCreate(o kinds.Object) {
+	switch t := o.(type) {
+	case *corev1.Secret:
+		validation.MergeStringData(t)
+	case *corev1.Pod:
+		// The node's defaults: one implementation for files and the API.
+		validation.SetDefaults(t)
+		t.Generation = 1
+		t.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podstatus.QOSClass(t)}
+	case *corev1.Namespace:
+		if len(t.Spec.Finalizers) == 0 {
+			t.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
+		}
+		t.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+	case *corev1.Node:
+		// Dynamic kubelet config is gone; kube-apiserver drops the field too.
+		//lint:ignore SA1019 clearing the removed field is the point
+		t.Spec.ConfigSource = nil
+	}
+}
+
+// keepStatus copies src's status into dst (PUT on the object keeps the old status).
+func keepStatus(dst, src kinds.Object) {
+	switch d := dst.(type) {
+	case *corev1.Pod:
+		d.Status = src.(*corev1.Pod).Status
+	case *corev1.Node:
+		d.Status = src.(*corev1.Node).Status
+	case *corev1.Namespace:
+		d.Status = src.(*corev1.Namespace).Status
+	}
+}
+
+// onlyStatus returns old with new's status (an update of the status subresource).
+func onlyStatus(k *kinds.Kind, oldObj, newObj kinds.Object) kinds.Object {
+	out := k.NewObj()
+	raw, _ := json.Marshal(oldObj)
+	_ = json.Unmarshal(raw, out)
+	keepStatus(out, newObj)
+	return out
+}
+
+// specChanged reports whether an update changes the object's spec (pods bump generation).
+func bumpGeneration(oldObj, newObj kinds.Object) {
+	op, ok1 := oldObj.(*corev1.Pod)
+	np, ok2 := newObj.(*corev1.Pod)
+	if !ok1 || !ok2 {
+		return
+	}
+	a, _ := json.Marshal(op.Spec)
+	b, _ := json.Marshal(np.Spec)
+	if string(a) != string(b) {
+		np.Generation = op.Generation + 1
+	}
+}
+
+// validateConfig validates a ConfigMap or Secret with the node's rules.
+func validateConfig(o kinds.Object) field.ErrorList {
+	var found validation.ErrorList
+	switch t := o.(type) {
+	case *corev1.ConfigMap:
+		found = validation.ValidateConfigMap(t, "")
+	case *corev1.Secret:
+		found = validation.ValidateSecret(t, "")
+	default:
+		return nil
+	}
+	var errs field.ErrorList
+	for _, e := range found {
+		errs = append(errs, fieldError(e.Field, e.Msg))
+	}
+	return errs
 }

@@ -6,18 +6,19 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/auth"
 )
 
 // serveReview answers a SelfSubjectAccessReview from Authorize for the caller.
-func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request, o object) error {
+func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request, o kinds.Object) error {
 	if tr, ok := o.(*authenticationv1.TokenReview); ok {
 		return s.serveTokenReview(w, r, rq, tr)
 	}
 	if sr, ok := o.(*authenticationv1.SelfSubjectReview); ok {
 		// Who am I: the caller as this server authenticated it.
 		sr.Status.UserInfo = authenticationv1.UserInfo{Username: rq.user.Name, Groups: rq.user.Groups}
-		rq.kind.setTypeMeta(sr)
+		rq.kind.SetTypeMeta(sr)
 		writeJSON(w, http.StatusCreated, "application/json", sr)
 		return nil
 	}
@@ -41,7 +42,7 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request
 	if d.Allowed {
 		rev.Status.Reason = ""
 	}
-	rq.kind.setTypeMeta(rev)
+	rq.kind.SetTypeMeta(rev)
 	writeJSON(w, http.StatusCreated, "application/json", rev)
 	return nil
 }
@@ -70,7 +71,7 @@ func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request, rq *re
 	default:
 		tr.Status.Error = "no such token"
 	}
-	rq.kind.setTypeMeta(tr)
+	rq.kind.SetTypeMeta(tr)
 	writeJSON(w, http.StatusCreated, "application/json", tr)
 	return nil
 }
@@ -84,7 +85,7 @@ func (s *Server) serveRulesReview(w http.ResponseWriter, rq *request, rr *author
 	if rr.Status.ResourceRules == nil {
 		rr.Status.ResourceRules = []authorizationv1.ResourceRule{}
 	}
-	rq.kind.setTypeMeta(rr)
+	rq.kind.SetTypeMeta(rr)
 	writeJSON(w, http.StatusCreated, "application/json", rr)
 	return nil
 }

@@ -9,11 +9,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 )
 
-func kindOf(t *testing.T, group, res string) *kind {
-	for _, k := range kinds() {
-		if k.info.Group == group && k.info.Resource == res {
+func kindOf(t *testing.T, group, res string) *kinds.Kind {
+	for _, k := range kinds.All() {
+		if k.Info.Group == group && k.Info.Resource == res {
 			return k
 		}
 	}
@@ -31,8 +33,8 @@ func TestSelectors(t *testing.T) {
 	events := kindOf(t, "", "events")
 	eventsV1 := kindOf(t, "events.k8s.io", "events")
 	tests := []struct {
-		k     *kind
-		o     object
+		k     *kinds.Kind
+		o     kinds.Object
 		query string
 		match bool
 		err   string
@@ -50,7 +52,7 @@ func TestSelectors(t *testing.T) {
 		{events, ev, "fieldSelector=involvedObject.uid%3Du1,involvedObject.name%3Dweb-n1,involvedObject.namespace%3Ddefault", true, ""},
 		{events, ev, "fieldSelector=involvedObject.kind%3DNode", false, ""},
 		{events, ev, "fieldSelector=reason%3DStarted,type%3DNormal", true, ""},
-		{eventsV1, coreToEventsV1(ev), "fieldSelector=regarding.name%3Dweb-n1", true, ""},
+		{eventsV1, kinds.CoreToEventsV1(ev), "fieldSelector=regarding.name%3Dweb-n1", true, ""},
 	}
 	for _, tt := range tests {
 		q, _ := url.ParseQuery(tt.query)
@@ -94,7 +96,7 @@ func TestApplyPatch(t *testing.T) {
 			t.Errorf("%s %s: %v", tt.pt, tt.patch, err)
 			continue
 		}
-		o, _, err := pods.decodeBody(out, true)
+		o, _, err := decodeBody(pods, out, true)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.pt, err)
 		}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 )
@@ -68,7 +69,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	defer cancel()
 
 	opts := watchcache.WatchOptions{
-		Filter:    &watchcache.Filter{Prefix: k.listPrefix(rq.namespace), Label: sel.label, Field: sel.field},
+		Filter:    &watchcache.Filter{Prefix: k.ListPrefix(rq.namespace), Label: sel.label, Field: sel.field},
 		Bookmarks: bookmarks,
 		Deadline:  time.Now().Add(timeout),
 	}
@@ -95,7 +96,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	if consistent {
 		cur, err := s.store.Revision(ctx)
 		if err != nil {
-			return storageError(err, gr(k), "")
+			return storageError(err, k.GroupResource(), "")
 		}
 		opts.From = cur
 		if !opts.Initial {
@@ -178,7 +179,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 // watchStream writes one watch's events.
 type watchStream struct {
 	s         *Server
-	k         *kind
+	k         *kinds.Kind
 	w         http.ResponseWriter
 	rc        *http.ResponseController
 	tableMode bool
@@ -195,15 +196,15 @@ const writeTimeout = time.Minute
 func (ws *watchStream) write(d watchcache.Delivery) error {
 	_ = ws.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if d.Type == watchcache.Bookmark {
-		o := ws.k.newObj()
-		ws.k.setTypeMeta(o)
+		o := ws.k.NewObj()
+		ws.k.SetTypeMeta(o)
 		o.SetResourceVersion(strconv.FormatInt(d.Rev, 10))
 		if d.InitialEnd {
 			o.SetAnnotations(map[string]string{initialEventsEnd: "true"})
 		}
 		return ws.encode(watchEvent{Type: d.Type, Object: o})
 	}
-	if !ws.tableMode && ws.k.toServed == nil {
+	if !ws.tableMode && ws.k.ToServed == nil {
 		it, err := d.Item()
 		if err != nil {
 			ws.status(internalError(err).s)
@@ -222,11 +223,11 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 			return nil, err
 		}
 		var o any
-		if o, err = ws.k.decodeStored(it.Raw, 0); err != nil {
+		if o, err = ws.k.DecodeStored(it.Raw, 0); err != nil {
 			return nil, err
 		}
 		if ws.tableMode {
-			if o, err = tables.ForObject(ws.k.info, o.(object), ws.include, ws.s.now()); err != nil {
+			if o, err = tables.ForObject(ws.k.Info, o.(kinds.Object), ws.include, ws.s.now()); err != nil {
 				return nil, err
 			}
 		}
@@ -236,7 +237,7 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 	var b []byte
 	var err error
 	if ev := d.Event(); ev != nil {
-		b, err = ev.Frame(fmt.Sprintf("%s|%s|%t|%s", d.Type, ws.k.info.GVR(), ws.tableMode, ws.include), build)
+		b, err = ev.Frame(fmt.Sprintf("%s|%s|%t|%s", d.Type, ws.k.Info.GVR(), ws.tableMode, ws.include), build)
 	} else {
 		b, err = build()
 	}
@@ -270,7 +271,7 @@ func (ws *watchStream) status(st metav1.Status) {
 
 // ended tells the client why the cache ended its watcher.
 func (ws *watchStream) ended(err error, rev int64) {
-	res := ws.k.info.Resource
+	res := ws.k.Info.Resource
 	switch {
 	case err == nil:
 	case errors.Is(err, watchcache.ErrTooSlow):
