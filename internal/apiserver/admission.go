@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -23,14 +24,14 @@ const DefaultManifestDir = "/etc/kubernetes/manifests"
 
 // admit runs admission for a write: old is nil for a create, next nil for
 // a delete.
-func (s *Server) admit(ctx context.Context, rq *request, old, next kinds.Object) error {
-	if rq.kind.Info.Resource == "events" && (rq.kind.Info.Group == "" || rq.kind.Info.Group == "events.k8s.io") {
+func (s *Server) admit(ctx context.Context, rq *request.Request, old, next kinds.Object) error {
+	if rq.Kind.Info.Resource == "events" && (rq.Kind.Info.Group == "" || rq.Kind.Info.Group == "events.k8s.io") {
 		return s.admitEvent(ctx, rq, old, next)
 	}
-	if rq.kind.Info.Group == "" && (rq.kind.Info.Resource == "configmaps" || rq.kind.Info.Resource == "secrets") {
-		return admitConfig(rq.user, rq.kind.Info, old, next)
+	if rq.Kind.Info.Group == "" && (rq.Kind.Info.Resource == "configmaps" || rq.Kind.Info.Resource == "secrets") {
+		return admitConfig(rq.User, rq.Kind.Info, old, next)
 	}
-	if rq.kind.Info.Group != "" || rq.kind.Info.Resource != "pods" {
+	if rq.Kind.Info.Group != "" || rq.Kind.Info.Resource != "pods" {
 		return nil
 	}
 	var oldPod, newPod *corev1.Pod
@@ -40,14 +41,14 @@ func (s *Server) admit(ctx context.Context, rq *request, old, next kinds.Object)
 	if next != nil {
 		newPod = next.(*corev1.Pod)
 	}
-	return admitPod(rq.user, rq.verb, rq.subresource, oldPod, newPod)
+	return admitPod(rq.User, rq.Verb, rq.Subresource, oldPod, newPod)
 }
 
 // admitEvent lets a node write only its own events (auth.AdmitNodeEvent):
 // about itself or its pods, reported by itself; both the old and the new
 // object of an update. Other users are not restricted here.
-func (s *Server) admitEvent(ctx context.Context, rq *request, old, next kinds.Object) error {
-	if rq.user.NodeName() == "" {
+func (s *Server) admitEvent(ctx context.Context, rq *request.Request, old, next kinds.Object) error {
+	if rq.User.NodeName() == "" {
 		return nil
 	}
 	for _, o := range []kinds.Object{old, next} {
@@ -61,7 +62,7 @@ func (s *Server) admitEvent(ctx context.Context, rq *request, old, next kinds.Ob
 		case *eventsv1.Event:
 			ev = kinds.EventsV1ToCore(e)
 		default:
-			return internalError(fmt.Errorf("admitting an event: unexpected %T", o))
+			return request.InternalError(fmt.Errorf("admitting an event: unexpected %T", o))
 		}
 		facts := auth.NodeEvent{Namespace: ev.Namespace, Name: ev.Name,
 			InvolvedKind: ev.InvolvedObject.Kind, InvolvedNamespace: ev.InvolvedObject.Namespace, InvolvedName: ev.InvolvedObject.Name,
@@ -69,17 +70,17 @@ func (s *Server) admitEvent(ctx context.Context, rq *request, old, next kinds.Ob
 		if facts.InvolvedKind == "Pod" {
 			pk := s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]
 			p, err := s.getObject(ctx, pk, facts.InvolvedNamespace, facts.InvolvedName)
-			var se *statusError
+			var se *request.Error
 			switch {
 			case err == nil:
 				facts.PodFound, facts.PodNode = true, p.(*corev1.Pod).Spec.NodeName
-			case errors.As(err, &se) && se.s.Reason == metav1.StatusReasonNotFound:
+			case errors.As(err, &se) && se.Status.Reason == metav1.StatusReasonNotFound:
 			default:
 				return err
 			}
 		}
-		if d := auth.AdmitNodeEvent(rq.user, rq.verb, facts); !d.Allowed {
-			return forbidden(schema.GroupResource{Group: rq.kind.Info.Group, Resource: "events"}, ev.Name, d.Reason)
+		if d := auth.AdmitNodeEvent(rq.User, rq.Verb, facts); !d.Allowed {
+			return request.Forbidden(schema.GroupResource{Group: rq.Kind.Info.Group, Resource: "events"}, ev.Name, d.Reason)
 		}
 	}
 	return nil
@@ -94,7 +95,7 @@ func admitPod(u auth.User, verb, sub string, old, next *corev1.Pod) error {
 			continue
 		}
 		if d := auth.AdmitNodePod(u, verb, p.Namespace, p.Name, p.Spec.NodeName); !d.Allowed {
-			return forbidden(gr, p.Name, d.Reason)
+			return request.Forbidden(gr, p.Name, d.Reason)
 		}
 	}
 	switch {
@@ -117,14 +118,14 @@ func admitPodCreate(u auth.User, pod *corev1.Pod) error {
 		// A node agent running with credentials that are not its node's
 		// (the server's admin kubeconfig, say): tell it what to use.
 		n := pod.Spec.NodeName
-		return forbidden(gr, name, fmt.Sprintf(
+		return request.Forbidden(gr, name, fmt.Sprintf(
 			"user %q is not a node, so it cannot create mirror pods: the node agent of node %q must use that node's credentials (user system:node:%s); "+
 				"make them with \"ballast server token create --node %s\" and pass --server, --token and --certificate-authority to ballast node, or use ballast join; "+
 				"the node runs its static pod %q regardless", u.Name, n, n, n, name))
 	}
 	if node == "" {
 		base := strings.TrimSuffix(name, "-")
-		return forbidden(gr, name, fmt.Sprintf(
+		return request.Forbidden(gr, name, fmt.Sprintf(
 			"Ballast runs static pods only, so pods cannot be created through the API. "+
 				"To run %q, write its manifest into the pod manifest directory of the node that should run it "+
 				"(ballast node --pod-manifest-path, by default %s), e.g. %s/%s.yaml; "+
@@ -149,7 +150,7 @@ func admitPodCreate(u auth.User, pod *corev1.Pod) error {
 	}
 	problems = append(problems, forbiddenReferences(&pod.Spec)...)
 	if len(problems) > 0 {
-		return forbidden(gr, name, fmt.Sprintf("node %q cannot create this mirror pod: %s", node, strings.Join(problems, "; ")))
+		return request.Forbidden(gr, name, fmt.Sprintf("node %q cannot create this mirror pod: %s", node, strings.Join(problems, "; ")))
 	}
 	return nil
 }
@@ -238,8 +239,8 @@ func mirrorRefusal(p *corev1.Pod, what string) error {
 		where = fmt.Sprintf("edit %s on node %s instead", f, p.Spec.NodeName)
 	}
 	msg := fmt.Sprintf("pod %q is a mirror of a static pod on node %q: %s; %s", p.Name, p.Spec.NodeName, what, where)
-	st := newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
-	st.s.Details = &metav1.StatusDetails{Name: p.Name, Kind: "pods"}
+	st := request.NewStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+	st.Status.Details = &metav1.StatusDetails{Name: p.Name, Kind: "pods"}
 	return st
 }
 

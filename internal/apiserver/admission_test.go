@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -97,7 +98,7 @@ func check(t *testing.T, err error, want string) {
 		t.Fatalf("error %q does not contain %q", err, want)
 	}
 	if err != nil {
-		if st := toStatus(err); st.Code != 403 {
+		if st := request.ToStatus(err); st.Code != 403 {
 			t.Fatalf("code %d, want 403", st.Code)
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/auth"
@@ -83,6 +84,8 @@ type Server struct {
 	// podTransport reaches pods' IPs for pods/proxy.
 	podTransport http.RoundTripper
 	delegates    map[schema.GroupVersionResource]*Delegate
+	// served resolves resource paths: kinds and delegates.
+	served request.Served
 	// caches are the watch caches, by storage prefix; Run runs them.
 	caches map[string]*watchcache.Cache
 }
@@ -133,6 +136,10 @@ func New(cfg Config) (*Server, error) {
 		s.byGV[d.Info.GroupVersion()] = true
 		served = append(served, d.Info)
 	}
+	s.served = request.Served{Kinds: s.kinds, Delegated: map[schema.GroupVersionResource]resource.Info{}}
+	for gvr, d := range s.delegates {
+		s.served.Delegated[gvr] = d.Info
+	}
 	for _, in := range served {
 		if s.kinds[in.GVR()] == nil && s.delegates[in.GVR()] == nil {
 			return nil, fmt.Errorf("apiserver: resource.Served() lists %s, which the REST core does not implement", in.GVR())
@@ -164,8 +171,8 @@ func (s *Server) ensureNamespaces(ctx context.Context) error {
 	for _, name := range SystemNamespaces {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		if _, err := s.createObject(ctx, k, ns, false); err != nil {
-			var se *statusError
-			if errors.As(err, &se) && se.s.Reason == metav1.StatusReasonAlreadyExists {
+			var se *request.Error
+			if errors.As(err, &se) && se.Status.Reason == metav1.StatusReasonAlreadyExists {
 				continue
 			}
 			return fmt.Errorf("apiserver: creating namespace %q: %w", name, err)
@@ -208,8 +215,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.Request) {
 	user, ok, err := s.cfg.Authenticate(r)
 	if err != nil {
-		writeStatus(w, newStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
-			fmt.Sprintf("Unauthorized: %v; check the credentials in your kubeconfig", err)).s)
+		request.WriteStatus(w, request.NewStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
+			fmt.Sprintf("Unauthorized: %v; check the credentials in your kubeconfig", err)).Status)
 		return
 	}
 	if !ok {
@@ -219,15 +226,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.
 	if len(path) > 1 {
 		path = strings.TrimSuffix(path, "/")
 	}
-	if rq, isResource := s.parse(r, path); isResource {
-		rq.user = user
+	if rq, isResource := s.served.Parse(r, path); isResource {
+		rq.User = user
 		if info != nil {
-			*info = apimetrics.Request{Verb: strings.ToUpper(rq.verb), Group: rq.group, Version: rq.version,
-				Resource: rq.resource, Subresource: rq.subresource, Namespace: rq.namespace, Name: rq.name}
-			if rq.kind == nil && rq.delegate == nil { // not served: do not let paths make up label values
-				*info = apimetrics.Request{Verb: strings.ToUpper(rq.verb)}
+			*info = apimetrics.Request{Verb: strings.ToUpper(rq.Verb), Group: rq.Group, Version: rq.Version,
+				Resource: rq.Resource, Subresource: rq.Subresource, Namespace: rq.Namespace, Name: rq.Name}
+			if rq.Kind == nil && !rq.Delegated { // not served: do not let paths make up label values
+				*info = apimetrics.Request{Verb: strings.ToUpper(rq.Verb)}
 			}
-			if rq.verb == "watch" && rq.kind != nil {
+			if rq.Verb == "watch" && rq.Kind != nil {
 				defer s.cfg.Metrics.WatchStarted(*info)()
 			}
 		}
@@ -240,7 +247,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.
 	// Non-resource paths.
 	attrs := auth.Attributes{User: user, Verb: strings.ToLower(r.Method), Path: path}
 	if d := s.cfg.Authorize(attrs); !d.Allowed {
-		s.deny(w, user, d, fmt.Sprintf("forbidden: %s", d.Reason))
+		request.Deny(w, user, d, fmt.Sprintf("forbidden: %s", d.Reason))
 		return
 	}
 	switch {
@@ -258,18 +265,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.
 			return
 		}
 	}
-	writeStatus(w, newStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
-		fmt.Sprintf("the server could not find the requested resource (%s %s); `kubectl api-resources` lists what Ballast serves", r.Method, r.URL.Path)).s)
-}
-
-// deny answers a refused request: 401 for anonymous callers, else 403.
-func (s *Server) deny(w http.ResponseWriter, user auth.User, d auth.Decision, msg string) {
-	if user.Name == auth.AnonymousUser {
-		writeStatus(w, newStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
-			"Unauthorized: "+d.Reason).s)
-		return
-	}
-	writeStatus(w, newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg).s)
+	request.WriteStatus(w, request.NewStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
+		fmt.Sprintf("the server could not find the requested resource (%s %s); `kubectl api-resources` lists what Ballast serves", r.Method, r.URL.Path)).Status)
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, path string) {

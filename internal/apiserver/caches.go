@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 )
 
@@ -114,17 +115,17 @@ func (s *Server) runWatchCaches(ctx context.Context) error {
 func (s *Server) cacheFor(k *kinds.Kind) *watchcache.Cache { return s.caches[k.Prefix] }
 
 // cacheError turns a watch cache's refusal into kube-apiserver's answer.
-func cacheError(k *kinds.Kind, err error) *statusError {
+func cacheError(k *kinds.Kind, err error) *request.Error {
 	switch {
 	case errors.Is(err, watchcache.ErrNotReady):
-		st := newStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+		st := request.NewStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
 			fmt.Sprintf("the server is loading its cache of %s (%v); retry shortly", k.Info.Resource, err))
-		st.s.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+		st.Status.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
 		return st
 	case errors.Is(err, watchcache.ErrNotFresh):
-		st := newStatus(http.StatusGatewayTimeout, metav1.StatusReasonTimeout, fmt.Sprintf("Too large resource version: %v", err))
-		st.s.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}, RetryAfterSeconds: 1}
+		st := request.NewStatus(http.StatusGatewayTimeout, metav1.StatusReasonTimeout, fmt.Sprintf("Too large resource version: %v", err))
+		st.Status.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}, RetryAfterSeconds: 1}
 		return st
 	}
-	return internalError(err)
+	return request.InternalError(err)
 }

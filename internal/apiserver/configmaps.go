@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/validation"
@@ -66,18 +67,18 @@ func admitConfig(u auth.User, info resource.Info, old, next kinds.Object) error 
 	if node := u.NodeName(); node != "" {
 		for _, c := range []configMeta{o, n} {
 			if c.meta != nil && c.meta.Labels[wellknown.LabelNode] != node {
-				return forbidden(gr, c.meta.Name, fmt.Sprintf("node %q may only write its own mirror %ss (label %s=%s)", node, info.Kind, wellknown.LabelNode, node))
+				return request.Forbidden(gr, c.meta.Name, fmt.Sprintf("node %q may only write its own mirror %ss (label %s=%s)", node, info.Kind, wellknown.LabelNode, node))
 			}
 		}
 		if old == nil && next != nil {
 			if err := nodeMirrorShape(n.meta, node, info.Kind); err != "" {
-				return forbidden(gr, n.meta.Name, fmt.Sprintf("node %q cannot create this mirror %s: %s", node, info.Kind, err))
+				return request.Forbidden(gr, n.meta.Name, fmt.Sprintf("node %q cannot create this mirror %s: %s", node, info.Kind, err))
 			}
 		}
 	}
 	switch {
 	case old == nil && next != nil && u.NodeName() == "":
-		return forbidden(gr, n.meta.Name, fmt.Sprintf(
+		return request.Forbidden(gr, n.meta.Name, fmt.Sprintf(
 			"Ballast serves node-local %[1]ss only: they are written in manifest files, beside the pods that use them, and cannot be created through the API. "+
 				"To create %[2]q, write it into the pod manifest directory of the node whose pods use it (ballast node --pod-manifest-path, by default %[3]s), "+
 				"e.g. %[3]s/%[2]s.yaml (a YAML file may hold the pod and its %[1]s as two documents); "+
@@ -85,7 +86,7 @@ func admitConfig(u auth.User, info resource.Info, old, next kinds.Object) error 
 			info.Kind, n.meta.Name, DefaultManifestDir, strings.ToLower(info.Kind)))
 	case old != nil && next != nil:
 		if o.immutable && (!n.immutable || !jsonEqual(o.data, n.data)) {
-			return fromAPIErr(apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind(info.Kind).GroupKind(), n.meta.Name, field.ErrorList{
+			return request.FromAPIErr(apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind(info.Kind).GroupKind(), n.meta.Name, field.ErrorList{
 				field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"),
 			}))
 		}
@@ -142,7 +143,7 @@ func mirrorConfigRefusal(c configMeta, kind, what string) error {
 		where = fmt.Sprintf("edit %s on node %s instead", f, node)
 	}
 	msg := fmt.Sprintf("%s %q is a mirror of a node-local %s on node %q: %s; %s", c.kind, c.meta.Name, kind, node, what, where)
-	st := newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
-	st.s.Details = &metav1.StatusDetails{Name: c.meta.Name, Kind: c.kind + "s"}
+	st := request.NewStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+	st.Status.Details = &metav1.StatusDetails{Name: c.meta.Name, Kind: c.kind + "s"}
 	return st
 }

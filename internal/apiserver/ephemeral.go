@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
@@ -18,16 +19,16 @@ import (
 // 422 Invalid, "[]: Forbidden: static pods do not support ephemeral
 // containers", here also naming the pod's manifest to edit instead. Every pod
 // Ballast serves is a static pod's mirror, so none takes ephemeral containers.
-func (s *Server) serveEphemeralContainers(w http.ResponseWriter, r *http.Request, rq *request) error {
-	o, err := s.getObject(r.Context(), rq.kind, rq.namespace, rq.name)
+func (s *Server) serveEphemeralContainers(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	o, err := s.getObject(r.Context(), rq.Kind, rq.Namespace, rq.Name)
 	if err != nil {
 		return err
 	}
-	if rq.verb == "get" {
-		return s.writeObject(w, r, rq, http.StatusOK, o)
+	if rq.Verb == "get" {
+		return request.WriteObject(w, r, rq, http.StatusOK, o, s.now())
 	}
 	// Drain the body: the answer does not depend on it.
-	if _, _, err := readBody(r, rq.kind, true); err != nil {
+	if _, _, err := request.ReadBody(r, rq.Kind, true); err != nil {
 		return err
 	}
 	return ephemeralRefusal(o.(*corev1.Pod))
@@ -39,6 +40,6 @@ func ephemeralRefusal(p *corev1.Pod) error {
 		where = fmt.Sprintf("%s on node %s", f, p.Spec.NodeName)
 	}
 	msg := fmt.Sprintf("static pods do not support ephemeral containers: pod %s runs from %s; to debug it, add a container to that manifest (or use `kubectl exec`)", p.Name, where)
-	return fromAPIErr(apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, p.Name,
+	return request.FromAPIErr(apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, p.Name,
 		field.ErrorList{field.Forbidden(field.NewPath(""), msg)}))
 }

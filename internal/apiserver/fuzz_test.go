@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
@@ -254,17 +255,17 @@ func FuzzSelectors(f *testing.F) {
 			if k.CreateOnly {
 				continue
 			}
-			sel, err := parseSelectors(k, q)
+			sel, err := request.ParseSelectors(k, q)
 			if err != nil {
-				if se, ok := err.(*statusError); !ok || se.s.Code != http.StatusBadRequest || !strings.Contains(se.s.Message, "Selector") && !strings.Contains(se.s.Message, "field selector") {
+				if se, ok := err.(*request.Error); !ok || se.Status.Code != http.StatusBadRequest || !strings.Contains(se.Status.Message, "Selector") && !strings.Contains(se.Status.Message, "field selector") {
 					t.Fatalf("%s: a bad selector is not a 400 that names it: %v", k.Info.Resource, err)
 				}
 				continue
 			}
 			if k.Info.Resource == "pods" && k.Info.Group == "" {
-				sel.matches(k, pod)
+				sel.Matches(k, pod)
 			} else {
-				sel.matches(k, k.NewObj())
+				sel.Matches(k, k.NewObj())
 			}
 		}
 	})

@@ -6,77 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"sort"
 	"strconv"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
-	"github.com/ballast-dev/ballast/internal/apiserver/tables"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
 
-// selector is a request's label and field selectors.
-type selector struct {
-	label labels.Selector
-	field fields.Selector
-}
-
-func (s *selector) empty() bool { return s.label.Empty() && s.field.Empty() }
-
-func (s *selector) matches(k *kinds.Kind, o kinds.Object) bool {
-	if !s.label.Empty() && !s.label.Matches(labels.Set(o.GetLabels())) {
-		return false
-	}
-	if !s.field.Empty() && !s.field.Matches(k.Fields(o)) {
-		return false
-	}
-	return true
-}
-
-// parseSelectors reads labelSelector and fieldSelector, refusing fields the
-// kind does not support.
-func parseSelectors(k *kinds.Kind, q url.Values) (*selector, error) {
-	ls, err := labels.Parse(q.Get("labelSelector"))
-	if err != nil {
-		return nil, badRequest("labelSelector %q is invalid: %v", q.Get("labelSelector"), err)
-	}
-	fs, err := fields.ParseSelector(q.Get("fieldSelector"))
-	if err != nil {
-		return nil, badRequest("fieldSelector %q is invalid: %v", q.Get("fieldSelector"), err)
-	}
-	supported := k.Fields(k.NewObj())
-	for _, req := range fs.Requirements() {
-		if _, ok := supported[req.Field]; !ok {
-			names := make([]string, 0, len(supported))
-			for n := range supported {
-				names = append(names, fmt.Sprintf("%q", n))
-			}
-			sort.Strings(names)
-			return nil, badRequest("%q is not a known field selector for %s: only %s", req.Field, k.Info.Resource, strings.Join(names, ", "))
-		}
-	}
-	return &selector{label: ls, field: fs}, nil
-}
-
-func parseRV(s string) (int64, error) {
-	rv, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || rv < 0 {
-		return 0, badRequest("resourceVersion %q is not a resourceVersion returned by this server (a decimal number)", s)
-	}
-	return rv, nil
-}
-
-func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) error {
-	k := rq.kind
-	q := rq.query
-	sel, err := parseSelectors(k, q)
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	k := rq.Kind
+	q := rq.Query
+	sel, err := request.ParseSelectors(k, q)
 	if err != nil {
 		return err
 	}
@@ -84,7 +27,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 	if v := q.Get("limit"); v != "" {
 		limit, err = strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return badRequest("limit %q is not an integer", v)
+			return request.BadRequest("limit %q is not an integer", v)
 		}
 		if limit < 0 {
 			limit = 0
@@ -94,26 +37,26 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 	var readRev, notOlder int64
 	switch {
 	case match != "" && rvStr == "":
-		return badRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
+		return request.BadRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
 	case cont != "" && rvStr != "" && rvStr != "0":
-		return badRequest("specifying resource version is not allowed when using continue")
+		return request.BadRequest("specifying resource version is not allowed when using continue")
 	case cont != "" && match != "":
-		return badRequest("resourceVersionMatch is forbidden when continue is provided")
+		return request.BadRequest("resourceVersionMatch is forbidden when continue is provided")
 	case match == string(metav1.ResourceVersionMatchExact):
 		if rvStr == "0" {
-			return badRequest("resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+			return request.BadRequest("resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
 		}
-		if readRev, err = parseRV(rvStr); err != nil {
+		if readRev, err = request.ParseRV(rvStr); err != nil {
 			return err
 		}
 	case match == "" || match == string(metav1.ResourceVersionMatchNotOlderThan):
 		if rvStr != "" && rvStr != "0" {
-			if notOlder, err = parseRV(rvStr); err != nil {
+			if notOlder, err = request.ParseRV(rvStr); err != nil {
 				return err
 			}
 		}
 	default:
-		return badRequest("resourceVersionMatch %q is not one of Exact, NotOlderThan", match)
+		return request.BadRequest("resourceVersionMatch %q is not one of Exact, NotOlderThan", match)
 	}
 	if cont != "" {
 		readRev = 0
@@ -132,21 +75,21 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 		if limit > 0 {
 			opts.Limit = limit - int64(len(objs))
 		}
-		res, err := s.store.List(r.Context(), k.ListPrefix(rq.namespace), opts)
+		res, err := s.store.List(r.Context(), k.ListPrefix(rq.Namespace), opts)
 		if err != nil {
 			if cont != "" && isCompacted(err) {
-				return gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+				return request.Gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
 			}
 			if isCompacted(err) {
-				return gone(fmt.Sprintf("The resourceVersion for the provided list is too old (%d); list with resourceVersion=\"\" for the current state.", readRev))
+				return request.Gone(fmt.Sprintf("The resourceVersion for the provided list is too old (%d); list with resourceVersion=\"\" for the current state.", readRev))
 			}
-			return storageError(err, k.GroupResource(), "")
+			return request.StorageError(err, k.GroupResource(), "")
 		}
 		lastRev = res.Revision
 		if notOlder > 0 && res.Revision < notOlder {
-			st := newStatus(http.StatusGatewayTimeout, metav1.StatusReasonTimeout,
+			st := request.NewStatus(http.StatusGatewayTimeout, metav1.StatusReasonTimeout,
 				fmt.Sprintf("Too large resource version: %d, current: %d", notOlder, res.Revision))
-			st.s.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}, RetryAfterSeconds: 1}
+			st.Status.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}, RetryAfterSeconds: 1}
 			return st
 		}
 		notOlder = 0
@@ -154,9 +97,9 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 		for _, so := range res.Objects {
 			o, err := k.DecodeStored(so.Value, so.Revision)
 			if err != nil {
-				return internalError(err)
+				return request.InternalError(err)
 			}
-			if sel.matches(k, o) {
+			if sel.Matches(k, o) {
 				objs = append(objs, o)
 			}
 		}
@@ -166,10 +109,10 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 		}
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(lastRev, 10), Continue: next}
-	if next != "" && sel.empty() && remaining > 0 {
+	if next != "" && sel.Empty() && remaining > 0 {
 		lm.RemainingItemCount = &remaining
 	}
-	return s.writeList(w, r, rq, lm, objs)
+	return request.WriteList(w, r, rq, lm, objs, s.now())
 }
 
 // listFromCache serves a list from the watch cache where kube-apiserver
@@ -179,7 +122,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rq *request) 
 // Exact reads, continued and limited lists of a given or latest state go
 // to etcd. It reports whether it answered; when the cache cannot (not
 // loaded, or not fresh in time) etcd answers instead.
-func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *request, sel *selector, rvStr, match string, limit int64, cont string, notOlder int64) (bool, error) {
+func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *request.Request, sel *request.Selector, rvStr, match string, limit int64, cont string, notOlder int64) (bool, error) {
 	switch {
 	case cont != "" || match == string(metav1.ResourceVersionMatchExact):
 		return false, nil
@@ -187,13 +130,13 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 	case limit > 0:
 		return false, nil
 	}
-	k := rq.kind
+	k := rq.Kind
 	c := s.cacheFor(k)
 	minRev := notOlder
 	if rvStr == "" {
 		cur, err := s.store.Revision(r.Context())
 		if err != nil {
-			return true, storageError(err, k.GroupResource(), "")
+			return true, request.StorageError(err, k.GroupResource(), "")
 		}
 		minRev = cur
 	}
@@ -203,19 +146,19 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 	if err != nil {
 		return false, nil
 	}
-	items, rev, err := c.List(&watchcache.Filter{Prefix: k.ListPrefix(rq.namespace), Label: sel.label, Field: sel.field})
+	items, rev, err := c.List(&watchcache.Filter{Prefix: k.ListPrefix(rq.Namespace), Label: sel.Label, Field: sel.Field})
 	if err != nil {
 		return false, nil
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}
-	if ok, _, _ := s.tableRequest(r, rq); ok || k.ToServed != nil {
+	if ok, _, _ := request.TableRequest(r, rq); ok || k.ToServed != nil {
 		objs := make([]kinds.Object, len(items))
 		for i, it := range items {
 			if objs[i], err = k.DecodeStored(it.Raw, 0); err != nil {
-				return true, internalError(err)
+				return true, request.InternalError(err)
 			}
 		}
-		return true, s.writeList(w, r, rq, lm, objs)
+		return true, request.WriteList(w, r, rq, lm, objs, s.now())
 	}
 	// The items go out as the cache holds them, not decoded again.
 	head, err := json.Marshal(struct {
@@ -223,7 +166,7 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 		metav1.ListMeta `json:"metadata"`
 	}{metav1.TypeMeta{Kind: k.Info.ListKind, APIVersion: k.Info.GroupVersion()}, lm})
 	if err != nil {
-		return true, internalError(err)
+		return true, request.InternalError(err)
 	}
 	size := len(head) + 16
 	for _, it := range items {
@@ -248,76 +191,4 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 
 func isCompacted(err error) bool {
 	return err != nil && errors.Is(err, storage.ErrCompacted)
-}
-
-// listBody is a typed list's JSON form with raw items.
-type listBody struct {
-	metav1.TypeMeta `json:",inline"`
-	metav1.ListMeta `json:"metadata"`
-	Items           []kinds.Object `json:"items"`
-}
-
-func (s *Server) writeList(w http.ResponseWriter, r *http.Request, rq *request, lm metav1.ListMeta, objs []kinds.Object) error {
-	if ok, include, err := s.tableRequest(r, rq); err != nil {
-		return err
-	} else if ok {
-		ros := make([]runtime.Object, len(objs))
-		for i, o := range objs {
-			ros[i] = o
-		}
-		t, err := tables.ForList(rq.kind.Info, ros, include, s.now())
-		if err != nil {
-			return internalError(err)
-		}
-		t.ListMeta = lm
-		writeJSON(w, http.StatusOK, tables.ContentType, t)
-		return nil
-	}
-	if objs == nil {
-		objs = []kinds.Object{}
-	}
-	body := listBody{TypeMeta: metav1.TypeMeta{Kind: rq.kind.Info.ListKind, APIVersion: rq.kind.Info.GroupVersion()}, ListMeta: lm, Items: objs}
-	writeJSON(w, http.StatusOK, "application/json", body)
-	return nil
-}
-
-// tableRequest tells whether the request asks for a Table, and what to include.
-func (s *Server) tableRequest(r *http.Request, rq *request) (bool, metav1.IncludeObjectPolicy, error) {
-	ok, _ := tables.WantsTable(r.Header.Get("Accept"))
-	if !ok || rq.subresource == "log" {
-		return false, "", nil
-	}
-	include, err := tables.ParseIncludeObject(rq.query.Get("includeObject"))
-	if err != nil {
-		return false, "", badRequest("%v", err)
-	}
-	return true, include, nil
-}
-
-// writeObject answers with one object, or its Table when asked.
-func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, rq *request, code int, o kinds.Object) error {
-	if ok, include, err := s.tableRequest(r, rq); err != nil {
-		return err
-	} else if ok && rq.verb == "get" {
-		t, err := tables.ForObject(rq.kind.Info, o, include, s.now())
-		if err != nil {
-			return internalError(err)
-		}
-		writeJSON(w, code, tables.ContentType, t)
-		return nil
-	}
-	writeJSON(w, code, "application/json", o)
-	return nil
-}
-
-func writeJSON(w http.ResponseWriter, code int, contentType string, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		writeError(w, internalError(fmt.Errorf("encoding the response: %w", err)))
-		return
-	}
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(body, '\n'))
 }

@@ -11,10 +11,11 @@ import (
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
 
-func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, rq *request) error {
-	body, mt, fv, dry, err := writeRequest(r, rq)
+func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	body, mt, fv, dry, err := request.WriteRequest(r, rq)
 	if err != nil {
 		return err
 	}
@@ -22,29 +23,29 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, rq *request)
 	switch pt {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
 	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		return unsupportedMedia("server-side apply is not supported by Ballast's API server: use `kubectl apply` without --server-side (client-side apply), or a JSON, merge or strategic merge patch")
+		return request.UnsupportedMedia("server-side apply is not supported by Ballast's API server: use `kubectl apply` without --server-side (client-side apply), or a JSON, merge or strategic merge patch")
 	default:
-		return unsupportedMedia(fmt.Sprintf("the patch Content-Type %q is not supported: use application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json", mt))
+		return request.UnsupportedMedia(fmt.Sprintf("the patch Content-Type %q is not supported: use application/json-patch+json, application/merge-patch+json or application/strategic-merge-patch+json", mt))
 	}
 	var warnings []string
 	out, err := s.updateObject(r.Context(), rq, 0, dry, func(cur kinds.Object) (kinds.Object, error) {
-		patched, err := applyPatch(rq.kind, pt, cur, body)
+		patched, err := applyPatch(rq.Kind, pt, cur, body)
 		if err != nil {
 			return nil, err
 		}
-		o := rq.kind.NewObj()
+		o := rq.Kind.NewObj()
 		strictErrs, err := sigsjson.UnmarshalStrict(patched, o)
 		if err != nil {
-			return nil, invalidPatch(rq, fmt.Sprintf("the patched object is not a valid %s: %v", rq.kind.Info.Kind, err))
+			return nil, invalidPatch(rq, fmt.Sprintf("the patched object is not a valid %s: %v", rq.Kind.Info.Kind, err))
 		}
 		warnings = warnings[:0]
 		for _, e := range strictErrs {
 			warnings = append(warnings, e.Error())
 		}
 		if fv == "Strict" && len(warnings) > 0 {
-			return nil, badRequest("strict decoding error: %s", joinErr(warnings))
+			return nil, request.BadRequest("strict decoding error: %s", request.JoinErr(warnings))
 		}
-		if err := checkGVK(rq.kind, o); err != nil {
+		if err := request.CheckGVK(rq.Kind, o); err != nil {
 			return nil, err
 		}
 		if o.GetName() != cur.GetName() || o.GetNamespace() != cur.GetNamespace() {
@@ -56,46 +57,46 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, rq *request)
 		return err
 	}
 	if fv == "Warn" {
-		addWarnings(w, warnings)
+		request.AddWarnings(w, warnings)
 	}
-	return s.writeObject(w, r, rq, http.StatusOK, out)
+	return request.WriteObject(w, r, rq, http.StatusOK, out, s.now())
 }
 
-func invalidPatch(rq *request, msg string) *statusError {
-	return invalid(rq.kind.Info.Kind, rq.name, "patch", msg)
+func invalidPatch(rq *request.Request, msg string) *request.Error {
+	return request.Invalid(rq.Kind.Info.Kind, rq.Name, "patch", msg)
 }
 
 // applyPatch applies a patch of type pt to the JSON of cur.
 func applyPatch(k *kinds.Kind, pt types.PatchType, cur kinds.Object, patch []byte) ([]byte, error) {
 	orig, err := json.Marshal(cur)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, request.InternalError(err)
 	}
 	switch pt {
 	case types.JSONPatchType:
 		p, err := jsonpatch.DecodePatch(patch)
 		if err != nil {
-			return nil, badRequest("the JSON patch cannot be decoded: %v", err)
+			return nil, request.BadRequest("the JSON patch cannot be decoded: %v", err)
 		}
 		out, err := p.Apply(orig)
 		if err != nil {
-			return nil, invalid(k.Info.Kind, cur.GetName(), "patch", fmt.Sprintf("the JSON patch cannot be applied: %v", err))
+			return nil, request.Invalid(k.Info.Kind, cur.GetName(), "patch", fmt.Sprintf("the JSON patch cannot be applied: %v", err))
 		}
 		return out, nil
 	case types.MergePatchType:
 		out, err := jsonpatch.MergePatch(orig, patch)
 		if err != nil {
-			return nil, badRequest("the merge patch cannot be applied: %v", err)
+			return nil, request.BadRequest("the merge patch cannot be applied: %v", err)
 		}
 		return out, nil
 	default:
 		var pm map[string]any
 		if err := json.Unmarshal(patch, &pm); err != nil {
-			return nil, badRequest("the strategic merge patch is not a JSON object: %v", err)
+			return nil, request.BadRequest("the strategic merge patch is not a JSON object: %v", err)
 		}
 		out, err := strategicpatch.StrategicMergePatch(orig, patch, k.NewObj())
 		if err != nil {
-			return nil, badRequest("the strategic merge patch cannot be applied: %v", err)
+			return nil, request.BadRequest("the strategic merge patch cannot be applied: %v", err)
 		}
 		return out, nil
 	}

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
 
 // TestNodeAndPodProxy: nodes/N/proxy/PATH reaches the node's kubelet API
@@ -57,7 +59,7 @@ func TestNodeAndPodProxy(t *testing.T) {
 			t.Errorf("GET %s as %s: %d %s, want %d with %q", tc.path, tc.token, resp.StatusCode, b, tc.code, tc.body)
 		}
 		if tc.code >= 400 {
-			checkStatusShape(t, b, tc.code, reasonForCode(int32(tc.code)), "")
+			checkStatusShape(t, b, tc.code, request.ReasonForCode(int32(tc.code)), "")
 		}
 	}
 	if len(got) != 2 || got[1] != "GET /stats/summary?only_cpu_and_memory=true" {

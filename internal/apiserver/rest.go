@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/podstatus"
 	"github.com/ballast-dev/ballast/internal/storage"
@@ -25,131 +27,104 @@ import (
 )
 
 // serveResource serves one request on a served resource.
-func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *request) {
-	if rq.delegate != nil {
-		s.serveDelegate(w, r, rq, rq.delegate)
+func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *request.Request) {
+	if rq.Delegated {
+		s.serveDelegate(w, r, rq, s.delegates[rq.GVR()])
 		return
 	}
-	if rq.kind == nil {
-		if rq.verb == "" {
-			rq.verb = strings.ToLower(r.Method)
+	if rq.Kind == nil {
+		if rq.Verb == "" {
+			rq.Verb = strings.ToLower(r.Method)
 		}
 		// Do not tell an unauthorized caller what exists.
-		if d := s.cfg.Authorize(rq.attributes()); !d.Allowed && rq.user.Name == auth.AnonymousUser {
-			s.deny(w, rq.user, d, d.Reason)
+		if d := s.cfg.Authorize(rq.Attributes()); !d.Allowed && rq.User.Name == auth.AnonymousUser {
+			request.Deny(w, rq.User, d, d.Reason)
 			return
 		}
-		writeStatus(w, newStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
-			fmt.Sprintf("the server could not find the requested resource (%s %s): %s", r.Method, r.URL.Path, rq.notFound)).s)
+		request.WriteStatus(w, request.NewStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
+			fmt.Sprintf("the server could not find the requested resource (%s %s): %s", r.Method, r.URL.Path, rq.NotFound)).Status)
 		return
 	}
-	if rq.resource == "pods" && auth.IsStreamingSubresource(rq.subresource) {
+	if rq.Resource == "pods" && auth.IsStreamingSubresource(rq.Subresource) {
 		s.serveStream(w, r, rq)
 		return
 	}
 	if err := s.checkVerb(rq); err != nil {
-		writeError(w, err)
+		request.WriteError(w, err)
 		return
 	}
 	// Creates are authorized once the object's name is known (nodes and
 	// leases are authorized by name).
-	if rq.verb != "create" {
-		if !s.authorize(w, rq) {
+	if rq.Verb != "create" {
+		if !request.Authorize(w, rq, s.cfg.Authorize) {
 			return
 		}
 	}
 	var err error
 	switch {
-	case rq.subresource == "log":
+	case rq.Subresource == "log":
 		err = s.serveLog(w, r, rq)
-	case rq.subresource == "ephemeralcontainers":
+	case rq.Subresource == "ephemeralcontainers":
 		err = s.serveEphemeralContainers(w, r, rq)
-	case rq.subresource == "proxy":
+	case rq.Subresource == "proxy":
 		err = s.serveProxy(w, r, rq)
-	case rq.verb == "get":
+	case rq.Verb == "get":
 		err = s.serveGet(w, r, rq)
-	case rq.verb == "list":
+	case rq.Verb == "list":
 		err = s.serveList(w, r, rq)
-	case rq.verb == "watch":
+	case rq.Verb == "watch":
 		err = s.serveWatch(w, r, rq)
-	case rq.verb == "create":
+	case rq.Verb == "create":
 		err = s.serveCreate(w, r, rq)
-	case rq.verb == "update":
+	case rq.Verb == "update":
 		err = s.serveUpdate(w, r, rq)
-	case rq.verb == "patch":
+	case rq.Verb == "patch":
 		err = s.servePatch(w, r, rq)
-	case rq.verb == "delete":
+	case rq.Verb == "delete":
 		err = s.serveDelete(w, r, rq)
-	case rq.verb == "deletecollection":
+	case rq.Verb == "deletecollection":
 		err = s.serveDeleteCollection(w, r, rq)
 	}
 	if err != nil {
-		if se := toStatus(err); se.Code >= 500 {
-			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "user", rq.user.Name, "err", err)
+		if se := request.ToStatus(err); se.Code >= 500 {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "user", rq.User.Name, "err", err)
 		}
-		writeError(w, err)
+		request.WriteError(w, err)
 	}
 }
 
-func (s *Server) authorize(w http.ResponseWriter, rq *request) bool {
-	d := s.cfg.Authorize(rq.attributes())
-	if d.Allowed {
-		return true
-	}
-	msg := fmt.Sprintf("%s is forbidden: %s", s.objectString(rq), d.Reason)
-	if rq.user.Name == auth.AnonymousUser {
-		s.deny(w, rq.user, d, msg)
-		return false
-	}
-	st := newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
-	st.s.Details = &metav1.StatusDetails{Name: rq.name, Group: rq.group, Kind: rq.resource}
-	writeStatus(w, st.s)
-	return false
-}
-
-func (s *Server) objectString(rq *request) string {
-	res := rq.resource
-	if rq.group != "" {
-		res += "." + rq.group
-	}
-	if rq.name != "" {
-		return fmt.Sprintf("%s %q", res, rq.name)
-	}
-	return res
-}
-
-func (s *Server) checkVerb(rq *request) error {
+func (s *Server) checkVerb(rq *request.Request) error {
 	ok := false
-	switch rq.subresource {
+	switch rq.Subresource {
 	case "":
-		ok = contains(rq.kind.Info.Verbs, rq.verb)
+		ok = slices.Contains(rq.Kind.Info.Verbs, rq.Verb)
 	case "status":
-		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
+		ok = rq.Verb == "get" || rq.Verb == "update" || rq.Verb == "patch"
 	case "log":
-		ok = rq.verb == "get"
+		ok = rq.Verb == "get"
 	case "ephemeralcontainers":
-		ok = rq.verb == "get" || rq.verb == "update" || rq.verb == "patch"
+		ok = rq.Verb == "get" || rq.Verb == "update" || rq.Verb == "patch"
 	case "proxy":
-		ok = rq.verb != ""
+		ok = rq.Verb != ""
 	}
 	if !ok {
-		what := rq.resource
-		if rq.subresource != "" {
-			what += "/" + rq.subresource
+		what := rq.Resource
+		if rq.Subresource != "" {
+			what += "/" + rq.Subresource
 		}
-		return methodNotAllowed(fmt.Sprintf("%s is not supported on %s (supported: %s)", rq.verb, what, s.verbList(rq)))
+		return request.MethodNotAllowed(fmt.Sprintf("%s is not supported on %s (supported: %s)", rq.Verb, what, s.verbList(rq)))
 	}
-	if rq.kind.CreateOnly {
+	if rq.Kind.CreateOnly {
 		return nil
 	}
-	if rq.verb == "create" && rq.name != "" {
-		return methodNotAllowed(fmt.Sprintf("create (POST) goes to the collection, not to %s %q", rq.resource, rq.name))
+	if rq.Verb == "create" && rq.Name != "" {
+		return request.MethodNotAllowed(fmt.Sprintf("create (POST) goes to the collection, not to %s %q", rq.Resource, rq.Name))
 	}
 	return nil
 }
 
-func (s *Server) verbList(rq *request) string {
-	switch rq.subresource {
+func (s *Server) verbList(rq *request.Request) string {
+	switch rq.Subresource {
 	case "status":
 		return "get, update, patch"
 	case "log":
@@ -159,105 +134,83 @@ func (s *Server) verbList(rq *request) string {
 	case "proxy":
 		return "GET, POST, PUT, PATCH, DELETE"
 	}
-	return strings.Join(rq.kind.Info.Verbs, ", ")
+	return strings.Join(rq.Kind.Info.Verbs, ", ")
 }
 
 // getObject reads one object as served.
 func (s *Server) getObject(ctx context.Context, k *kinds.Kind, ns, name string) (kinds.Object, error) {
 	o, err := k.Get(ctx, s.store, ns, name)
 	if err != nil {
-		return nil, storageError(err, k.GroupResource(), name)
+		return nil, request.StorageError(err, k.GroupResource(), name)
 	}
 	return o, nil
 }
 
-func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, rq *request) error {
-	o, err := s.getObject(r.Context(), rq.kind, rq.namespace, rq.name)
+func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	o, err := s.getObject(r.Context(), rq.Kind, rq.Namespace, rq.Name)
 	if err != nil {
 		return err
 	}
-	return s.writeObject(w, r, rq, http.StatusOK, o)
+	return request.WriteObject(w, r, rq, http.StatusOK, o, s.now())
 }
 
 // ---- create
 
-func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request) error {
-	body, _, fv, dry, err := writeRequest(r, rq)
+func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	body, _, fv, dry, err := request.WriteRequest(r, rq)
 	if err != nil {
 		return err
 	}
-	o, warnings, err := decodeBody(rq.kind, body, fv == "Strict")
+	o, warnings, err := request.DecodeBody(rq.Kind, body, fv == "Strict")
 	if err != nil {
 		return err
 	}
-	if err := checkGVK(rq.kind, o); err != nil {
+	if err := request.CheckGVK(rq.Kind, o); err != nil {
 		return err
 	}
-	if rq.kind.Info.Namespaced {
+	if rq.Kind.Info.Namespaced {
 		switch o.GetNamespace() {
 		case "":
-			o.SetNamespace(rq.namespace)
-		case rq.namespace:
+			o.SetNamespace(rq.Namespace)
+		case rq.Namespace:
 		default:
-			return badRequest("the namespace of the provided object (%s) does not match the namespace sent on the request (%s)", o.GetNamespace(), rq.namespace)
+			return request.BadRequest("the namespace of the provided object (%s) does not match the namespace sent on the request (%s)", o.GetNamespace(), rq.Namespace)
 		}
-		if rq.namespace == "" {
-			return newStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
-				fmt.Sprintf("%s are namespaced: POST to /%s/namespaces/NAMESPACE/%s", rq.resource, apiRoot(rq), rq.resource))
+		if rq.Namespace == "" {
+			return request.NewStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
+				fmt.Sprintf("%s are namespaced: POST to /%s/namespaces/NAMESPACE/%s", rq.Resource, apiRoot(rq), rq.Resource))
 		}
 	} else {
 		o.SetNamespace("")
 	}
-	rq.name = o.GetName()
-	if rq.kind.CreateOnly {
-		if !s.authorize(w, rq) {
+	rq.Name = o.GetName()
+	if rq.Kind.CreateOnly {
+		if !request.Authorize(w, rq, s.cfg.Authorize) {
 			return nil
 		}
 		return s.serveReview(w, r, rq, o)
 	}
-	if !s.authorize(w, rq) {
+	if !request.Authorize(w, rq, s.cfg.Authorize) {
 		return nil
 	}
 	if err := s.admit(r.Context(), rq, nil, o); err != nil {
 		return err
 	}
-	created, err := s.createObject(r.Context(), rq.kind, o, dry)
+	created, err := s.createObject(r.Context(), rq.Kind, o, dry)
 	if err != nil {
 		return err
 	}
 	if fv == "Warn" {
-		addWarnings(w, warnings)
+		request.AddWarnings(w, warnings)
 	}
-	return s.writeObject(w, r, rq, http.StatusCreated, created)
+	return request.WriteObject(w, r, rq, http.StatusCreated, created, s.now())
 }
 
-func apiRoot(rq *request) string {
-	if rq.group == "" {
-		return "api/" + rq.version
+func apiRoot(rq *request.Request) string {
+	if rq.Group == "" {
+		return "api/" + rq.Version
 	}
-	return "apis/" + rq.group + "/" + rq.version
-}
-
-func checkFieldManager(rq *request) error {
-	if fm := rq.query.Get("fieldManager"); len(fm) > 128 {
-		return badRequest("fieldManager %q is longer than 128 characters", fm)
-	}
-	return nil
-}
-
-func checkGVK(k *kinds.Kind, o kinds.Object) error {
-	gvk := o.GetObjectKind().GroupVersionKind()
-	if gvk.Empty() {
-		return nil
-	}
-	want := k.Info.GVK()
-	if gvk.GroupVersion() != want.GroupVersion() {
-		return badRequest("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion())
-	}
-	if gvk.Kind != "" && gvk.Kind != want.Kind {
-		return badRequest("the kind in the data (%s) does not match the expected kind (%s)", gvk.Kind, want.Kind)
-	}
-	return nil
+	return "apis/" + rq.Group + "/" + rq.Version
 }
 
 // createObject stores a new object, setting what the server owns.
@@ -290,9 +243,9 @@ func (s *Server) createObject(ctx context.Context, k *kinds.Kind, o kinds.Object
 		}
 		value, err := k.EncodeStored(o)
 		if err != nil {
-			return nil, internalError(err)
+			return nil, request.InternalError(err)
 		}
-		if err := checkStoredSize(k, o.GetName(), value); err != nil {
+		if err := request.CheckStoredSize(k, o.GetName(), value); err != nil {
 			return nil, err
 		}
 		rev, err := s.store.Create(ctx, k.Key(o.GetNamespace(), o.GetName()), value, k.TTL)
@@ -301,9 +254,9 @@ func (s *Server) createObject(ctx context.Context, k *kinds.Kind, o kinds.Object
 		}
 		if err != nil {
 			if errors.Is(err, storage.ErrAlreadyExists) && generated {
-				return nil, fromAPIErr(apierrors.NewServerTimeoutForKind(k.Info.GVK().GroupKind(), "POST", 1))
+				return nil, request.FromAPIErr(apierrors.NewServerTimeoutForKind(k.Info.GVK().GroupKind(), "POST", 1))
 			}
-			return nil, storageError(err, k.GroupResource(), o.GetName())
+			return nil, request.StorageError(err, k.GroupResource(), o.GetName())
 		}
 		o.SetResourceVersion(strconv.FormatInt(rev, 10))
 		return o, nil
@@ -313,12 +266,12 @@ func (s *Server) createObject(ctx context.Context, k *kinds.Kind, o kinds.Object
 func (s *Server) namespaceExists(ctx context.Context, ns string) error {
 	_, err := s.store.Get(ctx, "/namespaces/"+ns)
 	if errors.Is(err, storage.ErrNotFound) {
-		st := notFound(corev1.Resource("namespaces"), ns)
-		st.s.Message += "; create it first with `kubectl create namespace " + ns + "`"
+		st := request.NotFound(corev1.Resource("namespaces"), ns)
+		st.Status.Message += "; create it first with `kubectl create namespace " + ns + "`"
 		return st
 	}
 	if err != nil {
-		return storageError(err, corev1.Resource("namespaces"), ns)
+		return request.StorageError(err, corev1.Resource("namespaces"), ns)
 	}
 	return nil
 }
@@ -330,7 +283,7 @@ func validateObject(k *kinds.Kind, o kinds.Object) error {
 	}
 	meta, ok := o.(metav1.ObjectMetaAccessor)
 	if !ok {
-		return internalError(fmt.Errorf("%T has no ObjectMeta", o))
+		return request.InternalError(fmt.Errorf("%T has no ObjectMeta", o))
 	}
 	errs := apivalidation.ValidateObjectMetaAccessor(meta.GetObjectMeta(), k.Info.Namespaced, nameFn, field.NewPath("metadata"))
 	if p, ok := o.(*corev1.Pod); ok {
@@ -338,7 +291,7 @@ func validateObject(k *kinds.Kind, o kinds.Object) error {
 	}
 	errs = append(errs, validateConfig(o)...)
 	if len(errs) > 0 {
-		return fromAPIErr(apierrors.NewInvalid(k.Info.GVK().GroupKind(), o.GetName(), errs))
+		return request.FromAPIErr(apierrors.NewInvalid(k.Info.GVK().GroupKind(), o.GetName(), errs))
 	}
 	return nil
 }
@@ -377,42 +330,42 @@ func fieldError(path, msg string) *field.Error {
 // errNoop aborts a storage update that would not change the object.
 var errNoop = errors.New("no change")
 
-func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rq *request) error {
-	body, _, fv, dry, err := writeRequest(r, rq)
+func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	body, _, fv, dry, err := request.WriteRequest(r, rq)
 	if err != nil {
 		return err
 	}
-	in, warnings, err := decodeBody(rq.kind, body, fv == "Strict")
+	in, warnings, err := request.DecodeBody(rq.Kind, body, fv == "Strict")
 	if err != nil {
 		return err
 	}
-	if err := checkGVK(rq.kind, in); err != nil {
+	if err := request.CheckGVK(rq.Kind, in); err != nil {
 		return err
 	}
-	if in.GetName() != rq.name {
-		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", in.GetName(), rq.name)
+	if in.GetName() != rq.Name {
+		return request.BadRequest("the name of the object (%s) does not match the name on the URL (%s)", in.GetName(), rq.Name)
 	}
-	if rq.kind.Info.Namespaced && in.GetNamespace() != "" && in.GetNamespace() != rq.namespace {
-		return badRequest("the namespace of the object (%s) does not match the namespace on the request (%s)", in.GetNamespace(), rq.namespace)
+	if rq.Kind.Info.Namespaced && in.GetNamespace() != "" && in.GetNamespace() != rq.Namespace {
+		return request.BadRequest("the namespace of the object (%s) does not match the namespace on the request (%s)", in.GetNamespace(), rq.Namespace)
 	}
 	var expect int64
 	if rv := in.GetResourceVersion(); rv != "" {
 		expect, err = strconv.ParseInt(rv, 10, 64)
 		if err != nil || expect <= 0 {
-			return fromAPIErr(apierrors.NewInvalid(rq.kind.Info.GVK().GroupKind(), rq.name, field.ErrorList{
+			return request.FromAPIErr(apierrors.NewInvalid(rq.Kind.Info.GVK().GroupKind(), rq.Name, field.ErrorList{
 				field.Invalid(field.NewPath("metadata", "resourceVersion"), rv, "must be a resourceVersion returned by the server")}))
 		}
 	}
 	out, err := s.updateObject(r.Context(), rq, expect, dry, func(cur kinds.Object) (kinds.Object, error) {
-		return copyObject(rq.kind, in), nil
+		return copyObject(rq.Kind, in), nil
 	})
 	if err != nil {
 		return err
 	}
 	if fv == "Warn" {
-		addWarnings(w, warnings)
+		request.AddWarnings(w, warnings)
 	}
-	return s.writeObject(w, r, rq, http.StatusOK, out)
+	return request.WriteObject(w, r, rq, http.StatusOK, out, s.now())
 }
 
 func copyObject(k *kinds.Kind, o kinds.Object) kinds.Object {
@@ -425,8 +378,8 @@ func copyObject(k *kinds.Kind, o kinds.Object) kinds.Object {
 // updateObject runs a read-modify-write of rq's object: mutate returns the
 // object the client asks for (from the current one), then server-owned
 // fields are kept, admission runs and the result is stored.
-func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dry bool, mutate func(cur kinds.Object) (kinds.Object, error)) (kinds.Object, error) {
-	k := rq.kind
+func (s *Server) updateObject(ctx context.Context, rq *request.Request, expect int64, dry bool, mutate func(cur kinds.Object) (kinds.Object, error)) (kinds.Object, error) {
+	k := rq.Kind
 	var result kinds.Object
 	apply := func(cur storage.Object) ([]byte, error) {
 		old, err := k.DecodeStored(cur.Value, cur.Revision)
@@ -438,9 +391,9 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 			return nil, err
 		}
 		if rv := in.GetResourceVersion(); rv != "" && rv != old.GetResourceVersion() {
-			return nil, conflict(k.GroupResource(), rq.name, modifiedMsg)
+			return nil, request.Conflict(k.GroupResource(), rq.Name, request.ModifiedMsg)
 		}
-		next := prepareUpdate(k, rq.subresource, old, in)
+		next := prepareUpdate(k, rq.Subresource, old, in)
 		if err := validateObject(k, next); err != nil {
 			return nil, err
 		}
@@ -451,7 +404,7 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 		if err != nil {
 			return nil, err
 		}
-		if err := checkStoredSize(k, rq.name, value); err != nil {
+		if err := request.CheckStoredSize(k, rq.Name, value); err != nil {
 			return nil, err
 		}
 		result = next
@@ -465,16 +418,16 @@ func (s *Server) updateObject(ctx context.Context, rq *request, expect int64, dr
 		}
 		return value, nil
 	}
-	so, err := s.store.Update(ctx, k.Key(rq.namespace, rq.name), expect, apply)
+	so, err := s.store.Update(ctx, k.Key(rq.Namespace, rq.Name), expect, apply)
 	if errors.Is(err, errNoop) {
 		return result, nil
 	}
 	if err != nil {
-		return nil, storageError(err, k.GroupResource(), rq.name)
+		return nil, request.StorageError(err, k.GroupResource(), rq.Name)
 	}
 	out, err := k.DecodeStored(so.Value, so.Revision)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, request.InternalError(err)
 	}
 	return out, nil
 }
@@ -508,22 +461,22 @@ func prepareUpdate(k *kinds.Kind, sub string, old, in kinds.Object) kinds.Object
 
 // ---- delete
 
-func (s *Server) deleteOptions(r *http.Request, rq *request) (*metav1.DeleteOptions, error) {
+func (s *Server) deleteOptions(r *http.Request, rq *request.Request) (*metav1.DeleteOptions, error) {
 	opts := &metav1.DeleteOptions{}
-	body, _, err := readBody(r, rq.kind, false)
+	body, _, err := request.ReadBody(r, rq.Kind, false)
 	if err != nil {
 		return nil, err
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		if err := json.Unmarshal(body, opts); err != nil {
-			return nil, badRequest("the request body is not valid DeleteOptions: %v", err)
+			return nil, request.BadRequest("the request body is not valid DeleteOptions: %v", err)
 		}
 	}
-	q := rq.query
+	q := rq.Query
 	if v := q.Get("gracePeriodSeconds"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return nil, badRequest("gracePeriodSeconds %q is not an integer", v)
+			return nil, request.BadRequest("gracePeriodSeconds %q is not an integer", v)
 		}
 		opts.GracePeriodSeconds = &n
 	}
@@ -538,66 +491,66 @@ func (s *Server) deleteOptions(r *http.Request, rq *request) (*metav1.DeleteOpti
 		switch *opts.PropagationPolicy {
 		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
 		default:
-			return nil, badRequest("propagationPolicy %q is not one of Orphan, Background, Foreground", *opts.PropagationPolicy)
+			return nil, request.BadRequest("propagationPolicy %q is not one of Orphan, Background, Foreground", *opts.PropagationPolicy)
 		}
 	}
 	return opts, nil
 }
 
-func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request) error {
+func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
 	opts, err := s.deleteOptions(r, rq)
 	if err != nil {
 		return err
 	}
-	dry, err := dryRun(opts.DryRun)
+	dry, err := request.DryRun(opts.DryRun)
 	if err != nil {
 		return err
 	}
-	k := rq.kind
+	k := rq.Kind
 	if k.Info.Resource == "namespaces" {
 		for _, n := range SystemNamespaces {
-			if n == rq.name {
-				return forbidden(k.GroupResource(), rq.name, "this namespace may not be deleted")
+			if n == rq.Name {
+				return request.Forbidden(k.GroupResource(), rq.Name, "this namespace may not be deleted")
 			}
 		}
 	}
-	deleted, err := s.deleteObject(r.Context(), rq, rq.name, opts, dry)
+	deleted, err := s.deleteObject(r.Context(), rq, rq.Name, opts, dry)
 	if err != nil {
 		return err
 	}
 	if k.ReturnDeleted {
-		return s.writeObject(w, r, rq, http.StatusOK, deleted)
+		return request.WriteObject(w, r, rq, http.StatusOK, deleted, s.now())
 	}
 	st := metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusOK, Details: &metav1.StatusDetails{
-		Name: rq.name, Group: rq.group, Kind: rq.resource, UID: deleted.GetUID()}}
-	writeStatus(w, st)
+		Name: rq.Name, Group: rq.Group, Kind: rq.Resource, UID: deleted.GetUID()}}
+	request.WriteStatus(w, st)
 	return nil
 }
 
 // deleteObject deletes one object after checking preconditions and
 // admission; a pod on a node is deleted gracefully (see podDeletion) and
 // returned as it now is.
-func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opts *metav1.DeleteOptions, dry bool) (kinds.Object, error) {
-	k := rq.kind
+func (s *Server) deleteObject(ctx context.Context, rq *request.Request, name string, opts *metav1.DeleteOptions, dry bool) (kinds.Object, error) {
+	k := rq.Kind
 	pre := opts.Preconditions
-	key := k.Key(rq.namespace, name)
+	key := k.Key(rq.Namespace, name)
 	for attempt := 0; ; attempt++ {
 		cur, err := s.store.Get(ctx, key)
 		if err != nil {
-			return nil, storageError(err, k.GroupResource(), name)
+			return nil, request.StorageError(err, k.GroupResource(), name)
 		}
 		o, err := k.DecodeStored(cur.Value, cur.Revision)
 		if err != nil {
-			return nil, internalError(err)
+			return nil, request.InternalError(err)
 		}
 		if pre != nil && pre.UID != nil && *pre.UID != o.GetUID() {
-			return nil, conflict(k.GroupResource(), name, fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, o.GetUID()))
+			return nil, request.Conflict(k.GroupResource(), name, fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, o.GetUID()))
 		}
 		if pre != nil && pre.ResourceVersion != nil && *pre.ResourceVersion != o.GetResourceVersion() {
-			return nil, conflict(k.GroupResource(), name, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, o.GetResourceVersion()))
+			return nil, request.Conflict(k.GroupResource(), name, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, o.GetResourceVersion()))
 		}
-		if err := s.admit(ctx, &request{kind: k, group: rq.group, resource: rq.resource, namespace: rq.namespace,
-			name: name, verb: "delete", user: rq.user}, o, nil); err != nil {
+		if err := s.admit(ctx, &request.Request{Kind: k, Group: rq.Group, Resource: rq.Resource, Namespace: rq.Namespace,
+			Name: name, Verb: "delete", User: rq.User}, o, nil); err != nil {
 			return nil, err
 		}
 		if p, ok := o.(*corev1.Pod); ok {
@@ -628,7 +581,7 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opt
 			continue // changed between Get and Delete: check again
 		}
 		if err != nil {
-			return nil, storageError(err, k.GroupResource(), name)
+			return nil, request.StorageError(err, k.GroupResource(), name)
 		}
 		return o, nil
 	}
@@ -639,18 +592,18 @@ func (s *Server) deleteObject(ctx context.Context, rq *request, name string, opt
 func (s *Server) markDeleting(ctx context.Context, k *kinds.Kind, key string, rev int64, o kinds.Object) (kinds.Object, error) {
 	value, err := k.EncodeStored(o)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, request.InternalError(err)
 	}
 	so, err := s.store.Update(ctx, key, rev, func(storage.Object) ([]byte, error) { return value, nil })
 	if errors.Is(err, storage.ErrConflict) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, storageError(err, k.GroupResource(), o.GetName())
+		return nil, request.StorageError(err, k.GroupResource(), o.GetName())
 	}
 	out, err := k.DecodeStored(so.Value, so.Revision)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, request.InternalError(err)
 	}
 	return out, nil
 }
@@ -667,11 +620,11 @@ func (s *Server) deleteNamespaceContents(ctx context.Context, ns string) error {
 		for {
 			res, err := s.store.List(ctx, k.ListPrefix(ns), storage.ListOptions{Limit: 500, Continue: cont})
 			if err != nil {
-				return storageError(err, k.GroupResource(), "")
+				return request.StorageError(err, k.GroupResource(), "")
 			}
 			for _, o := range res.Objects {
 				if _, err := s.store.Delete(ctx, o.Key, 0); err != nil && !errors.Is(err, storage.ErrNotFound) {
-					return storageError(err, k.GroupResource(), o.Key)
+					return request.StorageError(err, k.GroupResource(), o.Key)
 				}
 			}
 			if res.Continue == "" {
@@ -683,43 +636,43 @@ func (s *Server) deleteNamespaceContents(ctx context.Context, ns string) error {
 	return nil
 }
 
-func (s *Server) serveDeleteCollection(w http.ResponseWriter, r *http.Request, rq *request) error {
+func (s *Server) serveDeleteCollection(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
 	opts, err := s.deleteOptions(r, rq)
 	if err != nil {
 		return err
 	}
-	dry, err := dryRun(opts.DryRun)
+	dry, err := request.DryRun(opts.DryRun)
 	if err != nil {
 		return err
 	}
-	sel, err := parseSelectors(rq.kind, rq.query)
+	sel, err := request.ParseSelectors(rq.Kind, rq.Query)
 	if err != nil {
 		return err
 	}
-	k := rq.kind
+	k := rq.Kind
 	var items []kinds.Object
 	cont := ""
 	var rev int64
 	for {
-		res, err := s.store.List(r.Context(), k.ListPrefix(rq.namespace), storage.ListOptions{Limit: 500, Continue: cont, Revision: rev})
+		res, err := s.store.List(r.Context(), k.ListPrefix(rq.Namespace), storage.ListOptions{Limit: 500, Continue: cont, Revision: rev})
 		if err != nil {
-			return storageError(err, k.GroupResource(), "")
+			return request.StorageError(err, k.GroupResource(), "")
 		}
 		rev = res.Revision
 		for _, so := range res.Objects {
 			o, err := k.DecodeStored(so.Value, so.Revision)
 			if err != nil {
-				return internalError(err)
+				return request.InternalError(err)
 			}
-			if !sel.matches(k, o) {
+			if !sel.Matches(k, o) {
 				continue
 			}
 			sub := *rq
-			sub.namespace = o.GetNamespace()
+			sub.Namespace = o.GetNamespace()
 			d, err := s.deleteObject(r.Context(), &sub, o.GetName(), opts, dry)
 			if err != nil {
-				var se *statusError
-				if errors.As(err, &se) && se.s.Reason == metav1.StatusReasonNotFound {
+				var se *request.Error
+				if errors.As(err, &se) && se.Status.Reason == metav1.StatusReasonNotFound {
 					continue
 				}
 				return err
@@ -733,31 +686,9 @@ func (s *Server) serveDeleteCollection(w http.ResponseWriter, r *http.Request, r
 	}
 	cur, err := s.store.Revision(r.Context())
 	if err != nil {
-		return storageError(err, k.GroupResource(), "")
+		return request.StorageError(err, k.GroupResource(), "")
 	}
-	return s.writeList(w, r, rq, metav1.ListMeta{ResourceVersion: strconv.FormatInt(cur, 10)}, items)
-}
-
-// writeRequest reads what every write (create, update, patch) needs: the
-// body and its media type, the field validation (Strict, Warn or Ignore),
-// and dryRun.
-func writeRequest(r *http.Request, rq *request) (body []byte, mediaType, fv string, dry bool, err error) {
-	body, mediaType, err = readBody(r, rq.kind, rq.verb == "patch")
-	if err != nil {
-		return nil, "", "", false, err
-	}
-	fv, err = fieldValidation(rq.query)
-	if err != nil {
-		return nil, "", "", false, err
-	}
-	dry, err = dryRun(rq.query["dryRun"])
-	if err != nil {
-		return nil, "", "", false, err
-	}
-	if err := checkFieldManager(rq); err != nil {
-		return nil, "", "", false, err
-	}
-	return body, mediaType, fv, dry, nil
+	return request.WriteList(w, r, rq, metav1.ListMeta{ResourceVersion: strconv.FormatInt(cur, 10)}, items, s.now())
 }
 
 // prepareCreate sets what the server owns on a new object.

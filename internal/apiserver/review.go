@@ -7,26 +7,27 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
 )
 
 // serveReview answers a SelfSubjectAccessReview from Authorize for the caller.
-func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request, o kinds.Object) error {
+func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request.Request, o kinds.Object) error {
 	if tr, ok := o.(*authenticationv1.TokenReview); ok {
 		return s.serveTokenReview(w, r, rq, tr)
 	}
 	if sr, ok := o.(*authenticationv1.SelfSubjectReview); ok {
 		// Who am I: the caller as this server authenticated it.
-		sr.Status.UserInfo = authenticationv1.UserInfo{Username: rq.user.Name, Groups: rq.user.Groups}
-		rq.kind.SetTypeMeta(sr)
-		writeJSON(w, http.StatusCreated, "application/json", sr)
+		sr.Status.UserInfo = authenticationv1.UserInfo{Username: rq.User.Name, Groups: rq.User.Groups}
+		rq.Kind.SetTypeMeta(sr)
+		request.WriteJSON(w, http.StatusCreated, "application/json", sr)
 		return nil
 	}
 	if rr, ok := o.(*authorizationv1.SelfSubjectRulesReview); ok {
 		return s.serveRulesReview(w, rq, rr)
 	}
 	rev := o.(*authorizationv1.SelfSubjectAccessReview)
-	a := auth.Attributes{User: rq.user}
+	a := auth.Attributes{User: rq.User}
 	switch {
 	case rev.Spec.ResourceAttributes != nil:
 		ra := rev.Spec.ResourceAttributes
@@ -35,28 +36,28 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request
 	case rev.Spec.NonResourceAttributes != nil:
 		a.Verb, a.Path = rev.Spec.NonResourceAttributes.Verb, rev.Spec.NonResourceAttributes.Path
 	default:
-		return invalid("SelfSubjectAccessReview", "", "spec", "exactly one of resourceAttributes and nonResourceAttributes must be set")
+		return request.Invalid("SelfSubjectAccessReview", "", "spec", "exactly one of resourceAttributes and nonResourceAttributes must be set")
 	}
 	d := s.cfg.Authorize(a)
 	rev.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: d.Allowed, Denied: !d.Allowed, Reason: d.Reason}
 	if d.Allowed {
 		rev.Status.Reason = ""
 	}
-	rq.kind.SetTypeMeta(rev)
-	writeJSON(w, http.StatusCreated, "application/json", rev)
+	rq.Kind.SetTypeMeta(rev)
+	request.WriteJSON(w, http.StatusCreated, "application/json", rev)
 	return nil
 }
 
 // serveTokenReview answers a TokenReview (authentication.k8s.io/v1) with
 // the server's own authentication of spec.token, as a bearer token: how a
 // node's kubelet API authenticates the tokens it is given.
-func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request, rq *request, tr *authenticationv1.TokenReview) error {
+func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request, rq *request.Request, tr *authenticationv1.TokenReview) error {
 	if tr.Spec.Token == "" {
-		return invalid("TokenReview", "", "spec.token", "required")
+		return request.Invalid("TokenReview", "", "spec.token", "required")
 	}
 	fake, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/", nil)
 	if err != nil {
-		return internalError(err)
+		return request.InternalError(err)
 	}
 	fake.Header.Set("Authorization", "Bearer "+tr.Spec.Token)
 	u, ok, aerr := s.cfg.Authenticate(fake)
@@ -71,21 +72,21 @@ func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request, rq *re
 	default:
 		tr.Status.Error = "no such token"
 	}
-	rq.kind.SetTypeMeta(tr)
-	writeJSON(w, http.StatusCreated, "application/json", tr)
+	rq.Kind.SetTypeMeta(tr)
+	request.WriteJSON(w, http.StatusCreated, "application/json", tr)
 	return nil
 }
 
 // serveRulesReview answers a SelfSubjectRulesReview (`kubectl auth can-i
 // --list`) with the caller's rules in spec.namespace, from auth.Rules,
 // which is checked against Authorize.
-func (s *Server) serveRulesReview(w http.ResponseWriter, rq *request, rr *authorizationv1.SelfSubjectRulesReview) error {
-	res, nonRes := auth.Rules(rq.user, rr.Spec.Namespace)
+func (s *Server) serveRulesReview(w http.ResponseWriter, rq *request.Request, rr *authorizationv1.SelfSubjectRulesReview) error {
+	res, nonRes := auth.Rules(rq.User, rr.Spec.Namespace)
 	rr.Status = authorizationv1.SubjectRulesReviewStatus{ResourceRules: res, NonResourceRules: nonRes}
 	if rr.Status.ResourceRules == nil {
 		rr.Status.ResourceRules = []authorizationv1.ResourceRule{}
 	}
-	rq.kind.SetTypeMeta(rr)
-	writeJSON(w, http.StatusCreated, "application/json", rr)
+	rq.Kind.SetTypeMeta(rr)
+	request.WriteJSON(w, http.StatusCreated, "application/json", rr)
 	return nil
 }

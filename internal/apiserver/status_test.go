@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
 
 // TestErrorStatusShape walks every error path of the REST layer and checks
@@ -74,7 +76,7 @@ func TestErrorStatusShape(t *testing.T) {
 		{"create: XML", "POST", "/api/v1/namespaces", "admin", "application/xml", []byte(`<ns/>`), 415, metav1.StatusReasonUnsupportedMediaType, ""},
 		{"create: unparsable Content-Type", "POST", "/api/v1/namespaces", "admin", "a/b; =", []byte(`{}`), 415, metav1.StatusReasonUnsupportedMediaType, ""},
 		{"create: bad YAML", "POST", "/api/v1/namespaces", "admin", "application/yaml", []byte("a: [b"), 400, metav1.StatusReasonBadRequest, ""},
-		{"create: bad protobuf", "POST", "/api/v1/namespaces", "admin", protobufType, []byte("nope"), 400, metav1.StatusReasonBadRequest, ""},
+		{"create: bad protobuf", "POST", "/api/v1/namespaces", "admin", request.ProtobufType, []byte("nope"), 400, metav1.StatusReasonBadRequest, ""},
 		{"create: body over 3 MiB", "POST", "/api/v1/namespaces", "admin", "", bytes.Repeat([]byte(" "), 3<<20+10), 413, metav1.StatusReasonRequestEntityTooLarge, ""},
 		{"create: object too large to store (2 MB)", "POST", "/api/v1/namespaces/default/events", "admin", "", jsonBody(hugeEvent), 413, metav1.StatusReasonRequestEntityTooLarge, ""},
 		{"create: wrong apiVersion", "POST", "/api/v1/namespaces", "admin", "", []byte(`{"apiVersion":"v2","kind":"Namespace","metadata":{"name":"x"}}`), 400, metav1.StatusReasonBadRequest, ""},
@@ -190,10 +192,10 @@ func TestLogNodeErrors(t *testing.T) {
 		{401, metav1.StatusReasonUnauthorized}, {500, metav1.StatusReasonInternalError}, {502, metav1.StatusReasonInternalError},
 	} {
 		err := nodeResponseError(tc.code, `previous terminated container "c" in pod "p" not found`, "pods/log", "p", "n1")
-		st := toStatus(err)
+		st := request.ToStatus(err)
 		rec := &bytes.Buffer{}
 		w := &recorder{header: http.Header{}, body: rec}
-		writeStatus(w, st)
+		request.WriteStatus(w, st)
 		if w.code != tc.code {
 			t.Errorf("%d: written as %d", tc.code, w.code)
 		}

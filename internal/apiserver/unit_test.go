@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
 
 func kindOf(t *testing.T, group, res string) *kinds.Kind {
@@ -56,7 +57,7 @@ func TestSelectors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		q, _ := url.ParseQuery(tt.query)
-		sel, err := parseSelectors(tt.k, q)
+		sel, err := request.ParseSelectors(tt.k, q)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("%s: error %v, want %q", tt.query, err, tt.err)
@@ -67,7 +68,7 @@ func TestSelectors(t *testing.T) {
 			t.Errorf("%s: %v", tt.query, err)
 			continue
 		}
-		if got := sel.matches(tt.k, tt.o); got != tt.match {
+		if got := sel.Matches(tt.k, tt.o); got != tt.match {
 			t.Errorf("%s: match %v, want %v", tt.query, got, tt.match)
 		}
 	}
@@ -96,7 +97,7 @@ func TestApplyPatch(t *testing.T) {
 			t.Errorf("%s %s: %v", tt.pt, tt.patch, err)
 			continue
 		}
-		o, _, err := decodeBody(pods, out, true)
+		o, _, err := request.DecodeBody(pods, out, true)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.pt, err)
 		}
@@ -104,7 +105,7 @@ func TestApplyPatch(t *testing.T) {
 			t.Errorf("%s %s: wrong result %s", tt.pt, tt.patch, out)
 		}
 	}
-	if _, err := applyPatch(pods, types.JSONPatchType, p, []byte(`[{"op":"remove","path":"/nope"}]`)); err == nil || toStatus(err).Code != 422 {
+	if _, err := applyPatch(pods, types.JSONPatchType, p, []byte(`[{"op":"remove","path":"/nope"}]`)); err == nil || request.ToStatus(err).Code != 422 {
 		t.Errorf("bad JSON patch: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 )
@@ -28,40 +29,40 @@ type watchEvent struct {
 	Object any    `json:"object"`
 }
 
-func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request) error {
-	k := rq.kind
-	q := rq.query
-	sel, err := parseSelectors(k, q)
+func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	k := rq.Kind
+	q := rq.Query
+	sel, err := request.ParseSelectors(k, q)
 	if err != nil {
 		return err
 	}
-	if rq.name != "" {
-		sel.field = fields.AndSelectors(sel.field, fields.OneTermEqualSelector("metadata.name", rq.name))
+	if rq.Name != "" {
+		sel.Field = fields.AndSelectors(sel.Field, fields.OneTermEqualSelector("metadata.name", rq.Name))
 	}
 	rvStr, match := q.Get("resourceVersion"), q.Get("resourceVersionMatch")
 	bookmarks := q.Get("allowWatchBookmarks") == "true" || q.Get("allowWatchBookmarks") == "1"
 	sendInitial := q.Get("sendInitialEvents")
 	switch {
 	case sendInitial != "" && sendInitial != "true" && sendInitial != "false":
-		return badRequest("sendInitialEvents %q is not true or false", sendInitial)
+		return request.BadRequest("sendInitialEvents %q is not true or false", sendInitial)
 	case sendInitial != "" && match != string(metav1.ResourceVersionMatchNotOlderThan):
-		return badRequest("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
+		return request.BadRequest("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
 	case sendInitial == "true" && !bookmarks:
-		return badRequest("sendInitialEvents=true requires allowWatchBookmarks=true")
+		return request.BadRequest("sendInitialEvents=true requires allowWatchBookmarks=true")
 	case sendInitial == "" && match != "":
-		return badRequest("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
+		return request.BadRequest("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
 	}
 	timeout := time.Duration(30+rand.IntN(30)) * time.Minute
 	if v := q.Get("timeoutSeconds"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return badRequest("timeoutSeconds %q is not a non-negative integer", v)
+			return request.BadRequest("timeoutSeconds %q is not a non-negative integer", v)
 		}
 		if n > 0 {
 			timeout = time.Duration(n) * time.Second
 		}
 	}
-	tableMode, include, err := s.tableRequest(r, rq)
+	tableMode, include, err := request.TableRequest(r, rq)
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	defer cancel()
 
 	opts := watchcache.WatchOptions{
-		Filter:    &watchcache.Filter{Prefix: k.ListPrefix(rq.namespace), Label: sel.label, Field: sel.field},
+		Filter:    &watchcache.Filter{Prefix: k.ListPrefix(rq.Namespace), Label: sel.Label, Field: sel.Field},
 		Bookmarks: bookmarks,
 		Deadline:  time.Now().Add(timeout),
 	}
@@ -78,7 +79,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	// for a state at least that recent.
 	var rv int64
 	if rvStr != "" && rvStr != "0" {
-		if rv, err = parseRV(rvStr); err != nil {
+		if rv, err = request.ParseRV(rvStr); err != nil {
 			return err
 		}
 	}
@@ -96,7 +97,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	if consistent {
 		cur, err := s.store.Revision(ctx)
 		if err != nil {
-			return storageError(err, k.GroupResource(), "")
+			return request.StorageError(err, k.GroupResource(), "")
 		}
 		opts.From = cur
 		if !opts.Initial {
@@ -131,7 +132,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	_ = rc.Flush() // the client waits for the headers before reading events
 	ws := &watchStream{s: s, k: k, w: w, rc: rc, tableMode: tableMode, include: include}
 	if startErr != nil {
-		ws.status(gone(fmt.Sprintf("too old resource version: %d (%d)", opts.From, c.Revision())).s)
+		ws.status(request.Gone(fmt.Sprintf("too old resource version: %d (%d)", opts.From, c.Revision())).Status)
 		return nil
 	}
 	sent := 0
@@ -207,7 +208,7 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 	if !ws.tableMode && ws.k.ToServed == nil {
 		it, err := d.Item()
 		if err != nil {
-			ws.status(internalError(err).s)
+			ws.status(request.InternalError(err).Status)
 			return err
 		}
 		for _, b := range [][]byte{[]byte(`{"type":"` + d.Type + `","object":`), it.Raw, []byte("}\n")} {
@@ -242,7 +243,7 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 		b, err = build()
 	}
 	if err != nil {
-		ws.status(internalError(err).s)
+		ws.status(request.InternalError(err).Status)
 		return err
 	}
 	_, err = ws.w.Write(b)
@@ -276,13 +277,13 @@ func (ws *watchStream) ended(err error, rev int64) {
 	case err == nil:
 	case errors.Is(err, watchcache.ErrTooSlow):
 		// client-go backs off and watches again from its last resourceVersion.
-		st := newStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+		st := request.NewStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
 			fmt.Sprintf("the watch of %s was closed because this client read its events too slowly (%v); watch again from the last resourceVersion received", res, err))
-		st.s.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
-		ws.status(st.s)
+		st.Status.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+		ws.status(st.Status)
 	case errors.Is(err, watchcache.ErrReset):
-		ws.status(gone(fmt.Sprintf("too old resource version: the server's cache of %s was reloaded from etcd (%v) at %d; list again", res, err, rev)).s)
+		ws.status(request.Gone(fmt.Sprintf("too old resource version: the server's cache of %s was reloaded from etcd (%v) at %d; list again", res, err, rev)).Status)
 	default:
-		ws.status(internalError(err).s)
+		ws.status(request.InternalError(err).Status)
 	}
 }
