@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/admission"
 	"github.com/ballast-dev/ballast/internal/apiserver/apimetrics"
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
@@ -85,7 +86,8 @@ type Server struct {
 	podTransport http.RoundTripper
 	delegates    map[schema.GroupVersionResource]*Delegate
 	// served resolves resource paths: kinds and delegates.
-	served request.Served
+	served    request.Served
+	admission *admission.Admission
 	// caches are the watch caches, by storage prefix; Run runs them.
 	caches map[string]*watchcache.Cache
 }
@@ -126,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 		s.kinds[info.GVR()] = k
 		s.byGV[info.GroupVersion()] = true
 	}
+	s.admission = admission.New(s.store, s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}])
 	s.delegates = map[schema.GroupVersionResource]*Delegate{}
 	for i := range cfg.Delegates {
 		d := &cfg.Delegates[i]

@@ -1,16 +1,12 @@
 package apiserver
 
 import (
-	"fmt"
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/admission"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
-	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // serveEphemeralContainers serves pods/ephemeralcontainers: get reads the
@@ -31,15 +27,5 @@ func (s *Server) serveEphemeralContainers(w http.ResponseWriter, r *http.Request
 	if _, _, err := request.ReadBody(r, rq.Kind, true); err != nil {
 		return err
 	}
-	return ephemeralRefusal(o.(*corev1.Pod))
-}
-
-func ephemeralRefusal(p *corev1.Pod) error {
-	where := fmt.Sprintf("its manifest in the pod manifest directory on node %s (by default %s)", p.Spec.NodeName, DefaultManifestDir)
-	if f := p.Annotations[wellknown.AnnotationManifest]; f != "" {
-		where = fmt.Sprintf("%s on node %s", f, p.Spec.NodeName)
-	}
-	msg := fmt.Sprintf("static pods do not support ephemeral containers: pod %s runs from %s; to debug it, add a container to that manifest (or use `kubectl exec`)", p.Name, where)
-	return request.FromAPIErr(apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, p.Name,
-		field.ErrorList{field.Forbidden(field.NewPath(""), msg)}))
+	return admission.RefuseEphemeralContainers(o.(*corev1.Pod))
 }

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
@@ -52,7 +53,7 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	for _, n := range []string{"n1", "n2"} {
 		s.must(f, "POST", "/api/v1/nodes", "node:"+n, "", &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, 201)
 	}
-	s.must(f, "POST", "/api/v1/namespaces/default/pods", "node:n1", "", mirrorPod("web", "n1"), 201)
+	s.must(f, "POST", "/api/v1/namespaces/default/pods", "node:n1", "", apitest.MirrorPod("web", "n1"), 201)
 	s.must(f, "POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", "node:n1", "",
 		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: "kube-node-lease"}}, 201)
 	s.must(f, "POST", "/api/v1/namespaces/default/events", "node:n1", "", &corev1.Event{
@@ -247,7 +248,7 @@ func FuzzSelectors(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	ks := kinds.All()
-	pod := mirrorPod("web", "n1")
+	pod := apitest.MirrorPod("web", "n1")
 	pod.Labels = map[string]string{"app": "web"}
 	f.Fuzz(func(t *testing.T, label, field string) {
 		q := url.Values{"labelSelector": {label}, "fieldSelector": {field}}

@@ -193,7 +193,7 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request
 	if !request.Authorize(w, rq, s.cfg.Authorize) {
 		return nil
 	}
-	if err := s.admit(r.Context(), rq, nil, o); err != nil {
+	if err := s.admission.Admit(r.Context(), rq, nil, o); err != nil {
 		return err
 	}
 	created, err := s.createObject(r.Context(), rq.Kind, o, dry)
@@ -397,7 +397,7 @@ func (s *Server) updateObject(ctx context.Context, rq *request.Request, expect i
 		if err := validateObject(k, next); err != nil {
 			return nil, err
 		}
-		if err := s.admit(ctx, rq, old, next); err != nil {
+		if err := s.admission.Admit(ctx, rq, old, next); err != nil {
 			return nil, err
 		}
 		value, err := k.EncodeStored(next)
@@ -549,7 +549,7 @@ func (s *Server) deleteObject(ctx context.Context, rq *request.Request, name str
 		if pre != nil && pre.ResourceVersion != nil && *pre.ResourceVersion != o.GetResourceVersion() {
 			return nil, request.Conflict(k.GroupResource(), name, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, o.GetResourceVersion()))
 		}
-		if err := s.admit(ctx, &request.Request{Kind: k, Group: rq.Group, Resource: rq.Resource, Namespace: rq.Namespace,
+		if err := s.admission.Admit(ctx, &request.Request{Kind: k, Group: rq.Group, Resource: rq.Resource, Namespace: rq.Namespace,
 			Name: name, Verb: "delete", User: rq.User}, o, nil); err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
 
@@ -115,7 +116,7 @@ func TestREST(t *testing.T) {
 		}
 		code, body = e.do("DELETE", "/api/v1/namespaces/kube-system", "admin", "", nil, nil)
 		e.must(code, body, 403)
-		orphan := mirrorPod("x", "n1")
+		orphan := apitest.MirrorPod("x", "n1")
 		orphan.Namespace = ""
 		code, body = e.do("POST", "/api/v1/namespaces/nope/pods", "node:n1", "", orphan, nil)
 		e.must(code, body, 404)

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
@@ -26,7 +27,7 @@ func kindOf(t *testing.T, group, res string) *kinds.Kind {
 
 func TestSelectors(t *testing.T) {
 	pods := kindOf(t, "", "pods")
-	p := mirrorPod("web", "n1")
+	p := apitest.MirrorPod("web", "n1")
 	p.Labels = map[string]string{"app": "web", "tier": "front"}
 	p.Status.Phase = corev1.PodRunning
 	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e1", Namespace: "default"}, Reason: "Started", Type: "Normal",
@@ -76,7 +77,7 @@ func TestSelectors(t *testing.T) {
 
 func TestApplyPatch(t *testing.T) {
 	pods := kindOf(t, "", "pods")
-	p := mirrorPod("web", "n1")
+	p := apitest.MirrorPod("web", "n1")
 	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Image: "side:1"})
 	tests := []struct {
 		pt    types.PatchType
@@ -122,7 +123,7 @@ func TestNodeLost(t *testing.T) {
 			t.Errorf("condition %+v", c)
 		}
 	}
-	p := mirrorPod("web", "n1")
+	p := apitest.MirrorPod("web", "n1")
 	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
 		{Type: corev1.PodReady, Status: corev1.ConditionTrue}, {Type: corev1.ContainersReady, Status: corev1.ConditionTrue},
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}},

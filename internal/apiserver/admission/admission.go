@@ -1,4 +1,12 @@
-package apiserver
+// Package admission decides who may write what through the API, after
+// authorization: a node writes only its own mirror pods, mirror ConfigMaps
+// and Secrets and events; nobody else creates pods, ConfigMaps or Secrets
+// (they come from manifest files on the nodes) or changes what a node owns
+// in its mirrors, and static pods take no ephemeral containers. Every
+// refusal says which file on which node to edit instead. The decisions are
+// pure functions of the caller and the objects; only a node's event about a
+// pod reads that pod.
+package admission
 
 import (
 	"context"
@@ -10,23 +18,38 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/storage"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // DefaultManifestDir is where nodes read static pod manifests by default.
 const DefaultManifestDir = "/etc/kubernetes/manifests"
 
-// admit runs admission for a write: old is nil for a create, next nil for
+// Admission admits the writes of the REST verbs.
+type Admission struct {
+	store storage.Store
+	pods  *kinds.Kind
+}
+
+// New returns the admission of writes to store; pods is the kind events'
+// pods are read as.
+func New(store storage.Store, pods *kinds.Kind) *Admission {
+	return &Admission{store: store, pods: pods}
+}
+
+// Admit runs admission for a write: old is nil for a create, next nil for
 // a delete.
-func (s *Server) admit(ctx context.Context, rq *request.Request, old, next kinds.Object) error {
+func (a *Admission) Admit(ctx context.Context, rq *request.Request, old, next kinds.Object) error {
 	if rq.Kind.Info.Resource == "events" && (rq.Kind.Info.Group == "" || rq.Kind.Info.Group == "events.k8s.io") {
-		return s.admitEvent(ctx, rq, old, next)
+		return a.admitEvent(ctx, rq, old, next)
 	}
 	if rq.Kind.Info.Group == "" && (rq.Kind.Info.Resource == "configmaps" || rq.Kind.Info.Resource == "secrets") {
 		return admitConfig(rq.User, rq.Kind.Info, old, next)
@@ -47,7 +70,7 @@ func (s *Server) admit(ctx context.Context, rq *request.Request, old, next kinds
 // admitEvent lets a node write only its own events (auth.AdmitNodeEvent):
 // about itself or its pods, reported by itself; both the old and the new
 // object of an update. Other users are not restricted here.
-func (s *Server) admitEvent(ctx context.Context, rq *request.Request, old, next kinds.Object) error {
+func (a *Admission) admitEvent(ctx context.Context, rq *request.Request, old, next kinds.Object) error {
 	if rq.User.NodeName() == "" {
 		return nil
 	}
@@ -68,15 +91,13 @@ func (s *Server) admitEvent(ctx context.Context, rq *request.Request, old, next 
 			InvolvedKind: ev.InvolvedObject.Kind, InvolvedNamespace: ev.InvolvedObject.Namespace, InvolvedName: ev.InvolvedObject.Name,
 			SourceHost: ev.Source.Host, ReportingInstance: ev.ReportingInstance}
 		if facts.InvolvedKind == "Pod" {
-			pk := s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]
-			p, err := s.getObject(ctx, pk, facts.InvolvedNamespace, facts.InvolvedName)
-			var se *request.Error
+			p, err := a.pods.Get(ctx, a.store, facts.InvolvedNamespace, facts.InvolvedName)
 			switch {
 			case err == nil:
 				facts.PodFound, facts.PodNode = true, p.(*corev1.Pod).Spec.NodeName
-			case errors.As(err, &se) && se.Status.Reason == metav1.StatusReasonNotFound:
+			case errors.Is(err, storage.ErrNotFound):
 			default:
-				return err
+				return request.StorageError(err, a.pods.GroupResource(), facts.InvolvedName)
 			}
 		}
 		if d := auth.AdmitNodeEvent(rq.User, rq.Verb, facts); !d.Allowed {
@@ -259,4 +280,18 @@ func unionKeys(a, b map[string]string) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// RefuseEphemeralContainers answers an update of pods/ephemeralcontainers
+// as kube-apiserver answers it for a static pod's mirror: 422 Invalid,
+// "[]: Forbidden: static pods do not support ephemeral containers", here
+// also naming the pod's manifest to edit instead.
+func RefuseEphemeralContainers(p *corev1.Pod) error {
+	where := fmt.Sprintf("its manifest in the pod manifest directory on node %s (by default %s)", p.Spec.NodeName, DefaultManifestDir)
+	if f := p.Annotations[wellknown.AnnotationManifest]; f != "" {
+		where = fmt.Sprintf("%s on node %s", f, p.Spec.NodeName)
+	}
+	msg := fmt.Sprintf("static pods do not support ephemeral containers: pod %s runs from %s; to debug it, add a container to that manifest (or use `kubectl exec`)", p.Name, where)
+	return request.FromAPIErr(apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, p.Name,
+		field.ErrorList{field.Forbidden(field.NewPath(""), msg)}))
 }
