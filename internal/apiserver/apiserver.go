@@ -29,6 +29,7 @@ import (
 
 	"github.com/ballast-dev/ballast/internal/apiserver/admission"
 	"github.com/ballast-dev/ballast/internal/apiserver/apimetrics"
+	"github.com/ballast-dev/ballast/internal/apiserver/connect"
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
@@ -82,9 +83,9 @@ type Server struct {
 	discPaths map[string]bool
 	extra     []route // other non-resource handlers (OpenAPI)
 	lifecycle lifecycle
-	// podTransport reaches pods' IPs for pods/proxy.
-	podTransport http.RoundTripper
-	delegates    map[schema.GroupVersionResource]*Delegate
+	// connect serves pods/log, exec, attach, portforward and proxy.
+	connect   *connect.Server
+	delegates map[schema.GroupVersionResource]*Delegate
 	// served resolves resource paths: kinds and delegates.
 	served    request.Served
 	admission *admission.Admission
@@ -117,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
 		kinds: map[schema.GroupVersionResource]*kinds.Kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{},
-		podTransport: newPodTransport()}
+		connect: connect.New(connect.Config{Store: cfg.Store, Authorize: cfg.Authorize, Node: cfg.NodeLogs, Log: cfg.Log})}
 	served := resource.Served()
 	for _, k := range kinds.All() {
 		info, ok := resource.Lookup(served, k.Info.Group, k.Info.Version, k.Info.Resource)

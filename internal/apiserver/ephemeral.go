@@ -16,7 +16,7 @@ import (
 // containers", here also naming the pod's manifest to edit instead. Every pod
 // Ballast serves is a static pod's mirror, so none takes ephemeral containers.
 func (s *Server) serveEphemeralContainers(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
-	o, err := s.getObject(r.Context(), rq.Kind, rq.Namespace, rq.Name)
+	o, err := request.Get(r.Context(), s.store, rq.Kind, rq.Namespace, rq.Name)
 	if err != nil {
 		return err
 	}

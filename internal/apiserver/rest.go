@@ -46,7 +46,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *reque
 		return
 	}
 	if rq.Resource == "pods" && auth.IsStreamingSubresource(rq.Subresource) {
-		s.serveStream(w, r, rq)
+		s.connect.ServeStream(w, r, rq)
 		return
 	}
 	if err := s.checkVerb(rq); err != nil {
@@ -63,11 +63,11 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *reque
 	var err error
 	switch {
 	case rq.Subresource == "log":
-		err = s.serveLog(w, r, rq)
+		err = s.connect.ServeLog(w, r, rq)
 	case rq.Subresource == "ephemeralcontainers":
 		err = s.serveEphemeralContainers(w, r, rq)
 	case rq.Subresource == "proxy":
-		err = s.serveProxy(w, r, rq)
+		err = s.connect.ServeProxy(w, r, rq)
 	case rq.Verb == "get":
 		err = s.serveGet(w, r, rq)
 	case rq.Verb == "list":
@@ -137,17 +137,8 @@ func (s *Server) verbList(rq *request.Request) string {
 	return strings.Join(rq.Kind.Info.Verbs, ", ")
 }
 
-// getObject reads one object as served.
-func (s *Server) getObject(ctx context.Context, k *kinds.Kind, ns, name string) (kinds.Object, error) {
-	o, err := k.Get(ctx, s.store, ns, name)
-	if err != nil {
-		return nil, request.StorageError(err, k.GroupResource(), name)
-	}
-	return o, nil
-}
-
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
-	o, err := s.getObject(r.Context(), rq.Kind, rq.Namespace, rq.Name)
+	o, err := request.Get(r.Context(), s.store, rq.Kind, rq.Namespace, rq.Name)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,9 @@
 package apitest
 
 import (
+	"encoding/json"
+	"testing"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -34,5 +37,38 @@ func MirrorPod(name, node string) *corev1.Pod {
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: "u1"}},
 		},
 		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: name, Image: "img:1"}}},
+	}
+}
+
+// CheckStatusShape checks a failure Status as kube-apiserver writes it.
+func CheckStatusShape(t testing.TB, data []byte, code int, reason metav1.StatusReason, detailsName string) {
+	t.Helper()
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatalf("not a JSON object: %v: %s", err, data)
+	}
+	for _, f := range []string{"kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code"} {
+		if _, ok := raw[f]; !ok {
+			t.Errorf("field %q missing: %s", f, data)
+		}
+	}
+	var st metav1.Status
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Kind != "Status" || st.APIVersion != "v1" || st.Status != metav1.StatusFailure || st.Message == "" {
+		t.Errorf("kind/apiVersion/status/message: %s", data)
+	}
+	if int(st.Code) != code {
+		t.Errorf("code field %d, HTTP status %d", st.Code, code)
+	}
+	if st.Reason != reason {
+		t.Errorf("reason %q, want %q: %s", st.Reason, reason, data)
+	}
+	if st.Details == nil || (detailsName != "" && st.Details.Name != detailsName) {
+		t.Errorf("details %s, want name %q", raw["details"], detailsName)
+	}
+	if string(raw["metadata"]) != "{}" {
+		t.Errorf("metadata %s, want {}", raw["metadata"])
 	}
 }

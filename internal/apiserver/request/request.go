@@ -10,6 +10,7 @@ package request
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/storage"
 )
 
 // Request is one parsed resource request.
@@ -467,4 +469,13 @@ func proxyVerb(method string) string {
 		return "delete"
 	}
 	return ""
+}
+
+// Get reads one object of kind k from store as served, failing as a Status.
+func Get(ctx context.Context, store storage.Store, k *kinds.Kind, ns, name string) (kinds.Object, error) {
+	o, err := k.Get(ctx, store, ns, name)
+	if err != nil {
+		return nil, StorageError(err, k.GroupResource(), name)
+	}
+	return o, nil
 }

@@ -1,4 +1,4 @@
-package apiserver
+package connect
 
 import (
 	"errors"
@@ -17,14 +17,14 @@ import (
 	"github.com/ballast-dev/ballast/internal/streaming"
 )
 
-// serveStream serves pods/exec, pods/attach and pods/portforward as
+// ServeStream serves pods/exec, pods/attach and pods/portforward as
 // kube-apiserver does: authorized as create (for GET as well, as
 // kube-apiserver 1.32 authorizes WebSocket upgrades), the container chosen
 // and checked against the pod, and the upgrade proxied to the pod's node's
 // kubelet API (/exec, /attach, /portForward), authenticated as for pods/log.
 // kubectl's WebSocket protocols are translated to SPDY toward the node by
 // internal/streaming (k8s.io/apiserver's translators).
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, rq *request.Request) {
+func (s *Server) ServeStream(w http.ResponseWriter, r *http.Request, rq *request.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		request.WriteError(w, request.MethodNotAllowed(fmt.Sprintf("%s is not supported on pods/%s (supported: GET, POST)", r.Method, rq.Subresource)))
 		return
@@ -48,7 +48,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, rq *request
 }
 
 func (s *Server) streamHandler(r *http.Request, rq *request.Request) (http.Handler, error) {
-	o, err := s.getObject(r.Context(), rq.Kind, rq.Namespace, rq.Name)
+	o, err := request.Get(r.Context(), s.cfg.Store, rq.Kind, rq.Namespace, rq.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +95,10 @@ func (s *Server) streamHandler(r *http.Request, rq *request.Request) (http.Handl
 	if pod.Spec.NodeName == "" {
 		return nil, request.BadRequest("pod %s does not have a host assigned", pod.Name)
 	}
-	if s.cfg.NodeLogs == nil {
+	if s.cfg.Node == nil {
 		return nil, request.Unavailable(fmt.Sprintf("pods/%s of pod %s is not available: this API server has no way to reach node %s; on the node, use `ballast exec` or `ballast port-forward`", rq.Subresource, pod.Name, pod.Spec.NodeName))
 	}
-	client, base, err := s.cfg.NodeLogs(r.Context(), pod.Spec.NodeName)
+	client, base, err := s.cfg.Node(r.Context(), pod.Spec.NodeName)
 	if err != nil {
 		return nil, request.Unavailable(fmt.Sprintf("pods/%s of pod %s: node %s cannot be reached: %v", rq.Subresource, pod.Name, pod.Spec.NodeName, err))
 	}

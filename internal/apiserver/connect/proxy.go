@@ -1,4 +1,4 @@
-package apiserver
+package connect
 
 import (
 	"errors"
@@ -17,11 +17,11 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
 
-// serveProxy serves nodes/NAME/proxy/PATH (to the node's kubelet API,
+// ServeProxy serves nodes/NAME/proxy/PATH (to the node's kubelet API,
 // through the node dialer, authenticated as the API server) and
 // pods/NAME[:PORT]/proxy/PATH (to the pod's IP and port), with
 // apimachinery's upgrade-aware proxy.
-func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+func (s *Server) ServeProxy(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
 	scheme, name, port, ok := utilnet.SplitSchemeNamePort(rq.Name)
 	if !ok || name == "" {
 		return request.BadRequest("invalid %s proxy request %q: want NAME, NAME:PORT or SCHEME:NAME:PORT", strings.TrimSuffix(rq.Resource, "s"), rq.Name)
@@ -33,13 +33,13 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, rq *request.
 		if port != "" || scheme != "" {
 			return request.BadRequest("node %s: Ballast proxies only to the node's kubelet API: use nodes/%s/proxy/PATH, without a scheme or port", name, name)
 		}
-		if _, err := s.getObject(r.Context(), rq.Kind, "", name); err != nil {
+		if _, err := request.Get(r.Context(), s.cfg.Store, rq.Kind, "", name); err != nil {
 			return err
 		}
-		if s.cfg.NodeLogs == nil {
+		if s.cfg.Node == nil {
 			return request.Unavailable(fmt.Sprintf("node %s cannot be reached: this API server has no way to reach nodes' kubelet API", name))
 		}
-		client, base, err := s.cfg.NodeLogs(r.Context(), name)
+		client, base, err := s.cfg.Node(r.Context(), name)
 		if err != nil {
 			return request.Unavailable(fmt.Sprintf("node %s cannot be reached: %v", name, err))
 		}
@@ -49,7 +49,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, rq *request.
 			transport = http.DefaultTransport
 		}
 	case "pods":
-		o, err := s.getObject(r.Context(), rq.Kind, rq.Namespace, name)
+		o, err := request.Get(r.Context(), s.cfg.Store, rq.Kind, rq.Namespace, name)
 		if err != nil {
 			return err
 		}

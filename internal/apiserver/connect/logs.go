@@ -1,4 +1,4 @@
-package apiserver
+package connect
 
 import (
 	"fmt"
@@ -18,9 +18,9 @@ import (
 // logParams are the pods/log query parameters passed to the node.
 var logParams = []string{"follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes"}
 
-// serveLog proxies pods/log to the agent of the pod's node.
-func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
-	o, err := s.getObject(r.Context(), rq.Kind, rq.Namespace, rq.Name)
+// ServeLog proxies pods/log to the agent of the pod's node.
+func (s *Server) ServeLog(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	o, err := request.Get(r.Context(), s.cfg.Store, rq.Kind, rq.Namespace, rq.Name)
 	if err != nil {
 		return err
 	}
@@ -44,10 +44,10 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, rq *request.Re
 	if pod.Spec.NodeName == "" {
 		return request.BadRequest("pod %s is not bound to a node, so it has no logs", pod.Name)
 	}
-	if s.cfg.NodeLogs == nil {
+	if s.cfg.Node == nil {
 		return request.Unavailable(fmt.Sprintf("logs of pod %s are not available: this API server has no way to reach node %s's agent; read them on the node with `ballast logs %s`", pod.Name, pod.Spec.NodeName, pod.Name))
 	}
-	client, base, err := s.cfg.NodeLogs(r.Context(), pod.Spec.NodeName)
+	client, base, err := s.cfg.Node(r.Context(), pod.Spec.NodeName)
 	if err != nil {
 		return request.Unavailable(fmt.Sprintf("logs of pod %s: node %s cannot be reached: %v", pod.Name, pod.Spec.NodeName, err))
 	}
