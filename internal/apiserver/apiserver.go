@@ -35,6 +35,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
+	"github.com/ballast-dev/ballast/internal/apiserver/review"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage"
@@ -85,6 +86,7 @@ type Server struct {
 	lifecycle lifecycle
 	// connect serves pods/log, exec, attach, portforward and proxy.
 	connect   *connect.Server
+	reviews   *review.Server
 	delegates map[schema.GroupVersionResource]*Delegate
 	// served resolves resource paths: kinds and delegates.
 	served    request.Served
@@ -118,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
 		kinds: map[schema.GroupVersionResource]*kinds.Kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{},
+		reviews: review.New(cfg.Authenticate, cfg.Authorize),
 		connect: connect.New(connect.Config{Store: cfg.Store, Authorize: cfg.Authorize, Node: cfg.NodeLogs, Log: cfg.Log})}
 	served := resource.Served()
 	for _, k := range kinds.All() {

@@ -179,7 +179,7 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request
 		if !request.Authorize(w, rq, s.cfg.Authorize) {
 			return nil
 		}
-		return s.serveReview(w, r, rq, o)
+		return s.reviews.Serve(w, r, rq, o)
 	}
 	if !request.Authorize(w, rq, s.cfg.Authorize) {
 		return nil

@@ -1,4 +1,10 @@
-package apiserver
+// Package review answers the review kinds, which are created and never
+// stored: SelfSubjectAccessReview (`kubectl auth can-i`),
+// SelfSubjectRulesReview (`kubectl auth can-i --list`), SelfSubjectReview
+// (`kubectl auth whoami`) and TokenReview (how a node's kubelet API
+// authenticates the tokens it is given), from the server's own
+// authentication and authorization.
+package review
 
 import (
 	"net/http"
@@ -11,8 +17,22 @@ import (
 	"github.com/ballast-dev/ballast/internal/auth"
 )
 
-// serveReview answers a SelfSubjectAccessReview from Authorize for the caller.
-func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request.Request, o kinds.Object) error {
+// Server answers reviews.
+type Server struct {
+	authenticate func(*http.Request) (auth.User, bool, error)
+	authorize    func(auth.Attributes) auth.Decision
+}
+
+// New returns the server of reviews that authenticates and authorizes as
+// the API server does.
+func New(authenticate func(*http.Request) (auth.User, bool, error), authorize func(auth.Attributes) auth.Decision) *Server {
+	return &Server{authenticate: authenticate, authorize: authorize}
+}
+
+// Serve answers o, a review of rq's kind created by rq's caller: a
+// SelfSubjectAccessReview from the authorizer for the caller, the others
+// as below.
+func (s *Server) Serve(w http.ResponseWriter, r *http.Request, rq *request.Request, o kinds.Object) error {
 	if tr, ok := o.(*authenticationv1.TokenReview); ok {
 		return s.serveTokenReview(w, r, rq, tr)
 	}
@@ -38,7 +58,7 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, rq *request
 	default:
 		return request.Invalid("SelfSubjectAccessReview", "", "spec", "exactly one of resourceAttributes and nonResourceAttributes must be set")
 	}
-	d := s.cfg.Authorize(a)
+	d := s.authorize(a)
 	rev.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: d.Allowed, Denied: !d.Allowed, Reason: d.Reason}
 	if d.Allowed {
 		rev.Status.Reason = ""
@@ -60,7 +80,7 @@ func (s *Server) serveTokenReview(w http.ResponseWriter, r *http.Request, rq *re
 		return request.InternalError(err)
 	}
 	fake.Header.Set("Authorization", "Bearer "+tr.Spec.Token)
-	u, ok, aerr := s.cfg.Authenticate(fake)
+	u, ok, aerr := s.authenticate(fake)
 	tr.Status = authenticationv1.TokenReviewStatus{}
 	switch {
 	case aerr != nil:
