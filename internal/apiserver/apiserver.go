@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -35,8 +34,8 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
+	"github.com/ballast-dev/ballast/internal/apiserver/rest"
 	"github.com/ballast-dev/ballast/internal/apiserver/review"
-	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
@@ -62,7 +61,7 @@ type Config struct {
 	// (internal/apiserver/apimetrics).
 	Metrics Metrics
 	// WatchCache tunes the watch caches that serve watches and lists.
-	WatchCache WatchCacheConfig
+	WatchCache rest.WatchCacheConfig
 }
 
 // Metrics observe the API server's requests and serve them.
@@ -72,27 +71,25 @@ type Metrics interface {
 	Handler() http.Handler
 }
 
-// Server is the API server's REST core.
+// Server is the API server: it routes each request to the part that
+// serves it.
 type Server struct {
 	cfg       Config
 	store     storage.Store
 	log       *slog.Logger
 	now       func() time.Time
 	kinds     map[schema.GroupVersionResource]*kinds.Kind
-	byGV      map[string]bool // served group/versions ("v1", "coordination.k8s.io/v1")
-	discovery http.Handler
-	discPaths map[string]bool
-	extra     []route // other non-resource handlers (OpenAPI)
-	lifecycle lifecycle
-	// connect serves pods/log, exec, attach, portforward and proxy.
-	connect   *connect.Server
-	reviews   *review.Server
 	delegates map[schema.GroupVersionResource]*Delegate
 	// served resolves resource paths: kinds and delegates.
 	served    request.Served
-	admission *admission.Admission
-	// caches are the watch caches, by storage prefix; Run runs them.
-	caches map[string]*watchcache.Cache
+	discovery http.Handler
+	discPaths map[string]bool
+	extra     []route // other non-resource handlers (OpenAPI)
+	// rest serves the verbs on the stored kinds.
+	rest *rest.Server
+	// connect serves pods/log, exec, attach, portforward and proxy.
+	connect   *connect.Server
+	lifecycle lifecycle
 }
 
 // route is a non-resource path prefix served by another handler.
@@ -100,9 +97,6 @@ type route struct {
 	prefix string
 	h      http.Handler
 }
-
-// SystemNamespaces exist from the start and cannot be deleted.
-var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
 // New checks cfg, makes sure the system namespaces exist, and returns the server.
 func New(cfg Config) (*Server, error) {
@@ -119,8 +113,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
-		kinds: map[schema.GroupVersionResource]*kinds.Kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{},
-		reviews: review.New(cfg.Authenticate, cfg.Authorize),
+		kinds: map[schema.GroupVersionResource]*kinds.Kind{}, discPaths: map[string]bool{},
 		connect: connect.New(connect.Config{Store: cfg.Store, Authorize: cfg.Authorize, Node: cfg.NodeLogs, Log: cfg.Log})}
 	served := resource.Served()
 	for _, k := range kinds.All() {
@@ -130,9 +123,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		k.Info = info
 		s.kinds[info.GVR()] = k
-		s.byGV[info.GroupVersion()] = true
 	}
-	s.admission = admission.New(s.store, s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}])
 	s.delegates = map[schema.GroupVersionResource]*Delegate{}
 	for i := range cfg.Delegates {
 		d := &cfg.Delegates[i]
@@ -140,7 +131,6 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("apiserver: delegate %s is stored by the REST core or lacks Get or List", d.Info.GVR())
 		}
 		s.delegates[d.Info.GVR()] = d
-		s.byGV[d.Info.GroupVersion()] = true
 		served = append(served, d.Info)
 	}
 	s.served = request.Served{Kinds: s.kinds, Delegated: map[schema.GroupVersionResource]resource.Info{}}
@@ -152,7 +142,10 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("apiserver: resource.Served() lists %s, which the REST core does not implement", in.GVR())
 		}
 	}
-	s.newCaches(cfg.WatchCache)
+	s.rest = rest.New(rest.Config{Store: cfg.Store, Kinds: s.kinds, Authorize: cfg.Authorize,
+		Admission: admission.New(cfg.Store, s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]),
+		Review:    review.New(cfg.Authenticate, cfg.Authorize).Serve,
+		Log:       cfg.Log, Now: cfg.Now, WatchCache: cfg.WatchCache})
 	s.discovery = discovery.Handler(served)
 	for _, p := range discovery.Paths(served) {
 		s.discPaths[p] = true
@@ -167,25 +160,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.ensureNamespaces(ctx); err != nil {
+	if err := s.rest.EnsureNamespaces(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-func (s *Server) ensureNamespaces(ctx context.Context) error {
-	k := s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}]
-	for _, name := range SystemNamespaces {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if _, err := s.createObject(ctx, k, ns, false); err != nil {
-			var se *request.Error
-			if errors.As(err, &se) && se.Status.Reason == metav1.StatusReasonAlreadyExists {
-				continue
-			}
-			return fmt.Errorf("apiserver: creating namespace %q: %w", name, err)
-		}
-	}
-	return nil
 }
 
 // Handler serves the whole API.
@@ -195,7 +173,7 @@ func (s *Server) Handler() http.Handler { return s }
 // and most lists wait for them) and node lifecycle.
 func (s *Server) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.runWatchCaches(ctx) })
+	g.Go(func() error { return s.rest.Run(ctx) })
 	g.Go(func() error { return s.runLifecycle(ctx) })
 	return g.Wait()
 }

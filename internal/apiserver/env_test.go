@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/rest"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
@@ -62,7 +63,7 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Cleanup(func() { st.Close() })
 	e := &testEnv{t: t, store: st, dir: dir}
 	conf := Config{Store: st, Authenticate: testAuthenticate, Authorize: auth.Authorize,
-		WatchCache: WatchCacheConfig{BookmarkInterval: time.Second},
+		WatchCache: rest.WatchCacheConfig{BookmarkInterval: time.Second},
 		Now: func() time.Time {
 			if e.now != nil {
 				return e.now()
@@ -81,7 +82,7 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	cachesDone := make(chan struct{})
 	go func() {
 		defer close(cachesDone)
-		_ = srv.runWatchCaches(cacheCtx)
+		_ = srv.rest.Run(cacheCtx)
 	}()
 	t.Cleanup(func() {
 		stopCaches()

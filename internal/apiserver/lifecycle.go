@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/rest"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
@@ -165,11 +166,11 @@ func (s *Server) podKeysOn(ctx context.Context, node string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, freshWait)
-	err = s.caches["pods"].WaitFresh(wctx, cur)
+	wctx, cancel := context.WithTimeout(ctx, rest.FreshWait)
+	err = s.rest.Cache("pods").WaitFresh(wctx, cur)
 	cancel()
 	if err == nil {
-		items, _, err := s.caches["pods"].List(&watchcache.Filter{Prefix: "/pods/", Field: fields.OneTermEqualSelector("spec.nodeName", node)})
+		items, _, err := s.rest.Cache("pods").List(&watchcache.Filter{Prefix: "/pods/", Field: fields.OneTermEqualSelector("spec.nodeName", node)})
 		if err == nil {
 			for _, it := range items {
 				keys = append(keys, "/pods/"+it.Fields["metadata.namespace"]+"/"+it.Fields["metadata.name"])

@@ -220,7 +220,7 @@ func TestWatch(t *testing.T) {
 	for {
 		ev := wl()
 		if ev.Type == "BOOKMARK" {
-			if objMeta(t, ev.Object).Annotations[initialEventsEnd] != "true" {
+			if objMeta(t, ev.Object).Annotations[metav1.InitialEventsAnnotationKey] != "true" {
 				t.Fatalf("watch list bookmark %s", ev.Object)
 			}
 			break

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -71,4 +72,15 @@ func CheckStatusShape(t testing.TB, data []byte, code int, reason metav1.StatusR
 	if string(raw["metadata"]) != "{}" {
 		t.Errorf("metadata %s, want {}", raw["metadata"])
 	}
+}
+
+// KindOf is the served kind group/res.
+func KindOf(t testing.TB, group, res string) *kinds.Kind {
+	for _, k := range kinds.All() {
+		if k.Info.Group == group && k.Info.Resource == res {
+			return k
+		}
+	}
+	t.Fatalf("no kind %s/%s", group, res)
+	return nil
 }

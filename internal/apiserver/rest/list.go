@@ -1,4 +1,4 @@
-package apiserver
+package rest
 
 import (
 	"context"
@@ -140,7 +140,7 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 		}
 		minRev = cur
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), freshWait)
+	ctx, cancel := context.WithTimeout(r.Context(), FreshWait)
 	err := c.WaitFresh(ctx, minRev)
 	cancel()
 	if err != nil {

@@ -1,4 +1,4 @@
-package apiserver
+package rest
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -14,128 +13,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
-	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/podstatus"
 	"github.com/ballast-dev/ballast/internal/storage"
 	"github.com/ballast-dev/ballast/internal/validation"
 )
-
-// serveResource serves one request on a served resource.
-func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rq *request.Request) {
-	if rq.Delegated {
-		s.serveDelegate(w, r, rq, s.delegates[rq.GVR()])
-		return
-	}
-	if rq.Kind == nil {
-		if rq.Verb == "" {
-			rq.Verb = strings.ToLower(r.Method)
-		}
-		// Do not tell an unauthorized caller what exists.
-		if d := s.cfg.Authorize(rq.Attributes()); !d.Allowed && rq.User.Name == auth.AnonymousUser {
-			request.Deny(w, rq.User, d, d.Reason)
-			return
-		}
-		request.WriteStatus(w, request.NewStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
-			fmt.Sprintf("the server could not find the requested resource (%s %s): %s", r.Method, r.URL.Path, rq.NotFound)).Status)
-		return
-	}
-	if rq.Resource == "pods" && auth.IsStreamingSubresource(rq.Subresource) {
-		s.connect.ServeStream(w, r, rq)
-		return
-	}
-	if err := s.checkVerb(rq); err != nil {
-		request.WriteError(w, err)
-		return
-	}
-	// Creates are authorized once the object's name is known (nodes and
-	// leases are authorized by name).
-	if rq.Verb != "create" {
-		if !request.Authorize(w, rq, s.cfg.Authorize) {
-			return
-		}
-	}
-	var err error
-	switch {
-	case rq.Subresource == "log":
-		err = s.connect.ServeLog(w, r, rq)
-	case rq.Subresource == "ephemeralcontainers":
-		err = s.serveEphemeralContainers(w, r, rq)
-	case rq.Subresource == "proxy":
-		err = s.connect.ServeProxy(w, r, rq)
-	case rq.Verb == "get":
-		err = s.serveGet(w, r, rq)
-	case rq.Verb == "list":
-		err = s.serveList(w, r, rq)
-	case rq.Verb == "watch":
-		err = s.serveWatch(w, r, rq)
-	case rq.Verb == "create":
-		err = s.serveCreate(w, r, rq)
-	case rq.Verb == "update":
-		err = s.serveUpdate(w, r, rq)
-	case rq.Verb == "patch":
-		err = s.servePatch(w, r, rq)
-	case rq.Verb == "delete":
-		err = s.serveDelete(w, r, rq)
-	case rq.Verb == "deletecollection":
-		err = s.serveDeleteCollection(w, r, rq)
-	}
-	if err != nil {
-		if se := request.ToStatus(err); se.Code >= 500 {
-			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "user", rq.User.Name, "err", err)
-		}
-		request.WriteError(w, err)
-	}
-}
-
-func (s *Server) checkVerb(rq *request.Request) error {
-	ok := false
-	switch rq.Subresource {
-	case "":
-		ok = slices.Contains(rq.Kind.Info.Verbs, rq.Verb)
-	case "status":
-		ok = rq.Verb == "get" || rq.Verb == "update" || rq.Verb == "patch"
-	case "log":
-		ok = rq.Verb == "get"
-	case "ephemeralcontainers":
-		ok = rq.Verb == "get" || rq.Verb == "update" || rq.Verb == "patch"
-	case "proxy":
-		ok = rq.Verb != ""
-	}
-	if !ok {
-		what := rq.Resource
-		if rq.Subresource != "" {
-			what += "/" + rq.Subresource
-		}
-		return request.MethodNotAllowed(fmt.Sprintf("%s is not supported on %s (supported: %s)", rq.Verb, what, s.verbList(rq)))
-	}
-	if rq.Kind.CreateOnly {
-		return nil
-	}
-	if rq.Verb == "create" && rq.Name != "" {
-		return request.MethodNotAllowed(fmt.Sprintf("create (POST) goes to the collection, not to %s %q", rq.Resource, rq.Name))
-	}
-	return nil
-}
-
-func (s *Server) verbList(rq *request.Request) string {
-	switch rq.Subresource {
-	case "status":
-		return "get, update, patch"
-	case "log":
-		return "get"
-	case "ephemeralcontainers":
-		return "get, update, patch"
-	case "proxy":
-		return "GET, POST, PUT, PATCH, DELETE"
-	}
-	return strings.Join(rq.Kind.Info.Verbs, ", ")
-}
 
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
 	o, err := request.Get(r.Context(), s.store, rq.Kind, rq.Namespace, rq.Name)
@@ -179,12 +67,12 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request
 		if !request.Authorize(w, rq, s.cfg.Authorize) {
 			return nil
 		}
-		return s.reviews.Serve(w, r, rq, o)
+		return s.cfg.Review(w, r, rq, o)
 	}
 	if !request.Authorize(w, rq, s.cfg.Authorize) {
 		return nil
 	}
-	if err := s.admission.Admit(r.Context(), rq, nil, o); err != nil {
+	if err := s.cfg.Admission.Admit(r.Context(), rq, nil, o); err != nil {
 		return err
 	}
 	created, err := s.createObject(r.Context(), rq.Kind, o, dry)
@@ -388,7 +276,7 @@ func (s *Server) updateObject(ctx context.Context, rq *request.Request, expect i
 		if err := validateObject(k, next); err != nil {
 			return nil, err
 		}
-		if err := s.admission.Admit(ctx, rq, old, next); err != nil {
+		if err := s.cfg.Admission.Admit(ctx, rq, old, next); err != nil {
 			return nil, err
 		}
 		value, err := k.EncodeStored(next)
@@ -540,7 +428,7 @@ func (s *Server) deleteObject(ctx context.Context, rq *request.Request, name str
 		if pre != nil && pre.ResourceVersion != nil && *pre.ResourceVersion != o.GetResourceVersion() {
 			return nil, request.Conflict(k.GroupResource(), name, fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, o.GetResourceVersion()))
 		}
-		if err := s.admission.Admit(ctx, &request.Request{Kind: k, Group: rq.Group, Resource: rq.Resource, Namespace: rq.Namespace,
+		if err := s.cfg.Admission.Admit(ctx, &request.Request{Kind: k, Group: rq.Group, Resource: rq.Resource, Namespace: rq.Namespace,
 			Name: name, Verb: "delete", User: rq.User}, o, nil); err != nil {
 			return nil, err
 		}
@@ -755,4 +643,22 @@ func validateConfig(o kinds.Object) field.ErrorList {
 		errs = append(errs, fieldError(e.Field, e.Msg))
 	}
 	return errs
+}
+
+// SystemNamespaces exist from the start and cannot be deleted.
+var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
+
+func (s *Server) EnsureNamespaces(ctx context.Context) error {
+	k := s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}]
+	for _, name := range SystemNamespaces {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if _, err := s.createObject(ctx, k, ns, false); err != nil {
+			var se *request.Error
+			if errors.As(err, &se) && se.Status.Reason == metav1.StatusReasonAlreadyExists {
+				continue
+			}
+			return fmt.Errorf("apiserver: creating namespace %q: %w", name, err)
+		}
+	}
+	return nil
 }

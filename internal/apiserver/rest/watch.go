@@ -1,4 +1,4 @@
-package apiserver
+package rest
 
 import (
 	"context"
@@ -102,7 +102,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 		opts.From = cur
 		if !opts.Initial {
 			// Start after the latest revision: wait for the cache to get there.
-			wctx, wcancel := context.WithTimeout(ctx, freshWait)
+			wctx, wcancel := context.WithTimeout(ctx, FreshWait)
 			err = c.WaitFresh(wctx, cur)
 			wcancel()
 			if err != nil {
@@ -110,7 +110,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 			}
 		}
 	}
-	wctx, wcancel := context.WithTimeout(ctx, freshWait)
+	wctx, wcancel := context.WithTimeout(ctx, FreshWait)
 	cw, startErr := c.Watch(wctx, opts)
 	wcancel()
 	if startErr != nil && !errors.Is(startErr, watchcache.ErrTooOld) {

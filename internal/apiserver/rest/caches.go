@@ -1,4 +1,4 @@
-package apiserver
+package rest
 
 import (
 	"context"
@@ -31,9 +31,9 @@ type WatchCacheConfig struct {
 	BookmarkInterval time.Duration
 }
 
-// freshWait bounds how long a request waits for a watch cache to reach
+// FreshWait bounds how long a request waits for a watch cache to reach
 // the revision it needs (kube-apiserver waits 3 s too).
-const freshWait = 3 * time.Second
+const FreshWait = 3 * time.Second
 
 // newCaches makes one watch cache per storage prefix: the kinds stored
 // under it share it (core and events.k8s.io events).
