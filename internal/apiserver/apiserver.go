@@ -31,6 +31,7 @@ import (
 	"github.com/ballast-dev/ballast/internal/apiserver/connect"
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/lifecycle"
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
@@ -89,7 +90,7 @@ type Server struct {
 	rest *rest.Server
 	// connect serves pods/log, exec, attach, portforward and proxy.
 	connect   *connect.Server
-	lifecycle lifecycle
+	lifecycle *lifecycle.Lifecycle
 }
 
 // route is a non-resource path prefix served by another handler.
@@ -146,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 		Admission: admission.New(cfg.Store, s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]),
 		Review:    review.New(cfg.Authenticate, cfg.Authorize).Serve,
 		Log:       cfg.Log, Now: cfg.Now, WatchCache: cfg.WatchCache})
+	s.lifecycle = lifecycle.New(lifecycle.Config{Store: cfg.Store, Pods: s.rest.Cache("pods"), Log: cfg.Log, Now: cfg.Now})
 	s.discovery = discovery.Handler(served)
 	for _, p := range discovery.Paths(served) {
 		s.discPaths[p] = true
@@ -174,7 +176,7 @@ func (s *Server) Handler() http.Handler { return s }
 func (s *Server) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.rest.Run(ctx) })
-	g.Go(func() error { return s.runLifecycle(ctx) })
+	g.Go(func() error { return s.lifecycle.Run(ctx) })
 	return g.Wait()
 }
 

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/lifecycle"
 	"github.com/ballast-dev/ballast/internal/testutil"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -216,7 +217,7 @@ func (w *kubectlWatch) String() string { w.mu.Lock(); defer w.mu.Unlock(); retur
 func TestKubectlNodeLost(t *testing.T) {
 	kubectlPath(t)
 	e := lostNode(t)
-	e.ok("get pods", "0/1", NodeLostReason)
+	e.ok("get pods", "0/1", lifecycle.NodeLostReason)
 	e.ok("get nodes", "NotReady")
 }
 
