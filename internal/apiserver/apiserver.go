@@ -1,13 +1,16 @@
-// Package apiserver is the REST core of `ballast server`: a small
-// Kubernetes-compatible API (namespaces, nodes, pods, events, leases,
-// selfsubjectaccessreviews) on a storage.Store, that real kubectl and
-// client-go use unchanged. It owns request routing, the verbs (get, list,
-// watch, create, update, patch, delete, deletecollection) with
-// kube-apiserver's resourceVersion semantics, metav1.Status errors,
-// authentication and authorization through Config, mirror-pod admission,
-// node lifecycle (a node whose Lease is not renewed turns Unknown and its
-// pods not Ready), and pods/log, exec, attach and portforward proxied to the
-// pod's node. Discovery, OpenAPI and Table printing live in sub-packages.
+// Package apiserver assembles `ballast server`'s Kubernetes-compatible API
+// (namespaces, nodes, pods, ConfigMaps, Secrets, events, leases, reviews...)
+// on a storage.Store, which real kubectl and client-go use unchanged. It
+// owns Config, authentication of every request, routing (which part serves
+// a path, which verbs a subresource takes), the non-resource paths
+// (discovery, health, OpenAPI, /metrics) and delegated resources
+// (metrics.k8s.io). The parts it routes to are sub-packages: request (paths,
+// bodies, answers, Status errors), kinds (how each resource is stored), rest
+// (the verbs, watch caches), admission (who may write what), connect
+// (pods/log, exec, attach, portforward, proxy), review (access, rules, token
+// and self reviews), lifecycle (nodes that stop renewing their Lease);
+// discovery, openapi, tables, resource, watchcache, apimetrics and
+// metricsapi as before.
 package apiserver
 
 import (
