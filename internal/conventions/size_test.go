@@ -3,7 +3,6 @@ package conventions
 import (
 	"go/scanner"
 	"go/token"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,39 +39,27 @@ func TestPackageSize(t *testing.T) {
 }
 
 // packageSizes counts the code lines of the non-test .go files of each
-// directory under the module root's top-level directory top (testdata and
-// hidden directories excluded), by directory relative to the root.
+// package under the module root's top-level directory top, by directory.
 func packageSizes(t *testing.T, top string) map[string]int {
 	t.Helper()
 	r := root(t)
 	sizes := map[string]int{}
-	err := filepath.WalkDir(filepath.Join(r, top), func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if n := d.Name(); n == "testdata" || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_") {
-				return filepath.SkipDir
+	for _, p := range packages(t, top) {
+		for name := range p.files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
 			}
-			return nil
+			path := filepath.Join(r, filepath.FromSlash(p.dir), name)
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := codeLines(path, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes[p.dir] += n
 		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		n, err := codeLines(path, src)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(r, filepath.Dir(path))
-		sizes[filepath.ToSlash(rel)] += n
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return sizes
 }
