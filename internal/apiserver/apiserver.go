@@ -81,8 +81,6 @@ type Server struct {
 	cfg       Config
 	store     storage.Store
 	log       *slog.Logger
-	now       func() time.Time
-	kinds     map[schema.GroupVersionResource]*kinds.Kind
 	delegates map[schema.GroupVersionResource]*Delegate
 	// served resolves resource paths: kinds and delegates.
 	served    request.Served
@@ -116,38 +114,38 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
-		kinds: map[schema.GroupVersionResource]*kinds.Kind{}, discPaths: map[string]bool{},
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, discPaths: map[string]bool{},
 		connect: connect.New(connect.Config{Store: cfg.Store, Authorize: cfg.Authorize, Node: cfg.NodeLogs, Log: cfg.Log})}
 	served := resource.Served()
+	stored := map[schema.GroupVersionResource]*kinds.Kind{}
 	for _, k := range kinds.All() {
 		info, ok := resource.Lookup(served, k.Info.Group, k.Info.Version, k.Info.Resource)
 		if !ok {
 			return nil, fmt.Errorf("apiserver: %s is implemented but not in resource.Served()", k.Info.GVR())
 		}
 		k.Info = info
-		s.kinds[info.GVR()] = k
+		stored[info.GVR()] = k
 	}
 	s.delegates = map[schema.GroupVersionResource]*Delegate{}
 	for i := range cfg.Delegates {
 		d := &cfg.Delegates[i]
-		if s.kinds[d.Info.GVR()] != nil || d.Get == nil || d.List == nil {
+		if stored[d.Info.GVR()] != nil || d.Get == nil || d.List == nil {
 			return nil, fmt.Errorf("apiserver: delegate %s is stored by the REST core or lacks Get or List", d.Info.GVR())
 		}
 		s.delegates[d.Info.GVR()] = d
 		served = append(served, d.Info)
 	}
-	s.served = request.Served{Kinds: s.kinds, Delegated: map[schema.GroupVersionResource]resource.Info{}}
+	s.served = request.Served{Kinds: stored, Delegated: map[schema.GroupVersionResource]resource.Info{}}
 	for gvr, d := range s.delegates {
 		s.served.Delegated[gvr] = d.Info
 	}
 	for _, in := range served {
-		if s.kinds[in.GVR()] == nil && s.delegates[in.GVR()] == nil {
+		if stored[in.GVR()] == nil && s.delegates[in.GVR()] == nil {
 			return nil, fmt.Errorf("apiserver: resource.Served() lists %s, which the REST core does not implement", in.GVR())
 		}
 	}
-	s.rest = rest.New(rest.Config{Store: cfg.Store, Kinds: s.kinds, Authorize: cfg.Authorize,
-		Admission: admission.New(cfg.Store, s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]),
+	s.rest = rest.New(rest.Config{Store: cfg.Store, Kinds: stored, Authorize: cfg.Authorize,
+		Admission: admission.New(cfg.Store, stored[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]),
 		Review:    review.New(cfg.Authenticate, cfg.Authorize).Serve,
 		Log:       cfg.Log, Now: cfg.Now, WatchCache: cfg.WatchCache})
 	s.lifecycle = lifecycle.New(lifecycle.Config{Store: cfg.Store, Pods: s.rest.Cache("pods"), Log: cfg.Log, Now: cfg.Now})

@@ -432,6 +432,24 @@ func CheckGVK(k *kinds.Kind, o kinds.Object) error {
 	return nil
 }
 
+// ReadObject reads the object of a create or an update: the body decoded
+// into rq's kind (strictly under fieldValidation=Strict) and checked to be
+// of it, the strict decoding's warnings, the field validation and dryRun.
+func ReadObject(r *http.Request, rq *Request) (o kinds.Object, warnings []string, fv string, dry bool, err error) {
+	body, _, fv, dry, err := WriteRequest(r, rq)
+	if err != nil {
+		return nil, nil, "", false, err
+	}
+	o, warnings, err = DecodeBody(rq.Kind, body, fv == "Strict")
+	if err != nil {
+		return nil, nil, "", false, err
+	}
+	if err := CheckGVK(rq.Kind, o); err != nil {
+		return nil, nil, "", false, err
+	}
+	return o, warnings, fv, dry, nil
+}
+
 // WriteRequest reads what every write (create, update, patch) needs: the
 // body and its media type, the field validation (Strict, Warn or Ignore),
 // and dryRun.

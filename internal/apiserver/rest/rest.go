@@ -36,15 +36,8 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, rq *request.Re
 // ---- create
 
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
-	body, _, fv, dry, err := request.WriteRequest(r, rq)
+	o, warnings, fv, dry, err := request.ReadObject(r, rq)
 	if err != nil {
-		return err
-	}
-	o, warnings, err := request.DecodeBody(rq.Kind, body, fv == "Strict")
-	if err != nil {
-		return err
-	}
-	if err := request.CheckGVK(rq.Kind, o); err != nil {
 		return err
 	}
 	if rq.Kind.Info.Namespaced {
@@ -210,15 +203,8 @@ func fieldError(path, msg string) *field.Error {
 var errNoop = errors.New("no change")
 
 func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
-	body, _, fv, dry, err := request.WriteRequest(r, rq)
+	in, warnings, fv, dry, err := request.ReadObject(r, rq)
 	if err != nil {
-		return err
-	}
-	in, warnings, err := request.DecodeBody(rq.Kind, body, fv == "Strict")
-	if err != nil {
-		return err
-	}
-	if err := request.CheckGVK(rq.Kind, in); err != nil {
 		return err
 	}
 	if in.GetName() != rq.Name {
