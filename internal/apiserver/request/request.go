@@ -262,8 +262,8 @@ func CheckStoredSize(k *kinds.Kind, name string, value []byte) error {
 	return TooLarge(fmt.Sprintf("%s %q is too large to store: %d bytes, the limit is %d bytes (1.5 MiB); make it smaller", k.Info.Kind, name, len(value), maxStored))
 }
 
-// FieldValidation reads ?fieldValidation=: "Strict", "Warn" (default) or "Ignore".
-func FieldValidation(q url.Values) (string, error) {
+// fieldValidation reads ?fieldValidation=: "Strict", "Warn" (default) or "Ignore".
+func fieldValidation(q url.Values) (string, error) {
 	switch v := q.Get("fieldValidation"); v {
 	case "", "Warn", "warn":
 		return "Warn", nil
@@ -458,7 +458,7 @@ func WriteRequest(r *http.Request, rq *Request) (body []byte, mediaType, fv stri
 	if err != nil {
 		return nil, "", "", false, err
 	}
-	fv, err = FieldValidation(rq.Query)
+	fv, err = fieldValidation(rq.Query)
 	if err != nil {
 		return nil, "", "", false, err
 	}
