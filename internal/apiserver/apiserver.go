@@ -1,13 +1,16 @@
-// Package apiserver is the REST core of `ballast server`: a small
-// Kubernetes-compatible API (namespaces, nodes, pods, events, leases,
-// selfsubjectaccessreviews) on a storage.Store, that real kubectl and
-// client-go use unchanged. It owns request routing, the verbs (get, list,
-// watch, create, update, patch, delete, deletecollection) with
-// kube-apiserver's resourceVersion semantics, metav1.Status errors,
-// authentication and authorization through Config, mirror-pod admission,
-// node lifecycle (a node whose Lease is not renewed turns Unknown and its
-// pods not Ready), and pods/log, exec, attach and portforward proxied to the
-// pod's node. Discovery, OpenAPI and Table printing live in sub-packages.
+// Package apiserver assembles `ballast server`'s Kubernetes-compatible API
+// (namespaces, nodes, pods, ConfigMaps, Secrets, events, leases, reviews...)
+// on a storage.Store, which real kubectl and client-go use unchanged. It
+// owns Config, authentication of every request, routing (which part serves
+// a path, which verbs a subresource takes), the non-resource paths
+// (discovery, health, OpenAPI, /metrics) and delegated resources
+// (metrics.k8s.io). The parts it routes to are sub-packages: request (paths,
+// bodies, answers, Status errors), kinds (how each resource is stored), rest
+// (the verbs, watch caches), admission (who may write what), connect
+// (pods/log, exec, attach, portforward, proxy), review (access, rules, token
+// and self reviews), lifecycle (nodes that stop renewing their Lease);
+// discovery, openapi, tables, resource, watchcache, apimetrics and
+// metricsapi as before.
 package apiserver
 
 import (
@@ -23,15 +26,20 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/admission"
 	"github.com/ballast-dev/ballast/internal/apiserver/apimetrics"
+	"github.com/ballast-dev/ballast/internal/apiserver/connect"
 	"github.com/ballast-dev/ballast/internal/apiserver/discovery"
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/lifecycle"
 	"github.com/ballast-dev/ballast/internal/apiserver/openapi"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
-	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
+	"github.com/ballast-dev/ballast/internal/apiserver/rest"
+	"github.com/ballast-dev/ballast/internal/apiserver/review"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
@@ -57,7 +65,7 @@ type Config struct {
 	// (internal/apiserver/apimetrics).
 	Metrics Metrics
 	// WatchCache tunes the watch caches that serve watches and lists.
-	WatchCache WatchCacheConfig
+	WatchCache rest.WatchCacheConfig
 }
 
 // Metrics observe the API server's requests and serve them.
@@ -67,23 +75,23 @@ type Metrics interface {
 	Handler() http.Handler
 }
 
-// Server is the API server's REST core.
+// Server is the API server: it routes each request to the part that
+// serves it.
 type Server struct {
 	cfg       Config
 	store     storage.Store
 	log       *slog.Logger
-	now       func() time.Time
-	kinds     map[schema.GroupVersionResource]*kind
-	byGV      map[string]bool // served group/versions ("v1", "coordination.k8s.io/v1")
+	delegates map[schema.GroupVersionResource]*Delegate
+	// served resolves resource paths: kinds and delegates.
+	served    request.Served
 	discovery http.Handler
 	discPaths map[string]bool
 	extra     []route // other non-resource handlers (OpenAPI)
-	lifecycle lifecycle
-	// podTransport reaches pods' IPs for pods/proxy.
-	podTransport http.RoundTripper
-	delegates    map[schema.GroupVersionResource]*Delegate
-	// caches are the watch caches, by storage prefix; Run runs them.
-	caches map[string]*watchcache.Cache
+	// rest serves the verbs on the stored kinds.
+	rest *rest.Server
+	// connect serves pods/log, exec, attach, portforward and proxy.
+	connect   *connect.Server
+	lifecycle *lifecycle.Lifecycle
 }
 
 // route is a non-resource path prefix served by another handler.
@@ -91,9 +99,6 @@ type route struct {
 	prefix string
 	h      http.Handler
 }
-
-// SystemNamespaces exist from the start and cannot be deleted.
-var SystemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
 // New checks cfg, makes sure the system namespaces exist, and returns the server.
 func New(cfg Config) (*Server, error) {
@@ -109,35 +114,41 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, now: cfg.Now,
-		kinds: map[schema.GroupVersionResource]*kind{}, byGV: map[string]bool{}, discPaths: map[string]bool{},
-		podTransport: newPodTransport()}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Log, discPaths: map[string]bool{},
+		connect: connect.New(connect.Config{Store: cfg.Store, Authorize: cfg.Authorize, Node: cfg.NodeLogs, Log: cfg.Log})}
 	served := resource.Served()
-	for _, k := range kinds() {
-		info, ok := resource.Lookup(served, k.info.Group, k.info.Version, k.info.Resource)
+	stored := map[schema.GroupVersionResource]*kinds.Kind{}
+	for _, k := range kinds.All() {
+		info, ok := resource.Lookup(served, k.Info.Group, k.Info.Version, k.Info.Resource)
 		if !ok {
-			return nil, fmt.Errorf("apiserver: %s is implemented but not in resource.Served()", k.info.GVR())
+			return nil, fmt.Errorf("apiserver: %s is implemented but not in resource.Served()", k.Info.GVR())
 		}
-		k.info = info
-		s.kinds[info.GVR()] = k
-		s.byGV[info.GroupVersion()] = true
+		k.Info = info
+		stored[info.GVR()] = k
 	}
 	s.delegates = map[schema.GroupVersionResource]*Delegate{}
 	for i := range cfg.Delegates {
 		d := &cfg.Delegates[i]
-		if s.kinds[d.Info.GVR()] != nil || d.Get == nil || d.List == nil {
+		if stored[d.Info.GVR()] != nil || d.Get == nil || d.List == nil {
 			return nil, fmt.Errorf("apiserver: delegate %s is stored by the REST core or lacks Get or List", d.Info.GVR())
 		}
 		s.delegates[d.Info.GVR()] = d
-		s.byGV[d.Info.GroupVersion()] = true
 		served = append(served, d.Info)
 	}
+	s.served = request.Served{Kinds: stored, Delegated: map[schema.GroupVersionResource]resource.Info{}}
+	for gvr, d := range s.delegates {
+		s.served.Delegated[gvr] = d.Info
+	}
 	for _, in := range served {
-		if s.kinds[in.GVR()] == nil && s.delegates[in.GVR()] == nil {
+		if stored[in.GVR()] == nil && s.delegates[in.GVR()] == nil {
 			return nil, fmt.Errorf("apiserver: resource.Served() lists %s, which the REST core does not implement", in.GVR())
 		}
 	}
-	s.newCaches(cfg.WatchCache)
+	s.rest = rest.New(rest.Config{Store: cfg.Store, Kinds: stored, Authorize: cfg.Authorize,
+		Admission: admission.New(cfg.Store, stored[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]),
+		Review:    review.New(cfg.Authenticate, cfg.Authorize).Serve,
+		Log:       cfg.Log, Now: cfg.Now, WatchCache: cfg.WatchCache})
+	s.lifecycle = lifecycle.New(lifecycle.Config{Store: cfg.Store, Pods: s.rest.Cache("pods"), Log: cfg.Log, Now: cfg.Now})
 	s.discovery = discovery.Handler(served)
 	for _, p := range discovery.Paths(served) {
 		s.discPaths[p] = true
@@ -152,25 +163,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.ensureNamespaces(ctx); err != nil {
+	if err := s.rest.EnsureNamespaces(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-func (s *Server) ensureNamespaces(ctx context.Context) error {
-	k := s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}]
-	for _, name := range SystemNamespaces {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if _, err := s.createObject(ctx, k, ns, false); err != nil {
-			var se *statusError
-			if errors.As(err, &se) && se.s.Reason == metav1.StatusReasonAlreadyExists {
-				continue
-			}
-			return fmt.Errorf("apiserver: creating namespace %q: %w", name, err)
-		}
-	}
-	return nil
 }
 
 // Handler serves the whole API.
@@ -180,8 +176,8 @@ func (s *Server) Handler() http.Handler { return s }
 // and most lists wait for them) and node lifecycle.
 func (s *Server) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.runWatchCaches(ctx) })
-	g.Go(func() error { return s.runLifecycle(ctx) })
+	g.Go(func() error { return s.rest.Run(ctx) })
+	g.Go(func() error { return s.lifecycle.Run(ctx) })
 	return g.Wait()
 }
 
@@ -207,8 +203,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.Request) {
 	user, ok, err := s.cfg.Authenticate(r)
 	if err != nil {
-		writeStatus(w, newStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
-			fmt.Sprintf("Unauthorized: %v; check the credentials in your kubeconfig", err)).s)
+		request.WriteStatus(w, request.NewStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
+			fmt.Sprintf("Unauthorized: %v; check the credentials in your kubeconfig", err)).Status)
 		return
 	}
 	if !ok {
@@ -218,15 +214,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.
 	if len(path) > 1 {
 		path = strings.TrimSuffix(path, "/")
 	}
-	if rq, isResource := s.parse(r, path); isResource {
-		rq.user = user
+	if rq, isResource := s.served.Parse(r, path); isResource {
+		rq.User = user
 		if info != nil {
-			*info = apimetrics.Request{Verb: strings.ToUpper(rq.verb), Group: rq.group, Version: rq.version,
-				Resource: rq.resource, Subresource: rq.subresource, Namespace: rq.namespace, Name: rq.name}
-			if rq.kind == nil && rq.delegate == nil { // not served: do not let paths make up label values
-				*info = apimetrics.Request{Verb: strings.ToUpper(rq.verb)}
+			*info = apimetrics.Request{Verb: strings.ToUpper(rq.Verb), Group: rq.Group, Version: rq.Version,
+				Resource: rq.Resource, Subresource: rq.Subresource, Namespace: rq.Namespace, Name: rq.Name}
+			if rq.Kind == nil && !rq.Delegated { // not served: do not let paths make up label values
+				*info = apimetrics.Request{Verb: strings.ToUpper(rq.Verb)}
 			}
-			if rq.verb == "watch" && rq.kind != nil {
+			if rq.Verb == "watch" && rq.Kind != nil {
 				defer s.cfg.Metrics.WatchStarted(*info)()
 			}
 		}
@@ -239,7 +235,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.
 	// Non-resource paths.
 	attrs := auth.Attributes{User: user, Verb: strings.ToLower(r.Method), Path: path}
 	if d := s.cfg.Authorize(attrs); !d.Allowed {
-		s.deny(w, user, d, fmt.Sprintf("forbidden: %s", d.Reason))
+		request.Deny(w, user, d, fmt.Sprintf("forbidden: %s", d.Reason))
 		return
 	}
 	switch {
@@ -257,18 +253,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, info *apimetrics.
 			return
 		}
 	}
-	writeStatus(w, newStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
-		fmt.Sprintf("the server could not find the requested resource (%s %s); `kubectl api-resources` lists what Ballast serves", r.Method, r.URL.Path)).s)
-}
-
-// deny answers a refused request: 401 for anonymous callers, else 403.
-func (s *Server) deny(w http.ResponseWriter, user auth.User, d auth.Decision, msg string) {
-	if user.Name == auth.AnonymousUser {
-		writeStatus(w, newStatus(http.StatusUnauthorized, metav1.StatusReasonUnauthorized,
-			"Unauthorized: "+d.Reason).s)
-		return
-	}
-	writeStatus(w, newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg).s)
+	request.WriteStatus(w, request.NewStatus(http.StatusNotFound, metav1.StatusReasonNotFound,
+		fmt.Sprintf("the server could not find the requested resource (%s %s); `kubectl api-resources` lists what Ballast serves", r.Method, r.URL.Path)).Status)
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, path string) {

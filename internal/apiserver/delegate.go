@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 )
 
@@ -25,38 +27,38 @@ type Delegate struct {
 	List func(ctx context.Context, namespace string, sel labels.Selector) (runtime.Object, error)
 }
 
-func (s *Server) serveDelegate(w http.ResponseWriter, r *http.Request, rq *request, d *Delegate) {
-	if !contains(d.Info.Verbs, rq.verb) || rq.subresource != "" {
-		writeError(w, methodNotAllowed(fmt.Sprintf("%s is not supported on %s (supported: %v)", rq.verb, rq.resource, d.Info.Verbs)))
+func (s *Server) serveDelegate(w http.ResponseWriter, r *http.Request, rq *request.Request, d *Delegate) {
+	if !slices.Contains(d.Info.Verbs, rq.Verb) || rq.Subresource != "" {
+		request.WriteError(w, request.MethodNotAllowed(fmt.Sprintf("%s is not supported on %s (supported: %v)", rq.Verb, rq.Resource, d.Info.Verbs)))
 		return
 	}
-	if !s.authorize(w, rq) {
+	if !request.Authorize(w, rq, s.cfg.Authorize) {
 		return
 	}
 	var o runtime.Object
 	var err error
-	switch rq.verb {
+	switch rq.Verb {
 	case "get":
-		o, err = d.Get(r.Context(), rq.namespace, rq.name)
+		o, err = d.Get(r.Context(), rq.Namespace, rq.Name)
 	case "list":
 		var sel labels.Selector
-		sel, err = labels.Parse(rq.query.Get("labelSelector"))
+		sel, err = labels.Parse(rq.Query.Get("labelSelector"))
 		if err != nil {
-			err = badRequest("labelSelector %q is invalid: %v", rq.query.Get("labelSelector"), err)
+			err = request.BadRequest("labelSelector %q is invalid: %v", rq.Query.Get("labelSelector"), err)
 			break
 		}
-		o, err = d.List(r.Context(), rq.namespace, sel)
+		o, err = d.List(r.Context(), rq.Namespace, sel)
 	}
 	if err != nil {
 		var ae *apierrors.StatusError
 		if errors.As(err, &ae) {
-			err = fromAPIErr(ae)
+			err = request.FromAPIErr(ae)
 		}
-		if st := toStatus(err); st.Code >= 500 {
-			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "user", rq.user.Name, "err", err)
+		if st := request.ToStatus(err); st.Code >= 500 {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "user", rq.User.Name, "err", err)
 		}
-		writeError(w, err)
+		request.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, "application/json", o)
+	request.WriteJSON(w, http.StatusOK, "application/json", o)
 }

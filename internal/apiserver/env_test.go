@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/rest"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
@@ -40,12 +42,12 @@ type testEnv struct {
 func testAuthenticate(r *http.Request) (auth.User, bool, error) {
 	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if name, ok := strings.CutPrefix(tok, "node:"); ok {
-		return nodeUser(name), true, nil
+		return apitest.NodeUser(name), true, nil
 	}
 	if tok == "bad" {
 		return auth.User{}, false, auth.ErrInvalidToken
 	}
-	return adminUser, true, nil
+	return apitest.AdminUser, true, nil
 }
 
 // newTestEnv starts the server; opts may change its Config first.
@@ -61,7 +63,7 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Cleanup(func() { st.Close() })
 	e := &testEnv{t: t, store: st, dir: dir}
 	conf := Config{Store: st, Authenticate: testAuthenticate, Authorize: auth.Authorize,
-		WatchCache: WatchCacheConfig{BookmarkInterval: time.Second},
+		WatchCache: rest.WatchCacheConfig{BookmarkInterval: time.Second},
 		Now: func() time.Time {
 			if e.now != nil {
 				return e.now()
@@ -80,7 +82,7 @@ func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	cachesDone := make(chan struct{})
 	go func() {
 		defer close(cachesDone)
-		_ = srv.runWatchCaches(cacheCtx)
+		_ = srv.rest.Run(cacheCtx)
 	}()
 	t.Cleanup(func() {
 		stopCaches()
@@ -173,7 +175,7 @@ func (e *testEnv) addNode(name string) *corev1.Node {
 // addMirror creates the mirror pod of static pod `name` on node, Running.
 func (e *testEnv) addMirror(name, node string) *corev1.Pod {
 	tok := "node:" + node
-	p := mirrorPod(name, node)
+	p := apitest.MirrorPod(name, node)
 	p.Labels = map[string]string{"app": name}
 	var out corev1.Pod
 	code, body := e.do("POST", "/api/v1/namespaces/default/pods", tok, "", p, &out)

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/ballast-dev/ballast/internal/storage/etcd"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
 
 // Events expire after an hour through an etcd lease (as kube-apiserver's

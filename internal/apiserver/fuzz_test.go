@@ -16,6 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
@@ -50,7 +53,7 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	for _, n := range []string{"n1", "n2"} {
 		s.must(f, "POST", "/api/v1/nodes", "node:"+n, "", &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, 201)
 	}
-	s.must(f, "POST", "/api/v1/namespaces/default/pods", "node:n1", "", mirrorPod("web", "n1"), 201)
+	s.must(f, "POST", "/api/v1/namespaces/default/pods", "node:n1", "", apitest.MirrorPod("web", "n1"), 201)
 	s.must(f, "POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", "node:n1", "",
 		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: "kube-node-lease"}}, 201)
 	s.must(f, "POST", "/api/v1/namespaces/default/events", "node:n1", "", &corev1.Event{
@@ -244,26 +247,26 @@ func FuzzSelectors(f *testing.F) {
 	} {
 		f.Add(seed[0], seed[1])
 	}
-	ks := kinds()
-	pod := mirrorPod("web", "n1")
+	ks := kinds.All()
+	pod := apitest.MirrorPod("web", "n1")
 	pod.Labels = map[string]string{"app": "web"}
 	f.Fuzz(func(t *testing.T, label, field string) {
 		q := url.Values{"labelSelector": {label}, "fieldSelector": {field}}
 		for _, k := range ks {
-			if k.createOnly {
+			if k.CreateOnly {
 				continue
 			}
-			sel, err := parseSelectors(k, q)
+			sel, err := request.ParseSelectors(k, q)
 			if err != nil {
-				if se, ok := err.(*statusError); !ok || se.s.Code != http.StatusBadRequest || !strings.Contains(se.s.Message, "Selector") && !strings.Contains(se.s.Message, "field selector") {
-					t.Fatalf("%s: a bad selector is not a 400 that names it: %v", k.info.Resource, err)
+				if se, ok := err.(*request.Error); !ok || se.Status.Code != http.StatusBadRequest || !strings.Contains(se.Status.Message, "Selector") && !strings.Contains(se.Status.Message, "field selector") {
+					t.Fatalf("%s: a bad selector is not a 400 that names it: %v", k.Info.Resource, err)
 				}
 				continue
 			}
-			if k.info.Resource == "pods" && k.info.Group == "" {
-				sel.matches(k, pod)
+			if k.Info.Resource == "pods" && k.Info.Group == "" {
+				sel.Matches(k, pod)
 			} else {
-				sel.matches(k, k.newObj())
+				sel.Matches(k, k.NewObj())
 			}
 		}
 	})

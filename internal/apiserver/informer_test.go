@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 )
 
 // TestInformer: a client-go informer lists and watches pods, and sees a
@@ -48,7 +49,7 @@ func TestInformer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Deleted as a node finishes a graceful deletion: at once.
-	if err := cs.CoreV1().Pods("default").Delete(ctx, "web-n1", metav1.DeleteOptions{GracePeriodSeconds: ptrTo(int64(0))}); err != nil {
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "web-n1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"add before-n1", "add web-n1", "update web-n1 front", "delete web-n1"}

@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/lifecycle"
 	"github.com/ballast-dev/ballast/internal/testutil"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
@@ -215,7 +217,7 @@ func (w *kubectlWatch) String() string { w.mu.Lock(); defer w.mu.Unlock(); retur
 func TestKubectlNodeLost(t *testing.T) {
 	kubectlPath(t)
 	e := lostNode(t)
-	e.ok("get pods", "0/1", NodeLostReason)
+	e.ok("get pods", "0/1", lifecycle.NodeLostReason)
 	e.ok("get nodes", "NotReady")
 }
 
@@ -223,7 +225,7 @@ func TestKubectlNodeLost(t *testing.T) {
 func TestKubectlAuthWhoami(t *testing.T) {
 	e := newTestEnv(t)
 	out, stderr, err := e.kubectl(30*time.Second, "auth", "whoami")
-	if err != nil || !strings.Contains(out, adminUser.Name) || !strings.Contains(out, "system:masters") {
+	if err != nil || !strings.Contains(out, apitest.AdminUser.Name) || !strings.Contains(out, "system:masters") {
 		t.Fatalf("kubectl auth whoami: %v\n%s\n%s", err, out, stderr)
 	}
 }

@@ -9,28 +9,32 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
 
 // TestNodeAndPodProxy: nodes/N/proxy/PATH reaches the node's kubelet API
 // through the node dialer, for admins only; pods/P[:PORT]/proxy refuses a
 // pod whose IP is not a global unicast address, as kube-apiserver does.
 func TestNodeAndPodProxy(t *testing.T) {
-	e := newTestEnv(t)
-	e.addNode("n1")
-	p := e.addMirror("web", "n1")
 	var got []string
 	kubelet := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = append(got, r.Method+" "+r.URL.RequestURI())
 		fmt.Fprintf(w, "kubelet says %s", r.URL.Path)
 	}))
 	defer kubelet.Close()
-	e.srv.cfg.NodeLogs = func(_ context.Context, node string) (*http.Client, *url.URL, error) {
-		if node != "n1" {
-			return nil, nil, fmt.Errorf("unknown node %s", node)
+	e := newTestEnv(t, func(c *Config) {
+		c.NodeLogs = func(_ context.Context, node string) (*http.Client, *url.URL, error) {
+			if node != "n1" {
+				return nil, nil, fmt.Errorf("unknown node %s", node)
+			}
+			u, _ := url.Parse(kubelet.URL)
+			return kubelet.Client(), u, nil
 		}
-		u, _ := url.Parse(kubelet.URL)
-		return kubelet.Client(), u, nil
-	}
+	})
+	e.addNode("n1")
+	p := e.addMirror("web", "n1")
 	for _, tc := range []struct {
 		path, token string
 		code        int
@@ -57,7 +61,7 @@ func TestNodeAndPodProxy(t *testing.T) {
 			t.Errorf("GET %s as %s: %d %s, want %d with %q", tc.path, tc.token, resp.StatusCode, b, tc.code, tc.body)
 		}
 		if tc.code >= 400 {
-			checkStatusShape(t, b, tc.code, reasonForCode(int32(tc.code)), "")
+			apitest.CheckStatusShape(t, b, tc.code, request.ReasonForCode(int32(tc.code)), "")
 		}
 	}
 	if len(got) != 2 || got[1] != "GET /stats/summary?only_cpu_and_memory=true" {

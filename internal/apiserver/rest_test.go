@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/lifecycle"
 	"github.com/ballast-dev/ballast/internal/storage/etcd"
 )
 
@@ -115,7 +117,7 @@ func TestREST(t *testing.T) {
 		}
 		code, body = e.do("DELETE", "/api/v1/namespaces/kube-system", "admin", "", nil, nil)
 		e.must(code, body, 403)
-		orphan := mirrorPod("x", "n1")
+		orphan := apitest.MirrorPod("x", "n1")
 		orphan.Namespace = ""
 		code, body = e.do("POST", "/api/v1/namespaces/nope/pods", "node:n1", "", orphan, nil)
 		e.must(code, body, 404)
@@ -219,7 +221,7 @@ func TestWatch(t *testing.T) {
 	for {
 		ev := wl()
 		if ev.Type == "BOOKMARK" {
-			if objMeta(t, ev.Object).Annotations[initialEventsEnd] != "true" {
+			if objMeta(t, ev.Object).Annotations[metav1.InitialEventsAnnotationKey] != "true" {
 				t.Fatalf("watch list bookmark %s", ev.Object)
 			}
 			break
@@ -266,13 +268,13 @@ func TestNodeLifecycle(t *testing.T) {
 	}
 	var p corev1.Pod
 	e.do("GET", "/api/v1/namespaces/default/pods/web-n1", "admin", "", nil, &p)
-	if p.Status.Conditions[0].Status != corev1.ConditionFalse || p.Status.ContainerStatuses[0].Ready || p.Status.Reason != NodeLostReason {
+	if p.Status.Conditions[0].Status != corev1.ConditionFalse || p.Status.ContainerStatuses[0].Ready || p.Status.Reason != lifecycle.NodeLostReason {
 		t.Fatalf("pod status %+v", p.Status)
 	}
 }
 
 // lostNode is a server whose node n1, with mirror pod web-n1, stopped
-// renewing its lease for longer than NodeGracePeriod.
+// renewing its lease for longer than lifecycle.NodeGracePeriod.
 func lostNode(t *testing.T) *testEnv {
 	e := newTestEnv(t)
 	e.addNode("n1")
@@ -280,11 +282,11 @@ func lostNode(t *testing.T) *testEnv {
 	ctx := context.Background()
 	t0 := time.Now()
 	e.now = func() time.Time { return t0 }
-	if err := e.srv.checkNodes(ctx); err != nil {
+	if err := e.srv.lifecycle.CheckNodes(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.now = func() time.Time { return t0.Add(NodeGracePeriod + time.Second) }
-	if err := e.srv.checkNodes(ctx); err != nil {
+	e.now = func() time.Time { return t0.Add(lifecycle.NodeGracePeriod + time.Second) }
+	if err := e.srv.lifecycle.CheckNodes(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return e

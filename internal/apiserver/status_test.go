@@ -11,6 +11,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
 
 // TestErrorStatusShape walks every error path of the REST layer and checks
@@ -74,7 +77,7 @@ func TestErrorStatusShape(t *testing.T) {
 		{"create: XML", "POST", "/api/v1/namespaces", "admin", "application/xml", []byte(`<ns/>`), 415, metav1.StatusReasonUnsupportedMediaType, ""},
 		{"create: unparsable Content-Type", "POST", "/api/v1/namespaces", "admin", "a/b; =", []byte(`{}`), 415, metav1.StatusReasonUnsupportedMediaType, ""},
 		{"create: bad YAML", "POST", "/api/v1/namespaces", "admin", "application/yaml", []byte("a: [b"), 400, metav1.StatusReasonBadRequest, ""},
-		{"create: bad protobuf", "POST", "/api/v1/namespaces", "admin", protobufType, []byte("nope"), 400, metav1.StatusReasonBadRequest, ""},
+		{"create: bad protobuf", "POST", "/api/v1/namespaces", "admin", request.ProtobufType, []byte("nope"), 400, metav1.StatusReasonBadRequest, ""},
 		{"create: body over 3 MiB", "POST", "/api/v1/namespaces", "admin", "", bytes.Repeat([]byte(" "), 3<<20+10), 413, metav1.StatusReasonRequestEntityTooLarge, ""},
 		{"create: object too large to store (2 MB)", "POST", "/api/v1/namespaces/default/events", "admin", "", jsonBody(hugeEvent), 413, metav1.StatusReasonRequestEntityTooLarge, ""},
 		{"create: wrong apiVersion", "POST", "/api/v1/namespaces", "admin", "", []byte(`{"apiVersion":"v2","kind":"Namespace","metadata":{"name":"x"}}`), 400, metav1.StatusReasonBadRequest, ""},
@@ -140,76 +143,7 @@ func TestErrorStatusShape(t *testing.T) {
 			if resp.StatusCode != tc.code {
 				t.Fatalf("%s %s: HTTP %d, want %d: %s", tc.method, tc.path, resp.StatusCode, tc.code, data)
 			}
-			checkStatusShape(t, data, tc.code, tc.reason, tc.detailsName)
+			apitest.CheckStatusShape(t, data, tc.code, tc.reason, tc.detailsName)
 		})
 	}
 }
-
-// checkStatusShape checks a failure Status as kube-apiserver writes it.
-func checkStatusShape(t *testing.T, data []byte, code int, reason metav1.StatusReason, detailsName string) {
-	t.Helper()
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		t.Fatalf("not a JSON object: %v: %s", err, data)
-	}
-	for _, f := range []string{"kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code"} {
-		if _, ok := raw[f]; !ok {
-			t.Errorf("field %q missing: %s", f, data)
-		}
-	}
-	var st metav1.Status
-	if err := json.Unmarshal(data, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Kind != "Status" || st.APIVersion != "v1" || st.Status != metav1.StatusFailure || st.Message == "" {
-		t.Errorf("kind/apiVersion/status/message: %s", data)
-	}
-	if int(st.Code) != code {
-		t.Errorf("code field %d, HTTP status %d", st.Code, code)
-	}
-	if st.Reason != reason {
-		t.Errorf("reason %q, want %q: %s", st.Reason, reason, data)
-	}
-	if st.Details == nil || (detailsName != "" && st.Details.Name != detailsName) {
-		t.Errorf("details %s, want name %q", raw["details"], detailsName)
-	}
-	if string(raw["metadata"]) != "{}" {
-		t.Errorf("metadata %s, want {}", raw["metadata"])
-	}
-}
-
-// TestLogNodeErrors: a node's refusal of pods/log keeps its code, with the
-// reason kube-apiserver gives it (kubectl logs --previous with no previous
-// instance is a 400 BadRequest).
-func TestLogNodeErrors(t *testing.T) {
-	for _, tc := range []struct {
-		code   int
-		reason metav1.StatusReason
-	}{
-		{400, metav1.StatusReasonBadRequest}, {404, metav1.StatusReasonNotFound}, {403, metav1.StatusReasonForbidden},
-		{401, metav1.StatusReasonUnauthorized}, {500, metav1.StatusReasonInternalError}, {502, metav1.StatusReasonInternalError},
-	} {
-		err := nodeResponseError(tc.code, `previous terminated container "c" in pod "p" not found`, "pods/log", "p", "n1")
-		st := toStatus(err)
-		rec := &bytes.Buffer{}
-		w := &recorder{header: http.Header{}, body: rec}
-		writeStatus(w, st)
-		if w.code != tc.code {
-			t.Errorf("%d: written as %d", tc.code, w.code)
-		}
-		checkStatusShape(t, rec.Bytes(), tc.code, tc.reason, "")
-		if !strings.Contains(st.Message, "previous terminated container") {
-			t.Errorf("%d: message %q lost the node's words", tc.code, st.Message)
-		}
-	}
-}
-
-type recorder struct {
-	header http.Header
-	body   *bytes.Buffer
-	code   int
-}
-
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-func (r *recorder) WriteHeader(c int)           { r.code = c }

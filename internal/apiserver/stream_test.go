@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	clientspdy "k8s.io/client-go/transport/spdy"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/streaming"
 	"github.com/ballast-dev/ballast/internal/streaming/streamingtest"
@@ -35,11 +36,11 @@ func streamAuthenticate(r *http.Request) (auth.User, bool, error) {
 	case !ok:
 		return auth.Anonymous, false, nil
 	case tok == "admin":
-		return adminUser, true, nil
+		return apitest.AdminUser, true, nil
 	case tok == "alice":
 		return auth.User{Name: "alice", Groups: []string{auth.GroupAuthenticated}}, true, nil
 	case strings.HasPrefix(tok, "node:"):
-		return nodeUser(strings.TrimPrefix(tok, "node:")), true, nil
+		return apitest.NodeUser(strings.TrimPrefix(tok, "node:")), true, nil
 	}
 	return auth.User{}, false, auth.ErrInvalidToken
 }

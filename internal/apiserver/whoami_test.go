@@ -3,6 +3,8 @@ package apiserver
 import (
 	"strings"
 	"testing"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
 )
 
 // A SelfSubjectReview (kubectl auth whoami) says who the server
@@ -13,7 +15,7 @@ func TestSelfSubjectReview(t *testing.T) {
 	review := map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
 	code, body := e.do("POST", path, "admin", "", review, nil)
 	e.must(code, body, 201)
-	if !strings.Contains(body, `"username":"`+adminUser.Name+`"`) || !strings.Contains(body, `"system:masters"`) {
+	if !strings.Contains(body, `"username":"`+apitest.AdminUser.Name+`"`) || !strings.Contains(body, `"system:masters"`) {
 		t.Fatalf("admin: %s", body)
 	}
 	code, body = e.do("POST", path, "node:n1", "", review, nil)

@@ -1,4 +1,4 @@
-package apiserver
+package connect
 
 import (
 	"errors"
@@ -6,37 +6,39 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/streaming"
 )
 
-// serveStream serves pods/exec, pods/attach and pods/portforward as
+// ServeStream serves pods/exec, pods/attach and pods/portforward as
 // kube-apiserver does: authorized as create (for GET as well, as
 // kube-apiserver 1.32 authorizes WebSocket upgrades), the container chosen
 // and checked against the pod, and the upgrade proxied to the pod's node's
 // kubelet API (/exec, /attach, /portForward), authenticated as for pods/log.
 // kubectl's WebSocket protocols are translated to SPDY toward the node by
 // internal/streaming (k8s.io/apiserver's translators).
-func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, rq *request) {
+func (s *Server) ServeStream(w http.ResponseWriter, r *http.Request, rq *request.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		writeError(w, methodNotAllowed(fmt.Sprintf("%s is not supported on pods/%s (supported: GET, POST)", r.Method, rq.subresource)))
+		request.WriteError(w, request.MethodNotAllowed(fmt.Sprintf("%s is not supported on pods/%s (supported: GET, POST)", r.Method, rq.Subresource)))
 		return
 	}
-	rq.verb = "create"
-	if !s.authorize(w, rq) {
+	rq.Verb = "create"
+	if !request.Authorize(w, rq, s.cfg.Authorize) {
 		return
 	}
 	h, err := s.streamHandler(r, rq)
 	if err != nil {
-		if se := toStatus(err); se.Code >= 500 {
-			s.log.Error("stream request failed", "path", r.URL.Path, "user", rq.user.Name, "err", err)
+		if se := request.ToStatus(err); se.Code >= 500 {
+			s.log.Error("stream request failed", "path", r.URL.Path, "user", rq.User.Name, "err", err)
 		}
-		writeError(w, err)
+		request.WriteError(w, err)
 		return
 	}
 	// The caller's credentials stop here: the node authenticates this server.
@@ -45,8 +47,8 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, rq *request
 	h.ServeHTTP(w, r2)
 }
 
-func (s *Server) streamHandler(r *http.Request, rq *request) (http.Handler, error) {
-	o, err := s.getObject(r.Context(), rq.kind, rq.namespace, rq.name)
+func (s *Server) streamHandler(r *http.Request, rq *request.Request) (http.Handler, error) {
+	o, err := request.Get(r.Context(), s.cfg.Store, rq.Kind, rq.Namespace, rq.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -54,21 +56,21 @@ func (s *Server) streamHandler(r *http.Request, rq *request) (http.Handler, erro
 	q := url.Values{}
 	var nodePath string
 	var opts streaming.StreamOptions
-	switch rq.subresource {
+	switch rq.Subresource {
 	case "exec", "attach":
-		container, command, o, err := streamQuery(rq.query)
+		container, command, o, err := streamQuery(rq.Query)
 		if err != nil {
 			return nil, err
 		}
 		opts = o
-		if rq.subresource == "exec" {
+		if rq.Subresource == "exec" {
 			if len(command) == 0 {
-				return nil, badRequest("you must specify at least one command for the container")
+				return nil, request.BadRequest("you must specify at least one command for the container")
 			}
 			q[corev1.ExecCommandParam] = command
 		}
 		if !opts.Stdin && !opts.Stdout && !opts.Stderr {
-			return nil, badRequest("you must specify at least 1 of stdin, stdout, stderr")
+			return nil, request.BadRequest("you must specify at least 1 of stdin, stdout, stderr")
 		}
 		container, err = streamContainer(pod, container)
 		if err != nil {
@@ -79,9 +81,9 @@ func (s *Server) streamHandler(r *http.Request, rq *request) (http.Handler, erro
 				q.Set(name, "1")
 			}
 		}
-		nodePath = path.Join("/", rq.subresource, pod.Namespace, pod.Name, container)
+		nodePath = path.Join("/", rq.Subresource, pod.Namespace, pod.Name, container)
 	case "portforward":
-		ports, err := portQuery(rq.query)
+		ports, err := portQuery(rq.Query)
 		if err != nil {
 			return nil, err
 		}
@@ -91,24 +93,24 @@ func (s *Server) streamHandler(r *http.Request, rq *request) (http.Handler, erro
 		nodePath = path.Join("/portForward", pod.Namespace, pod.Name)
 	}
 	if pod.Spec.NodeName == "" {
-		return nil, badRequest("pod %s does not have a host assigned", pod.Name)
+		return nil, request.BadRequest("pod %s does not have a host assigned", pod.Name)
 	}
-	if s.cfg.NodeLogs == nil {
-		return nil, unavailable(fmt.Sprintf("pods/%s of pod %s is not available: this API server has no way to reach node %s; on the node, use `ballast exec` or `ballast port-forward`", rq.subresource, pod.Name, pod.Spec.NodeName))
+	if s.cfg.Node == nil {
+		return nil, request.Unavailable(fmt.Sprintf("pods/%s of pod %s is not available: this API server has no way to reach node %s; on the node, use `ballast exec` or `ballast port-forward`", rq.Subresource, pod.Name, pod.Spec.NodeName))
 	}
-	client, base, err := s.cfg.NodeLogs(r.Context(), pod.Spec.NodeName)
+	client, base, err := s.cfg.Node(r.Context(), pod.Spec.NodeName)
 	if err != nil {
-		return nil, unavailable(fmt.Sprintf("pods/%s of pod %s: node %s cannot be reached: %v", rq.subresource, pod.Name, pod.Spec.NodeName, err))
+		return nil, request.Unavailable(fmt.Sprintf("pods/%s of pod %s: node %s cannot be reached: %v", rq.Subresource, pod.Name, pod.Spec.NodeName, err))
 	}
 	transport, err := upgradeTransport(client)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, request.InternalError(err)
 	}
 	loc := *base
 	loc.Path = path.Join(base.Path, nodePath)
 	loc.RawQuery = q.Encode()
-	onError := &statusResponder{s: s, what: fmt.Sprintf("pods/%s of pod %s on node %s", rq.subresource, pod.Name, pod.Spec.NodeName)}
-	if rq.subresource == "portforward" {
+	onError := &statusResponder{s: s, what: fmt.Sprintf("pods/%s of pod %s on node %s", rq.Subresource, pod.Name, pod.Spec.NodeName)}
+	if rq.Subresource == "portforward" {
 		return streaming.PortForward(&loc, transport, onError), nil
 	}
 	return streaming.RemoteCommand(&loc, transport, opts, onError), nil
@@ -126,7 +128,7 @@ func streamQuery(q url.Values) (container string, command []string, o streaming.
 		}
 		on, perr := strconv.ParseBool(v)
 		if perr != nil {
-			err = badRequest("query parameter %s=%q is not a boolean", name, v)
+			err = request.BadRequest("query parameter %s=%q is not a boolean", name, v)
 		}
 		return on
 	}
@@ -142,7 +144,7 @@ func portQuery(q url.Values) ([]string, error) {
 		for _, p := range strings.Split(v, ",") {
 			n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
 			if err != nil || n < 1 {
-				return nil, badRequest("port %q is not valid: it must be a number from 1 to 65535", p)
+				return nil, request.BadRequest("port %q is not valid: it must be a number from 1 to 65535", p)
 			}
 			ports = append(ports, strconv.FormatUint(n, 10))
 		}
@@ -159,20 +161,20 @@ func streamContainer(pod *corev1.Pod, container string) (string, error) {
 		case 1:
 			return pod.Spec.Containers[0].Name, nil
 		case 0:
-			return "", badRequest("a container name must be specified for pod %s", pod.Name)
+			return "", request.BadRequest("a container name must be specified for pod %s", pod.Name)
 		}
 		msg := fmt.Sprintf("a container name must be specified for pod %s, choose one of: %v", pod.Name, containerNames(pod.Spec.Containers))
 		if len(pod.Spec.InitContainers) > 0 {
 			msg += fmt.Sprintf(" or one of the init containers: %v", containerNames(pod.Spec.InitContainers))
 		}
-		return "", badRequest("%s", msg)
+		return "", request.BadRequest("%s", msg)
 	}
 	all := append(containerNames(pod.Spec.Containers), containerNames(pod.Spec.InitContainers)...)
 	for _, c := range pod.Spec.EphemeralContainers {
 		all = append(all, c.Name)
 	}
-	if !contains(all, container) {
-		return "", badRequest("container %s is not valid for pod %s", container, pod.Name)
+	if !slices.Contains(all, container) {
+		return "", request.BadRequest("container %s is not valid for pod %s", container, pod.Name)
 	}
 	return container, nil
 }
@@ -209,16 +211,16 @@ type statusResponder struct {
 }
 
 func (sr *statusResponder) Error(w http.ResponseWriter, r *http.Request, err error) {
-	var se *statusError
+	var se *request.Error
 	var st apierrors.APIStatus
 	switch {
 	case errors.As(err, &se):
 	case errors.As(err, &st) && st.Status().Code == http.StatusBadRequest:
 		// The proxy's own refusal: no upgrade was asked for.
-		se = badRequest("%s needs an upgrade request (SPDY or WebSocket), as kubectl exec, attach and port-forward send: %s", sr.what, st.Status().Message)
+		se = request.BadRequest("%s needs an upgrade request (SPDY or WebSocket), as kubectl exec, attach and port-forward send: %s", sr.what, st.Status().Message)
 	default:
 		sr.s.log.Warn("proxying a stream to the node failed", "what", sr.what, "err", err)
-		se = unavailable(fmt.Sprintf("%s: the node's kubelet API could not be reached: %v", sr.what, err))
+		se = request.Unavailable(fmt.Sprintf("%s: the node's kubelet API could not be reached: %v", sr.what, err))
 	}
-	writeError(w, se)
+	request.WriteError(w, se)
 }

@@ -1,4 +1,4 @@
-package apiserver
+package connect
 
 import (
 	"errors"
@@ -13,50 +13,35 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/proxy"
+
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 )
 
-// proxyVerb is the verb kube-apiserver authorizes a proxied request as.
-func proxyVerb(method string) string {
-	switch method {
-	case http.MethodGet, http.MethodHead:
-		return "get"
-	case http.MethodPost:
-		return "create"
-	case http.MethodPut:
-		return "update"
-	case http.MethodPatch:
-		return "patch"
-	case http.MethodDelete:
-		return "delete"
-	}
-	return ""
-}
-
-// serveProxy serves nodes/NAME/proxy/PATH (to the node's kubelet API,
+// ServeProxy serves nodes/NAME/proxy/PATH (to the node's kubelet API,
 // through the node dialer, authenticated as the API server) and
 // pods/NAME[:PORT]/proxy/PATH (to the pod's IP and port), with
 // apimachinery's upgrade-aware proxy.
-func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, rq *request) error {
-	scheme, name, port, ok := utilnet.SplitSchemeNamePort(rq.name)
+func (s *Server) ServeProxy(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	scheme, name, port, ok := utilnet.SplitSchemeNamePort(rq.Name)
 	if !ok || name == "" {
-		return badRequest("invalid %s proxy request %q: want NAME, NAME:PORT or SCHEME:NAME:PORT", strings.TrimSuffix(rq.resource, "s"), rq.name)
+		return request.BadRequest("invalid %s proxy request %q: want NAME, NAME:PORT or SCHEME:NAME:PORT", strings.TrimSuffix(rq.Resource, "s"), rq.Name)
 	}
 	var loc *url.URL
 	var transport http.RoundTripper
-	switch rq.resource {
+	switch rq.Resource {
 	case "nodes":
 		if port != "" || scheme != "" {
-			return badRequest("node %s: Ballast proxies only to the node's kubelet API: use nodes/%s/proxy/PATH, without a scheme or port", name, name)
+			return request.BadRequest("node %s: Ballast proxies only to the node's kubelet API: use nodes/%s/proxy/PATH, without a scheme or port", name, name)
 		}
-		if _, err := s.getObject(r.Context(), rq.kind, "", name); err != nil {
+		if _, err := request.Get(r.Context(), s.cfg.Store, rq.Kind, "", name); err != nil {
 			return err
 		}
-		if s.cfg.NodeLogs == nil {
-			return unavailable(fmt.Sprintf("node %s cannot be reached: this API server has no way to reach nodes' kubelet API", name))
+		if s.cfg.Node == nil {
+			return request.Unavailable(fmt.Sprintf("node %s cannot be reached: this API server has no way to reach nodes' kubelet API", name))
 		}
-		client, base, err := s.cfg.NodeLogs(r.Context(), name)
+		client, base, err := s.cfg.Node(r.Context(), name)
 		if err != nil {
-			return unavailable(fmt.Sprintf("node %s cannot be reached: %v", name, err))
+			return request.Unavailable(fmt.Sprintf("node %s cannot be reached: %v", name, err))
 		}
 		u := *base
 		loc, transport = &u, client.Transport
@@ -64,7 +49,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, rq *request)
 			transport = http.DefaultTransport
 		}
 	case "pods":
-		o, err := s.getObject(r.Context(), rq.kind, rq.namespace, name)
+		o, err := request.Get(r.Context(), s.cfg.Store, rq.Kind, rq.Namespace, name)
 		if err != nil {
 			return err
 		}
@@ -75,7 +60,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, rq *request)
 		// As kube-apiserver: only a pod IP that is a global unicast address
 		// (not loopback, link-local, unset) is proxied to.
 		if ip := net.ParseIP(pod.Status.PodIP); ip == nil || !ip.IsGlobalUnicast() {
-			return badRequest("address not allowed")
+			return request.BadRequest("address not allowed")
 		}
 		loc = &url.URL{Scheme: scheme, Host: pod.Status.PodIP}
 		if port != "" {
@@ -83,13 +68,13 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request, rq *request)
 		}
 		transport = s.podTransport
 	default:
-		return newStatus(http.StatusNotFound, "", fmt.Sprintf("%s has no subresource \"proxy\"", rq.resource))
+		return request.NewStatus(http.StatusNotFound, "", fmt.Sprintf("%s has no subresource \"proxy\"", rq.Resource))
 	}
 	if loc.Scheme == "" {
 		loc.Scheme = "http"
 	}
 	// The handler keeps a trailing slash of the request's path.
-	loc.Path = path.Join("/", loc.Path, rq.proxyPath)
+	loc.Path = path.Join("/", loc.Path, rq.ProxyPath)
 	loc.RawQuery = r.URL.RawQuery
 	h := proxy.NewUpgradeAwareHandler(loc, transport, false, false, proxyResponder{})
 	h.UseRequestLocation = false
@@ -116,10 +101,10 @@ func (proxyResponder) Error(w http.ResponseWriter, _ *http.Request, err error) {
 	msg := fmt.Sprintf("error trying to reach the proxied address: %v", err)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		writeStatus(w, newStatus(http.StatusGatewayTimeout, "", msg).s)
+		request.WriteStatus(w, request.NewStatus(http.StatusGatewayTimeout, "", msg).Status)
 		return
 	}
-	writeStatus(w, newStatus(http.StatusServiceUnavailable, "", msg).s)
+	request.WriteStatus(w, request.NewStatus(http.StatusServiceUnavailable, "", msg).Status)
 }
 
 // newPodTransport is the transport to pods' IPs: bounded dials, no proxy

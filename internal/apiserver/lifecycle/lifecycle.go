@@ -1,10 +1,17 @@
-package apiserver
+// Package lifecycle is the API server's node lifecycle: a node whose Lease
+// (or, without one, its Ready heartbeat) is not renewed within
+// NodeGracePeriod, by this server's clock, turns Unknown and its pods not
+// Ready, as kube-apiserver's node lifecycle controller does. The changes to
+// a node and a pod are pure functions (nodeLostConditions, podLost); the
+// loop reads storage and the pods' watch cache.
+package lifecycle
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"time"
 
@@ -12,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/rest"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 	"github.com/ballast-dev/ballast/internal/storage"
 )
@@ -26,25 +34,46 @@ const (
 	NodeLostReason = "NodeLost"
 )
 
-// lifecycle is the node lifecycle loop's memory: when each node was last
-// seen renewing, by this server's clock (so clock skew between node and
-// server does not matter; a restarted server waits a full grace period).
-type lifecycle struct {
-	seen map[string]renewal
+// Config is what the node lifecycle needs.
+type Config struct {
+	Store storage.Store
+	// Pods is the pods' watch cache, indexed by spec.nodeName.
+	Pods *watchcache.Cache
+	Log  *slog.Logger
+	Now  func() time.Time
 }
 
+// Lifecycle is the node lifecycle loop and its memory: when each node was
+// last seen renewing, by this server's clock (so clock skew between node
+// and server does not matter; a restarted server waits a full grace
+// period).
+type Lifecycle struct {
+	store storage.Store
+	pods  *watchcache.Cache
+	log   *slog.Logger
+	now   func() time.Time
+	seen  map[string]renewal
+}
+
+// New returns the node lifecycle of cfg.Store.
+func New(cfg Config) *Lifecycle {
+	return &Lifecycle{store: cfg.Store, pods: cfg.Pods, log: cfg.Log, now: cfg.Now}
+}
+
+// renewal is what was last seen of a node renewing, and when.
 type renewal struct {
 	marker string // the Lease's resourceVersion, or the Ready heartbeat
 	at     time.Time
 	lost   bool // marked lost since (not again until it renews)
 }
 
-func (s *Server) runLifecycle(ctx context.Context) error {
+// Run checks the nodes every few seconds until ctx ends.
+func (l *Lifecycle) Run(ctx context.Context) error {
 	t := time.NewTicker(lifecyclePeriod)
 	defer t.Stop()
 	for {
-		if err := s.checkNodes(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("node lifecycle: checking nodes", "err", err)
+		if err := l.CheckNodes(ctx); err != nil && ctx.Err() == nil {
+			l.log.Warn("node lifecycle: checking nodes", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -54,18 +83,18 @@ func (s *Server) runLifecycle(ctx context.Context) error {
 	}
 }
 
-// checkNodes marks the nodes whose Lease has not been renewed within
+// CheckNodes marks the nodes whose Lease has not been renewed within
 // NodeGracePeriod as Unknown, and their pods as not Ready.
-func (s *Server) checkNodes(ctx context.Context) error {
-	now := s.now()
-	if s.lifecycle.seen == nil {
-		s.lifecycle.seen = map[string]renewal{}
+func (l *Lifecycle) CheckNodes(ctx context.Context) error {
+	now := l.now()
+	if l.seen == nil {
+		l.seen = map[string]renewal{}
 	}
-	nodes, err := s.store.List(ctx, "/nodes/", storage.ListOptions{})
+	nodes, err := l.store.List(ctx, "/nodes/", storage.ListOptions{})
 	if err != nil {
 		return err
 	}
-	leases, err := s.store.List(ctx, "/leases/"+corev1.NamespaceNodeLease+"/", storage.ListOptions{})
+	leases, err := l.store.List(ctx, "/leases/"+corev1.NamespaceNodeLease+"/", storage.ListOptions{})
 	if err != nil {
 		return err
 	}
@@ -90,24 +119,24 @@ func (s *Server) checkNodes(ctx context.Context) error {
 				}
 			}
 		}
-		r, ok := s.lifecycle.seen[n.Name]
+		r, ok := l.seen[n.Name]
 		if !ok || r.marker != marker {
-			s.lifecycle.seen[n.Name] = renewal{marker: marker, at: now}
+			l.seen[n.Name] = renewal{marker: marker, at: now}
 			continue
 		}
 		if r.lost || now.Sub(r.at) < NodeGracePeriod {
 			continue
 		}
-		if err := s.markNodeLost(ctx, n.Name, now); err != nil {
+		if err := l.markNodeLost(ctx, n.Name, now); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		r.lost = true
-		s.lifecycle.seen[n.Name] = r
+		l.seen[n.Name] = r
 	}
-	for name := range s.lifecycle.seen {
+	for name := range l.seen {
 		if !present[name] {
-			delete(s.lifecycle.seen, name)
+			delete(l.seen, name)
 		}
 	}
 	return errors.Join(errs...)
@@ -116,8 +145,8 @@ func (s *Server) checkNodes(ctx context.Context) error {
 var nodeConditionsToUnknown = []corev1.NodeConditionType{corev1.NodeReady, corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure}
 
 // markNodeLost sets the node's conditions Unknown and its pods not Ready.
-func (s *Server) markNodeLost(ctx context.Context, name string, now time.Time) error {
-	_, err := s.store.Update(ctx, "/nodes/"+name, 0, func(cur storage.Object) ([]byte, error) {
+func (l *Lifecycle) markNodeLost(ctx context.Context, name string, now time.Time) error {
+	_, err := l.store.Update(ctx, "/nodes/"+name, 0, func(cur storage.Object) ([]byte, error) {
 		var n corev1.Node
 		if err := json.Unmarshal(cur.Value, &n); err != nil {
 			return nil, err
@@ -130,13 +159,13 @@ func (s *Server) markNodeLost(ctx context.Context, name string, now time.Time) e
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("node %s: %w", name, err)
 	}
-	keys, err := s.podKeysOn(ctx, name)
+	keys, err := l.podKeysOn(ctx, name)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, key := range keys {
-		_, err := s.store.Update(ctx, key, 0, func(cur storage.Object) ([]byte, error) {
+		_, err := l.store.Update(ctx, key, 0, func(cur storage.Object) ([]byte, error) {
 			var p corev1.Pod
 			if err := json.Unmarshal(cur.Value, &p); err != nil {
 				return nil, err
@@ -151,7 +180,7 @@ func (s *Server) markNodeLost(ctx context.Context, name string, now time.Time) e
 		}
 	}
 	if len(errs) == 0 {
-		s.log.Info("node lifecycle: node stopped renewing its lease", "node", name, "grace", NodeGracePeriod)
+		l.log.Info("node lifecycle: node stopped renewing its lease", "node", name, "grace", NodeGracePeriod)
 	}
 	return errors.Join(errs...)
 }
@@ -159,17 +188,17 @@ func (s *Server) markNodeLost(ctx context.Context, name string, now time.Time) e
 // podKeysOn returns the storage keys of the pods bound to node: from the
 // pods' watch cache (its spec.nodeName index) once it has reached etcd's
 // current revision, else from etcd.
-func (s *Server) podKeysOn(ctx context.Context, node string) ([]string, error) {
+func (l *Lifecycle) podKeysOn(ctx context.Context, node string) ([]string, error) {
 	var keys []string
-	cur, err := s.store.Revision(ctx)
+	cur, err := l.store.Revision(ctx)
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, freshWait)
-	err = s.caches["pods"].WaitFresh(wctx, cur)
+	wctx, cancel := context.WithTimeout(ctx, rest.FreshWait)
+	err = l.pods.WaitFresh(wctx, cur)
 	cancel()
 	if err == nil {
-		items, _, err := s.caches["pods"].List(&watchcache.Filter{Prefix: "/pods/", Field: fields.OneTermEqualSelector("spec.nodeName", node)})
+		items, _, err := l.pods.List(&watchcache.Filter{Prefix: "/pods/", Field: fields.OneTermEqualSelector("spec.nodeName", node)})
 		if err == nil {
 			for _, it := range items {
 				keys = append(keys, "/pods/"+it.Fields["metadata.namespace"]+"/"+it.Fields["metadata.name"])
@@ -177,7 +206,7 @@ func (s *Server) podKeysOn(ctx context.Context, node string) ([]string, error) {
 			return keys, nil
 		}
 	}
-	pods, err := s.store.List(ctx, "/pods/", storage.ListOptions{})
+	pods, err := l.store.List(ctx, "/pods/", storage.ListOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -1,38 +1,16 @@
-package apiserver
+package admission
 
 import (
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
-
-var (
-	adminUser = auth.User{Name: "ballast-admin", Groups: []string{auth.GroupMasters, auth.GroupAuthenticated}}
-)
-
-func nodeUser(name string) auth.User {
-	return auth.User{Name: auth.NodeUserPrefix + name, Groups: []string{auth.GroupNodes, auth.GroupAuthenticated}}
-}
-
-func mirrorPod(name, node string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name + "-" + node, Namespace: "default",
-			Annotations: map[string]string{
-				wellknown.AnnotationConfigMirror: "abc",
-				wellknown.AnnotationConfigSource: wellknown.ConfigSourceFile,
-				wellknown.AnnotationManifest:     "/etc/kubernetes/manifests/" + name + ".yaml",
-			},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: "u1"}},
-		},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: name, Image: "img:1"}}},
-	}
-}
 
 func TestAdmitPodCreate(t *testing.T) {
 	tests := []struct {
@@ -41,16 +19,16 @@ func TestAdmitPodCreate(t *testing.T) {
 		mutate func(p *corev1.Pod)
 		want   string // substring of the error; "" for allowed
 	}{
-		{"node creates its mirror pod", nodeUser("n1"), nil, ""},
-		{"admin kubectl run", adminUser, func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "Ballast runs static pods only"},
-		{"a node agent with the admin's credentials", adminUser, nil,
+		{"node creates its mirror pod", apitest.NodeUser("n1"), nil, ""},
+		{"admin kubectl run", apitest.AdminUser, func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "Ballast runs static pods only"},
+		{"a node agent with the admin's credentials", apitest.AdminUser, nil,
 			`user "ballast-admin" is not a node, so it cannot create mirror pods: the node agent of node "n1" must use that node's credentials (user system:node:n1); make them with "ballast server token create --node n1" and pass --server, --token and --certificate-authority to ballast node, or use ballast join; the node runs its static pod "web-n1" regardless`},
-		{"other node", nodeUser("n2"), nil, `bound to node "n1"`},
-		{"no mirror annotation", nodeUser("n1"), func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "kubernetes.io/config.mirror"},
-		{"no owner", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences = nil }, "ownerReference"},
-		{"owner is another node", nodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences[0].Name = "n2" }, "ownerReference"},
-		{"service account", nodeUser("n1"), func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" }, "service accounts"},
-		{"node-local config in volumes, projections and env", nodeUser("n1"), func(p *corev1.Pod) {
+		{"other node", apitest.NodeUser("n2"), nil, `bound to node "n1"`},
+		{"no mirror annotation", apitest.NodeUser("n1"), func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "kubernetes.io/config.mirror"},
+		{"no owner", apitest.NodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences = nil }, "ownerReference"},
+		{"owner is another node", apitest.NodeUser("n1"), func(p *corev1.Pod) { p.OwnerReferences[0].Name = "n2" }, "ownerReference"},
+		{"service account", apitest.NodeUser("n1"), func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" }, "service accounts"},
+		{"node-local config in volumes, projections and env", apitest.NodeUser("n1"), func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{
 				{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "x"}}},
 				{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
@@ -60,14 +38,14 @@ func TestAdmitPodCreate(t *testing.T) {
 			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "P", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}
 			p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "x", EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{}}}}}
 		}, ""},
-		{"projected token", nodeUser("n1"), func(p *corev1.Pod) {
+		{"projected token", apitest.NodeUser("n1"), func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "t", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
 				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}}}}}}}
 		}, "mirror pods may not project service account tokens"},
-		{"image pull secrets", nodeUser("n1"), func(p *corev1.Pod) {
+		{"image pull secrets", apitest.NodeUser("n1"), func(p *corev1.Pod) {
 			p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "reg"}}
 		}, "may not reference Secrets for image pulls"},
-		{"hostPath and emptyDir are fine", nodeUser("n1"), func(p *corev1.Pod) {
+		{"hostPath and emptyDir are fine", apitest.NodeUser("n1"), func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{
 				{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/x"}}},
 				{Name: "e", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -76,7 +54,7 @@ func TestAdmitPodCreate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := mirrorPod("web", "n1")
+			p := apitest.MirrorPod("web", "n1")
 			if tt.mutate != nil {
 				tt.mutate(p)
 			}
@@ -97,7 +75,7 @@ func check(t *testing.T, err error, want string) {
 		t.Fatalf("error %q does not contain %q", err, want)
 	}
 	if err != nil {
-		if st := toStatus(err); st.Code != 403 {
+		if st := request.ToStatus(err); st.Code != 403 {
 			t.Fatalf("code %d, want 403", st.Code)
 		}
 	}
@@ -111,32 +89,32 @@ func TestAdmitPodUpdate(t *testing.T) {
 		mutate func(p *corev1.Pod)
 		want   string
 	}{
-		{"admin changes image", adminUser, "", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "img:2" },
+		{"admin changes image", apitest.AdminUser, "", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "img:2" },
 			`pod "web-n1" is a mirror of a static pod on node "n1": its spec cannot be changed through the API; edit /etc/kubernetes/manifests/web.yaml on node n1 instead`},
-		{"admin adds label", adminUser, "", func(p *corev1.Pod) { p.Labels = map[string]string{"a": "b"} }, ""},
-		{"admin adds annotation", adminUser, "", func(p *corev1.Pod) { p.Annotations["note"] = "x" }, ""},
-		{"admin changes config annotation", adminUser, "", func(p *corev1.Pod) { p.Annotations["kubernetes.io/config.source"] = "api" }, "kubernetes.io/config.source is set by the node"},
-		{"admin removes mirror annotation", adminUser, "", func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "kubernetes.io/config.mirror is set by the node"},
-		{"node changes its own spec", nodeUser("n1"), "", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "img:2" }, ""},
-		{"other node", nodeUser("n2"), "status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, `bound to node "n1"`},
-		{"admin status", adminUser, "status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, ""},
+		{"admin adds label", apitest.AdminUser, "", func(p *corev1.Pod) { p.Labels = map[string]string{"a": "b"} }, ""},
+		{"admin adds annotation", apitest.AdminUser, "", func(p *corev1.Pod) { p.Annotations["note"] = "x" }, ""},
+		{"admin changes config annotation", apitest.AdminUser, "", func(p *corev1.Pod) { p.Annotations["kubernetes.io/config.source"] = "api" }, "kubernetes.io/config.source is set by the node"},
+		{"admin removes mirror annotation", apitest.AdminUser, "", func(p *corev1.Pod) { delete(p.Annotations, wellknown.AnnotationConfigMirror) }, "kubernetes.io/config.mirror is set by the node"},
+		{"node changes its own spec", apitest.NodeUser("n1"), "", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "img:2" }, ""},
+		{"other node", apitest.NodeUser("n2"), "status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, `bound to node "n1"`},
+		{"admin status", apitest.AdminUser, "status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			old := mirrorPod("web", "n1")
+			old := apitest.MirrorPod("web", "n1")
 			next := old.DeepCopy()
 			tt.mutate(next)
 			check(t, admitPod(tt.user, "update", tt.sub, old, next), tt.want)
 		})
 	}
 	t.Run("no manifest annotation", func(t *testing.T) {
-		old := mirrorPod("web", "n1")
+		old := apitest.MirrorPod("web", "n1")
 		delete(old.Annotations, "ballast.dev/manifest")
 		next := old.DeepCopy()
 		next.Spec.Containers[0].Image = "x"
-		check(t, admitPod(adminUser, "patch", "", old, next), "pod manifest directory on node n1")
+		check(t, admitPod(apitest.AdminUser, "patch", "", old, next), "pod manifest directory on node n1")
 	})
 	t.Run("admin deletes a mirror pod", func(t *testing.T) {
-		check(t, admitPod(adminUser, "delete", "", mirrorPod("web", "n1"), nil), "")
+		check(t, admitPod(apitest.AdminUser, "delete", "", apitest.MirrorPod("web", "n1"), nil), "")
 	})
 }

@@ -1,4 +1,4 @@
-package apiserver
+package admission
 
 import (
 	"fmt"
@@ -8,9 +8,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/resource"
 	"github.com/ballast-dev/ballast/internal/auth"
 	"github.com/ballast-dev/ballast/internal/validation"
@@ -24,51 +25,6 @@ import (
 // (label ballast.dev/node), and anyone may delete one (its node makes it
 // again). They are validated by internal/validation, as on the node.
 
-func configMapKind() *kind {
-	return &kind{
-		info: resource.Info{Version: "v1", Kind: "ConfigMap", ListKind: "ConfigMapList", Resource: "configmaps",
-			Singular: "configmap", ShortNames: []string{"cm"}, Namespaced: true, Verbs: allVerbs,
-			New: func() any { return &corev1.ConfigMap{} }},
-		prefix: "configmaps", newObj: func() object { return &corev1.ConfigMap{} }, fields: namespacedFields,
-	}
-}
-
-func secretKind() *kind {
-	return &kind{
-		info: resource.Info{Version: "v1", Kind: "Secret", ListKind: "SecretList", Resource: "secrets",
-			Singular: "secret", Namespaced: true, Verbs: allVerbs,
-			New: func() any { return &corev1.Secret{} }},
-		prefix: "secrets", newObj: func() object { return &corev1.Secret{} },
-		fields: func(o object) fields.Set {
-			f := namespacedFields(o)
-			f["type"] = string(o.(*corev1.Secret).Type)
-			return f
-		},
-	}
-}
-
-func namespacedFields(o object) fields.Set {
-	return fields.Set{"metadata.name": o.GetName(), "metadata.namespace": o.GetNamespace()}
-}
-
-// validateConfig validates a ConfigMap or Secret with the node's rules.
-func validateConfig(o object) field.ErrorList {
-	var found validation.ErrorList
-	switch t := o.(type) {
-	case *corev1.ConfigMap:
-		found = validation.ValidateConfigMap(t, "")
-	case *corev1.Secret:
-		found = validation.ValidateSecret(t, "")
-	default:
-		return nil
-	}
-	var errs field.ErrorList
-	for _, e := range found {
-		errs = append(errs, fieldError(e.Field, e.Msg))
-	}
-	return errs
-}
-
 // configMeta is what admission reads of a ConfigMap or Secret.
 type configMeta struct {
 	meta      *metav1.ObjectMeta
@@ -78,7 +34,7 @@ type configMeta struct {
 	data any
 }
 
-func configOf(o object) configMeta {
+func configOf(o kinds.Object) configMeta {
 	switch t := o.(type) {
 	case *corev1.ConfigMap:
 		return configMeta{meta: &t.ObjectMeta, kind: "configmap", immutable: t.Immutable != nil && *t.Immutable,
@@ -99,7 +55,7 @@ func isMirrorConfig(m *metav1.ObjectMeta) bool {
 
 // admitConfig is the admission of a write of a ConfigMap or Secret: old is
 // nil for a create, next nil for a delete.
-func admitConfig(u auth.User, info resource.Info, old, next object) error {
+func admitConfig(u auth.User, info resource.Info, old, next kinds.Object) error {
 	gr := corev1.Resource(info.Resource)
 	var o, n configMeta
 	if old != nil {
@@ -111,18 +67,18 @@ func admitConfig(u auth.User, info resource.Info, old, next object) error {
 	if node := u.NodeName(); node != "" {
 		for _, c := range []configMeta{o, n} {
 			if c.meta != nil && c.meta.Labels[wellknown.LabelNode] != node {
-				return forbidden(gr, c.meta.Name, fmt.Sprintf("node %q may only write its own mirror %ss (label %s=%s)", node, info.Kind, wellknown.LabelNode, node))
+				return request.Forbidden(gr, c.meta.Name, fmt.Sprintf("node %q may only write its own mirror %ss (label %s=%s)", node, info.Kind, wellknown.LabelNode, node))
 			}
 		}
 		if old == nil && next != nil {
 			if err := nodeMirrorShape(n.meta, node, info.Kind); err != "" {
-				return forbidden(gr, n.meta.Name, fmt.Sprintf("node %q cannot create this mirror %s: %s", node, info.Kind, err))
+				return request.Forbidden(gr, n.meta.Name, fmt.Sprintf("node %q cannot create this mirror %s: %s", node, info.Kind, err))
 			}
 		}
 	}
 	switch {
 	case old == nil && next != nil && u.NodeName() == "":
-		return forbidden(gr, n.meta.Name, fmt.Sprintf(
+		return request.Forbidden(gr, n.meta.Name, fmt.Sprintf(
 			"Ballast serves node-local %[1]ss only: they are written in manifest files, beside the pods that use them, and cannot be created through the API. "+
 				"To create %[2]q, write it into the pod manifest directory of the node whose pods use it (ballast node --pod-manifest-path, by default %[3]s), "+
 				"e.g. %[3]s/%[2]s.yaml (a YAML file may hold the pod and its %[1]s as two documents); "+
@@ -130,7 +86,7 @@ func admitConfig(u auth.User, info resource.Info, old, next object) error {
 			info.Kind, n.meta.Name, DefaultManifestDir, strings.ToLower(info.Kind)))
 	case old != nil && next != nil:
 		if o.immutable && (!n.immutable || !jsonEqual(o.data, n.data)) {
-			return fromAPIErr(apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind(info.Kind).GroupKind(), n.meta.Name, field.ErrorList{
+			return request.FromAPIErr(apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind(info.Kind).GroupKind(), n.meta.Name, field.ErrorList{
 				field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"),
 			}))
 		}
@@ -187,7 +143,7 @@ func mirrorConfigRefusal(c configMeta, kind, what string) error {
 		where = fmt.Sprintf("edit %s on node %s instead", f, node)
 	}
 	msg := fmt.Sprintf("%s %q is a mirror of a node-local %s on node %q: %s; %s", c.kind, c.meta.Name, kind, node, what, where)
-	st := newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
-	st.s.Details = &metav1.StatusDetails{Name: c.meta.Name, Kind: c.kind + "s"}
+	st := request.NewStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+	st.Status.Details = &metav1.StatusDetails{Name: c.meta.Name, Kind: c.kind + "s"}
 	return st
 }

@@ -1,4 +1,4 @@
-package apiserver
+package rest
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/tables"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 )
@@ -27,40 +29,40 @@ type watchEvent struct {
 	Object any    `json:"object"`
 }
 
-func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request) error {
-	k := rq.kind
-	q := rq.query
-	sel, err := parseSelectors(k, q)
+func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.Request) error {
+	k := rq.Kind
+	q := rq.Query
+	sel, err := request.ParseSelectors(k, q)
 	if err != nil {
 		return err
 	}
-	if rq.name != "" {
-		sel.field = fields.AndSelectors(sel.field, fields.OneTermEqualSelector("metadata.name", rq.name))
+	if rq.Name != "" {
+		sel.Field = fields.AndSelectors(sel.Field, fields.OneTermEqualSelector("metadata.name", rq.Name))
 	}
 	rvStr, match := q.Get("resourceVersion"), q.Get("resourceVersionMatch")
 	bookmarks := q.Get("allowWatchBookmarks") == "true" || q.Get("allowWatchBookmarks") == "1"
 	sendInitial := q.Get("sendInitialEvents")
 	switch {
 	case sendInitial != "" && sendInitial != "true" && sendInitial != "false":
-		return badRequest("sendInitialEvents %q is not true or false", sendInitial)
+		return request.BadRequest("sendInitialEvents %q is not true or false", sendInitial)
 	case sendInitial != "" && match != string(metav1.ResourceVersionMatchNotOlderThan):
-		return badRequest("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
+		return request.BadRequest("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
 	case sendInitial == "true" && !bookmarks:
-		return badRequest("sendInitialEvents=true requires allowWatchBookmarks=true")
+		return request.BadRequest("sendInitialEvents=true requires allowWatchBookmarks=true")
 	case sendInitial == "" && match != "":
-		return badRequest("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
+		return request.BadRequest("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
 	}
 	timeout := time.Duration(30+rand.IntN(30)) * time.Minute
 	if v := q.Get("timeoutSeconds"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return badRequest("timeoutSeconds %q is not a non-negative integer", v)
+			return request.BadRequest("timeoutSeconds %q is not a non-negative integer", v)
 		}
 		if n > 0 {
 			timeout = time.Duration(n) * time.Second
 		}
 	}
-	tableMode, include, err := s.tableRequest(r, rq)
+	tableMode, include, err := request.TableRequest(r, rq)
 	if err != nil {
 		return err
 	}
@@ -68,7 +70,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	defer cancel()
 
 	opts := watchcache.WatchOptions{
-		Filter:    &watchcache.Filter{Prefix: k.listPrefix(rq.namespace), Label: sel.label, Field: sel.field},
+		Filter:    &watchcache.Filter{Prefix: k.ListPrefix(rq.Namespace), Label: sel.Label, Field: sel.Field},
 		Bookmarks: bookmarks,
 		Deadline:  time.Now().Add(timeout),
 	}
@@ -77,7 +79,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	// for a state at least that recent.
 	var rv int64
 	if rvStr != "" && rvStr != "0" {
-		if rv, err = parseRV(rvStr); err != nil {
+		if rv, err = request.ParseRV(rvStr); err != nil {
 			return err
 		}
 	}
@@ -95,12 +97,12 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	if consistent {
 		cur, err := s.store.Revision(ctx)
 		if err != nil {
-			return storageError(err, gr(k), "")
+			return request.StorageError(err, k.GroupResource(), "")
 		}
 		opts.From = cur
 		if !opts.Initial {
 			// Start after the latest revision: wait for the cache to get there.
-			wctx, wcancel := context.WithTimeout(ctx, freshWait)
+			wctx, wcancel := context.WithTimeout(ctx, FreshWait)
 			err = c.WaitFresh(wctx, cur)
 			wcancel()
 			if err != nil {
@@ -108,7 +110,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 			}
 		}
 	}
-	wctx, wcancel := context.WithTimeout(ctx, freshWait)
+	wctx, wcancel := context.WithTimeout(ctx, FreshWait)
 	cw, startErr := c.Watch(wctx, opts)
 	wcancel()
 	if startErr != nil && !errors.Is(startErr, watchcache.ErrTooOld) {
@@ -130,7 +132,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 	_ = rc.Flush() // the client waits for the headers before reading events
 	ws := &watchStream{s: s, k: k, w: w, rc: rc, tableMode: tableMode, include: include}
 	if startErr != nil {
-		ws.status(gone(fmt.Sprintf("too old resource version: %d (%d)", opts.From, c.Revision())).s)
+		ws.status(request.Gone(fmt.Sprintf("too old resource version: %d (%d)", opts.From, c.Revision())).Status)
 		return nil
 	}
 	sent := 0
@@ -178,7 +180,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request)
 // watchStream writes one watch's events.
 type watchStream struct {
 	s         *Server
-	k         *kind
+	k         *kinds.Kind
 	w         http.ResponseWriter
 	rc        *http.ResponseController
 	tableMode bool
@@ -195,18 +197,18 @@ const writeTimeout = time.Minute
 func (ws *watchStream) write(d watchcache.Delivery) error {
 	_ = ws.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if d.Type == watchcache.Bookmark {
-		o := ws.k.newObj()
-		ws.k.setTypeMeta(o)
+		o := ws.k.NewObj()
+		ws.k.SetTypeMeta(o)
 		o.SetResourceVersion(strconv.FormatInt(d.Rev, 10))
 		if d.InitialEnd {
 			o.SetAnnotations(map[string]string{initialEventsEnd: "true"})
 		}
 		return ws.encode(watchEvent{Type: d.Type, Object: o})
 	}
-	if !ws.tableMode && ws.k.toServed == nil {
+	if !ws.tableMode && ws.k.ToServed == nil {
 		it, err := d.Item()
 		if err != nil {
-			ws.status(internalError(err).s)
+			ws.status(request.InternalError(err).Status)
 			return err
 		}
 		for _, b := range [][]byte{[]byte(`{"type":"` + d.Type + `","object":`), it.Raw, []byte("}\n")} {
@@ -222,11 +224,11 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 			return nil, err
 		}
 		var o any
-		if o, err = ws.k.decodeStored(it.Raw, 0); err != nil {
+		if o, err = ws.k.DecodeStored(it.Raw, 0); err != nil {
 			return nil, err
 		}
 		if ws.tableMode {
-			if o, err = tables.ForObject(ws.k.info, o.(object), ws.include, ws.s.now()); err != nil {
+			if o, err = tables.ForObject(ws.k.Info, o.(kinds.Object), ws.include, ws.s.now()); err != nil {
 				return nil, err
 			}
 		}
@@ -236,12 +238,12 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 	var b []byte
 	var err error
 	if ev := d.Event(); ev != nil {
-		b, err = ev.Frame(fmt.Sprintf("%s|%s|%t|%s", d.Type, ws.k.info.GVR(), ws.tableMode, ws.include), build)
+		b, err = ev.Frame(fmt.Sprintf("%s|%s|%t|%s", d.Type, ws.k.Info.GVR(), ws.tableMode, ws.include), build)
 	} else {
 		b, err = build()
 	}
 	if err != nil {
-		ws.status(internalError(err).s)
+		ws.status(request.InternalError(err).Status)
 		return err
 	}
 	_, err = ws.w.Write(b)
@@ -270,18 +272,18 @@ func (ws *watchStream) status(st metav1.Status) {
 
 // ended tells the client why the cache ended its watcher.
 func (ws *watchStream) ended(err error, rev int64) {
-	res := ws.k.info.Resource
+	res := ws.k.Info.Resource
 	switch {
 	case err == nil:
 	case errors.Is(err, watchcache.ErrTooSlow):
 		// client-go backs off and watches again from its last resourceVersion.
-		st := newStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+		st := request.NewStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
 			fmt.Sprintf("the watch of %s was closed because this client read its events too slowly (%v); watch again from the last resourceVersion received", res, err))
-		st.s.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
-		ws.status(st.s)
+		st.Status.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+		ws.status(st.Status)
 	case errors.Is(err, watchcache.ErrReset):
-		ws.status(gone(fmt.Sprintf("too old resource version: the server's cache of %s was reloaded from etcd (%v) at %d; list again", res, err, rev)).s)
+		ws.status(request.Gone(fmt.Sprintf("too old resource version: the server's cache of %s was reloaded from etcd (%v) at %d; list again", res, err, rev)).Status)
 	default:
-		ws.status(internalError(err).s)
+		ws.status(request.InternalError(err).Status)
 	}
 }

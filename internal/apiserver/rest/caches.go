@@ -1,4 +1,4 @@
-package apiserver
+package rest
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/apiserver/watchcache"
 )
 
@@ -29,9 +31,9 @@ type WatchCacheConfig struct {
 	BookmarkInterval time.Duration
 }
 
-// freshWait bounds how long a request waits for a watch cache to reach
+// FreshWait bounds how long a request waits for a watch cache to reach
 // the revision it needs (kube-apiserver waits 3 s too).
-const freshWait = 3 * time.Second
+const FreshWait = 3 * time.Second
 
 // newCaches makes one watch cache per storage prefix: the kinds stored
 // under it share it (core and events.k8s.io events).
@@ -40,22 +42,22 @@ func (s *Server) newCaches(cfg WatchCacheConfig) {
 		cfg.BookmarkInterval = 10 * time.Second
 	}
 	s.caches = map[string]*watchcache.Cache{}
-	byPrefix := map[string][]*kind{}
+	byPrefix := map[string][]*kinds.Kind{}
 	var order []string
 	for _, k := range s.kinds {
-		if k.createOnly {
+		if k.CreateOnly {
 			continue
 		}
-		if byPrefix[k.prefix] == nil {
-			order = append(order, k.prefix)
+		if byPrefix[k.Prefix] == nil {
+			order = append(order, k.Prefix)
 		}
-		byPrefix[k.prefix] = append(byPrefix[k.prefix], k)
+		byPrefix[k.Prefix] = append(byPrefix[k.Prefix], k)
 	}
 	for _, prefix := range order {
 		ks := byPrefix[prefix]
 		stored := ks[0]
 		for _, k := range ks {
-			if k.toServed == nil {
+			if k.ToServed == nil {
 				stored = k
 			}
 		}
@@ -78,22 +80,22 @@ func (s *Server) newCaches(cfg WatchCacheConfig) {
 // transformStored decodes a stored value once for the cache: its JSON as
 // the stored kind serves it, its labels, and the fields every kind stored
 // under the prefix selects on.
-func transformStored(stored *kind, all []*kind, value []byte, rev int64) (watchcache.Item, error) {
-	o, err := stored.decodeStored(value, rev)
+func transformStored(stored *kinds.Kind, all []*kinds.Kind, value []byte, rev int64) (watchcache.Item, error) {
+	o, err := stored.DecodeStored(value, rev)
 	if err != nil {
 		return watchcache.Item{}, err
 	}
 	raw, err := json.Marshal(o)
 	if err != nil {
-		return watchcache.Item{}, fmt.Errorf("encoding %s: %w", stored.info.Resource, err)
+		return watchcache.Item{}, fmt.Errorf("encoding %s: %w", stored.Info.Resource, err)
 	}
 	fs := fields.Set{}
 	for _, k := range all {
 		served := o
-		if k != stored && k.toServed != nil {
-			served = k.toServed(o.DeepCopyObject().(object))
+		if k != stored && k.ToServed != nil {
+			served = k.ToServed(o.DeepCopyObject().(kinds.Object))
 		}
-		for f, v := range k.fields(served) {
+		for f, v := range k.Fields(served) {
 			fs[f] = v
 		}
 	}
@@ -110,20 +112,20 @@ func (s *Server) runWatchCaches(ctx context.Context) error {
 }
 
 // cacheFor returns the watch cache of k.
-func (s *Server) cacheFor(k *kind) *watchcache.Cache { return s.caches[k.prefix] }
+func (s *Server) cacheFor(k *kinds.Kind) *watchcache.Cache { return s.caches[k.Prefix] }
 
 // cacheError turns a watch cache's refusal into kube-apiserver's answer.
-func cacheError(k *kind, err error) *statusError {
+func cacheError(k *kinds.Kind, err error) *request.Error {
 	switch {
 	case errors.Is(err, watchcache.ErrNotReady):
-		st := newStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
-			fmt.Sprintf("the server is loading its cache of %s (%v); retry shortly", k.info.Resource, err))
-		st.s.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+		st := request.NewStatus(http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
+			fmt.Sprintf("the server is loading its cache of %s (%v); retry shortly", k.Info.Resource, err))
+		st.Status.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
 		return st
 	case errors.Is(err, watchcache.ErrNotFresh):
-		st := newStatus(http.StatusGatewayTimeout, metav1.StatusReasonTimeout, fmt.Sprintf("Too large resource version: %v", err))
-		st.s.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}, RetryAfterSeconds: 1}
+		st := request.NewStatus(http.StatusGatewayTimeout, metav1.StatusReasonTimeout, fmt.Sprintf("Too large resource version: %v", err))
+		st.Status.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}, RetryAfterSeconds: 1}
 		return st
 	}
-	return internalError(err)
+	return request.InternalError(err)
 }

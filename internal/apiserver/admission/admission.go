@@ -1,4 +1,12 @@
-package apiserver
+// Package admission decides who may write what through the API, after
+// authorization: a node writes only its own mirror pods, mirror ConfigMaps
+// and Secrets and events; nobody else creates pods, ConfigMaps or Secrets
+// (they come from manifest files on the nodes) or changes what a node owns
+// in its mirrors, and static pods take no ephemeral containers. Every
+// refusal says which file on which node to edit instead. The decisions are
+// pure functions of the caller and the objects; only a node's event about a
+// pod reads that pod.
+package admission
 
 import (
 	"context"
@@ -10,26 +18,43 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
+	"github.com/ballast-dev/ballast/internal/apiserver/request"
 	"github.com/ballast-dev/ballast/internal/auth"
+	"github.com/ballast-dev/ballast/internal/storage"
 	"github.com/ballast-dev/ballast/internal/wellknown"
 )
 
 // DefaultManifestDir is where nodes read static pod manifests by default.
 const DefaultManifestDir = "/etc/kubernetes/manifests"
 
-// admit runs admission for a write: old is nil for a create, next nil for
+// Admission admits the writes of the REST verbs.
+type Admission struct {
+	store storage.Store
+	pods  *kinds.Kind
+}
+
+// New returns the admission of writes to store; pods is the kind events'
+// pods are read as.
+func New(store storage.Store, pods *kinds.Kind) *Admission {
+	return &Admission{store: store, pods: pods}
+}
+
+// Admit runs admission for a write: old is nil for a create, next nil for
 // a delete.
-func (s *Server) admit(ctx context.Context, rq *request, old, next object) error {
-	if rq.kind.info.Resource == "events" && (rq.kind.info.Group == "" || rq.kind.info.Group == "events.k8s.io") {
-		return s.admitEvent(ctx, rq, old, next)
+func (a *Admission) Admit(ctx context.Context, rq *request.Request, old, next kinds.Object) error {
+	if rq.Kind.Info.Resource == "events" && (rq.Kind.Info.Group == "" || rq.Kind.Info.Group == "events.k8s.io") {
+		return a.admitEvent(ctx, rq, old, next)
 	}
-	if rq.kind.info.Group == "" && (rq.kind.info.Resource == "configmaps" || rq.kind.info.Resource == "secrets") {
-		return admitConfig(rq.user, rq.kind.info, old, next)
+	if rq.Kind.Info.Group == "" && (rq.Kind.Info.Resource == "configmaps" || rq.Kind.Info.Resource == "secrets") {
+		return admitConfig(rq.User, rq.Kind.Info, old, next)
 	}
-	if rq.kind.info.Group != "" || rq.kind.info.Resource != "pods" {
+	if rq.Kind.Info.Group != "" || rq.Kind.Info.Resource != "pods" {
 		return nil
 	}
 	var oldPod, newPod *corev1.Pod
@@ -39,17 +64,17 @@ func (s *Server) admit(ctx context.Context, rq *request, old, next object) error
 	if next != nil {
 		newPod = next.(*corev1.Pod)
 	}
-	return admitPod(rq.user, rq.verb, rq.subresource, oldPod, newPod)
+	return admitPod(rq.User, rq.Verb, rq.Subresource, oldPod, newPod)
 }
 
 // admitEvent lets a node write only its own events (auth.AdmitNodeEvent):
 // about itself or its pods, reported by itself; both the old and the new
 // object of an update. Other users are not restricted here.
-func (s *Server) admitEvent(ctx context.Context, rq *request, old, next object) error {
-	if rq.user.NodeName() == "" {
+func (a *Admission) admitEvent(ctx context.Context, rq *request.Request, old, next kinds.Object) error {
+	if rq.User.NodeName() == "" {
 		return nil
 	}
-	for _, o := range []object{old, next} {
+	for _, o := range []kinds.Object{old, next} {
 		if o == nil {
 			continue
 		}
@@ -58,27 +83,25 @@ func (s *Server) admitEvent(ctx context.Context, rq *request, old, next object) 
 		case *corev1.Event:
 			ev = e
 		case *eventsv1.Event:
-			ev = eventsV1ToCore(e)
+			ev = kinds.EventsV1ToCore(e)
 		default:
-			return internalError(fmt.Errorf("admitting an event: unexpected %T", o))
+			return request.InternalError(fmt.Errorf("admitting an event: unexpected %T", o))
 		}
 		facts := auth.NodeEvent{Namespace: ev.Namespace, Name: ev.Name,
 			InvolvedKind: ev.InvolvedObject.Kind, InvolvedNamespace: ev.InvolvedObject.Namespace, InvolvedName: ev.InvolvedObject.Name,
 			SourceHost: ev.Source.Host, ReportingInstance: ev.ReportingInstance}
 		if facts.InvolvedKind == "Pod" {
-			pk := s.kinds[schema.GroupVersionResource{Version: "v1", Resource: "pods"}]
-			p, err := s.getObject(ctx, pk, facts.InvolvedNamespace, facts.InvolvedName)
-			var se *statusError
+			p, err := a.pods.Get(ctx, a.store, facts.InvolvedNamespace, facts.InvolvedName)
 			switch {
 			case err == nil:
 				facts.PodFound, facts.PodNode = true, p.(*corev1.Pod).Spec.NodeName
-			case errors.As(err, &se) && se.s.Reason == metav1.StatusReasonNotFound:
+			case errors.Is(err, storage.ErrNotFound):
 			default:
-				return err
+				return request.StorageError(err, a.pods.GroupResource(), facts.InvolvedName)
 			}
 		}
-		if d := auth.AdmitNodeEvent(rq.user, rq.verb, facts); !d.Allowed {
-			return forbidden(schema.GroupResource{Group: rq.kind.info.Group, Resource: "events"}, ev.Name, d.Reason)
+		if d := auth.AdmitNodeEvent(rq.User, rq.Verb, facts); !d.Allowed {
+			return request.Forbidden(schema.GroupResource{Group: rq.Kind.Info.Group, Resource: "events"}, ev.Name, d.Reason)
 		}
 	}
 	return nil
@@ -93,7 +116,7 @@ func admitPod(u auth.User, verb, sub string, old, next *corev1.Pod) error {
 			continue
 		}
 		if d := auth.AdmitNodePod(u, verb, p.Namespace, p.Name, p.Spec.NodeName); !d.Allowed {
-			return forbidden(gr, p.Name, d.Reason)
+			return request.Forbidden(gr, p.Name, d.Reason)
 		}
 	}
 	switch {
@@ -116,14 +139,14 @@ func admitPodCreate(u auth.User, pod *corev1.Pod) error {
 		// A node agent running with credentials that are not its node's
 		// (the server's admin kubeconfig, say): tell it what to use.
 		n := pod.Spec.NodeName
-		return forbidden(gr, name, fmt.Sprintf(
+		return request.Forbidden(gr, name, fmt.Sprintf(
 			"user %q is not a node, so it cannot create mirror pods: the node agent of node %q must use that node's credentials (user system:node:%s); "+
 				"make them with \"ballast server token create --node %s\" and pass --server, --token and --certificate-authority to ballast node, or use ballast join; "+
 				"the node runs its static pod %q regardless", u.Name, n, n, n, name))
 	}
 	if node == "" {
 		base := strings.TrimSuffix(name, "-")
-		return forbidden(gr, name, fmt.Sprintf(
+		return request.Forbidden(gr, name, fmt.Sprintf(
 			"Ballast runs static pods only, so pods cannot be created through the API. "+
 				"To run %q, write its manifest into the pod manifest directory of the node that should run it "+
 				"(ballast node --pod-manifest-path, by default %s), e.g. %s/%s.yaml; "+
@@ -148,7 +171,7 @@ func admitPodCreate(u auth.User, pod *corev1.Pod) error {
 	}
 	problems = append(problems, forbiddenReferences(&pod.Spec)...)
 	if len(problems) > 0 {
-		return forbidden(gr, name, fmt.Sprintf("node %q cannot create this mirror pod: %s", node, strings.Join(problems, "; ")))
+		return request.Forbidden(gr, name, fmt.Sprintf("node %q cannot create this mirror pod: %s", node, strings.Join(problems, "; ")))
 	}
 	return nil
 }
@@ -237,8 +260,8 @@ func mirrorRefusal(p *corev1.Pod, what string) error {
 		where = fmt.Sprintf("edit %s on node %s instead", f, p.Spec.NodeName)
 	}
 	msg := fmt.Sprintf("pod %q is a mirror of a static pod on node %q: %s; %s", p.Name, p.Spec.NodeName, what, where)
-	st := newStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
-	st.s.Details = &metav1.StatusDetails{Name: p.Name, Kind: "pods"}
+	st := request.NewStatus(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+	st.Status.Details = &metav1.StatusDetails{Name: p.Name, Kind: "pods"}
 	return st
 }
 
@@ -257,4 +280,18 @@ func unionKeys(a, b map[string]string) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// RefuseEphemeralContainers answers an update of pods/ephemeralcontainers
+// as kube-apiserver answers it for a static pod's mirror: 422 Invalid,
+// "[]: Forbidden: static pods do not support ephemeral containers", here
+// also naming the pod's manifest to edit instead.
+func RefuseEphemeralContainers(p *corev1.Pod) error {
+	where := fmt.Sprintf("its manifest in the pod manifest directory on node %s (by default %s)", p.Spec.NodeName, DefaultManifestDir)
+	if f := p.Annotations[wellknown.AnnotationManifest]; f != "" {
+		where = fmt.Sprintf("%s on node %s", f, p.Spec.NodeName)
+	}
+	msg := fmt.Sprintf("static pods do not support ephemeral containers: pod %s runs from %s; to debug it, add a container to that manifest (or use `kubectl exec`)", p.Name, where)
+	return request.FromAPIErr(apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, p.Name,
+		field.ErrorList{field.Forbidden(field.NewPath(""), msg)}))
 }
