@@ -127,7 +127,12 @@ func TestMonitor(t *testing.T) {
 
 type countingStore struct {
 	storage.Store
-	writes int
+	writes, progress int
+}
+
+func (c *countingStore) RequestProgress(context.Context) error {
+	c.progress++
+	return nil
 }
 
 func (c *countingStore) Create(context.Context, string, []byte, time.Duration) (int64, error) {
@@ -138,6 +143,20 @@ func (c *countingStore) Create(context.Context, string, []byte, time.Duration) (
 func (c *countingStore) Update(context.Context, string, int64, storage.UpdateFunc) (storage.Object, error) {
 	c.writes++
 	return storage.Object{}, nil
+}
+
+// The guard passes progress requests on: without them the API server's
+// watch cache of a kind nobody writes cannot serve a list at a revision
+// another kind's write made (a 504 after 3 s).
+func TestGuardPassesProgressRequests(t *testing.T) {
+	inner := &countingStore{}
+	pr, ok := Guard(inner, "/d", nil).(storage.ProgressRequester)
+	if !ok {
+		t.Fatal("the guard hides the store's RequestProgress")
+	}
+	if err := pr.RequestProgress(context.Background()); err != nil || inner.progress != 1 {
+		t.Errorf("RequestProgress: %v, passed on %d times, want once", err, inner.progress)
+	}
 }
 
 // The server's guard refuses writes that add data while the disk is

@@ -52,6 +52,14 @@ func (g *guard) Update(ctx context.Context, key string, expectRevision int64, up
 	return g.Store.Update(ctx, key, expectRevision, update)
 }
 
+// RequestProgress passes the request on: the API server's watch caches
+// need it to serve a list at a revision another kind's write made.
+func (g *guard) RequestProgress(ctx context.Context) error {
+	return storage.RequestProgress(ctx, g.Store)
+}
+
+var _ storage.ProgressRequester = (*guard)(nil)
+
 // heartbeat tells whether key is a node's heartbeat: its Node, its Lease.
 func heartbeat(key string) bool {
 	return strings.HasPrefix(key, "/nodes/") || strings.HasPrefix(key, "/leases/kube-node-lease/")

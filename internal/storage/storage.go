@@ -127,6 +127,16 @@ type ProgressRequester interface {
 	RequestProgress(ctx context.Context) error
 }
 
+// RequestProgress asks s for progress when it can be asked (see
+// ProgressRequester), and does nothing otherwise: a Store that wraps
+// another passes the request on with it, so that wrapping never hides it.
+func RequestProgress(ctx context.Context, s Store) error {
+	if pr, ok := s.(ProgressRequester); ok {
+		return pr.RequestProgress(ctx)
+	}
+	return nil
+}
+
 // Watch is a running watch.
 type Watch interface {
 	Events() <-chan Event

@@ -165,11 +165,10 @@ func (s *store) Revision(ctx context.Context) (int64, error) {
 
 // RequestProgress passes the request on when the wrapped store takes one.
 func (s *store) RequestProgress(ctx context.Context) error {
-	if pr, ok := s.Store.(storage.ProgressRequester); ok {
-		return pr.RequestProgress(ctx)
-	}
-	return nil
+	return storage.RequestProgress(ctx, s.Store)
 }
+
+var _ storage.ProgressRequester = (*store)(nil)
 
 // ignoreNotFound: a missing key is an answer, not a storage error.
 func ignoreNotFound(err error) error {
