@@ -144,7 +144,7 @@ spec:
 				return fmt.Errorf("no word about %s yet", kind)
 			}
 		}
-		if !strings.Contains(log, "creating mirror pod (logged once; the pod runs without it)") || !strings.Contains(log, "web-"+nodeName) {
+		if !strings.Contains(log, "creating mirror pod (logged once; the pod runs without it") || !strings.Contains(log, "web-"+nodeName) {
 			return fmt.Errorf("no word about web's refused mirror pod yet")
 		}
 		return nil
@@ -172,7 +172,7 @@ spec:
 	}
 	n := 0
 	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "creating mirror pod (logged once; the pod runs without it)") && strings.Contains(l, "pod=default/web-"+nodeName) {
+		if strings.Contains(l, "creating mirror pod (logged once; the pod runs without it") && strings.Contains(l, "pod=default/web-"+nodeName) {
 			n++
 		}
 	}
