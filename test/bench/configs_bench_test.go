@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ballast-dev/ballast/internal/localapi"
 	"github.com/ballast-dev/ballast/test/e2e/harness"
 )
 
@@ -103,13 +101,16 @@ func runConfigs(b *testing.B) *configResults {
 	}
 	w := bn.watchServing(1)
 	write("cfg.yaml", configPodYAML("cfg", bn.image, "v0"))
-	if _, err := w.wait(2 * time.Minute); err != nil {
+	served, err := w.wait(2 * time.Minute)
+	if err != nil {
 		b.Fatalf("the pod does not serve: %v\n%s", err, bn.agent.text())
 	}
-	ip := podIP(b, bn.agent.dataDir, "cfg-"+nodeName)
+	// The address the pod served on (its IP lease), not the agent's status:
+	// the agent publishes the IP after its post-start relist.
+	addr := served[0].ip
 	read := func() string {
 		c := http.Client{Timeout: 2 * time.Second}
-		resp, err := c.Get(fmt.Sprintf("http://%s:%d/file?path=/etc/config/value", ip, harness.HelloPort))
+		resp, err := c.Get(fmt.Sprintf("http://%s/file?path=/etc/config/value", addr))
 		if err != nil {
 			return ""
 		}
@@ -166,21 +167,4 @@ func runConfigs(b *testing.B) *configResults {
 	r.idle.cpuPct = float64(a1.ticks-a0.ticks) / clockTicks / el * 100
 	r.idle.rssMB = float64(a1.rssKB) / 1024
 	return r
-}
-
-// podIP asks the agent for a pod's IP.
-func podIP(b *testing.B, dataDir, name string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	list, err := localapi.NewClient(localapi.SocketPath(dataDir)).Pods(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, p := range list.Items {
-		if p.Name == name && p.Status.PodIP != "" {
-			return p.Status.PodIP
-		}
-	}
-	b.Fatalf("no IP for pod %s", name)
-	return ""
 }
