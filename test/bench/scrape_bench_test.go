@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ballast-dev/ballast/internal/localapi"
@@ -120,36 +120,26 @@ type callTotals struct {
 	count, sum float64
 }
 
-// runtimeCallTotals reads the agent's /metrics for method's totals.
+// runtimeCallTotals reads the agent's /metrics for method's totals
+// (the Prometheus text parser, as the e2e tests read /metrics).
 func runtimeCallTotals(b *testing.B, hc *http.Client, method string) callTotals {
 	resp, err := hc.Get("http://ballast/metrics")
 	if err != nil {
 		b.Fatalf("GET /metrics: %v", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		b.Fatal(err)
+		b.Fatalf("/metrics does not parse: %v", err)
 	}
 	var t callTotals
-	for _, line := range strings.Split(string(body), "\n") {
-		name, rest, ok := strings.Cut(line, "{")
-		if !ok || !strings.Contains(rest, method) {
-			continue
-		}
-		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "ballast_node_runtime_operations_duration_seconds_count":
-			t.count += v
-		case "ballast_node_runtime_operations_duration_seconds_sum":
-			t.sum += v
+	for _, m := range fams["ballast_node_runtime_operations_duration_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "method" && l.GetValue() == method {
+				t.count += float64(m.GetHistogram().GetSampleCount())
+				t.sum += m.GetHistogram().GetSampleSum()
+			}
 		}
 	}
 	return t
