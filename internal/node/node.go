@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ballast-dev/ballast/internal/agent"
+	"github.com/ballast-dev/ballast/internal/cgroups"
 	"github.com/ballast-dev/ballast/internal/containerd"
 	"github.com/ballast-dev/ballast/internal/cri"
 	"github.com/ballast-dev/ballast/internal/diskspace"
@@ -189,6 +190,12 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 	if err != nil {
 		return fmt.Errorf("reading /proc for node metrics: %w", err)
 	}
+	var cg nodemetrics.Cgroups
+	if fs, err := cgroups.Open(); err != nil {
+		log.Warn("cannot read containers' cgroups; their CPU and memory figures come from the runtime's (slower) CRI stats", "err", err)
+	} else {
+		cg = fs
+	}
 	rt, err := cri.Dial(endpoint, grpc.WithChainUnaryInterceptor(metrics.RuntimeInterceptor()))
 	if err != nil {
 		return err
@@ -226,7 +233,7 @@ func start(ctx context.Context, g *errgroup.Group, cfg Config, log *slog.Logger,
 	})
 	disk := &diskspace.Monitor{Dir: cfg.DataDir, NodeName: cfg.NodeName, Log: log.With("component", "disk"), Recorder: a.Recorder()}
 	sock := localapi.SocketPath(cfg.DataDir)
-	handler := streaming.Handler(localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host)), disk.Mount()),
+	handler := streaming.Handler(localapi.Handler(a, log.With("component", "localapi"), metricsMount(metrics.Handler(a, rt, host, cg)), disk.Mount()),
 		streaming.Options{Pods: a, Runtime: rt, Log: log.With("component", "streaming")})
 	g.Go(func() error { return localapi.Serve(ctx, sock, handler) })
 	if err := connectAPI(ctx, g, cfg, a, disk, handler, runtimeVersion, metrics, log); err != nil {

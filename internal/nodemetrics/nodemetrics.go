@@ -3,8 +3,9 @@
 // manifest problems, container runtime call latency, manifest-to-running
 // time, mirror sync lag, Go and process figures), /metrics/resource (the
 // kubelet's resource metrics, what metrics-server reads) and /stats/summary
-// (the kubelet's summary API: CPU and memory per pod and container, from the
-// runtime's CRI stats, and node totals from /proc).
+// (the kubelet's summary API: CPU and memory per pod and container, read
+// from the containers' cgroups as cAdvisor does, from the runtime's CRI
+// stats where a cgroup cannot be read, and node totals from /proc).
 //
 // Everything is read when it is asked for: no goroutine polls, so an idle
 // node stays idle with metrics on. The only state kept between scrapes is
@@ -40,6 +41,8 @@ type Runtime interface {
 	ContainerStats(ctx context.Context, node string) ([]*runtimeapi.ContainerStats, error)
 	// PodSandboxStats reports ok false when the runtime does not implement it.
 	PodSandboxStats(ctx context.Context, node string) ([]*runtimeapi.PodSandboxStats, bool, error)
+	// ContainerPID is a running container's first process, to find its cgroup.
+	ContainerPID(ctx context.Context, id string) (int, error)
 }
 
 // Host reads the node's totals (ProcHost reads /proc).
@@ -120,10 +123,15 @@ func (m *Metrics) ObservePodStart(d time.Duration) { m.podStart.Observe(d.Second
 func (m *Metrics) ObserveMirrorSyncLag(d time.Duration) { m.mirrorLag.Observe(d.Seconds()) }
 
 // Handler serves /metrics, /metrics/resource and /stats/summary for agent,
-// reading resource figures from rt and host at each request.
-func (m *Metrics) Handler(agent Agent, rt Runtime, host Host) http.Handler {
+// reading resource figures at each request from the containers' cgroups
+// through cg (nil: from rt's CRI stats only), from rt for what cg cannot
+// read, and from host for the node's totals.
+func (m *Metrics) Handler(agent Agent, rt Runtime, host Host, cg Cgroups) http.Handler {
 	m.reg.MustRegister(&stateCollector{agent: agent})
 	st := &stats{m: m, agent: agent, rt: rt, host: host}
+	if cg != nil {
+		st.cg = &cgroupStats{cg: cg, rt: rt}
+	}
 	resReg := prometheus.NewRegistry()
 	resReg.MustRegister(&resourceCollector{stats: st})
 	mux := http.NewServeMux()

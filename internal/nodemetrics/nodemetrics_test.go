@@ -41,10 +41,23 @@ type fakeRuntime struct {
 	noSandbox bool
 	err       error
 	sbCalls   int
+	// pids are the containers' first processes; statsCalls and pidCalls
+	// count ListContainerStats and verbose ContainerStatus calls.
+	pids                 map[string]int
+	statsCalls, pidCalls int
 }
 
 func (f *fakeRuntime) ContainerStats(context.Context, string) ([]*runtimeapi.ContainerStats, error) {
+	f.statsCalls++
 	return f.ctrs, f.err
+}
+
+func (f *fakeRuntime) ContainerPID(_ context.Context, id string) (int, error) {
+	f.pidCalls++
+	if pid, ok := f.pids[id]; ok {
+		return pid, nil
+	}
+	return 0, errors.New("no such container")
 }
 
 func (f *fakeRuntime) PodSandboxStats(context.Context, string) ([]*runtimeapi.PodSandboxStats, bool, error) {
@@ -74,7 +87,7 @@ func ctrStats(id string, cpuNs, ws uint64, at time.Time) *runtimeapi.ContainerSt
 	}
 }
 
-func newEnv(t *testing.T) (*Metrics, *fakeAgent, *fakeRuntime, *time.Time, http.Handler) {
+func newEnv(t *testing.T, cg Cgroups) (*Metrics, *fakeAgent, *fakeRuntime, *time.Time, http.Handler) {
 	now := t0
 	m := New(Options{NodeName: "n1", Now: func() time.Time { return now }})
 	start := metav1.NewTime(t0.Add(-10 * time.Second))
@@ -94,7 +107,7 @@ func newEnv(t *testing.T) (*Metrics, *fakeAgent, *fakeRuntime, *time.Time, http.
 		ctrStats("c2", 1e9, 20<<20, t0),
 		ctrStats("old", 9e9, 1<<20, t0), // not a running container of any pod
 	}}
-	return m, a, rt, &now, m.Handler(a, rt, fakeHost{})
+	return m, a, rt, &now, m.Handler(a, rt, fakeHost{}, cg)
 }
 
 func get(t *testing.T, h http.Handler, path string) string {
@@ -149,7 +162,7 @@ next:
 }
 
 func TestMetrics(t *testing.T) {
-	m, _, _, _, h := newEnv(t)
+	m, _, _, _, h := newEnv(t, nil)
 	call := m.RuntimeInterceptor()
 	ok := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
 	notFound := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
@@ -199,7 +212,7 @@ func summary(t *testing.T, h http.Handler) statsapi.Summary {
 }
 
 func TestSummary(t *testing.T) {
-	_, _, rt, now, h := newEnv(t)
+	_, _, rt, now, h := newEnv(t, nil)
 	s := summary(t, h)
 	if s.Node.NodeName != "n1" || s.Node.CPU == nil || *s.Node.CPU.UsageCoreNanoSeconds != 100e9 ||
 		*s.Node.Memory.WorkingSetBytes != 2<<30 || *s.Node.Memory.AvailableBytes != 6<<30 {
@@ -235,7 +248,7 @@ func TestSummary(t *testing.T) {
 }
 
 func TestSummaryFromSandboxStats(t *testing.T) {
-	_, _, rt, _, h := newEnv(t)
+	_, _, rt, _, h := newEnv(t, nil)
 	rt.noSandbox = false
 	rt.sandboxes = []*runtimeapi.PodSandboxStats{{
 		Attributes: &runtimeapi.PodSandboxAttributes{Metadata: &runtimeapi.PodSandboxMetadata{Uid: "u-web"}},
@@ -251,7 +264,7 @@ func TestSummaryFromSandboxStats(t *testing.T) {
 }
 
 func TestResourceMetrics(t *testing.T) {
-	_, _, rt, _, h := newEnv(t)
+	_, _, rt, _, h := newEnv(t, nil)
 	fams := parse(t, get(t, h, "/metrics/resource"))
 	for _, c := range []struct {
 		name   string

@@ -17,13 +17,16 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
-// stats builds the kubelet's summary from the agent's pods, the runtime's
-// CRI stats and the host's totals.
+// stats builds the kubelet's summary from the agent's pods, the
+// containers' cgroups (or the runtime's CRI stats where a cgroup cannot be
+// read) and the host's totals.
 type stats struct {
 	m     *Metrics
 	agent Agent
 	rt    Runtime
 	host  Host
+	// cg reads containers' cgroups; nil: the runtime's stats serve all.
+	cg *cgroupStats
 	// noSandboxStats: the runtime answered ListPodSandboxStats with
 	// Unimplemented once; pods are then summed from their containers.
 	noSandboxStats atomic.Bool
@@ -32,33 +35,20 @@ type stats struct {
 // Summary reads the node's summary now.
 func (s *stats) Summary(ctx context.Context) (*statsapi.Summary, error) {
 	now := s.m.now()
-	ctr, err := s.rt.ContainerStats(ctx, s.m.node)
-	if err != nil {
-		return nil, err
-	}
-	byID := make(map[string]*runtimeapi.ContainerStats, len(ctr))
-	for _, c := range ctr {
-		if c.GetAttributes() != nil {
-			byID[c.Attributes.Id] = c
-		}
+	pods := s.agent.Pods()
+	ids := runningContainers(pods)
+	byID := map[string]*runtimeapi.ContainerStats{}
+	if s.cg != nil {
+		byID = s.cg.read(ctx, ids, now)
 	}
 	bySandbox := map[string]*runtimeapi.PodSandboxStats{}
-	if !s.noSandboxStats.Load() {
-		sbs, ok, err := s.rt.PodSandboxStats(ctx, s.m.node)
-		switch {
-		case err != nil:
-			s.m.log.Debug("pod sandbox stats", "err", err)
-		case !ok:
-			s.noSandboxStats.Store(true)
-		}
-		for _, sb := range sbs {
-			if md := sb.GetAttributes().GetMetadata(); md != nil && sb.GetLinux() != nil {
-				bySandbox[md.Uid] = sb
-			}
+	if len(byID) < len(ids) {
+		if err := s.fromRuntime(ctx, byID, bySandbox); err != nil {
+			return nil, err
 		}
 	}
 	sum := &statsapi.Summary{Pods: []statsapi.PodStats{}}
-	for _, p := range s.agent.Pods() {
+	for _, p := range pods {
 		if ps, ok := s.podStats(&p, byID, bySandbox[string(p.UID)], now); ok {
 			sum.Pods = append(sum.Pods, ps)
 		}
@@ -66,6 +56,57 @@ func (s *stats) Summary(ctx context.Context) (*statsapi.Summary, error) {
 	sum.Node = s.nodeStats(now)
 	s.m.rates.prune(now)
 	return sum, nil
+}
+
+// fromRuntime adds to byID the runtime's CRI stats of the containers it
+// lacks, and fills bySandbox with the runtime's pod figures when the
+// runtime gives them (when every container is read from its cgroup, pods
+// are their containers' sums and the runtime is not asked at all).
+func (s *stats) fromRuntime(ctx context.Context, byID map[string]*runtimeapi.ContainerStats, bySandbox map[string]*runtimeapi.PodSandboxStats) error {
+	ctr, err := s.rt.ContainerStats(ctx, s.m.node)
+	if err != nil {
+		return err
+	}
+	for _, c := range ctr {
+		if id := c.GetAttributes().GetId(); id != "" && byID[id] == nil {
+			byID[id] = c
+		}
+	}
+	if s.noSandboxStats.Load() {
+		return nil
+	}
+	sbs, ok, err := s.rt.PodSandboxStats(ctx, s.m.node)
+	switch {
+	case err != nil:
+		s.m.log.Debug("pod sandbox stats", "err", err)
+	case !ok:
+		s.noSandboxStats.Store(true)
+	}
+	for _, sb := range sbs {
+		if md := sb.GetAttributes().GetMetadata(); md != nil && sb.GetLinux() != nil {
+			bySandbox[md.Uid] = sb
+		}
+	}
+	return nil
+}
+
+// runningContainers are the IDs of the pods' running containers.
+func runningContainers(pods []corev1.Pod) []string {
+	var ids []string
+	for _, p := range pods {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Running != nil && cs.ContainerID != "" {
+				ids = append(ids, containerID(cs.ContainerID))
+			}
+		}
+	}
+	return ids
+}
+
+// containerID is the runtime's ID in a status's "containerd://<id>".
+func containerID(s string) string {
+	_, id, _ := strings.Cut(s, "://")
+	return id
 }
 
 // podStats is one pod's figures: its running containers' from the runtime,
@@ -81,7 +122,7 @@ func (s *stats) podStats(p *corev1.Pod, byID map[string]*runtimeapi.ContainerSta
 		if cs.State.Running == nil || cs.ContainerID == "" {
 			continue
 		}
-		_, id, _ := strings.Cut(cs.ContainerID, "://")
+		id := containerID(cs.ContainerID)
 		st := byID[id]
 		if st == nil {
 			continue

@@ -136,6 +136,11 @@ func TestUpOperate(t *testing.T) {
 	if !strings.Contains(out, `method="RunPodSandbox"`) {
 		t.Errorf("the node's /metrics has no RunPodSandbox latency")
 	}
+	// Every figure above came from the containers' cgroups (this host's are
+	// readable): the runtime's ListContainerStats was never needed.
+	if strings.Contains(out, `method="ListContainerStats"`) {
+		t.Errorf("the node read container stats from the runtime, not from the containers' cgroups:\n%s", grepLines(out, "ListContainerStats"))
+	}
 	out, err = u.k("get", "--raw", base+"/metrics/resource")
 	if err != nil || !parseMetrics(t, "/metrics/resource", out)["container_cpu_usage_seconds_total"] {
 		t.Errorf("node /metrics/resource: %v\n%s", err, out)
@@ -223,4 +228,15 @@ func anonymousGet(url, caFile string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// grepLines are the lines of text that contain s.
+func grepLines(text, s string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, s) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
