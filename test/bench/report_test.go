@@ -61,8 +61,12 @@ func (r *results) print(w io.Writer) {
 			}
 		}
 		slices.Sort(busy)
-		p("\n%s: rounds (ms; medians of %d; warm-up not counted); CPU busy in the 0.5 s before a round: median %.0f%%, max %.0f%%\n",
-			g.name(), len(g.rounds[0]), medianF(busy), busy[len(busy)-1])
+		counts := fmt.Sprint(len(g.rounds[0]))
+		if n := len(g.rounds[len(g.rounds)/2]); n != len(g.rounds[0]) {
+			counts = fmt.Sprintf("%d for the floor and the Ballast node, %d for the rungs between", len(g.rounds[0]), n)
+		}
+		p("\n%s: rounds (ms; medians of %s; warm-up not counted); CPU busy in the 0.5 s before a round: median %.0f%%, max %.0f%%\n",
+			g.name(), counts, medianF(busy), busy[len(busy)-1])
 		for k, ri := range g.rungs {
 			rs := g.rounds[k]
 			var parts []string
