@@ -35,6 +35,13 @@ func WriteList(w http.ResponseWriter, r *http.Request, rq *Request, lm metav1.Li
 	if objs == nil {
 		objs = []kinds.Object{}
 	}
+	if WantsProtobuf(r) {
+		if items, err := protoItems(objs); err == nil {
+			WriteProtoList(w, rq.Kind, lm, items)
+			return nil
+		}
+		// A kind without a protobuf form answers in JSON (see WriteObject).
+	}
 	body := listBody{TypeMeta: metav1.TypeMeta{Kind: rq.Kind.Info.ListKind, APIVersion: rq.Kind.Info.GroupVersion()}, ListMeta: lm, Items: objs}
 	WriteJSON(w, http.StatusOK, "application/json", body)
 	return nil
@@ -65,6 +72,14 @@ func WriteObject(w http.ResponseWriter, r *http.Request, rq *Request, code int, 
 		}
 		WriteJSON(w, code, tables.ContentType, t)
 		return nil
+	}
+	if WantsProtobuf(r) {
+		if body, err := EncodeProto(o); err == nil {
+			writeProto(w, code, body)
+			return nil
+		}
+		// A kind without a protobuf form answers in JSON, which every
+		// client that asks for protobuf also accepts.
 	}
 	WriteJSON(w, code, "application/json", o)
 	return nil
@@ -127,4 +142,17 @@ type listBody struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata"`
 	Items           []kinds.Object `json:"items"`
+}
+
+// protoItems are the objects' protobuf messages.
+func protoItems(objs []kinds.Object) ([][]byte, error) {
+	items := make([][]byte, len(objs))
+	for i, o := range objs {
+		b, err := ProtoBytes(o)
+		if err != nil {
+			return nil, err
+		}
+		items[i] = b
+	}
+	return items, nil
 }

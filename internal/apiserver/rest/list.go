@@ -151,7 +151,18 @@ func (s *Server) listFromCache(w http.ResponseWriter, r *http.Request, rq *reque
 		return false, nil
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}
-	if ok, _, _ := request.TableRequest(r, rq); ok || k.ToServed != nil {
+	table, _, _ := request.TableRequest(r, rq)
+	if !table && request.WantsProtobuf(r) {
+		msgs := make([][]byte, len(items))
+		for i, it := range items {
+			if msgs[i], err = protoItem(k, it); err != nil {
+				return true, request.InternalError(err)
+			}
+		}
+		request.WriteProtoList(w, k, lm, msgs)
+		return true, nil
+	}
+	if table || k.ToServed != nil {
 		objs := make([]kinds.Object, len(items))
 		for i, it := range items {
 			if objs[i], err = k.DecodeStored(it.Raw, 0); err != nil {

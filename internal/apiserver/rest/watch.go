@@ -12,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 	"github.com/ballast-dev/ballast/internal/apiserver/request"
@@ -120,9 +121,13 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 		defer cw.Stop()
 	}
 
+	proto := !tableMode && request.WantsProtobuf(r)
 	ct := "application/json"
-	if tableMode {
+	switch {
+	case tableMode:
 		ct = tables.ContentType
+	case proto:
+		ct = request.WatchProtobufType
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Cache-Control", "no-cache, private")
@@ -130,7 +135,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush() // the client waits for the headers before reading events
-	ws := &watchStream{s: s, k: k, w: w, rc: rc, tableMode: tableMode, include: include}
+	ws := &watchStream{s: s, k: k, w: w, rc: rc, tableMode: tableMode, include: include, proto: proto}
 	if startErr != nil {
 		ws.status(request.Gone(fmt.Sprintf("too old resource version: %d (%d)", opts.From, c.Revision())).Status)
 		return nil
@@ -185,6 +190,8 @@ type watchStream struct {
 	rc        *http.ResponseController
 	tableMode bool
 	include   metav1.IncludeObjectPolicy
+	// proto: the stream is protobuf (request.WatchFrame), not JSON lines.
+	proto bool
 }
 
 // writeTimeout bounds how long one write to a watch may block (a client
@@ -204,6 +211,9 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 			o.SetAnnotations(map[string]string{initialEventsEnd: "true"})
 		}
 		return ws.encode(watchEvent{Type: d.Type, Object: o})
+	}
+	if ws.proto {
+		return ws.writeProto(d)
 	}
 	if !ws.tableMode && ws.k.ToServed == nil {
 		it, err := d.Item()
@@ -235,10 +245,17 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 		b, err := json.Marshal(watchEvent{Type: d.Type, Object: o})
 		return append(b, '\n'), err
 	}
+	return ws.writeBuilt(d, fmt.Sprintf("%s|%s|%t|%s", d.Type, ws.k.Info.GVR(), ws.tableMode, ws.include), build)
+}
+
+// writeBuilt writes what build makes of a delivery: once per event for
+// every watcher (memoized under key), or for this watcher alone (initial
+// objects). A build that fails ends the stream with an error.
+func (ws *watchStream) writeBuilt(d watchcache.Delivery, key string, build func() ([]byte, error)) error {
 	var b []byte
 	var err error
 	if ev := d.Event(); ev != nil {
-		b, err = ev.Frame(fmt.Sprintf("%s|%s|%t|%s", d.Type, ws.k.Info.GVR(), ws.tableMode, ws.include), build)
+		b, err = ev.Frame(key, build)
 	} else {
 		b, err = build()
 	}
@@ -250,7 +267,59 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 	return err
 }
 
+// writeProto writes one delivery as a protobuf frame, built once per
+// event for every protobuf watcher; the object's own protobuf message is
+// kept with the cached object (protoItem), so initial events and lists
+// reuse it.
+func (ws *watchStream) writeProto(d watchcache.Delivery) error {
+	build := func() ([]byte, error) {
+		it, err := d.Item()
+		if err != nil {
+			return nil, err
+		}
+		msg, err := protoItem(ws.k, it)
+		if err != nil {
+			return nil, err
+		}
+		obj, err := request.Envelope(ws.k.Info.GroupVersion(), ws.k.Info.Kind, msg)
+		if err != nil {
+			return nil, err
+		}
+		return request.WatchFrame(d.Type, obj)
+	}
+	return ws.writeBuilt(d, "proto|"+d.Type+"|"+ws.k.Info.GVR().String(), build)
+}
+
+// protoItem is a cached object's protobuf message as kind k serves it,
+// made once per object and kept with it.
+func protoItem(k *kinds.Kind, it watchcache.Item) ([]byte, error) {
+	return it.Encoding("proto|"+k.Info.GVR().String(), func() ([]byte, error) {
+		o, err := k.DecodeStored(it.Raw, 0)
+		if err != nil {
+			return nil, err
+		}
+		return request.ProtoBytes(o)
+	})
+}
+
+// encode writes a bookmark or an error, in the stream's encoding.
 func (ws *watchStream) encode(ev watchEvent) error {
+	if ws.proto {
+		o, ok := ev.Object.(runtime.Object)
+		if !ok {
+			return fmt.Errorf("a watch event of %T", ev.Object)
+		}
+		obj, err := request.EncodeProto(o)
+		if err != nil {
+			return err
+		}
+		b, err := request.WatchFrame(ev.Type, obj)
+		if err != nil {
+			return err
+		}
+		_, err = ws.w.Write(b)
+		return err
+	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
@@ -265,7 +334,7 @@ func (ws *watchStream) flush() error { return ws.rc.Flush() }
 func (ws *watchStream) status(st metav1.Status) {
 	st.Kind, st.APIVersion = "Status", "v1"
 	_ = ws.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if ws.encode(watchEvent{Type: "ERROR", Object: st}) == nil {
+	if ws.encode(watchEvent{Type: "ERROR", Object: &st}) == nil {
 		_ = ws.flush()
 	}
 }

@@ -69,6 +69,39 @@ type Item struct {
 	Raw    []byte
 	Labels labels.Set
 	Fields fields.Set
+	// other holds the item's other encodings (Encoding), shared by the
+	// copies of the item; nil for items the cache did not make.
+	other *encodings
+}
+
+// encodings memoizes encodings of one thing (an item, an event) by key.
+type encodings struct {
+	mu     sync.Mutex
+	frames []frame
+}
+
+func (e *encodings) get(key string, build func() ([]byte, error)) ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, f := range e.frames {
+		if f.key == key {
+			return f.b, f.err
+		}
+	}
+	b, err := build()
+	e.frames = append(e.frames, frame{key: key, b: b, err: err})
+	return b, err
+}
+
+// Encoding returns what build makes of the item for key (another encoding
+// of it, protobuf): made once per item, kept as long as the item is, so a
+// list of every object in an encoding other than JSON does not decode each
+// object again on every request.
+func (it Item) Encoding(key string, build func() ([]byte, error)) ([]byte, error) {
+	if it.other == nil {
+		return build()
+	}
+	return it.other.get(key, build)
 }
 
 // Config configures a Cache.
@@ -140,6 +173,12 @@ func New(cfg Config) *Cache {
 	}
 	if cfg.Resource == "" {
 		cfg.Resource = strings.Trim(cfg.Prefix, "/")
+	}
+	transform := cfg.Transform
+	cfg.Transform = func(value []byte, rev int64) (Item, error) {
+		it, err := transform(value, rev)
+		it.other = &encodings{}
+		return it, err
 	}
 	return &Cache{cfg: cfg, readyCh: make(chan struct{}), changed: make(chan struct{}),
 		groups: map[string]*group{}, indexed: map[string]map[*group]struct{}{}, anyValue: map[*group]struct{}{},

@@ -106,7 +106,8 @@ type Event struct {
 	mu sync.Mutex
 	// Guarded by mu.
 	restamped *Item // prev at Rev, for watchers it stops matching
-	frames    []frame
+
+	frames encodings
 }
 
 type frame struct {
@@ -118,16 +119,7 @@ type frame struct {
 // Frame returns what build makes of the event for key (an encoding and an
 // event type), building it once for all watchers.
 func (e *Event) Frame(key string, build func() ([]byte, error)) ([]byte, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, f := range e.frames {
-		if f.key == key {
-			return f.b, f.err
-		}
-	}
-	b, err := build()
-	e.frames = append(e.frames, frame{key: key, b: b, err: err})
-	return b, err
+	return e.frames.get(key, build)
 }
 
 // Delivery is what a watcher receives: an event seen through its filter,
