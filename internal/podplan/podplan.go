@@ -332,8 +332,11 @@ func (c Backoff) startOrBackOff(p *Plan, in PodInput, pod *corev1.Pod, ctr corev
 // interrupted reports whether a container instance never ran because its
 // start was interrupted: created and never started, or failed to start
 // because the caller's context ended (the agent was killed while it waited
-// for StartContainer). A start the runtime refused for another reason (a
-// missing executable, say) is a real failure and counts as one.
+// for StartContainer). containerd says so as "context canceled", or, when
+// the cancel came while it was starting the container's shim (a command it
+// runs under the request's context, so killed with it), as "failed to start
+// shim: ... signal: killed". A start the runtime refused for another reason
+// (a missing executable, say) is a real failure and counts as one.
 func interrupted(c *podruntime.Container) bool {
 	if !c.StartedAt.IsZero() {
 		return false
@@ -342,7 +345,11 @@ func interrupted(c *podruntime.Container) bool {
 	case podruntime.StateCreated:
 		return true
 	case podruntime.StateExited:
-		return c.Reason == "StartError" && strings.Contains(c.Message, "context canceled")
+		if c.Reason != "StartError" {
+			return false
+		}
+		return strings.Contains(c.Message, "context canceled") ||
+			(strings.Contains(c.Message, "failed to start shim") && strings.Contains(c.Message, "signal: killed"))
 	}
 	return false
 }

@@ -222,3 +222,31 @@ func TestDecideProbesAndDeadline(t *testing.T) {
 		t.Errorf("after the deadline: %+v", p)
 	}
 }
+
+// TestInterrupted: which failed starts were cut short by the agent's own
+// death (replaced without counting a restart), with the messages
+// containerd 1.6 gives, and which are real failures.
+func TestInterrupted(t *testing.T) {
+	started := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	startErr := func(msg string) podruntime.Container {
+		return podruntime.Container{State: podruntime.StateExited, ExitCode: 128, Reason: "StartError", Message: msg}
+	}
+	for _, tc := range []struct {
+		name string
+		c    podruntime.Container
+		want bool
+	}{
+		{"created, never started", podruntime.Container{State: podruntime.StateCreated}, true},
+		{"StartContainer cancelled", startErr("failed to start containerd task: context canceled: unknown"), true},
+		{"the shim's start killed with the request", startErr("failed to create containerd task: failed to start shim: start failed: : signal: killed: unknown"), true},
+		{"a missing executable", startErr(`failed to create containerd task: failed to create shim task: OCI runtime create failed: exec: "nope": executable file not found in $PATH: unknown`), false},
+		{"the shim failed for another reason", startErr("failed to create containerd task: failed to start shim: start failed: exit status 1: unknown"), false},
+		{"killed, but not a start error", podruntime.Container{State: podruntime.StateExited, ExitCode: 137, Reason: "Error", Message: "signal: killed"}, false},
+		{"ran, then exited", podruntime.Container{State: podruntime.StateExited, StartedAt: started, Reason: "StartError", Message: "context canceled"}, false},
+		{"running", podruntime.Container{State: podruntime.StateRunning, StartedAt: started}, false},
+	} {
+		if got := interrupted(&tc.c); got != tc.want {
+			t.Errorf("%s: interrupted = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
