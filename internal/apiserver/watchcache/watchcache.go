@@ -186,8 +186,9 @@ func New(cfg Config) *Cache {
 }
 
 // Run loads the objects, then applies the storage watch's events until ctx
-// ends. When the watch fails it drops every watcher (ErrReset) and loads
-// again, backing off while storage fails.
+// ends. When the watch fails it watches again from its revision, keeping
+// its watchers (resume); when that fails too it drops every watcher
+// (ErrReset) and loads again, backing off while storage fails.
 func (c *Cache) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for {
@@ -256,6 +257,7 @@ func (c *Cache) runOnce(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	ready := false
+	var resumeSince time.Time // when the storage watch first failed, while resuming
 	for {
 		if !ready && c.markReady(target) {
 			ready = true
@@ -272,13 +274,60 @@ func (c *Cache) runOnce(ctx context.Context) error {
 			c.sendBookmarks()
 		case ev, ok := <-w.Events():
 			if !ok {
-				if err := w.Err(); err != nil {
+				err := w.Err()
+				if err == nil {
+					err = errors.New("the storage watch ended")
+				}
+				if !ready || errors.Is(err, storage.ErrCompacted) {
 					return err
 				}
-				return errors.New("the storage watch ended")
+				if resumeSince.IsZero() {
+					resumeSince = c.cfg.Now()
+				}
+				if w, err = c.resume(wctx, err, resumeSince); err != nil {
+					return err
+				}
+				continue
 			}
+			resumeSince = time.Time{}
 			c.apply(ev)
 		}
+	}
+}
+
+// resumeFor is how long the cache keeps its watchers while it tries to
+// watch storage again after its watch ended (an etcd member lost, a leader
+// election), before it drops them (ErrReset) and loads again.
+const resumeFor = 15 * time.Second
+
+// resume watches storage again from the cache's revision, after a pause
+// that grows with the time since the watch first failed (since), so that
+// a storage watch cut for a moment does not cost every client a 410 and a
+// relist: its watchers see the changes late instead. It fails when storage
+// no longer has that revision, or after resumeFor.
+func (c *Cache) resume(ctx context.Context, cause error, since time.Time) (storage.Watch, error) {
+	for {
+		waited := c.cfg.Now().Sub(since)
+		if waited >= resumeFor {
+			return nil, fmt.Errorf("%w (not resumed in %s)", cause, resumeFor)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(100*time.Millisecond+waited/4, 2*time.Second)):
+		}
+		c.mu.RLock()
+		from := c.rev
+		c.mu.RUnlock()
+		w, err := c.cfg.Store.Watch(ctx, c.cfg.Prefix, from, true)
+		if err == nil {
+			c.cfg.Log.Info("watch cache: storage watch resumed", "resource", c.cfg.Resource, "fromRevision", from, "after", cause)
+			return w, nil
+		}
+		if errors.Is(err, storage.ErrCompacted) {
+			return nil, fmt.Errorf("%w; watching again from revision %d: %w", cause, from, err)
+		}
+		cause = err
 	}
 }
 

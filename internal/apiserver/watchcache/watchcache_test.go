@@ -376,6 +376,28 @@ func TestCompaction(t *testing.T) {
 	}
 }
 
+// TestStorageWatchResumes: when the cache's storage watch ends for a
+// moment (etcd lost a member, or had no leader), the cache watches storage
+// again from its revision and its watchers go on, seeing what changed in
+// between, rather than ending with ErrReset (a 410 and a relist for every
+// client).
+func TestStorageWatchResumes(t *testing.T) {
+	e := newEnv(t, nil)
+	r1 := e.store.put("/things/a", value("a", "", nil))
+	e.start()
+	e.waitFresh(r1)
+	w := e.watch(WatchOptions{From: r1})
+	e.store.failWatches(fmt.Errorf("etcd watch: %w: etcdserver: no leader", storage.ErrUnavailable))
+	r2 := e.store.put("/things/b", value("b", "", nil))
+	if g := next(t, w, false); g != (got{Added, "b", r2}) {
+		t.Fatalf("after the storage watch resumed: %v, want ADDED b@%d", g, r2)
+	}
+	r3 := e.store.put("/things/a", value("a", "n1", nil))
+	if g := next(t, w, false); g != (got{Modified, "a", r3}) {
+		t.Fatalf("then: %v, want MODIFIED a@%d", g, r3)
+	}
+}
+
 // TestResumeAcrossRestart: a cache that starts (a server restarted) loads
 // the objects as they were a window ago and replays the changes since, so
 // a watch resuming from before its start is served, not sent to relist.
