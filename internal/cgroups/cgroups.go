@@ -20,6 +20,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,7 @@ type Dirs struct {
 type mount struct {
 	point, root string // mount point; the hierarchy's path mounted there
 	v2          bool
-	controllers map[string]bool // v1 only
+	opts        map[string]string // v1: the superblock options name its controllers
 }
 
 // FS finds and reads cgroups on this host.
@@ -96,11 +97,7 @@ func mountsOf(infos []*procfs.MountInfo) []mount {
 		case "cgroup2":
 			ms = append(ms, mount{point: mi.MountPoint, root: mi.Root, v2: true})
 		case "cgroup":
-			c := map[string]bool{}
-			for opt := range mi.SuperOptions {
-				c[opt] = true
-			}
-			ms = append(ms, mount{point: mi.MountPoint, root: mi.Root, controllers: c})
+			ms = append(ms, mount{point: mi.MountPoint, root: mi.Root, opts: mi.SuperOptions})
 		}
 	}
 	return ms
@@ -135,35 +132,35 @@ func dirsOf(ms []mount, cgs []procfs.Cgroup) (Dirs, error) {
 }
 
 func dirOf(ms []mount, cgs []procfs.Cgroup, controller string) (string, bool, error) {
-	var unified *procfs.Cgroup
-	for i, cg := range cgs {
-		if cg.HierarchyID == 0 {
-			unified = &cgs[i]
-			continue
-		}
-		for _, c := range cg.Controllers {
-			if c != controller {
-				continue
-			}
-			for _, m := range ms {
-				if !m.v2 && m.controllers[controller] {
-					if dir, ok := under(m, cg.Path); ok {
-						return dir, false, nil
-					}
-				}
+	v1 := func(m mount) bool { _, ok := m.opts[controller]; return !m.v2 && ok }
+	for _, cg := range cgs {
+		if cg.HierarchyID != 0 && slices.Contains(cg.Controllers, controller) {
+			if dir, ok := mountedAt(ms, cg.Path, v1); ok {
+				return dir, false, nil
 			}
 		}
 	}
-	if unified != nil {
-		for _, m := range ms {
-			if m.v2 {
-				if dir, ok := under(m, unified.Path); ok {
-					return dir, true, nil
-				}
+	for _, cg := range cgs {
+		if cg.HierarchyID == 0 {
+			if dir, ok := mountedAt(ms, cg.Path, func(m mount) bool { return m.v2 }); ok {
+				return dir, true, nil
 			}
 		}
 	}
 	return "", false, fmt.Errorf("the %s controller of this cgroup is not mounted where it can be read", controller)
+}
+
+// mountedAt is the directory of the cgroup at path in the first mount
+// that fits and shows that part of its hierarchy.
+func mountedAt(ms []mount, p string, fits func(mount) bool) (string, bool) {
+	for _, m := range ms {
+		if fits(m) {
+			if dir, ok := under(m, p); ok {
+				return dir, true
+			}
+		}
+	}
+	return "", false
 }
 
 // under is the directory of the cgroup at path (relative to its
