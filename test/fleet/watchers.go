@@ -27,19 +27,23 @@ type Watchers struct {
 	wg     sync.WaitGroup
 }
 
-// slimPod is what a watcher keeps of a pod: enough to tell a change's time.
-func slimPod(o any) (any, error) {
+// slimPod is what a watcher keeps of a pod: its metadata and the time of
+// its last change. A *corev1.Pod, even with only these fields set, costs
+// ~1.4 KB (its spec and status are structs held by value): 100 informers
+// of 30,000 pods kept 4 GB of them in the simulator.
+type slimPod struct {
+	metav1.ObjectMeta
+	changed time.Time
+}
+
+// slim is the informers' transform: a pod becomes its slimPod.
+func slim(o any) (any, error) {
 	p, ok := o.(*corev1.Pod)
 	if !ok {
 		return o, nil
 	}
-	out := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, ResourceVersion: p.ResourceVersion, UID: p.UID}}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Message: c.Message}}
-		}
-	}
-	return out, nil
+	return &slimPod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, ResourceVersion: p.ResourceVersion, UID: p.UID},
+		changed: ChangeTime(p)}, nil
 }
 
 // syncingAtOnce bounds the informers getting their initial pods at once:
@@ -73,13 +77,20 @@ func StartWatchers(ctx context.Context, base *rest.Config, n int) (*Watchers, er
 		}
 		f := informers.NewSharedInformerFactory(cs, 0)
 		inf := f.Core().V1().Pods().Informer()
-		_ = inf.SetTransform(slimPod)
+		if err := inf.SetTransform(slim); err != nil {
+			cancel()
+			return nil, err
+		}
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(oldObj, newObj any) {
-				o, n := oldObj.(*corev1.Pod), newObj.(*corev1.Pod)
+				o, ok1 := oldObj.(*slimPod)
+				n, ok2 := newObj.(*slimPod)
+				if !ok1 || !ok2 {
+					return
+				}
 				w.events.Add(1)
-				at := ChangeTime(n)
-				if at.IsZero() || at.Equal(ChangeTime(o)) {
+				at := n.changed
+				if at.IsZero() || at.Equal(o.changed) {
 					return
 				}
 				d := time.Since(at)
