@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -154,10 +156,21 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 	if err := ws.flush(); err != nil {
 		return nil
 	}
+	// Events are flushed as they come while the stream is quiet, and at
+	// most once per FlushInterval while they keep coming (see flushSoon).
+	soon := time.NewTimer(FlushInterval)
+	soon.Stop()
+	defer soon.Stop()
+	armed := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-soon.C:
+			armed = false
+			if err := ws.flush(); err != nil {
+				return nil
+			}
 		case d, ok := <-cw.Events():
 			for ok {
 				if err := ws.write(d); err != nil {
@@ -171,15 +184,42 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 				}
 				break
 			}
-			if err := ws.flush(); err != nil {
+			if !ok {
+				if ws.flush() == nil {
+					ws.ended(cw.Err(), c.Revision())
+				}
 				return nil
 			}
-			if !ok {
-				ws.ended(cw.Err(), c.Revision())
-				return nil
+			wait := flushSoon(time.Since(ws.flushed), FlushInterval)
+			switch {
+			case wait == 0:
+				if err := ws.flush(); err != nil {
+					return nil
+				}
+			case !armed:
+				soon.Reset(wait)
+				armed = true
 			}
 		}
 	}
+}
+
+// FlushInterval is the least time between two flushes of a watch stream
+// that receives events back to back. Every flush of a stream is a TLS
+// record and a write to its connection (through HTTP/2, also two hand-offs
+// between goroutines); with many watchers of busy resources that was most
+// of the server's CPU. An event that comes to a stream idle for longer
+// than this is flushed at once.
+const FlushInterval = 20 * time.Millisecond
+
+// flushSoon is how long a stream that flushed sinceFlush ago waits before
+// flushing what it has just written: 0 (now) when the last flush was at
+// least interval ago, else the rest of the interval.
+func flushSoon(sinceFlush, interval time.Duration) time.Duration {
+	if sinceFlush >= interval {
+		return 0
+	}
+	return interval - sinceFlush
 }
 
 // watchStream writes one watch's events.
@@ -192,17 +232,49 @@ type watchStream struct {
 	include   metav1.IncludeObjectPolicy
 	// proto: the stream is protobuf (request.WatchFrame), not JSON lines.
 	proto bool
+
+	// buf holds what was written since the last flush (from flushBuffers,
+	// returned at the flush, so a quiet watch holds none); pending is set
+	// once anything was written since then.
+	buf     *bufio.Writer
+	pending bool
+	// deadline is the write deadline last set; flushed is the last flush.
+	deadline, flushed time.Time
 }
 
-// writeTimeout bounds how long one write to a watch may block (a client
-// that stopped reading).
+// flushBuffers are the streams' buffers between two flushes.
+var flushBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+
+// Write buffers p until the next flush.
+func (ws *watchStream) Write(p []byte) (int, error) {
+	if ws.buf == nil {
+		ws.buf = flushBuffers.Get().(*bufio.Writer)
+		ws.buf.Reset(ws.w)
+	}
+	ws.pending = true
+	return ws.buf.Write(p)
+}
+
+// keepDeadline moves the write deadline writeTimeout ahead once half of it
+// has passed: through HTTP/2, setting a deadline is a round trip to the
+// connection's goroutine, too dear to do for every event.
+func (ws *watchStream) keepDeadline() {
+	now := time.Now()
+	if ws.deadline.Sub(now) < writeTimeout/2 {
+		ws.deadline = now.Add(writeTimeout)
+		_ = ws.rc.SetWriteDeadline(ws.deadline)
+	}
+}
+
+// writeTimeout bounds how long a write to a watch may block (a client that
+// stopped reading): between half of it and all of it.
 const writeTimeout = time.Minute
 
 // write writes one delivery. The JSON of the stored kind goes out as the
 // cache holds it; other encodings (tables, events.k8s.io) are built once
 // per event for all watchers.
 func (ws *watchStream) write(d watchcache.Delivery) error {
-	_ = ws.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	ws.keepDeadline()
 	if d.Type == watchcache.Bookmark {
 		o := ws.k.NewObj()
 		ws.k.SetTypeMeta(o)
@@ -222,7 +294,7 @@ func (ws *watchStream) write(d watchcache.Delivery) error {
 			return err
 		}
 		for _, b := range [][]byte{[]byte(`{"type":"` + d.Type + `","object":`), it.Raw, []byte("}\n")} {
-			if _, err := ws.w.Write(b); err != nil {
+			if _, err := ws.Write(b); err != nil {
 				return err
 			}
 		}
@@ -263,7 +335,7 @@ func (ws *watchStream) writeBuilt(d watchcache.Delivery, key string, build func(
 		ws.status(request.InternalError(err).Status)
 		return err
 	}
-	_, err = ws.w.Write(b)
+	_, err = ws.Write(b)
 	return err
 }
 
@@ -317,23 +389,38 @@ func (ws *watchStream) encode(ev watchEvent) error {
 		if err != nil {
 			return err
 		}
-		_, err = ws.w.Write(b)
+		_, err = ws.Write(b)
 		return err
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	_, err = ws.w.Write(append(b, '\n'))
+	_, err = ws.Write(append(b, '\n'))
 	return err
 }
 
-func (ws *watchStream) flush() error { return ws.rc.Flush() }
+// flush sends what was written since the last flush, if anything.
+func (ws *watchStream) flush() error {
+	if !ws.pending {
+		return nil
+	}
+	ws.pending = false
+	ws.flushed = time.Now()
+	err := ws.buf.Flush()
+	ws.buf.Reset(nil)
+	flushBuffers.Put(ws.buf)
+	ws.buf = nil
+	if err != nil {
+		return err
+	}
+	return ws.rc.Flush()
+}
 
 // status ends the stream with an ERROR event.
 func (ws *watchStream) status(st metav1.Status) {
 	st.Kind, st.APIVersion = "Status", "v1"
-	_ = ws.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	ws.keepDeadline()
 	if ws.encode(watchEvent{Type: "ERROR", Object: &st}) == nil {
 		_ = ws.flush()
 	}
