@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -233,8 +234,13 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rq *request
 	return request.WriteObject(w, r, rq, http.StatusOK, out, s.now())
 }
 
+// copyObject copies o as k's Go type: a deep copy when it is already of
+// that type (a request decoded for k), else through its JSON.
 func copyObject(k *kinds.Kind, o kinds.Object) kinds.Object {
 	out := k.NewObj()
+	if reflect.TypeOf(o) == reflect.TypeOf(out) {
+		return o.DeepCopyObject().(kinds.Object)
+	}
 	raw, _ := json.Marshal(o)
 	_ = json.Unmarshal(raw, out)
 	return out
