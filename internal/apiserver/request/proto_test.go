@@ -2,8 +2,11 @@ package request
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +20,7 @@ import (
 	restclientwatch "k8s.io/client-go/rest/watch"
 
 	"github.com/ballast-dev/ballast/internal/apiserver/apitest"
+	"github.com/ballast-dev/ballast/internal/apiserver/kinds"
 )
 
 func TestWantsProtobuf(t *testing.T) {
@@ -140,5 +144,54 @@ func TestWatchFramesDecode(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("event %d: %q, want %q", i, got[i], want[i])
 		}
+	}
+}
+
+// An object sent in protobuf (the kubelet's, client-go's) reads as the same
+// object sent in JSON; one of another kind is refused.
+func TestReadObjectProtobuf(t *testing.T) {
+	var podKind *kinds.Kind
+	for _, k := range kinds.All() {
+		if k.Info.Resource == "pods" && k.Info.Group == "" {
+			podKind = k
+		}
+	}
+	codec := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
+	read := func(ct string, body []byte) (kinds.Object, error) {
+		r := httptest.NewRequest("PUT", "/api/v1/namespaces/kube-system/pods/etcd-n1", bytes.NewReader(body))
+		r.Header.Set("Content-Type", ct)
+		o, _, _, _, err := ReadObject(r, &Request{Kind: podKind, Verb: "update", Query: url.Values{}})
+		return o, err
+	}
+	pod := testPod("etcd-n1")
+	var pb, js bytes.Buffer
+	if err := codec.Encode(pod, &pb); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewEncoder(&js).Encode(pod); err != nil {
+		t.Fatal(err)
+	}
+	fromProto, err := read(ProtobufType, pb.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := read("application/json", js.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(fromProto, fromJSON) {
+		t.Errorf("from protobuf %+v\nfrom JSON %+v", fromProto, fromJSON)
+	}
+
+	pb.Reset()
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: metav1.ObjectMeta{Name: "etcd-n1"}}
+	if err := codec.Encode(cm, &pb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(ProtobufType, pb.Bytes()); err == nil || !strings.Contains(err.Error(), "the kind in the data (ConfigMap) does not match the expected kind (Pod)") {
+		t.Errorf("a ConfigMap as a Pod: %v", err)
+	}
+	if _, err := read(ProtobufType, []byte("k8s\x00nope")); err == nil || !strings.Contains(err.Error(), "the protobuf request body is not a valid Pod") {
+		t.Errorf("a bad body: %v", err)
 	}
 }

@@ -209,6 +209,16 @@ const maxBody = 3 << 20
 // kube-apiserver does; patch bodies (patch true) are returned as sent, for
 // servePatch to check their patch type.
 func ReadBody(r *http.Request, k *kinds.Kind, patch bool) ([]byte, string, error) {
+	body, mt, err := readBody(r, patch)
+	if err != nil || patch {
+		return body, mt, err
+	}
+	return toJSON(k, body, mt)
+}
+
+// readBody reads a request body as sent, with its media type, refusing
+// (unless patch) media types no object comes in.
+func readBody(r *http.Request, patch bool) ([]byte, string, error) {
 	ct := r.Header.Get("Content-Type")
 	mt := ""
 	if ct != "" {
@@ -232,15 +242,24 @@ func ReadBody(r *http.Request, k *kinds.Kind, patch bool) ([]byte, string, error
 	if len(body) > maxBody {
 		return nil, "", TooLarge("the server has received a request that is too large: the request body is larger than 3 MiB")
 	}
-	if mt == "application/yaml" && !patch {
+	return body, mt, nil
+}
+
+// toJSON turns a body of media type mt (YAML, protobuf of kind k) into JSON.
+func toJSON(k *kinds.Kind, body []byte, mt string) ([]byte, string, error) {
+	switch mt {
+	case "application/yaml":
 		j, err := yaml.YAMLToJSON(body)
 		if err != nil {
 			return nil, "", BadRequest("the request body is not valid YAML: %v", err)
 		}
 		return j, "application/json", nil
-	}
-	if mt == ProtobufType && !patch {
-		j, err := protobufToJSON(k, body)
+	case ProtobufType:
+		o, err := decodeProtobuf(k, body)
+		if err != nil {
+			return nil, "", err
+		}
+		j, err := json.Marshal(o)
 		if err != nil {
 			return nil, "", BadRequest("the protobuf request body is not a valid %s: %v", k.Info.Kind, err)
 		}
@@ -299,16 +318,19 @@ const ProtobufType = "application/vnd.kubernetes.protobuf"
 // protobufMagic starts every Kubernetes protobuf message.
 var protobufMagic = []byte{0x6b, 0x38, 0x73, 0x00}
 
-// protobufToJSON decodes a Kubernetes protobuf envelope (magic, then a
-// runtime.Unknown holding the object) of kind k, as JSON. Some clients
-// (kubectl auth can-i) send protobuf bodies.
-func protobufToJSON(k *kinds.Kind, body []byte) ([]byte, error) {
+// decodeProtobuf decodes a Kubernetes protobuf envelope (magic, then a
+// runtime.Unknown holding the object) of kind k: the kubelet and client-go
+// clientsets send protobuf bodies (and DeleteOptions as a DELETE's body).
+func decodeProtobuf(k *kinds.Kind, body []byte) (runtime.Object, error) {
+	bad := func(err error) error {
+		return BadRequest("the protobuf request body is not a valid %s: %v", k.Info.Kind, err)
+	}
 	if !bytes.HasPrefix(body, protobufMagic) {
-		return nil, errors.New("it does not start with the protobuf envelope's magic number")
+		return nil, bad(errors.New("it does not start with the protobuf envelope's magic number"))
 	}
 	var u runtime.Unknown
 	if err := u.Unmarshal(body[len(protobufMagic):]); err != nil {
-		return nil, err
+		return nil, bad(err)
 	}
 	var o runtime.Object = k.NewObj()
 	if u.Kind == "DeleteOptions" { // the body of a DELETE (the kubelet's, client-go's with options)
@@ -316,13 +338,13 @@ func protobufToJSON(k *kinds.Kind, body []byte) ([]byte, error) {
 	}
 	pm, ok := o.(interface{ Unmarshal([]byte) error })
 	if !ok {
-		return nil, fmt.Errorf("%s cannot be decoded from protobuf; send JSON", k.Info.Kind)
+		return nil, bad(fmt.Errorf("%s cannot be decoded from protobuf; send JSON", k.Info.Kind))
 	}
 	if err := pm.Unmarshal(u.Raw); err != nil {
-		return nil, err
+		return nil, bad(err)
 	}
 	o.GetObjectKind().SetGroupVersionKind(schema.FromAPIVersionAndKind(u.APIVersion, u.Kind))
-	return json.Marshal(o)
+	return o, nil
 }
 
 // DecodeBody decodes a request body into the served kind. strict reports unknown fields.
@@ -435,14 +457,32 @@ func CheckGVK(k *kinds.Kind, o kinds.Object) error {
 // ReadObject reads the object of a create or an update: the body decoded
 // into rq's kind (strictly under fieldValidation=Strict) and checked to be
 // of it, the strict decoding's warnings, the field validation and dryRun.
+//
+// A protobuf body is decoded straight into the kind's Go type (it has no
+// unknown fields to report), not through JSON.
 func ReadObject(r *http.Request, rq *Request) (o kinds.Object, warnings []string, fv string, dry bool, err error) {
-	body, _, fv, dry, err := WriteRequest(r, rq)
+	body, mt, err := readBody(r, false)
 	if err != nil {
 		return nil, nil, "", false, err
 	}
-	o, warnings, err = DecodeBody(rq.Kind, body, fv == "Strict")
-	if err != nil {
+	if fv, dry, err = writeOptions(rq); err != nil {
 		return nil, nil, "", false, err
+	}
+	if mt == ProtobufType {
+		po, err := decodeProtobuf(rq.Kind, body)
+		if err != nil {
+			return nil, nil, "", false, err
+		}
+		if o, _ = po.(kinds.Object); o == nil {
+			return nil, nil, "", false, BadRequest("the protobuf request body is a %s, not a %s", po.GetObjectKind().GroupVersionKind().Kind, rq.Kind.Info.Kind)
+		}
+	} else {
+		if body, _, err = toJSON(rq.Kind, body, mt); err != nil {
+			return nil, nil, "", false, err
+		}
+		if o, warnings, err = DecodeBody(rq.Kind, body, fv == "Strict"); err != nil {
+			return nil, nil, "", false, err
+		}
 	}
 	if err := CheckGVK(rq.Kind, o); err != nil {
 		return nil, nil, "", false, err
@@ -458,18 +498,25 @@ func WriteRequest(r *http.Request, rq *Request) (body []byte, mediaType, fv stri
 	if err != nil {
 		return nil, "", "", false, err
 	}
-	fv, err = fieldValidation(rq.Query)
-	if err != nil {
-		return nil, "", "", false, err
-	}
-	dry, err = DryRun(rq.Query["dryRun"])
-	if err != nil {
-		return nil, "", "", false, err
-	}
-	if err := checkFieldManager(rq); err != nil {
+	if fv, dry, err = writeOptions(rq); err != nil {
 		return nil, "", "", false, err
 	}
 	return body, mediaType, fv, dry, nil
+}
+
+// writeOptions reads a write's field validation and dryRun, and checks
+// its fieldManager.
+func writeOptions(rq *Request) (fv string, dry bool, err error) {
+	if fv, err = fieldValidation(rq.Query); err != nil {
+		return "", false, err
+	}
+	if dry, err = DryRun(rq.Query["dryRun"]); err != nil {
+		return "", false, err
+	}
+	if err := checkFieldManager(rq); err != nil {
+		return "", false, err
+	}
+	return fv, dry, nil
 }
 
 // proxyVerb is the verb kube-apiserver authorizes a proxied request as.
