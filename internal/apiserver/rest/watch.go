@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -157,7 +158,8 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 		return nil
 	}
 	// Events are flushed as they come while the stream is quiet, and at
-	// most once per FlushInterval while they keep coming (see flushSoon).
+	// most once per FlushInterval while they keep coming (see flushPace).
+	pace := newFlushPace()
 	soon := time.NewTimer(FlushInterval)
 	soon.Stop()
 	defer soon.Stop()
@@ -190,36 +192,43 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 				}
 				return nil
 			}
-			wait := flushSoon(time.Since(ws.flushed), FlushInterval)
-			switch {
-			case wait == 0:
-				if err := ws.flush(); err != nil {
-					return nil
-				}
-			case !armed:
+			if armed {
+				break // the flush already due sends these too
+			}
+			if wait := pace.next(time.Now()); wait > 0 {
 				soon.Reset(wait)
 				armed = true
+			} else if err := ws.flush(); err != nil {
+				return nil
 			}
 		}
 	}
 }
 
 // FlushInterval is the least time between two flushes of a watch stream
-// that receives events back to back. Every flush of a stream is a TLS
-// record and a write to its connection (through HTTP/2, also two hand-offs
-// between goroutines); with many watchers of busy resources that was most
-// of the server's CPU. An event that comes to a stream idle for longer
-// than this is flushed at once.
+// that keeps receiving events, after a burst of FlushBurst. Every flush of
+// a stream is a TLS record and a write to its connection (through HTTP/2,
+// also two hand-offs between goroutines); with many watchers of busy
+// resources that was most of the server's CPU.
 const FlushInterval = 20 * time.Millisecond
 
-// flushSoon is how long a stream that flushed sinceFlush ago waits before
-// flushing what it has just written: 0 (now) when the last flush was at
-// least interval ago, else the rest of the interval.
-func flushSoon(sinceFlush, interval time.Duration) time.Duration {
-	if sinceFlush >= interval {
-		return 0
-	}
-	return interval - sinceFlush
+// FlushBurst is how many flushes a quiet stream makes at once before
+// FlushInterval spaces them: a few changes in a row (a graceful delete,
+// then the delete) reach a watcher without waiting.
+const FlushBurst = 4
+
+// flushPace spaces a stream's flushes: a token bucket of FlushBurst,
+// refilled at one per FlushInterval.
+type flushPace struct{ lim *rate.Limiter }
+
+func newFlushPace() flushPace {
+	return flushPace{lim: rate.NewLimiter(rate.Every(FlushInterval), FlushBurst)}
+}
+
+// next is how long a stream that has just written must wait, at now,
+// before it flushes (0: at once); the flush is then counted as made.
+func (p flushPace) next(now time.Time) time.Duration {
+	return p.lim.ReserveN(now, 1).DelayFrom(now)
 }
 
 // watchStream writes one watch's events.
@@ -238,8 +247,8 @@ type watchStream struct {
 	// once anything was written since then.
 	buf     *bufio.Writer
 	pending bool
-	// deadline is the write deadline last set; flushed is the last flush.
-	deadline, flushed time.Time
+	// deadline is the write deadline last set.
+	deadline time.Time
 }
 
 // flushBuffers are the streams' buffers between two flushes.
@@ -406,7 +415,6 @@ func (ws *watchStream) flush() error {
 		return nil
 	}
 	ws.pending = false
-	ws.flushed = time.Now()
 	err := ws.buf.Flush()
 	ws.buf.Reset(nil)
 	flushBuffers.Put(ws.buf)

@@ -5,19 +5,40 @@ import (
 	"time"
 )
 
-func TestFlushSoon(t *testing.T) {
-	const interval = 20 * time.Millisecond
-	for _, c := range []struct {
-		since, want time.Duration
-	}{
-		{since: time.Hour, want: 0},                                // a quiet stream flushes at once
-		{since: interval, want: 0},                                 // the interval has passed
-		{since: 0, want: interval},                                 // just flushed: wait a whole interval
-		{since: 5 * time.Millisecond, want: 15 * time.Millisecond}, // the rest of it
-		{since: interval - time.Nanosecond, want: time.Nanosecond}, // almost over
-	} {
-		if got := flushSoon(c.since, interval); got != c.want {
-			t.Errorf("flushSoon(%v, %v) = %v, want %v", c.since, interval, got, c.want)
+// A quiet stream flushes a burst at once; one that keeps receiving flushes
+// at most once per FlushInterval; after a quiet spell, at once again.
+func TestFlushPace(t *testing.T) {
+	p := newFlushPace()
+	t0 := time.Now()
+	for i := range FlushBurst {
+		if d := p.next(t0); d != 0 {
+			t.Fatalf("flush %d of a burst: wait %v, want none", i+1, d)
+		}
+	}
+	if d := p.next(t0); d != FlushInterval {
+		t.Fatalf("the flush after a burst: wait %v, want %v", d, FlushInterval)
+	}
+
+	// Events every millisecond for a second: the stream flushes when its
+	// wait is over, then waits again.
+	p = newFlushPace()
+	flushes, due := 0, t0
+	for now := t0; now.Before(t0.Add(time.Second)); now = now.Add(time.Millisecond) {
+		if now.Before(due) {
+			continue // a flush is already due, which sends this event too
+		}
+		flushes++
+		due = now.Add(p.next(now))
+	}
+	if most := FlushBurst + int(time.Second/FlushInterval); flushes > most || flushes < most-2 {
+		t.Errorf("%d flushes in a second of events, want about %d", flushes, most)
+	}
+
+	// After a quiet second, a burst goes out at once again.
+	later := t0.Add(3 * time.Second)
+	for i := range FlushBurst {
+		if d := p.next(later); d != 0 {
+			t.Fatalf("after a quiet spell, flush %d: wait %v, want none", i+1, d)
 		}
 	}
 }
