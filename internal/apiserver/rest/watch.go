@@ -167,6 +167,9 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 	for {
 		select {
 		case <-ctx.Done():
+			// The watch's timeout, or the client gone: what is buffered
+			// goes out if it still can.
+			_ = ws.flush()
 			return nil
 		case <-soon.C:
 			armed = false
