@@ -251,21 +251,14 @@ func runFleet(b *testing.B, setup, bin, etcdBin, bins string, nodes, pods, watch
 		w.Reset()
 	}
 	cpu0 := cpuOf(u)
-	events0 := int64(0)
-	for _, w := range ws {
-		events0 += w.Events()
-	}
+	events0 := eventsOf(ws)
 	t0 := time.Now()
 	time.Sleep(duration)
 	window := time.Since(t0)
 	r.cpuPct = float64(cpuOf(u)-cpu0) / float64(window) * 100
 	r.lease, r.status = f.Lat.Summary(LeaseRenewal), f.Lat.Summary(StatusUpdate)
 	r.writesPerSec = float64(r.lease.N+r.status.N) / window.Seconds()
-	events := -events0
-	for _, w := range ws {
-		events += w.Events()
-	}
-	r.eventsPerSec = float64(events) / window.Seconds()
+	r.eventsPerSec = float64(eventsOf(ws)-events0) / window.Seconds()
 	var delays []time.Duration
 	for _, w := range ws {
 		w.mu.Lock()
@@ -291,6 +284,15 @@ func runFleet(b *testing.B, setup, bin, etcdBin, bins string, nodes, pods, watch
 		r.broken = fmt.Sprintf("Lease renewals failing (%v)", r.lease)
 	}
 	return r
+}
+
+// eventsOf is how many pod updates the informers of ws received in all.
+func eventsOf(ws []*Watchers) int64 {
+	var n int64
+	for _, w := range ws {
+		n += w.Events()
+	}
+	return n
 }
 
 func cpuOf(u *under) time.Duration {
