@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"runtime"
 	"slices"
@@ -113,7 +114,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.LeaseDuration == 0 {
 		o.LeaseDuration = 40 * time.Second
 	}
-	s := &syncer{o: o, log: o.Log, specs: map[types.UID]corev1.PodSpec{}, statuses: map[types.UID]corev1.PodStatus{},
+	s := &syncer{o: o, log: o.Log, specs: map[types.UID]corev1.PodSpec{}, statuses: map[types.UID][]byte{},
+		seen: map[types.UID]seenCopy{}, agentStatus: map[string]agentStatus{},
 		posted: map[string]*corev1.Event{}, retries: newRetries(o.now)}
 	return s.run(ctx)
 }
@@ -128,10 +130,17 @@ type syncer struct {
 	// lease is the Lease as the API last returned it, so a renewal is one
 	// conditional write (nil: read it first).
 	lease *coordinationv1.Lease
-	// statuses remembers, by mirror pod UID, the status last written, so
-	// that a status the informer has not caught up with yet is not
-	// written twice.
-	statuses map[types.UID]corev1.PodStatus
+	// statuses remembers, by mirror pod UID, the status last written (as
+	// statusJSON), so that a status the informer has not caught up with
+	// yet is not written twice.
+	statuses map[types.UID][]byte
+	// seen and agentStatus memoize what a sync derives, so that a sync
+	// of a node's pods marshals and compares only what changed (a fleet's
+	// nodes sync hundreds of times a second): seen, by mirror pod UID, the
+	// informer's copy at one resourceVersion; agentStatus, by pod key, the
+	// agent's status last seen.
+	seen        map[types.UID]seenCopy
+	agentStatus map[string]agentStatus
 	// specs remembers, by mirror pod UID, the spec the API stored when the
 	// pod was created (defaults included), to notice edits by others.
 	specs map[types.UID]corev1.PodSpec
@@ -484,24 +493,30 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 			}
 			continue
 		}
-		if known, ok := s.specs[cur.UID]; !ok {
-			s.specs[cur.UID] = cur.Spec // adopted after a restart
-		} else if !reflect.DeepEqual(cur.Spec, known) {
-			// Changed by someone else (a real kube-apiserver allows it): put it back.
-			if s.o.Recorder != nil {
-				s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: sp.Namespace, Name: sp.Name, UID: sp.UID},
-					corev1.EventTypeWarning, "MirrorPodReverted",
-					fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations[wellknown.AnnotationManifest], s.o.NodeName))
+		seen, ok := s.seen[cur.UID]
+		if !ok || seen.rv != cur.ResourceVersion || cur.ResourceVersion == "" {
+			seen = seenCopy{rv: cur.ResourceVersion, status: statusJSON(cur.Status)}
+			if known, ok := s.specs[cur.UID]; !ok {
+				s.specs[cur.UID] = cur.Spec // adopted after a restart
+			} else if !reflect.DeepEqual(cur.Spec, known) {
+				// Changed by someone else (a real kube-apiserver allows it): put it back.
+				if s.o.Recorder != nil {
+					s.o.Recorder.Event(corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: sp.Namespace, Name: sp.Name, UID: sp.UID},
+						corev1.EventTypeWarning, "MirrorPodReverted",
+						fmt.Sprintf("the spec of mirror pod %s was changed through the API; it was put back to the manifest's (%s). Edit the file on node %s to change the pod", sp.Name, sp.Annotations[wellknown.AnnotationManifest], s.o.NodeName))
+				}
+				if s.deletePod(ctx, cur) && s.retries.due("create "+key) {
+					s.retries.done("create "+key, s.createMirror(ctx, &sp))
+				}
+				continue
 			}
-			if s.deletePod(ctx, cur) && s.retries.due("create "+key) {
-				s.retries.done("create "+key, s.createMirror(ctx, &sp))
-			}
+			s.seen[cur.UID] = seen
+		}
+		status := s.agentStatusJSON(key, sp.Status)
+		if bytes.Equal(seen.status, status) {
 			continue
 		}
-		if statusEqual(cur.Status, sp.Status) {
-			continue
-		}
-		if posted, ok := s.statuses[cur.UID]; ok && statusEqual(posted, sp.Status) {
+		if posted, ok := s.statuses[cur.UID]; ok && bytes.Equal(posted, status) {
 			continue // written already; the informer has not seen it yet
 		}
 		if !s.retries.due("status " + key) {
@@ -517,7 +532,7 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 			}
 			continue // a conflict: the informer brings the newer pod, and a sync with it
 		}
-		s.statuses[cur.UID] = sp.Status
+		s.statuses[cur.UID] = status
 	}
 	for key, p := range byName {
 		if !want[key] {
@@ -539,42 +554,57 @@ func (s *syncer) syncPods(ctx context.Context, existing []*corev1.Pod) {
 	for _, p := range existing {
 		live[p.UID] = true
 	}
-	for uid := range s.specs {
-		if !live[uid] {
-			delete(s.specs, uid)
-		}
-	}
-	for uid := range s.statuses {
-		if !live[uid] {
-			delete(s.statuses, uid)
-		}
-	}
+	gone := func(uid types.UID) bool { return !live[uid] }
+	maps.DeleteFunc(s.specs, func(uid types.UID, _ corev1.PodSpec) bool { return gone(uid) })
+	maps.DeleteFunc(s.statuses, func(uid types.UID, _ []byte) bool { return gone(uid) })
+	maps.DeleteFunc(s.seen, func(uid types.UID, _ seenCopy) bool { return gone(uid) })
+	maps.DeleteFunc(s.agentStatus, func(key string, _ agentStatus) bool { return !want[key] })
 }
 
-func statusEqual(a, b corev1.PodStatus) bool {
-	// Compare as the API stores them: JSON, where times are at second
-	// precision (the runtime's container start and finish times are in
-	// ns, and would never equal the API's copy) and empty lists are left
-	// out like nil ones. Marshalling alone is enough: a JSON round trip
-	// and a deep compare cost a fleet's nodes several times more.
-	ja, erra := statusJSON(a)
-	jb, errb := statusJSON(b)
-	if erra != nil || errb != nil {
-		return reflect.DeepEqual(a, b)
-	}
-	return bytes.Equal(ja, jb)
+// seenCopy is what a sync derived from the informer's copy of a mirror
+// pod at resourceVersion rv: its status as statusJSON (its spec was
+// checked against the one created). A copy without a resourceVersion is
+// never taken for one seen.
+type seenCopy struct {
+	rv     string
+	status []byte
 }
 
-// statusJSON is st as JSON, without the conditions' probe times (which
-// change without the status changing).
-func statusJSON(st corev1.PodStatus) ([]byte, error) {
+// agentStatus is a status of the agent's and its statusJSON.
+type agentStatus struct {
+	status corev1.PodStatus
+	json   []byte
+}
+
+// agentStatusJSON is statusJSON of the agent's status st of pod key,
+// marshalled again only when st changed (a deep compare costs a fraction
+// of a marshal).
+func (s *syncer) agentStatusJSON(key string, st corev1.PodStatus) []byte {
+	if m, ok := s.agentStatus[key]; ok && reflect.DeepEqual(m.status, st) {
+		return m.json
+	}
+	b := statusJSON(st)
+	s.agentStatus[key] = agentStatus{status: *st.DeepCopy(), json: b}
+	return b
+}
+
+// statusJSON is st as the API stores it, to compare statuses with: JSON,
+// where times are at second precision (the runtime's container start and
+// finish times are in ns, and would never equal the API's copy) and empty
+// lists are left out like nil ones, without the conditions' probe times
+// (which change without the status changing). Marshalling alone is
+// enough: a JSON round trip and a deep compare cost a fleet's nodes
+// several times more. A PodStatus holds nothing json.Marshal fails on
+// (no channels, funcs or odd map keys), so its error is not looked at.
+func statusJSON(st corev1.PodStatus) []byte {
 	if len(st.Conditions) > 0 {
 		st.Conditions = slices.Clone(st.Conditions)
 		for i := range st.Conditions {
 			st.Conditions[i].LastProbeTime = metav1.Time{}
 		}
 	}
-	return json.Marshal(st)
+	b, _ := json.Marshal(st)
+	return b
 }
 
 func (s *syncer) mirrorSpec(sp *corev1.Pod) corev1.PodSpec {
@@ -615,7 +645,7 @@ func (s *syncer) createMirror(ctx context.Context, sp *corev1.Pod) error {
 	if _, err := s.o.Client.CoreV1().Pods(sp.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		s.log.Warn("setting mirror pod status", "pod", sp.Namespace+"/"+sp.Name, "err", err)
 	} else {
-		s.statuses[created.UID] = sp.Status
+		s.statuses[created.UID] = statusJSON(sp.Status)
 	}
 	s.log.Info("mirror pod created", "pod", sp.Namespace+"/"+sp.Name)
 	return nil

@@ -408,6 +408,31 @@ func TestMirrorStatusUpdatedOnlyOnChange(t *testing.T) {
 	}
 }
 
+// A status someone else wrote through the API is put back to the node's,
+// however often the node synced the pod before (a sync remembers what it
+// derived from a copy of the pod only for that copy's resourceVersion).
+func TestMirrorStatusWrittenByOthersPutBack(t *testing.T) {
+	f := start(t, staticPod("web", "h1", time.Now()))
+	old := f.mirror("web-n1", nil)
+	f.settled()
+	for range 3 {
+		f.nextRound()
+	}
+	f.settled()
+	base := f.statusUpdates()
+	other := old.DeepCopy()
+	other.Status.Phase = corev1.PodFailed
+	if _, err := f.client.CoreV1().Pods("default").UpdateStatus(context.Background(), other, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.nextRound()
+	f.mirror("web-n1", nil) // Running again
+	f.settled()
+	if n := f.statusUpdates(); n != base+2 {
+		t.Errorf("%d status updates after another writer's, want 2 (theirs, then the node's)", n-base)
+	}
+}
+
 func TestMirrorRecreatedWhenDeleted(t *testing.T) {
 	f := start(t, staticPod("web", "h1", time.Now()))
 	old := f.mirror("web-n1", nil)
