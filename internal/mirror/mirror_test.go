@@ -187,6 +187,11 @@ func startTweaked(t *testing.T, setup func(*fixture, *Options), pods ...corev1.P
 	f.client.PrependReactor("create", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
 		o := a.(k8stesting.CreateAction).GetObject()
 		if m, err := meta.Accessor(o); err == nil {
+			if m.GetName() != "" {
+				if _, err := f.client.Tracker().Get(a.GetResource(), m.GetNamespace(), m.GetName()); err == nil {
+					return false, nil, nil // refused as it exists: nothing stored
+				}
+			}
 			f.mu.Lock()
 			if m.GetUID() == "" {
 				f.uids++
