@@ -81,7 +81,8 @@ type Event struct {
 }
 
 // UpdateFunc computes a new value from the current one. Returning an error
-// aborts the update with that error.
+// aborts the update with that error. It may be called more than once, each
+// time with a newer current value.
 type UpdateFunc func(current Object) (newValue []byte, err error)
 
 // Store keeps objects under string keys such as "/pods/default/web-node1"

@@ -73,6 +73,9 @@ type Store struct {
 
 	progressInterval time.Duration
 	progressWatches  progressCounter
+	// guess is an update's first read of its object: a serializable read
+	// when nil (tests give a stale one).
+	guess func(ctx context.Context, key string) (storage.Object, error)
 
 	cancel    context.CancelFunc // stops the background goroutines
 	bg        sync.WaitGroup

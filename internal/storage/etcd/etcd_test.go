@@ -251,3 +251,100 @@ func TestRevokedLease(t *testing.T) {
 		t.Fatalf("Create after the shared lease was revoked: %v", err)
 	}
 }
+
+// TestUpdateFromStaleGuess: an update starts from a serializable read,
+// which a member behind the others may answer with an older value. Only
+// its write is conditioned on it: what it would decide from that value
+// alone (a conflict, not found, an error of update's, nothing to write)
+// is read again first, so a stale guess never changes the outcome.
+func TestUpdateFromStaleGuess(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		// guess is what the first read gives: the older value, or nothing.
+		guess string
+		// expectCurrent: the update names the current revision.
+		expectCurrent bool
+		// update computes the new value from the current one ("" errs).
+		update func(cur string) string
+		want   string
+	}{
+		{name: "a change of the older value is made to the current one", guess: "v1",
+			update: func(cur string) string { return cur + "+x" }, want: "v2+x"},
+		{name: "the older value again is written, not taken for no change", guess: "v1",
+			update: func(string) string { return "v1" }, want: "v1"},
+		{name: "the current revision expected is no conflict", guess: "v1", expectCurrent: true,
+			update: func(cur string) string { return cur + "+x" }, want: "v2+x"},
+		{name: "not found in the guess, found when read again", guess: "",
+			update: func(cur string) string { return cur + "+x" }, want: "v2+x"},
+		{name: "refused from the older value, done from the current one", guess: "v1",
+			update: func(cur string) string {
+				if cur == "v1" {
+					return ""
+				}
+				return cur + "+x"
+			}, want: "v2+x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openEmbedded(t)
+			rev1, err := s.Create(ctx, "/k", []byte("v1"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := storage.Object{Key: "/k", Value: []byte("v1"), Revision: rev1}
+			cur, err := s.Update(ctx, "/k", 0, func(storage.Object) ([]byte, error) { return []byte("v2"), nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.guess = func(context.Context, string) (storage.Object, error) {
+				if tc.guess == "" {
+					return storage.Object{}, fmt.Errorf("get %q: %w", "/k", storage.ErrNotFound)
+				}
+				return old, nil
+			}
+			expect := int64(0)
+			if tc.expectCurrent {
+				expect = cur.Revision
+			}
+			got, err := s.Update(ctx, "/k", expect, func(o storage.Object) ([]byte, error) {
+				v := tc.update(string(o.Value))
+				if v == "" {
+					return nil, errors.New("refused")
+				}
+				return []byte(v), nil
+			})
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			stored, err := s.Get(ctx, "/k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got.Value) != tc.want || string(stored.Value) != tc.want || got.Revision != stored.Revision || got.Revision <= cur.Revision {
+				t.Errorf("returned %q at %d, stored %q at %d (was at %d), want %q written", got.Value, got.Revision, stored.Value, stored.Revision, cur.Revision, tc.want)
+			}
+		})
+	}
+	// A real conflict and a real absence stay what they are.
+	s := openEmbedded(t)
+	rev1, err := s.Create(ctx, "/k", []byte("v1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "/k", 0, func(storage.Object) ([]byte, error) { return []byte("v2"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	s.guess = func(_ context.Context, key string) (storage.Object, error) {
+		if key != "/k" {
+			return storage.Object{}, fmt.Errorf("get %q: %w", key, storage.ErrNotFound)
+		}
+		return storage.Object{Key: "/k", Value: []byte("v1"), Revision: rev1}, nil
+	}
+	same := func(o storage.Object) ([]byte, error) { return o.Value, nil }
+	if _, err := s.Update(ctx, "/k", rev1, same); !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("update at the older revision: %v, want a conflict", err)
+	}
+	if _, err := s.Update(ctx, "/gone", 0, same); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("update of nothing: %v, want not found", err)
+	}
+}

@@ -89,7 +89,11 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 
 // Get returns the object at key.
 func (s *Store) Get(ctx context.Context, key string) (storage.Object, error) {
-	resp, err := s.client.Get(ctx, s.etcdKey(key))
+	return s.get(ctx, key)
+}
+
+func (s *Store) get(ctx context.Context, key string, opts ...clientv3.OpOption) (storage.Object, error) {
+	resp, err := s.client.Get(ctx, s.etcdKey(key), opts...)
 	if err != nil {
 		return storage.Object{}, mapErr(ctx, "get", key, err)
 	}
@@ -175,17 +179,45 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 // object is returned, as kube-apiserver does.
 func (s *Store) Update(ctx context.Context, key string, expectRevision int64, update storage.UpdateFunc) (storage.Object, error) {
 	k := s.etcdKey(key)
-	cur, err := s.Get(ctx, key)
-	if err != nil {
-		return storage.Object{}, fmt.Errorf("update: %w", err)
+	// The first read is a guess: serializable, from whichever member
+	// answers, without the round of the cluster a linearizable read costs
+	// (as kube-apiserver starts from its watch cache's copy). The write is
+	// conditioned on the revision read, so a stale guess only costs a
+	// retry; what would be decided from the guess alone (a conflict, not
+	// found, an error of update's, nothing to write) is read again
+	// linearizably first.
+	var cur storage.Object
+	var err error
+	if s.guess != nil {
+		cur, err = s.guess(ctx, key)
+	} else {
+		cur, err = s.get(ctx, key, clientv3.WithSerializable())
 	}
+	fresh := false
 	for {
+		if err != nil && !fresh && errors.Is(err, storage.ErrNotFound) {
+			cur, err = s.get(ctx, key)
+			fresh = true
+		}
+		if err != nil {
+			return storage.Object{}, fmt.Errorf("update: %w", err)
+		}
 		if expectRevision > 0 && cur.Revision != expectRevision {
+			if !fresh && cur.Revision < expectRevision {
+				cur, err = s.get(ctx, key)
+				fresh = true
+				continue
+			}
 			return storage.Object{}, fmt.Errorf("update %q at revision %d: it is at revision %d: %w", key, expectRevision, cur.Revision, storage.ErrConflict)
 		}
-		value, err := update(cur)
-		if err != nil {
-			return storage.Object{}, err
+		value, uerr := update(cur)
+		if !fresh && (uerr != nil || bytes.Equal(value, cur.Value)) {
+			cur, err = s.get(ctx, key)
+			fresh = true
+			continue
+		}
+		if uerr != nil {
+			return storage.Object{}, uerr
 		}
 		if bytes.Equal(value, cur.Value) {
 			return cur, nil
@@ -201,11 +233,13 @@ func (s *Store) Update(ctx context.Context, key string, expectRevision int64, up
 		if resp.Succeeded {
 			return storage.Object{Key: key, Value: value, Revision: resp.Header.Revision}, nil
 		}
+		// The Else's read is linearizable: a transaction goes through the
+		// cluster.
 		kvs := resp.Responses[0].GetResponseRange().GetKvs()
 		if len(kvs) == 0 {
 			return storage.Object{}, fmt.Errorf("update %q: %w", key, storage.ErrNotFound)
 		}
-		cur = s.object(kvs[0])
+		cur, fresh = s.object(kvs[0]), true
 	}
 }
 
