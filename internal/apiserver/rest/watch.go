@@ -213,7 +213,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rq *request.
 // a stream is a TLS record and a write to its connection (through HTTP/2,
 // also two hand-offs between goroutines); with many watchers of busy
 // resources that was most of the server's CPU.
-const FlushInterval = 20 * time.Millisecond
+const FlushInterval = 50 * time.Millisecond
 
 // FlushBurst is how many flushes a quiet stream makes at once before
 // FlushInterval spaces them: a few changes in a row (a graceful delete,
