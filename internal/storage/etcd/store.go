@@ -186,34 +186,26 @@ func (s *Store) Update(ctx context.Context, key string, expectRevision int64, up
 	// retry; what would be decided from the guess alone (a conflict, not
 	// found, an error of update's, nothing to write) is read again
 	// linearizably first.
-	var cur storage.Object
-	var err error
-	if s.guess != nil {
-		cur, err = s.guess(ctx, key)
-	} else {
-		cur, err = s.get(ctx, key, clientv3.WithSerializable())
-	}
+	cur, err := s.firstRead(ctx, key)
 	fresh := false
+	again := func() { cur, err = s.get(ctx, key); fresh = true } // linearizably
 	for {
 		if err != nil && !fresh && errors.Is(err, storage.ErrNotFound) {
-			cur, err = s.get(ctx, key)
-			fresh = true
+			again()
 		}
 		if err != nil {
 			return storage.Object{}, fmt.Errorf("update: %w", err)
 		}
 		if expectRevision > 0 && cur.Revision != expectRevision {
 			if !fresh && cur.Revision < expectRevision {
-				cur, err = s.get(ctx, key)
-				fresh = true
+				again()
 				continue
 			}
 			return storage.Object{}, fmt.Errorf("update %q at revision %d: it is at revision %d: %w", key, expectRevision, cur.Revision, storage.ErrConflict)
 		}
 		value, uerr := update(cur)
 		if !fresh && (uerr != nil || bytes.Equal(value, cur.Value)) {
-			cur, err = s.get(ctx, key)
-			fresh = true
+			again()
 			continue
 		}
 		if uerr != nil {
@@ -241,6 +233,15 @@ func (s *Store) Update(ctx context.Context, key string, expectRevision int64, up
 		}
 		cur, fresh = s.object(kvs[0]), true
 	}
+}
+
+// firstRead is an update's first read of its object: serializable, unless
+// a test gave Store.guess.
+func (s *Store) firstRead(ctx context.Context, key string) (storage.Object, error) {
+	if s.guess != nil {
+		return s.guess(ctx, key)
+	}
+	return s.get(ctx, key, clientv3.WithSerializable())
 }
 
 // Delete removes the object at key and returns its last value, with the
