@@ -598,9 +598,7 @@ func keepStatus(dst, src kinds.Object) {
 
 // onlyStatus returns old with new's status (an update of the status subresource).
 func onlyStatus(k *kinds.Kind, oldObj, newObj kinds.Object) kinds.Object {
-	out := k.NewObj()
-	raw, _ := json.Marshal(oldObj)
-	_ = json.Unmarshal(raw, out)
+	out := copyObject(k, oldObj)
 	keepStatus(out, newObj)
 	return out
 }
